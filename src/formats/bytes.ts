@@ -1,0 +1,98 @@
+import { MoePruneError, throwIfAborted } from '../core/errors.ts';
+
+/**
+ * Random access to the bytes of one file. Implemented over a browser Blob/File, over a file on disk (Node),
+ * over chunks stored in IndexedDB, or over memory. Nothing in the core reads a whole file at once.
+ */
+export interface ByteSource {
+  /** File name as the user knows it (relative path inside the checkpoint folder). */
+  readonly name: string;
+  readonly size: number;
+  /** Exactly `length` bytes starting at `offset`; throws TruncatedFile if the source is shorter. */
+  read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+}
+
+/** A checkpoint is a set of named files (shards, config, index, tokenizer). */
+export interface FileSet {
+  /** Base names (relative paths) of every file. */
+  names(): string[];
+  get(name: string): ByteSource | undefined;
+}
+
+export function requireFile(files: FileSet, name: string): ByteSource {
+  const f = files.get(name);
+  if (!f) throw new MoePruneError('MissingFile', `the checkpoint has no file "${name}"`, name);
+  return f;
+}
+
+export async function readText(src: ByteSource, signal?: AbortSignal): Promise<string> {
+  if (src.size > 256 * 1024 * 1024)
+    throw new MoePruneError('InvalidArgument', `text file is ${src.size} bytes; refusing to read it whole`, src.name);
+  return new TextDecoder('utf-8', { fatal: false }).decode(await src.read(0, src.size, signal));
+}
+
+export async function readJson<T = unknown>(src: ByteSource, signal?: AbortSignal): Promise<T> {
+  const text = await readText(src, signal);
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new MoePruneError('InvalidConfig', `not valid JSON (${(e as Error).message})`, src.name);
+  }
+}
+
+function checkRange(name: string, size: number, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
+    throw new MoePruneError('InvalidArgument', `bad byte range ${offset}+${length}`, name);
+  if (offset + length > size)
+    throw new MoePruneError('TruncatedFile', `needs bytes ${offset}..${offset + length} but the file has ${size}`, name);
+}
+
+/** Bytes held in memory (tests, small generated files). */
+export class MemorySource implements ByteSource {
+  constructor(
+    readonly name: string,
+    private readonly bytes: Uint8Array,
+  ) {}
+  get size(): number {
+    return this.bytes.byteLength;
+  }
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    throwIfAborted(signal);
+    checkRange(this.name, this.size, offset, length);
+    return this.bytes.slice(offset, offset + length);
+  }
+}
+
+/** A browser Blob or File, read with Blob.slice so that only the requested range is ever loaded. */
+export class BlobSource implements ByteSource {
+  constructor(
+    readonly name: string,
+    private readonly blob: Blob,
+  ) {}
+  get size(): number {
+    return this.blob.size;
+  }
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    throwIfAborted(signal);
+    checkRange(this.name, this.size, offset, length);
+    try {
+      return new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
+    } catch (e) {
+      // A File whose backing disk file changed or vanished after the drop fails here (NotReadableError).
+      throw new MoePruneError('IoError', `cannot read the file any more (${(e as Error).message}); drop it again`, this.name, { cause: e });
+    }
+  }
+}
+
+export class MapFileSet implements FileSet {
+  private readonly map = new Map<string, ByteSource>();
+  constructor(sources: Iterable<ByteSource>) {
+    for (const s of sources) this.map.set(s.name, s);
+  }
+  names(): string[] {
+    return [...this.map.keys()].sort();
+  }
+  get(name: string): ByteSource | undefined {
+    return this.map.get(name);
+  }
+}

@@ -1,0 +1,127 @@
+import { MoePruneError } from '../core/errors.ts';
+
+/** Every dtype name the reference safetensors reader (0.8) knows, with its width in bits. */
+export const DTYPE_BITS = {
+  BOOL: 8,
+  F4: 4,
+  F6_E2M3: 6,
+  F6_E3M2: 6,
+  U8: 8,
+  I8: 8,
+  F8_E5M2: 8,
+  F8_E4M3: 8,
+  F8_E8M0: 8,
+  F8_E4M3FNUZ: 8,
+  F8_E5M2FNUZ: 8,
+  I16: 16,
+  U16: 16,
+  F16: 16,
+  BF16: 16,
+  I32: 32,
+  U32: 32,
+  F32: 32,
+  C64: 64,
+  F64: 64,
+  I64: 64,
+  U64: 64,
+} as const;
+
+export type DType = keyof typeof DTYPE_BITS;
+
+export function isDType(s: string): s is DType {
+  return Object.prototype.hasOwnProperty.call(DTYPE_BITS, s);
+}
+
+export function dtypeBits(d: DType): number {
+  return DTYPE_BITS[d];
+}
+
+/** Shape of a tensor, outermost dimension first (row-major). */
+export type Shape = readonly number[];
+
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Bytes of a tensor; throws for sub-byte dtypes whose element count does not fill whole bytes. */
+export function byteSize(dtype: DType, shape: Shape): number {
+  const bits = numel(shape) * dtypeBits(dtype);
+  if (bits % 8 !== 0) throw new MoePruneError('MisalignedSlice', `${dtype}${JSON.stringify(shape)} is not a whole number of bytes`);
+  return bits / 8;
+}
+
+/** dtypes we can widen to f32 (for GPU upload, statistics and checks). */
+export type FloatDType = 'F32' | 'F16' | 'BF16' | 'F8_E4M3' | 'F8_E5M2' | 'F64';
+
+const f32buf = new Float32Array(1);
+const u32buf = new Uint32Array(f32buf.buffer);
+
+export function bf16ToF32(bits: number): number {
+  u32buf[0] = (bits & 0xffff) << 16;
+  return f32buf[0]!;
+}
+
+export function f16ToF32(h: number): number {
+  const s = (h & 0x8000) >> 15;
+  const e = (h & 0x7c00) >> 10;
+  const f = h & 0x03ff;
+  let v: number;
+  if (e === 0) v = f * 2 ** -24;
+  else if (e === 31) v = f ? NaN : Infinity;
+  else v = (1 + f / 1024) * 2 ** (e - 15);
+  return s ? -v : v;
+}
+
+/** OCP FP8 E4M3 "fn" variant (no infinities; S.1111.111 is NaN), as torch.float8_e4m3fn. */
+export function f8e4m3ToF32(b: number): number {
+  const s = b & 0x80 ? -1 : 1;
+  const e = (b >> 3) & 0xf;
+  const m = b & 0x7;
+  if (e === 0xf && m === 0x7) return NaN;
+  if (e === 0) return s * m * 2 ** -9;
+  return s * (1 + m / 8) * 2 ** (e - 7);
+}
+
+/** OCP FP8 E5M2 (IEEE-like, with infinities), as torch.float8_e5m2. */
+export function f8e5m2ToF32(b: number): number {
+  return f16ToF32((b & 0xff) << 8);
+}
+
+/** Round-to-nearest-even f32 → bf16 bits (NaN stays NaN). */
+export function f32ToBf16(x: number): number {
+  f32buf[0] = x;
+  const u = u32buf[0]!;
+  if ((u & 0x7fffffff) > 0x7f800000) return (u >>> 16) | 0x40;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Widen little-endian bytes of a float dtype to f32. Works on unaligned input (DataView). */
+export function decodeToF32(dtype: DType, bytes: Uint8Array, name = 'tensor'): Float32Array {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = (bytes.byteLength * 8) / dtypeBits(dtype);
+  const out = new Float32Array(n);
+  switch (dtype) {
+    case 'F32':
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
+      return out;
+    case 'F64':
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true);
+      return out;
+    case 'BF16':
+      for (let i = 0; i < n; i++) out[i] = bf16ToF32(dv.getUint16(i * 2, true));
+      return out;
+    case 'F16':
+      for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true));
+      return out;
+    case 'F8_E4M3':
+      for (let i = 0; i < n; i++) out[i] = f8e4m3ToF32(bytes[i]!);
+      return out;
+    case 'F8_E5M2':
+      for (let i = 0; i < n; i++) out[i] = f8e5m2ToF32(bytes[i]!);
+      return out;
+    default:
+      throw new MoePruneError('UnsupportedDtype', `cannot decode ${dtype} to f32`, name);
+  }
+}
