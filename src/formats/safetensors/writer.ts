@@ -1,0 +1,113 @@
+import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
+import type { ProgressSink } from '../../core/progress.ts';
+import { byteSize, DTYPE_BITS, type DType, type Shape } from '../dtype.ts';
+
+/** Where written bytes go: a file on disk (Node), a File System Access writable, a download blob, memory. */
+export interface ByteSink {
+  write(bytes: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A tensor to write: its bytes are produced on demand, in any number of pieces, so nothing is held whole. */
+export interface WriterTensor {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: Shape;
+  data(): AsyncIterable<Uint8Array>;
+}
+
+const DTYPE_ORDER = new Map(Object.keys(DTYPE_BITS).map((d, i) => [d, i]));
+
+/**
+ * The official writer's order: descending dtype (enum order, i.e. widest first), then name. Every tensor then
+ * starts at a multiple of its element size once the data buffer is 8-aligned.
+ */
+export function officialOrder<T extends { name: string; dtype: DType }>(tensors: readonly T[]): T[] {
+  return [...tensors].sort((a, b) => DTYPE_ORDER.get(b.dtype)! - DTYPE_ORDER.get(a.dtype)! || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** The 8-byte length + JSON header (padded with spaces to a multiple of 8), and the tensors in data order. */
+export function buildHeader(
+  tensors: readonly { name: string; dtype: DType; shape: Shape }[],
+  metadata: Record<string, string> | null = { format: 'pt' },
+): { bytes: Uint8Array; order: string[]; dataBytes: number } {
+  const ordered = officialOrder(tensors);
+  const seen = new Set<string>();
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let off = 0;
+  for (const t of ordered) {
+    if (seen.has(t.name)) throw new MoePruneError('DuplicateTensor', `tensor "${t.name}" written twice`);
+    seen.add(t.name);
+    const len = byteSize(t.dtype, t.shape);
+    header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [off, off + len] };
+    off += len;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.byteLength / 8) * 8;
+  const bytes = new Uint8Array(8 + padded).fill(0x20, 8 + json.byteLength);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(padded), true);
+  bytes.set(json, 8);
+  return { bytes, order: ordered.map((t) => t.name), dataBytes: off };
+}
+
+export interface WriteOptions {
+  readonly metadata?: Record<string, string> | null;
+  readonly signal?: AbortSignal;
+  readonly onBytes?: (written: number) => void;
+  readonly file?: string;
+  readonly onProgress?: ProgressSink;
+}
+
+/** Streams one .safetensors file into `sink`; checks each tensor produced exactly its declared byte count. */
+export async function writeSafetensors(sink: ByteSink, tensors: readonly WriterTensor[], opts: WriteOptions = {}): Promise<number> {
+  const { bytes, order, dataBytes } = buildHeader(tensors, opts.metadata === undefined ? { format: 'pt' } : opts.metadata);
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  await sink.write(bytes);
+  let written = bytes.byteLength;
+  const total = bytes.byteLength + dataBytes;
+  for (const name of order) {
+    const t = byName.get(name)!;
+    const expected = byteSize(t.dtype, t.shape);
+    let got = 0;
+    for await (const piece of t.data()) {
+      throwIfAborted(opts.signal);
+      got += piece.byteLength;
+      if (got > expected) break;
+      await sink.write(piece);
+      written += piece.byteLength;
+      opts.onBytes?.(written);
+      opts.onProgress?.({ phase: 'write', done: written, total, unit: 'bytes', file: opts.file });
+    }
+    if (got !== expected)
+      throw new MoePruneError('IoError', `tensor "${name}" produced ${got} bytes, expected ${expected}`, opts.file);
+  }
+  return written;
+}
+
+/** Collects everything written (tests, small files). */
+export class MemorySink implements ByteSink {
+  private readonly parts: Uint8Array[] = [];
+  closed = false;
+  async write(bytes: Uint8Array): Promise<void> {
+    this.parts.push(bytes.slice());
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+  bytes(): Uint8Array {
+    const n = this.parts.reduce((s, p) => s + p.byteLength, 0);
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (const p of this.parts) {
+      out.set(p, o);
+      o += p.byteLength;
+    }
+    return out;
+  }
+}
+
+/** Yields one in-memory array as tensor data. */
+export async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+}
