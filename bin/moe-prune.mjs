@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+// Entry point of the `moe-prune` CLI: runs the TypeScript core directly (through tsx), so the CLI, the page and
+// the tests share one implementation. WGSL files are imported with Vite's `?raw` suffix; a loader hook makes
+// Node understand that too.
+import { register } from 'node:module';
+import { existsSync } from 'node:fs';
+import { register as registerTsx } from 'tsx/esm/api';
+
+const wgslHook = new URL('../src/cli/wgsl-loader.mjs', import.meta.url);
+if (existsSync(wgslHook)) register(wgslHook);
+registerTsx();
+process.env.XDG_RUNTIME_DIR ??= '/tmp';
+
+const { main } = await import('../src/cli/main.ts');
+const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });
+process.exit(code);
