@@ -1,0 +1,25 @@
+/** Human-readable sizes and durations for progress lines and error messages (decimal units, as disks are sold). */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return String(n);
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = Math.abs(n);
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  const s = u === 0 ? String(Math.round(v)) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+  return `${n < 0 ? '-' : ''}${s} ${units[u]}`;
+}
+
+export function formatRate(bytesPerSec: number): string {
+  return `${(bytesPerSec / 1e6).toFixed(1)} MB/s`;
+}
+
+export function formatEta(sec: number | undefined): string {
+  if (sec === undefined || !Number.isFinite(sec)) return '–';
+  if (sec < 60) return `${Math.ceil(sec)} s`;
+  const m = Math.floor(sec / 60);
+  if (m < 60) return `${m} min ${Math.round(sec - m * 60)} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}

@@ -1,0 +1,39 @@
+import { BlobSource, MapFileSet, type FileSet } from '../formats/bytes.ts';
+import type { SourceFile } from './weight-store.ts';
+
+/** A picked or dropped file with the path it had under the dropped folder ('' or its own name for loose files). */
+export interface PickedFile {
+  readonly file: File;
+  readonly path: string;
+}
+
+/**
+ * Names files relative to the checkpoint folder: when every path starts with the same top folder
+ * (the folder the user dropped), that folder is dropped, so `Mixtral/config.json` becomes `config.json`
+ * while `Mixtral/original/x.bin` keeps `original/x.bin`.
+ */
+export function toSourceFiles(picked: readonly PickedFile[]): SourceFile[] {
+  const paths = picked.map((p) => (p.path || p.file.name).replace(/\\/g, '/').replace(/^\/+/, ''));
+  const tops = new Set(paths.map((p) => (p.includes('/') ? p.slice(0, p.indexOf('/')) : '')));
+  const strip = tops.size === 1 && !tops.has('') ? [...tops][0]!.length + 1 : 0;
+  return picked.map((p, i) => ({
+    name: paths[i]!.slice(strip),
+    size: p.file.size,
+    lastModified: p.file.lastModified,
+    blob: p.file,
+  }));
+}
+
+/** "Read from the dropped files": a FileSet over the files themselves; nothing is copied. */
+export function directFileSet(files: readonly SourceFile[]): FileSet {
+  return new MapFileSet(files.map((f) => new BlobSource(f.name, f.blob)));
+}
+
+/** A display name for a checkpoint: the dropped folder's name, else the first file's stem. */
+export function checkpointName(picked: readonly PickedFile[]): string {
+  const first = picked[0];
+  if (!first) return 'checkpoint';
+  const p = first.path || first.file.name;
+  if (p.includes('/')) return p.replace(/^\/+/, '').split('/')[0]!;
+  return first.file.name.replace(/\.[^.]+$/, '') || 'checkpoint';
+}
