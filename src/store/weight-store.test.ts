@@ -6,7 +6,7 @@ import { directFileSet, toSourceFiles } from './source-files.ts';
 import { fixedStorageAccess } from './storage-access.ts';
 import { WeightStore, type IngestProgress, type SourceFile } from './weight-store.ts';
 
-function randomBytes(n: number, seed: number): Uint8Array {
+function randomBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(n);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
@@ -18,7 +18,7 @@ function randomBytes(n: number, seed: number): Uint8Array {
   return out;
 }
 
-function source(name: string, bytes: Uint8Array, lastModified = 1000): SourceFile {
+function source(name: string, bytes: Uint8Array<ArrayBuffer>, lastModified = 1000): SourceFile {
   return { name, size: bytes.byteLength, lastModified, blob: new Blob([bytes]) };
 }
 
