@@ -1,0 +1,124 @@
+import { open, readdir, stat } from 'node:fs/promises';
+import { basename, dirname, join, relative, sep } from 'node:path';
+import { MoePruneError, throwIfAborted } from '../core/errors.ts';
+import { MapFileSet, type ByteSource, type FileSet } from '../formats/bytes.ts';
+
+/** Largest single positional read; bigger requests are assembled from pieces of this size. */
+const MAX_READ_PIECE = 64 << 20;
+
+function ioError(e: unknown, name: string, what: string): MoePruneError {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') return new MoePruneError('MissingFile', `${what}: the file does not exist`, name, { cause: e });
+  return new MoePruneError('IoError', `${what}: ${(e as Error).message}`, name, { cause: e });
+}
+
+/**
+ * A file on disk read by position. Each read opens, reads and closes the file, so no descriptor outlives a call
+ * (a checkpoint has many shards and callers never need to close anything); only the requested range is read.
+ */
+export class NodeFileSource implements ByteSource {
+  constructor(
+    readonly name: string,
+    readonly path: string,
+    readonly size: number,
+  ) {}
+
+  static async open(path: string, name = basename(path)): Promise<NodeFileSource> {
+    try {
+      const s = await stat(path);
+      if (!s.isFile()) throw new MoePruneError('InvalidArgument', 'not a regular file', name);
+      return new NodeFileSource(name, path, s.size);
+    } catch (e) {
+      if (e instanceof MoePruneError) throw e;
+      throw ioError(e, name, 'cannot open');
+    }
+  }
+
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    throwIfAborted(signal);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
+      throw new MoePruneError('InvalidArgument', `bad byte range ${offset}+${length}`, this.name);
+    if (offset + length > this.size)
+      throw new MoePruneError('TruncatedFile', `needs bytes ${offset}..${offset + length} but the file has ${this.size}`, this.name);
+    const out = new Uint8Array(length);
+    if (length === 0) return out;
+    let fh;
+    try {
+      fh = await open(this.path, 'r');
+    } catch (e) {
+      throw ioError(e, this.name, 'cannot open');
+    }
+    try {
+      let done = 0;
+      while (done < length) {
+        throwIfAborted(signal);
+        const want = Math.min(MAX_READ_PIECE, length - done);
+        const { bytesRead } = await fh.read(out, done, want, offset + done);
+        // The file shrank after we measured it.
+        if (bytesRead === 0)
+          throw new MoePruneError('TruncatedFile', `ended at byte ${offset + done}, expected ${this.size} bytes (changed on disk?)`, this.name);
+        done += bytesRead;
+      }
+      return out;
+    } catch (e) {
+      if (e instanceof MoePruneError) throw e;
+      throw ioError(e, this.name, `cannot read bytes ${offset}..${offset + length}`);
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+/** Regular files under `dir` (following symlinks, as Hub cache snapshots are links), skipping dot-folders. */
+async function listFiles(root: string, dir: string, out: string[]): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  for (const ent of entries) {
+    const full = join(dir, ent.name);
+    let s;
+    try {
+      s = await stat(full);
+    } catch {
+      continue; // dangling link
+    }
+    if (s.isDirectory()) {
+      if (!ent.name.startsWith('.')) await listFiles(root, full, out);
+    } else if (s.isFile()) out.push(relative(root, full).split(sep).join('/'));
+  }
+}
+
+/**
+ * The files of a checkpoint on disk. A directory gives every regular file inside (names relative to it);
+ * a single .safetensors file gives just it, plus `config.json` beside it if present (or, failing that,
+ * `<stem>_config.json`, as single-file test fixtures are stored), under the name `config.json`.
+ */
+export async function openNodeFileSet(path: string): Promise<FileSet> {
+  let s;
+  try {
+    s = await stat(path);
+  } catch (e) {
+    throw ioError(e, path, 'cannot open the checkpoint');
+  }
+  if (s.isDirectory()) {
+    const names: string[] = [];
+    try {
+      await listFiles(path, path, names);
+    } catch (e) {
+      throw ioError(e, path, 'cannot list the folder');
+    }
+    return new MapFileSet(await Promise.all(names.map((n) => NodeFileSource.open(join(path, n), n))));
+  }
+  if (!s.isFile()) throw new MoePruneError('InvalidArgument', 'is neither a folder nor a file', path);
+  if (!path.endsWith('.safetensors'))
+    throw new MoePruneError('InvalidArgument', 'give a checkpoint folder or a .safetensors file', path);
+  const sources: ByteSource[] = [await NodeFileSource.open(path)];
+  const dir = dirname(path);
+  const stem = basename(path).slice(0, -'.safetensors'.length);
+  for (const cfg of [join(dir, 'config.json'), join(dir, `${stem}_config.json`)]) {
+    const src = await NodeFileSource.open(cfg, 'config.json').catch(() => undefined);
+    if (src) {
+      sources.push(src);
+      break;
+    }
+  }
+  return new MapFileSet(sources);
+}
