@@ -1,0 +1,45 @@
+import { useEffect } from 'react';
+import { AdapterPanel } from './AdapterPanel.tsx';
+import { DropZone } from './DropZone.tsx';
+import { ErrorBanner } from './ErrorBanner.tsx';
+import { IngestPanel } from './IngestPanel.tsx';
+import { ModelSummary } from './ModelSummary.tsx';
+import { StoredModels } from './StoredModels.tsx';
+import { initGpu, refreshModels } from './state.ts';
+
+export function App() {
+  useEffect(() => {
+    void initGpu();
+    void refreshModels();
+  }, []);
+  return (
+    <div className="app">
+      <header className="topbar">
+        <div className="brand">
+          <div className="logo" aria-hidden>
+            <span />
+            <span />
+            <span />
+            <span />
+          </div>
+          <div>
+            <h1>MoE Prune Studio</h1>
+            <div className="tagline">Prune Mixture-of-Experts checkpoints on your own GPU. Your weights never leave this machine.</div>
+          </div>
+        </div>
+        <AdapterPanel />
+      </header>
+      <ErrorBanner />
+      <main className="layout">
+        <div className="col-side">
+          <DropZone />
+          <StoredModels />
+        </div>
+        <div className="col-main">
+          <IngestPanel />
+          <ModelSummary />
+        </div>
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,249 @@
+import type { ReactNode } from 'react';
+import type { CheckpointSummary } from '../models/types.ts';
+import { formatBytes } from '../store/format.ts';
+import { storeCurrent, useApp, type CurrentModel } from './state.ts';
+
+const FAMILY_NAMES: Record<CheckpointSummary['family'], string> = {
+  mixtral: 'Mixtral',
+  qwen2_moe: 'Qwen2-MoE',
+  qwen3_moe: 'Qwen3-MoE',
+  olmoe: 'OLMoE',
+  phimoe: 'Phi-MoE',
+  deepseek_v2: 'DeepSeek-V2',
+  deepseek_v3: 'DeepSeek-V3',
+  arctic: 'Arctic',
+  granitemoe: 'Granite-MoE',
+};
+
+function count(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;
+  return String(n);
+}
+
+/** "0–3, 5, 7–9" for a sorted list of layer indices. */
+function ranges(xs: readonly number[]): string {
+  if (xs.length === 0) return 'none';
+  const parts: string[] = [];
+  let start = xs[0]!;
+  let prev = start;
+  for (const x of [...xs.slice(1), Number.NaN]) {
+    if (x === prev + 1) {
+      prev = x;
+      continue;
+    }
+    parts.push(start === prev ? String(start) : `${start}–${prev}`);
+    start = prev = x;
+  }
+  return parts.join(', ');
+}
+
+function routingText(r: CheckpointSummary['routing']): string {
+  const bits = [r.scoring, r.normTopkProb ? 'renormalised top-k' : 'no renormalisation'];
+  if (r.groups) bits.push(`group-limited ${r.groups.topkGroup} of ${r.groups.nGroup} groups`);
+  if (r.routedScalingFactor !== undefined && r.routedScalingFactor !== 1) bits.push(`scaled ×${r.routedScalingFactor}`);
+  if (r.correctionBias) bits.push('score-correction bias');
+  return bits.join(', ');
+}
+
+function Fact({ label, children, testid }: { label: string; children: ReactNode; testid?: string }) {
+  return (
+    <div className="fact">
+      <dt>{label}</dt>
+      <dd data-testid={testid}>{children}</dd>
+    </div>
+  );
+}
+
+function NameList({ title, names, testid }: { title: string; names: readonly string[]; testid: string }) {
+  return (
+    <div className={`namelist${names.length ? ' namelist-bad' : ''}`} data-testid={testid} data-count={names.length}>
+      <h3>
+        {title} <span className="chip">{names.length}</span>
+      </h3>
+      {names.length > 0 && (
+        <details>
+          <summary>show</summary>
+          <ul className="mono small">
+            {names.slice(0, 200).map((n) => (
+              <li key={n}>{n}</li>
+            ))}
+            {names.length > 200 && <li>… and {names.length - 200} more</li>}
+          </ul>
+        </details>
+      )}
+    </div>
+  );
+}
+
+function fileRole(name: string, shards: readonly string[]): string {
+  if (shards.includes(name)) return 'shard';
+  if (name === 'config.json') return 'config';
+  if (name.endsWith('.index.json')) return 'index';
+  if (name.startsWith('tokenizer')) return 'tokenizer';
+  return 'other';
+}
+
+function StorageActions({ cur }: { cur: CurrentModel }) {
+  const ingesting = useApp((s) => s.ingest !== null);
+  if (cur.mode === 'stored')
+    return (
+      <span className="chip chip-ok" data-testid="mode">
+        Stored in this browser
+      </span>
+    );
+  const partial = cur.match && !cur.match.record.complete;
+  const already = cur.match?.record.complete;
+  return (
+    <div className="actions">
+      <span className="chip" data-testid="mode" title="The pipeline reads the dropped files directly; nothing is copied">
+        Reading the dropped files · nothing copied
+      </span>
+      <button className="btn btn-primary" data-testid="store-button" disabled={ingesting} onClick={() => void storeCurrent()}>
+        {already
+          ? 'Open stored copy'
+          : partial
+            ? `Resume storing (${formatBytes(cur.match!.record.totalBytes - cur.match!.storedBytes)} left)`
+            : 'Store in browser'}
+      </button>
+    </div>
+  );
+}
+
+export function ModelSummary() {
+  const cur = useApp((s) => s.current);
+  if (!cur)
+    return (
+      <section className="card empty" data-testid="model-summary-empty">
+        <h2>No checkpoint loaded</h2>
+        <p className="muted">
+          Drop a Hugging Face MoE checkpoint folder (Mixtral, Qwen2/3-MoE, OLMoE, Phi-MoE, DeepSeek-V2/V3, Arctic, Granite-MoE) or open one stored in
+          this browser. Only the headers are read to summarise it.
+        </p>
+      </section>
+    );
+  const s = cur.summary;
+  const shards = s?.shards ?? [];
+  return (
+    <section className="card summary" data-testid="model-summary" data-family={s?.family ?? ''}>
+      <div className="card-head">
+        <div>
+          <h2 data-testid="model-name">{cur.name}</h2>
+          {s && (
+            <div className="muted">
+              {s.architecture} · {s.modelType}
+              {s.quantization ? ` · ${s.quantization}` : ''}
+            </div>
+          )}
+        </div>
+        <StorageActions cur={cur} />
+      </div>
+
+      {cur.inspecting && <div className="muted">Reading headers…</div>}
+      {!cur.inspecting && !s && <div className="muted">This checkpoint could not be summarised; see the message above.</div>}
+
+      {s && (
+        <>
+          <div className="headline">
+            <div className="stat">
+              <div className="stat-value" data-testid="summary-family">
+                {FAMILY_NAMES[s.family]}
+              </div>
+              <div className="stat-label">family</div>
+            </div>
+            <div className="stat">
+              <div className="stat-value" data-testid="summary-experts">
+                {s.expertsPerLayer}
+              </div>
+              <div className="stat-label">experts / layer</div>
+            </div>
+            <div className="stat">
+              <div className="stat-value" data-testid="summary-topk">
+                {s.topK}
+              </div>
+              <div className="stat-label">top-k</div>
+            </div>
+            <div className="stat">
+              <div className="stat-value" data-testid="summary-moe-layers">
+                {s.moeLayers.length}
+                <span className="stat-of"> / {s.layers}</span>
+              </div>
+              <div className="stat-label">MoE layers</div>
+            </div>
+            <div className="stat">
+              <div className="stat-value" data-testid="summary-params">
+                {count(s.params.total)}
+              </div>
+              <div className="stat-label">parameters</div>
+            </div>
+          </div>
+
+          <dl className="facts">
+            <Fact label="Layers" testid="summary-layers">
+              {s.layers} ({s.moeLayers.length} MoE: {ranges(s.moeLayers)}
+              {s.denseLayers.length ? `; dense: ${ranges(s.denseLayers)}` : ''})
+            </Fact>
+            <Fact label="Routing" testid="summary-routing">
+              {routingText(s.routing)}
+            </Fact>
+            <Fact label="Shared experts" testid="summary-shared">
+              {s.sharedExperts ? `${s.sharedExperts.count} × ${s.sharedExperts.intermediateSize} wide` : 'none'}
+            </Fact>
+            <Fact label="Hidden size" testid="summary-hidden">
+              {s.hiddenSize}
+            </Fact>
+            <Fact label="Expert width" testid="summary-expert-size">
+              {s.expertIntermediateSize}
+            </Fact>
+            <Fact label="Vocabulary">{s.vocabSize}</Fact>
+            <Fact label="Expert layout">{s.layout === 'fused' ? 'fused [E, …] tensors' : 'one tensor per expert'}</Fact>
+            <Fact label="Expert count field">
+              <code>{s.expertCountField}</code>
+            </Fact>
+            <Fact label="Parameters" testid="summary-param-split">
+              {count(s.params.total)} total · {count(s.params.routedExperts)} in routed experts · {count(s.params.perExpert)} per expert
+            </Fact>
+            <Fact label="Size" testid="summary-bytes">
+              {formatBytes(s.bytesOnDisk)} on disk · {formatBytes(s.tensorBytes)} tensor data
+            </Fact>
+            <Fact label="dtypes" testid="summary-dtypes">
+              {Object.entries(s.dtypes)
+                .sort((a, b) => b[1] - a[1])
+                .map(([d, n]) => (
+                  <span className="chip" key={d}>
+                    {d} × {n}
+                  </span>
+                ))}
+            </Fact>
+          </dl>
+
+          <div className="namelists">
+            <NameList title="Missing tensors" names={s.missingTensors} testid="summary-missing" />
+            <NameList title="Extra tensors" names={s.extraTensors} testid="summary-extra" />
+          </div>
+        </>
+      )}
+
+      <h3>Files</h3>
+      <table className="files" data-testid="summary-files">
+        <thead>
+          <tr>
+            <th>File</th>
+            <th>Kind</th>
+            <th className="num">Size</th>
+          </tr>
+        </thead>
+        <tbody>
+          {cur.files.map((f) => (
+            <tr key={f.name} data-file={f.name}>
+              <td className="mono">{f.name}</td>
+              <td>{fileRole(f.name, shards)}</td>
+              <td className="num mono">{formatBytes(f.size)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}

@@ -1,0 +1,231 @@
+import { create } from 'zustand';
+import { asUserError, MoePruneError } from '../core/errors.ts';
+import type { FileSet } from '../formats/bytes.ts';
+import { createDevice, describeAdapter, type GpuContext } from '../gpu/device.ts';
+import { inspectCheckpoint } from '../models/catalogue.ts';
+import type { CheckpointSummary } from '../models/types.ts';
+import type { StorageMode } from '../store/records.ts';
+import { checkpointName, directFileSet, toSourceFiles, type PickedFile } from '../store/source-files.ts';
+import type { IngestProgress, SourceFile, StoredModel } from '../store/weight-store.ts';
+import { browserGpu } from './gpu-access.ts';
+import { getServices } from './services.ts';
+
+export type AdapterInfo = ReturnType<typeof describeAdapter>;
+
+export type GpuState =
+  | { readonly status: 'pending' }
+  | { readonly status: 'ready'; readonly info: AdapterInfo }
+  | { readonly status: 'unavailable'; readonly reason: 'no-api' | 'no-adapter'; readonly secureContext: boolean; readonly message: string };
+
+/** The checkpoint the page is working on: always read through one FileSet, stored or direct. */
+export interface CurrentModel {
+  readonly name: string;
+  readonly mode: StorageMode;
+  readonly fileSet: FileSet;
+  readonly files: ReadonlyArray<{ readonly name: string; readonly size: number }>;
+  /** Dropped files (direct mode) that can be stored; null when opened from the store. */
+  readonly sources: readonly SourceFile[] | null;
+  readonly storedId: string | null;
+  readonly summary: CheckpointSummary | null;
+  readonly inspecting: boolean;
+  /** A stored model made of the same files (complete: no copy needed; partial: resume). */
+  readonly match: StoredModel | null;
+}
+
+export interface IngestView {
+  readonly name: string;
+  readonly progress: IngestProgress | null;
+  readonly controller: AbortController;
+}
+
+export interface Banner {
+  readonly id: number;
+  readonly message: string;
+  readonly code: string;
+}
+
+export interface UsageView {
+  readonly usage: number | null;
+  readonly quota: number | null;
+  readonly persisted: boolean;
+}
+
+export interface AppState {
+  gpu: GpuState;
+  current: CurrentModel | null;
+  ingest: IngestView | null;
+  models: readonly StoredModel[];
+  usage: UsageView | null;
+  errors: readonly Banner[];
+  notice: string | null;
+}
+
+export const useApp = create<AppState>(() => ({
+  gpu: { status: 'pending' },
+  current: null,
+  ingest: null,
+  models: [],
+  usage: null,
+  errors: [],
+  notice: null,
+}));
+
+let nextBannerId = 1;
+let gpuContext: GpuContext | undefined;
+
+/** The open GPU context, for the pipeline stages that run after loading. */
+export function getGpuContext(): GpuContext | undefined {
+  return gpuContext;
+}
+
+export function showError(e: unknown): MoePruneError {
+  const err = asUserError(e);
+  if (err.code === 'Cancelled') return err;
+  useApp.setState((s) => ({ errors: [...s.errors, { id: nextBannerId++, message: err.message, code: err.code }] }));
+  return err;
+}
+
+export function dismissError(id: number): void {
+  useApp.setState((s) => ({ errors: s.errors.filter((b) => b.id !== id) }));
+}
+
+export function dismissNotice(): void {
+  useApp.setState({ notice: null });
+}
+
+export async function initGpu(): Promise<void> {
+  const avail = browserGpu();
+  if (avail.kind === 'no-api') {
+    useApp.setState({
+      gpu: { status: 'unavailable', reason: 'no-api', secureContext: avail.secureContext, message: 'This browser does not expose WebGPU (navigator.gpu is missing).' },
+    });
+    return;
+  }
+  try {
+    gpuContext = await createDevice(avail.gpu);
+    useApp.setState({ gpu: { status: 'ready', info: describeAdapter(gpuContext) } });
+  } catch (e) {
+    useApp.setState({ gpu: { status: 'unavailable', reason: 'no-adapter', secureContext: true, message: asUserError(e, 'GpuUnavailable').message } });
+  }
+}
+
+export async function refreshModels(): Promise<void> {
+  try {
+    const u = await getServices().store.usage();
+    useApp.setState({ models: u.models, usage: { usage: u.usage, quota: u.quota, persisted: u.persisted } });
+  } catch (e) {
+    showError(new MoePruneError('StorageError', `cannot list stored models (${(e as Error).message}); IndexedDB may be disabled in this browser profile`));
+  }
+}
+
+async function summarize(fileSet: FileSet): Promise<CheckpointSummary | null> {
+  try {
+    return await inspectCheckpoint(fileSet, {});
+  } catch (e) {
+    showError(e);
+    return null;
+  }
+}
+
+/** A drop or file pick: read the files where they are (nothing copied) and summarise them. */
+export async function loadPicked(picked: readonly PickedFile[]): Promise<void> {
+  if (picked.length === 0) {
+    showError(new MoePruneError('MissingFile', 'nothing to load: the drop held no files (drop the checkpoint folder or its files)'));
+    return;
+  }
+  const sources = toSourceFiles(picked);
+  const fileSet = directFileSet(sources);
+  const name = checkpointName(picked);
+  const match = (await getServices().store.listModels().catch(() => [])).find(
+    (m) => m.record.files.length === sources.length && m.record.files.every((rf) => sources.some((s) => s.name === rf.name && s.size === rf.size && s.lastModified === rf.lastModified)),
+  );
+  useApp.setState({
+    notice: null,
+    current: {
+      name,
+      mode: 'direct',
+      fileSet,
+      files: sources.map((s) => ({ name: s.name, size: s.size })).sort((a, b) => a.name.localeCompare(b.name)),
+      sources,
+      storedId: null,
+      summary: null,
+      inspecting: true,
+      match: match ?? null,
+    },
+  });
+  const summary = await summarize(fileSet);
+  useApp.setState((s) => (s.current?.fileSet === fileSet ? { current: { ...s.current, summary, inspecting: false } } : {}));
+}
+
+/** Copies the current dropped files into IndexedDB (or finishes an interrupted copy of them). */
+export async function storeCurrent(): Promise<void> {
+  const cur = useApp.getState().current;
+  if (!cur?.sources || useApp.getState().ingest) return;
+  const controller = new AbortController();
+  useApp.setState({ ingest: { name: cur.name, progress: null, controller }, notice: null });
+  try {
+    const { store } = getServices();
+    const res = await store.ingest(cur.name, cur.sources, {
+      signal: controller.signal,
+      summary: cur.summary,
+      onIngest: (p) => useApp.setState((s) => (s.ingest ? { ingest: { ...s.ingest, progress: p } } : {})),
+    });
+    const fileSet = await store.openFileSet(res.record.id);
+    useApp.setState((s) => ({
+      current: s.current?.sources === cur.sources ? { ...s.current, mode: 'stored', storedId: res.record.id, fileSet, match: null } : s.current,
+      notice: res.reused
+        ? `${cur.name} was already stored in this browser; nothing was copied again.`
+        : `${cur.name} is stored in this browser${res.resumed ? ' (resumed where it stopped)' : ''}${res.persisted ? '' : '; the browser may evict it under storage pressure'}.`,
+    }));
+  } catch (e) {
+    showError(e);
+  } finally {
+    useApp.setState({ ingest: null });
+    await refreshModels();
+  }
+}
+
+export function cancelIngest(): void {
+  useApp.getState().ingest?.controller.abort();
+}
+
+export async function openStored(m: StoredModel): Promise<void> {
+  try {
+    const { store } = getServices();
+    const fileSet = await store.openFileSet(m.record.id);
+    useApp.setState({
+      notice: null,
+      current: {
+        name: m.record.name,
+        mode: 'stored',
+        fileSet,
+        files: m.record.files.map((f) => ({ name: f.name, size: f.size })).sort((a, b) => a.name.localeCompare(b.name)),
+        sources: null,
+        storedId: m.record.id,
+        summary: m.record.summary,
+        inspecting: m.record.summary === null,
+        match: null,
+      },
+    });
+    if (m.record.summary === null) {
+      const summary = await summarize(fileSet);
+      if (summary) await store.setSummary(m.record.id, summary).catch(() => undefined);
+      useApp.setState((s) => (s.current?.fileSet === fileSet ? { current: { ...s.current, summary, inspecting: false } } : {}));
+    }
+  } catch (e) {
+    showError(e);
+  }
+}
+
+export async function deleteStored(id: string): Promise<void> {
+  try {
+    await getServices().store.deleteModel(id);
+    useApp.setState((s) => ({
+      current: s.current?.storedId === id ? null : s.current?.match?.record.id === id ? { ...s.current, match: null } : s.current,
+    }));
+  } catch (e) {
+    showError(e);
+  } finally {
+    await refreshModels();
+  }
+}
