@@ -22,6 +22,8 @@ export interface NodeGpuOptions extends CreateDeviceOptions {
   readonly forceSoftware?: boolean;
   /** Path of a Vulkan ICD manifest to use for the software fallback. */
   readonly icdPath?: string;
+  /** Replaces SWIFTSHADER_ICD_CANDIDATES (tests use it to simulate a host without Chromium). */
+  readonly icdCandidates?: readonly string[];
 }
 
 export interface NodeGpuContext extends GpuContext {
@@ -54,9 +56,9 @@ function hardwareMayExist(): boolean {
   return existsSync('/dev/dri') || existsSync('/dev/nvidia0') || existsSync('/dev/dxg');
 }
 
-function findSwiftShaderIcd(explicit?: string): string | undefined {
+function findSwiftShaderIcd(opts: NodeGpuOptions): string | undefined {
   const fromEnv = process.env.MOE_PRUNE_VK_ICD;
-  for (const p of [explicit, fromEnv, ...SWIFTSHADER_ICD_CANDIDATES]) if (p && existsSync(p)) return p;
+  for (const p of [opts.icdPath, fromEnv, ...(opts.icdCandidates ?? SWIFTSHADER_ICD_CANDIDATES)]) if (p && existsSync(p)) return p;
   return undefined;
 }
 
@@ -112,7 +114,7 @@ export async function openNodeGpu(opts: NodeGpuOptions = {}): Promise<NodeGpuCon
     if (ctx) return ctx;
   }
 
-  const icd = findSwiftShaderIcd(opts.icdPath);
+  const icd = findSwiftShaderIcd(opts);
   if (icd) {
     // The Vulkan loader reads these when Dawn creates its instance, i.e. at the next create().
     process.env.VK_ICD_FILENAMES = icd;

@@ -34,7 +34,7 @@ export interface GpuAdapterSummary {
   readonly device: string;
   readonly description: string;
   readonly isFallbackAdapter: boolean;
-  /** Human-readable one-liner, e.g. "google swiftshader (software fallback)". */
+  /** Human-readable one-liner, e.g. "SwiftShader driver 5.0.0 (google swiftshader, software fallback)". */
   readonly label: string;
 }
 
@@ -68,8 +68,10 @@ function summarizeInfo(info: GPUAdapterInfo | undefined): GpuAdapterSummary {
   const device = info?.device ?? '';
   const description = info?.description ?? '';
   const isFallbackAdapter = info?.isFallbackAdapter ?? false;
-  const name = [vendor, architecture, device].filter((s) => s.length > 0).join(' ') || description || 'unknown adapter';
-  const label = isFallbackAdapter ? `${name} (software fallback)` : name;
+  // Browsers often blank description/device for privacy; vendor + architecture are nearly always set.
+  const main = description || device || 'unknown GPU';
+  const notes = [[vendor, architecture].filter((x) => x.length > 0).join(' '), isFallbackAdapter ? 'software fallback' : ''].filter((x) => x.length > 0);
+  const label = notes.length > 0 ? `${main} (${notes.join(', ')})` : main;
   return { vendor, architecture, device, description, isFallbackAdapter, label };
 }
 

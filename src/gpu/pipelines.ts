@@ -1,5 +1,12 @@
 import { MoePruneError } from '../core/errors.ts';
 
+interface ShaderEntry {
+  readonly id: number;
+  readonly module: GPUShaderModule;
+  /** The compile error, if any, caught in an error scope around createShaderModule. */
+  readonly error: Promise<GPUError | null>;
+}
+
 export interface PipelineSpec {
   /** Short name for labels and error messages, e.g. "unpack". */
   readonly name: string;
@@ -15,7 +22,7 @@ export interface PipelineSpec {
  * on SwiftShader and tens of ms on real GPUs, so kernels must never create one per dispatch.
  */
 export class PipelineCache {
-  private readonly modules = new Map<string, { id: number; module: GPUShaderModule }>();
+  private readonly modules = new Map<string, ShaderEntry>();
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private created = 0;
 
@@ -31,7 +38,7 @@ export class PipelineCache {
     const key = `${mod.id}|${spec.entryPoint}|${constKey}`;
     let p = this.pipelines.get(key);
     if (!p) {
-      p = this.create(spec, mod.module, constants);
+      p = this.create(spec, mod, constants);
       this.pipelines.set(key, p);
       // A failed creation must not poison the cache: the next call retries (and fails again with its message).
       p.catch(() => this.pipelines.delete(key));
@@ -49,31 +56,38 @@ export class PipelineCache {
     this.pipelines.clear();
   }
 
-  private module(spec: PipelineSpec): { id: number; module: GPUShaderModule } {
+  private module(spec: PipelineSpec): ShaderEntry {
     let m = this.modules.get(spec.code);
     if (!m) {
-      m = { id: this.modules.size, module: this.device.createShaderModule({ label: spec.name, code: spec.code }) };
+      // WGSL compile errors are validation errors of createShaderModule: catch them here, report them with the pipeline.
+      this.device.pushErrorScope('validation');
+      const module = this.device.createShaderModule({ label: spec.name, code: spec.code });
+      const error = this.device.popErrorScope();
+      m = { id: this.modules.size, module, error };
       this.modules.set(spec.code, m);
     }
     return m;
   }
 
-  private async create(spec: PipelineSpec, module: GPUShaderModule, constants: Record<string, number>): Promise<GPUComputePipeline> {
+  private async create(spec: PipelineSpec, entry: ShaderEntry, constants: Record<string, number>): Promise<GPUComputePipeline> {
     this.created++;
     const label = `${spec.name}:${spec.entryPoint}`;
+    const module = entry.module;
+    const compileError = await entry.error;
     this.device.pushErrorScope('validation');
     let pipeline: GPUComputePipeline | undefined;
-    let failure: unknown;
-    try {
-      pipeline = await this.device.createComputePipelineAsync({
-        label,
-        layout: 'auto',
-        compute: { module, entryPoint: spec.entryPoint, constants },
-      });
-    } catch (e) {
-      failure = e;
-    }
-    const scoped = await this.device.popErrorScope();
+    let failure: unknown = compileError ?? undefined;
+    if (!compileError)
+      try {
+        pipeline = await this.device.createComputePipelineAsync({
+          label,
+          layout: 'auto',
+          compute: { module, entryPoint: spec.entryPoint, constants },
+        });
+      } catch (e) {
+        failure = e;
+      }
+    const scoped = (await this.device.popErrorScope()) ?? compileError;
     if (pipeline && !scoped) return pipeline;
     // Name the WGSL line when the compiler reports one; the raw error alone rarely says which kernel broke.
     const info = await module.getCompilationInfo().catch(() => undefined);
