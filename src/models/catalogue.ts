@@ -137,7 +137,7 @@ function analyse(
   const routerName = new Map<number, string>();
   const hasBias = new Set<number>();
   const hasShared = new Set<number>();
-  const moeKinds = new Set<TensorRole['kind']>(['router', 'expert', 'fused_experts', 'shared_expert']);
+  const moeKinds = new Set<TensorRole['kind']>(['router', 'expert', 'fused_experts', 'shared_expert', 'residual_mlp']);
   for (const [name, { role }] of roles) {
     const layer = 'layer' in role ? role.layer : undefined;
     if (layer === undefined) continue;
@@ -175,7 +175,6 @@ function analyse(
   for (let l = 0; l < layers; l++) {
     const p = `model.layers.${l}.`;
     expected.push(`${p}input_layernorm.weight`, `${p}post_attention_layernorm.weight`, `${p}self_attn.o_proj.weight`);
-    if (residual) expected.push(...residualTensorNames(adapter, l));
     if (!moeSet.has(l)) {
       expected.push(...denseMlpTensorNames(adapter, l));
       continue;
@@ -184,6 +183,7 @@ function analyse(
     expected.push(routerName.get(l) ?? router.weight);
     if (router.correctionBias) expected.push(router.correctionBias);
     if (shared) expected.push(...sharedExpertTensorNames(adapter, l));
+    if (residual) expected.push(...residualTensorNames(adapter, l));
     if (naming.layout === 'per-expert') for (let e = 0; e < experts; e++) expected.push(...expertTensorNames(naming, l, e, withScales).map((t) => t.name));
     else expected.push(...fusedExpertTensorNames(naming, l, withScales).map((t) => t.name));
     layerInfos.push({
@@ -330,7 +330,7 @@ export async function catalogueCheckpoint(files: FileSet, opts: LongTask = {}): 
     tensorBytes,
     shards,
     missingTensors: structure.missing,
-    extraTensors: [...outsideIndex, ...structure.extra],
+    extraTensors: [...new Set([...outsideIndex, ...structure.extra])],
     expertCountField: requireConfigNumber(config, adapter.fields.expertCount).field,
     quantization: describeQuantization(config, dtypes),
   };

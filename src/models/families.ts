@@ -82,7 +82,7 @@ export interface DenseMlpSpec {
   readonly projs: { readonly gate: string; readonly up: string; readonly down: string };
 }
 
-/** Arctic's dense residual MLP beside the MoE (when `enableField` is true). */
+/** Arctic's dense residual MLP beside the MoE of MoE layers only (when `enableField` is true). */
 export interface ResidualSpec {
   readonly prefix: string;
   readonly norm: string;
