@@ -1,0 +1,106 @@
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { buildHeader } from '../formats/safetensors/writer.ts';
+import { formatRanges } from './inspect.ts';
+import { main, type CliIo } from './main.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const MODELS = join(ROOT, 'fixtures/models');
+const ATENIA = join(ROOT, '../shared/reference/model-metadata/atenia-tiny-random-fixtures');
+
+function collect(): CliIo & { out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  return {
+    stdout: { write: (s: string) => (out += s) },
+    stderr: { write: (s: string) => (err += s) },
+    out: () => out,
+    err: () => err,
+  };
+}
+
+describe('moe-prune inspect', () => {
+  it('prints a table for a sharded checkpoint', async () => {
+    const io = collect();
+    expect(await main(['inspect', join(MODELS, 'deepseek_v3-fp8')], io)).toBe(0);
+    const text = io.out();
+    expect(text).toMatch(/^family +DeepSeek-V3 \(DeepseekV3ForCausalLM, model_type deepseek_v3\)$/m);
+    expect(text).toMatch(/^layers +3: MoE 1-2; dense 0$/m);
+    expect(text).toMatch(/^experts +8 per MoE layer \(n_routed_experts\), per-expert layout$/m);
+    expect(text).toMatch(/^parameters +67,416 total; routed experts 24,576 \(36\.5%\), 1,536 per expert$/m);
+    expect(text).toMatch(/^quantization +fp8 e4m3, 128x128 block scales$/m);
+    expect(io.err()).toBe('');
+  });
+
+  it('--json gives the summary object', async () => {
+    const io = collect();
+    expect(await main(['inspect', join(ATENIA, 'mixtral_classic.safetensors'), '--json'], io)).toBe(0);
+    const s = JSON.parse(io.out()) as { family: string; params: { total: number }; layout: string };
+    expect([s.family, s.params.total, s.layout]).toEqual(['mixtral', 60832, 'per-expert']);
+  });
+
+  it('bad input: exit 2 and one line on stderr naming the file and the rule', async () => {
+    const io = collect();
+    // A layer-0-only fragment: single file, no config beside it.
+    expect(await main(['inspect', join(ATENIA, 'qwen3_moe_layer0.safetensors')], io)).toBe(2);
+    expect(io.err()).toBe('config.json: the checkpoint has no file "config.json" [MissingFile]\n');
+    expect(io.out()).toBe('');
+
+    const io2 = collect();
+    expect(await main(['inspect', join(ROOT, 'no-such-checkpoint')], io2)).toBe(2);
+    expect(io2.err().trimEnd().split('\n')).toHaveLength(1);
+    expect(io2.err()).toContain('no-such-checkpoint');
+  });
+
+  it('a checkpoint missing an expert: the table, then exit 2 with one line naming the tensor', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moe-prune-inspect-'));
+    try {
+      copyFileSync(join(ATENIA, 'mixtral_classic_config.json'), join(dir, 'config.json'));
+      const tensors = [{ name: 'model.embed_tokens.weight', dtype: 'F32' as const, shape: [48, 32] }, { name: 'model.norm.weight', dtype: 'F32' as const, shape: [32] }];
+      for (let l = 0; l < 2; l++) {
+        const p = `model.layers.${l}.`;
+        tensors.push({ name: `${p}input_layernorm.weight`, dtype: 'F32', shape: [32] }, { name: `${p}post_attention_layernorm.weight`, dtype: 'F32', shape: [32] });
+        tensors.push({ name: `${p}self_attn.o_proj.weight`, dtype: 'F32', shape: [32, 32] }, { name: `${p}block_sparse_moe.gate.weight`, dtype: 'F32', shape: [4, 32] });
+        for (let e = 0; e < 4; e++)
+          for (const w of ['w1', 'w3', 'w2'])
+            if (!(l === 1 && e === 3)) tensors.push({ name: `${p}block_sparse_moe.experts.${e}.${w}.weight`, dtype: 'F32', shape: w === 'w2' ? [32, 64] : [64, 32] });
+      }
+      const h = buildHeader(tensors);
+      const file = new Uint8Array(h.bytes.byteLength + h.dataBytes);
+      file.set(h.bytes);
+      writeFileSync(join(dir, 'model.safetensors'), file);
+      const io = collect();
+      expect(await main(['inspect', dir], io)).toBe(2);
+      expect(io.out()).toMatch(/^check +4 missing tensor\(s\): lm_head\.weight, model\.layers\.1\.block_sparse_moe\.experts\.3\.w1\.weight, /m);
+      expect(io.err()).toBe(
+        'model.safetensors: 4 tensor(s) required by config.json are absent: "lm_head.weight", "model.layers.1.block_sparse_moe.experts.3.w1.weight", "model.layers.1.block_sparse_moe.experts.3.w3.weight", … [MissingTensor]\n',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('usage errors', async () => {
+    const a = collect();
+    expect(await main(['inspect'], a)).toBe(2);
+    expect(a.err()).toContain('usage: moe-prune inspect');
+    const b = collect();
+    expect(await main(['inspect', 'x', '--yaml'], b)).toBe(2);
+    expect(b.err()).toContain('unknown option "--yaml"');
+    const c = collect();
+    expect(await main(['frobnicate'], c)).toBe(2);
+    expect(c.err()).toContain('unknown command "frobnicate"');
+    const d = collect();
+    expect(await main(['--help'], d)).toBe(0);
+    expect(d.out()).toContain('moe-prune inspect');
+  });
+
+  it('formatRanges', () => {
+    expect(formatRanges([0, 1, 2, 3, 5, 7, 8, 9])).toBe('0-3, 5, 7-9');
+    expect(formatRanges([4])).toBe('4');
+    expect(formatRanges([])).toBe('none');
+  });
+});

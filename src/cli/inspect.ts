@@ -1,0 +1,107 @@
+import { asUserError, MoePruneError } from '../core/errors.ts';
+import { assertComplete, inspectCheckpoint } from '../models/catalogue.ts';
+import { familyById } from '../models/families.ts';
+import type { CheckpointSummary } from '../models/types.ts';
+import type { CliIo } from './main.ts';
+import { openNodeFileSet } from './node-files.ts';
+
+const USAGE = 'usage: moe-prune inspect <checkpoint folder | .safetensors file> [--json]';
+
+/** "0-3, 5, 7-9" */
+export function formatRanges(xs: readonly number[]): string {
+  if (xs.length === 0) return 'none';
+  const parts: string[] = [];
+  let start = xs[0]!;
+  let prev = start;
+  for (const x of [...xs.slice(1), NaN]) {
+    if (x === prev + 1) {
+      prev = x;
+      continue;
+    }
+    parts.push(start === prev ? `${start}` : `${start}-${prev}`);
+    start = prev = x;
+  }
+  return parts.join(', ');
+}
+
+const int = (n: number): string => n.toLocaleString('en-US');
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+function routingText(s: CheckpointSummary): string {
+  const r = s.routing;
+  const parts = [`${r.scoring} → top-${s.topK}`, r.normTopkProb ? 'renormalised' : 'not renormalised'];
+  if (r.groups) parts.push(`groups ${r.groups.topkGroup} of ${r.groups.nGroup}`);
+  if (r.routedScalingFactor !== undefined) parts.push(`× ${r.routedScalingFactor}`);
+  if (r.correctionBias) parts.push('correction bias');
+  return parts.join(', ');
+}
+
+function listProblems(label: string, names: readonly string[]): string {
+  return `${names.length} ${label}: ${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''}`;
+}
+
+/** The human-readable summary: a two-column table. */
+export function formatSummary(path: string, s: CheckpointSummary): string {
+  const pct = s.params.total ? ` (${((100 * s.params.routedExperts) / s.params.total).toFixed(1)}%)` : '';
+  const problems = [
+    ...(s.missingTensors.length ? [listProblems('missing tensor(s)', s.missingTensors)] : []),
+    ...(s.extraTensors.length ? [listProblems('unexpected tensor(s)', s.extraTensors)] : []),
+  ];
+  const rows: Array<[string, string]> = [
+    ['checkpoint', path],
+    ['family', `${familyById(s.family).label} (${s.architecture}, model_type ${s.modelType})`],
+    ['layers', `${s.layers}: MoE ${formatRanges(s.moeLayers)}; dense ${formatRanges(s.denseLayers)}`],
+    ['experts', `${s.expertsPerLayer} per MoE layer (${s.expertCountField}), ${s.layout} layout`],
+    ['routing', routingText(s)],
+    ['shared', s.sharedExperts ? `${s.sharedExperts.count} shared expert(s), width ${s.sharedExperts.intermediateSize}` : 'none'],
+    ['sizes', `hidden ${s.hiddenSize}, expert FFN ${s.expertIntermediateSize}, vocab ${s.vocabSize}`],
+    ['parameters', `${int(s.params.total)} total; routed experts ${int(s.params.routedExperts)}${pct}, ${int(s.params.perExpert)} per expert`],
+    ['files', `${s.shards.length} shard(s), ${bytes(s.bytesOnDisk)} on disk, ${bytes(s.tensorBytes)} of tensors`],
+    ['dtypes', Object.entries(s.dtypes).map(([d, n]) => `${d}×${n}`).join(', ')],
+    ['quantization', s.quantization ?? 'none'],
+    ['check', problems.length ? problems.join('; ') : 'ok: every tensor the config implies is present'],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n';
+}
+
+/** `moe-prune inspect`: exit 0 when the checkpoint is complete, 2 on bad input (one line on stderr), 1 on an internal failure. */
+export async function runInspect(args: string[], io: CliIo): Promise<number> {
+  let json = false;
+  const paths: string[] = [];
+  for (const a of args) {
+    if (a === '--json') json = true;
+    else if (a === '--help' || a === '-h') {
+      io.stdout.write(`${USAGE}\n`);
+      return 0;
+    } else if (a.startsWith('-')) {
+      io.stderr.write(`moe-prune inspect: unknown option "${a}"; ${USAGE}\n`);
+      return 2;
+    } else paths.push(a);
+  }
+  if (paths.length !== 1) {
+    io.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  const path = paths[0]!;
+  try {
+    const summary = await inspectCheckpoint(await openNodeFileSet(path));
+    io.stdout.write(json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(path, summary));
+    assertComplete(summary);
+    return 0;
+  } catch (e) {
+    const err = asUserError(e);
+    io.stderr.write(`${err.message.replace(/\s*\n\s*/g, ' ')}\n`);
+    return e instanceof MoePruneError ? 2 : 1;
+  }
+}

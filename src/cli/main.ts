@@ -1,0 +1,41 @@
+import { runInspect } from './inspect.ts';
+
+/** Where a command writes; process.stdout/stderr in the CLI, string collectors in tests. */
+export interface CliIo {
+  readonly stdout: { write(s: string): unknown };
+  readonly stderr: { write(s: string): unknown };
+}
+
+interface Command {
+  readonly summary: string;
+  run(args: string[], io: CliIo): Promise<number>;
+}
+
+/** Subcommands; `prune` and `eval` join here as they land. */
+const COMMANDS: Record<string, Command> = {
+  inspect: { summary: 'inspect <checkpoint folder | .safetensors file> [--json]   summarise and check a MoE checkpoint', run: runInspect },
+};
+
+function usage(): string {
+  const lines = Object.values(COMMANDS).map((c) => `  moe-prune ${c.summary}`);
+  return `usage:\n${lines.join('\n')}\n`;
+}
+
+/** `moe-prune <command> ...`; returns the exit code (0 ok, 2 bad input, 1 internal failure). */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    io.stderr.write(usage());
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(usage());
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    io.stderr.write(`moe-prune: unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(', ')}\n`);
+    return 2;
+  }
+  return cmd.run(rest, io);
+}
