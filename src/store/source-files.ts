@@ -29,11 +29,8 @@ export function directFileSet(files: readonly SourceFile[]): FileSet {
   return new MapFileSet(files.map((f) => new BlobSource(f.name, f.blob)));
 }
 
-/** A display name for a checkpoint: the dropped folder's name, else the first file's stem. */
-export function checkpointName(picked: readonly PickedFile[]): string {
-  const first = picked[0];
-  if (!first) return 'checkpoint';
-  const p = first.path || first.file.name;
-  if (p.includes('/')) return p.replace(/^\/+/, '').split('/')[0]!;
-  return first.file.name.replace(/\.[^.]+$/, '') || 'checkpoint';
+/** The dropped folder's name, or null for loose files (the caller then names the checkpoint from its config). */
+export function checkpointName(picked: readonly PickedFile[]): string | null {
+  const p = (picked[0]?.path ?? '').replace(/^\/+/, '');
+  return p.includes('/') ? p.split('/')[0]! : null;
 }

@@ -4,7 +4,7 @@ import type { FileSet } from '../formats/bytes.ts';
 import { createDevice, describeAdapter, type GpuContext } from '../gpu/device.ts';
 import { inspectCheckpoint } from '../models/catalogue.ts';
 import type { CheckpointSummary } from '../models/types.ts';
-import type { StorageMode } from '../store/records.ts';
+import { matchesFiles, type StorageMode } from '../store/records.ts';
 import { checkpointName, directFileSet, toSourceFiles, type PickedFile } from '../store/source-files.ts';
 import type { IngestProgress, SourceFile, StoredModel } from '../store/weight-store.ts';
 import { browserGpu } from './gpu-access.ts';
@@ -71,6 +71,11 @@ export const useApp = create<AppState>(() => ({
 }));
 
 let nextBannerId = 1;
+
+/** Code-point order, the same order FileSet.names() uses. */
+function byName(a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
 let gpuContext: GpuContext | undefined;
 
 /** The open GPU context, for the pipeline stages that run after loading. */
@@ -109,10 +114,19 @@ export async function initGpu(): Promise<void> {
   }
 }
 
+/** The stored model made of exactly these dropped files, if any (complete: no copy needed; partial: resume). */
+function matchFor(sources: readonly SourceFile[], models: readonly StoredModel[]): StoredModel | null {
+  return models.find((m) => matchesFiles(m.record, sources)) ?? null;
+}
+
 export async function refreshModels(): Promise<void> {
   try {
     const u = await getServices().store.usage();
-    useApp.setState({ models: u.models, usage: { usage: u.usage, quota: u.quota, persisted: u.persisted } });
+    useApp.setState((s) => ({
+      models: u.models,
+      usage: { usage: u.usage, quota: u.quota, persisted: u.persisted },
+      current: s.current?.sources && s.current.mode === 'direct' ? { ...s.current, match: matchFor(s.current.sources, u.models) } : s.current,
+    }));
   } catch (e) {
     showError(new MoePruneError('StorageError', `cannot list stored models (${(e as Error).message}); IndexedDB may be disabled in this browser profile`));
   }
@@ -135,26 +149,26 @@ export async function loadPicked(picked: readonly PickedFile[]): Promise<void> {
   }
   const sources = toSourceFiles(picked);
   const fileSet = directFileSet(sources);
-  const name = checkpointName(picked);
-  const match = (await getServices().store.listModels().catch(() => [])).find(
-    (m) => m.record.files.length === sources.length && m.record.files.every((rf) => sources.some((s) => s.name === rf.name && s.size === rf.size && s.lastModified === rf.lastModified)),
-  );
+  const folder = checkpointName(picked);
+  const name = folder ?? 'Dropped files';
+  const match = matchFor(sources, await getServices().store.listModels().catch(() => []));
   useApp.setState({
     notice: null,
     current: {
       name,
       mode: 'direct',
       fileSet,
-      files: sources.map((s) => ({ name: s.name, size: s.size })).sort((a, b) => a.name.localeCompare(b.name)),
+      files: sources.map((s) => ({ name: s.name, size: s.size })).sort(byName),
       sources,
       storedId: null,
       summary: null,
       inspecting: true,
-      match: match ?? null,
+      match,
     },
   });
   const summary = await summarize(fileSet);
-  useApp.setState((s) => (s.current?.fileSet === fileSet ? { current: { ...s.current, summary, inspecting: false } } : {}));
+  const named = folder ?? summary?.architecture ?? name;
+  useApp.setState((s) => (s.current?.fileSet === fileSet ? { current: { ...s.current, name: named, summary, inspecting: false } } : {}));
 }
 
 /** Copies the current dropped files into IndexedDB (or finishes an interrupted copy of them). */
@@ -199,7 +213,7 @@ export async function openStored(m: StoredModel): Promise<void> {
         name: m.record.name,
         mode: 'stored',
         fileSet,
-        files: m.record.files.map((f) => ({ name: f.name, size: f.size })).sort((a, b) => a.name.localeCompare(b.name)),
+        files: m.record.files.map((f) => ({ name: f.name, size: f.size })).sort(byName),
         sources: null,
         storedId: m.record.id,
         summary: m.record.summary,

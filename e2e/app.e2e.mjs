@@ -1,0 +1,141 @@
+// The page: adapter panel, loading a sharded checkpoint by file input and by folder drop, error banners,
+// no request beyond the page's own origin, and a screenshot of a loaded summary.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { baseUrl, openBrowser } from './browser.mjs';
+import { expected, fixtureFiles } from './fixtures.mjs';
+
+let b;
+const BASE = baseUrl();
+
+before(async () => {
+  b = await openBrowser();
+  await b.page.goto(`${BASE}/?test=1`);
+});
+after(async () => {
+  await b?.close();
+});
+
+const summary = (page) => page.getByTestId('model-summary');
+
+test('adapter panel shows the SwiftShader adapter and its limits', async () => {
+  const panel = b.page.getByTestId('adapter-panel');
+  await panel.and(b.page.locator('[data-status="ready"]')).waitFor({ timeout: 20_000 });
+  const text = await panel.innerText();
+  assert.match(text.toLowerCase(), /swiftshader/);
+  assert.match(text.toLowerCase(), /google/);
+  assert.equal(await b.page.getByTestId('adapter-fallback').isVisible(), true);
+  assert.match(text, /Max buffer\s+1 GiB/);
+});
+
+test('a sharded checkpoint picked with the file input is summarised', async () => {
+  const exp = expected('mixtral');
+  await b.page.getByTestId('model-files').setInputFiles(fixtureFiles('mixtral'));
+  await summary(b.page).and(b.page.locator('[data-family="mixtral"]')).waitFor();
+  assert.equal(await b.page.getByTestId('summary-family').innerText(), 'Mixtral');
+  assert.equal(await b.page.getByTestId('summary-experts').innerText(), String(exp.num_experts));
+  assert.equal(await b.page.getByTestId('summary-topk').innerText(), String(exp.top_k));
+  assert.match(await b.page.getByTestId('summary-moe-layers').innerText(), new RegExp(`^${exp.moe_layers.length}\\s*/ ${exp.num_layers}$`));
+  assert.equal(await b.page.getByTestId('summary-hidden').innerText(), String(exp.hidden_size));
+  assert.equal(await b.page.getByTestId('summary-expert-size').innerText(), String(exp.expert_intermediate_size));
+  assert.equal(await b.page.getByTestId('summary-missing').getAttribute('data-count'), '0');
+  const files = await b.page.getByTestId('summary-files').locator('tbody tr').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-file'), r.children[1].textContent]));
+  for (const shard of exp.shards) assert.deepEqual(files.find((f) => f[0] === shard), [shard, 'shard']);
+  assert.equal(await b.page.getByTestId('mode').innerText(), 'Reading the dropped files · nothing copied');
+});
+
+/** Drops `files` ({path, base64}) as one folder through a directory-entry tree built in the page. */
+async function dropFolder(page, folder, files) {
+  await page.evaluate(
+    ({ folder, files }) => {
+      const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const fileEntry = (name, bytes, fullPath) => ({
+        isFile: true,
+        isDirectory: false,
+        name,
+        fullPath,
+        file: (ok) => ok(new File([bytes], name, { lastModified: 1_700_000_000_000 })),
+      });
+      const dirEntry = (name, children, fullPath) => ({
+        isFile: false,
+        isDirectory: true,
+        name,
+        fullPath,
+        // Like Chromium, hand out entries in batches, then an empty batch at the end.
+        createReader() {
+          let i = 0;
+          return {
+            readEntries(ok) {
+              const batch = children.slice(i, i + 3);
+              i += batch.length;
+              setTimeout(() => ok(batch), 0);
+            },
+          };
+        },
+      });
+      const root = dirEntry(
+        folder,
+        files.map((f) => fileEntry(f.name, decode(f.base64), `/${folder}/${f.name}`)),
+        `/${folder}`,
+      );
+      const dt = new DataTransfer();
+      const ev = new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: dt });
+      const item = { kind: 'file', type: '', webkitGetAsEntry: () => root, getAsFile: () => null };
+      Object.defineProperty(ev, 'dataTransfer', { value: { items: [item], files: [], dropEffect: 'copy' } });
+      document.querySelector('[data-testid="drop-zone"]').dispatchEvent(ev);
+    },
+    { folder, files },
+  );
+}
+
+test('a checkpoint folder dropped on the page is walked recursively and summarised', async () => {
+  const exp = expected('qwen3_moe');
+  const files = fixtureFiles('qwen3_moe').map((p) => ({ name: basename(p), base64: readFileSync(p).toString('base64') }));
+  await dropFolder(b.page, 'Qwen3-tiny', files);
+  await summary(b.page).and(b.page.locator('[data-family="qwen3_moe"]')).waitFor();
+  assert.equal(await b.page.getByTestId('model-name').innerText(), 'Qwen3-tiny');
+  assert.equal(await b.page.getByTestId('summary-experts').innerText(), String(exp.num_experts));
+  assert.equal(await b.page.getByTestId('summary-topk').innerText(), String(exp.top_k));
+  const names = await b.page.getByTestId('summary-files').locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-file')));
+  assert.deepEqual(names, files.map((f) => f.name).sort());
+});
+
+test('files dropped through a real DataTransfer are summarised', async () => {
+  const paths = fixtureFiles('olmoe');
+  const payload = paths.map((p) => ({ name: basename(p), base64: readFileSync(p).toString('base64') }));
+  const dt = await b.page.evaluateHandle((files) => {
+    const dt = new DataTransfer();
+    for (const f of files) dt.items.add(new File([Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0))], f.name));
+    return dt;
+  }, payload);
+  await b.page.dispatchEvent('[data-testid="drop-zone"]', 'drop', { dataTransfer: dt });
+  await summary(b.page).and(b.page.locator('[data-family="olmoe"]')).waitFor();
+  assert.equal(await b.page.getByTestId('summary-experts').innerText(), String(expected('olmoe').num_experts));
+});
+
+test('a malformed shard shows a dismissible error naming the file, and the page keeps working', async () => {
+  const good = fixtureFiles('mixtral').filter((p) => !p.endsWith('model-00002-of-00003.safetensors'));
+  const broken = { name: 'model-00002-of-00003.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x7b, 0x7d]) };
+  const buffers = [...good.map((p) => ({ name: basename(p), mimeType: 'application/octet-stream', buffer: readFileSync(p) })), broken];
+  await b.page.getByTestId('model-files').setInputFiles(buffers);
+  const banner = b.page.getByTestId('error-banner').first();
+  await banner.waitFor();
+  const msg = await banner.innerText();
+  assert.match(msg, /model-00002-of-00003\.safetensors/);
+  assert.match(msg, /\[[A-Za-z]+\]/, 'the message carries its error code');
+  await b.page.getByTestId('error-dismiss').first().click();
+  assert.equal(await b.page.getByTestId('error-banner').count(), 0);
+  await b.page.getByTestId('model-files').setInputFiles(fixtureFiles('mixtral'));
+  await summary(b.page).and(b.page.locator('[data-family="mixtral"]')).waitFor();
+});
+
+test('screenshot of the loaded summary, and no request left the page origin', async () => {
+  await b.page.getByTestId('model-files').setInputFiles(fixtureFiles('deepseek_v3'));
+  await summary(b.page).and(b.page.locator('[data-family="deepseek_v3"]')).waitFor();
+  await b.page.screenshot({ path: join(process.env.E2E_ARTIFACTS ?? '.', 'main-page.png'), fullPage: true });
+  assert.deepEqual(b.foreignRequests(BASE), []);
+  assert.ok(b.requests.length >= 3, 'the page and its assets were requested');
+  assert.deepEqual(b.consoleErrors, []);
+});

@@ -1,0 +1,57 @@
+// Launches Debian's Chromium through playwright-core with WebGPU on (SwiftShader when there is no GPU),
+// in a fresh profile directory, and records every request the page makes.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+// Without the background-networking flags Chromium keeps trying to reach hosts this machine cannot reach.
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-dev-shm-usage',
+];
+
+/** A fresh persistent profile (so IndexedDB survives page reloads within the test) that is deleted on close. */
+export async function openBrowser() {
+  const profile = mkdtempSync(join(tmpdir(), 'moe-prune-e2e-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1360, height: 900 },
+    acceptDownloads: true,
+  });
+  const requests = [];
+  context.on('request', (r) => requests.push(r.url()));
+  const page = context.pages()[0] ?? (await context.newPage());
+  const consoleErrors = [];
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  return {
+    context,
+    page,
+    requests,
+    consoleErrors,
+    /** Requests to any origin but `origin` (data: and blob: URLs are local and allowed). */
+    foreignRequests(origin) {
+      return requests.filter((u) => !u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin);
+    },
+    async close() {
+      await context.close().catch(() => {});
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+export function baseUrl() {
+  const u = process.env.E2E_BASE_URL;
+  if (!u) throw new Error('E2E_BASE_URL is not set: run the end-to-end tests through `node e2e/run.mjs`');
+  return u.replace(/\/$/, '');
+}

@@ -1,0 +1,146 @@
+// The IndexedDB weight store seen from the page: ingest with progress, byte-identical read-back, survive
+// a reload, resume an ingest interrupted by a reload, cancel, delete.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { baseUrl, openBrowser } from './browser.mjs';
+import { fixtureDir, fixtureFiles, tensorBytesOnDisk } from './fixtures.mjs';
+
+let b;
+const BASE = baseUrl();
+// 4 KiB chunks make the ~100-200 kB fixtures span dozens of chunks; slowIngest pauses after each chunk write.
+const url = (slow) => `${BASE}/?test=1&chunk=4096&slowIngest=${slow}`;
+
+before(async () => {
+  b = await openBrowser();
+  b.page.on('dialog', (d) => void d.accept());
+});
+after(async () => {
+  await b?.close();
+});
+
+const models = (page) => page.evaluate(() => window.__moePrune.models());
+const readTensor = (page, id, name) => page.evaluate(([id, name]) => window.__moePrune.readTensor(id, name), [id, name]);
+const weightMap = (name) => JSON.parse(readFileSync(join(fixtureDir(name), 'model.safetensors.index.json'), 'utf8')).weight_map;
+
+async function loadFixture(page, name, family) {
+  await page.getByTestId('model-files').setInputFiles(fixtureFiles(name));
+  await page.locator(`[data-testid="model-summary"][data-family="${family}"]`).waitFor();
+}
+
+async function assertTensorsMatchDisk(page, id, fixture, names) {
+  for (const t of names) {
+    const got = Buffer.from(await readTensor(page, id, t), 'base64');
+    assert.ok(got.equals(tensorBytesOnDisk(fixture, t)), `${t} read back from the store differs from the file on disk`);
+  }
+}
+
+test('ingest shows per-file and overall progress, then reads tensors back byte-identical', async () => {
+  const { page } = b;
+  await page.goto(url(40));
+  await loadFixture(page, 'mixtral', 'mixtral');
+  await page.getByTestId('store-button').click();
+  const progress = page.getByTestId('ingest-progress');
+  await progress.getByTestId('ingest-file').waitFor();
+  assert.match(await progress.getByTestId('ingest-file').innerText(), /\.json|\.safetensors/);
+  await page.waitForFunction(() => /MB\/s · .+ left/.test(document.querySelector('[data-testid="ingest-overall"]')?.textContent ?? ''));
+  assert.match(await progress.innerText(), /File \d+ of 8/);
+  assert.equal(await page.getByTestId('ingest-cancel').isVisible(), true);
+  await page.getByTestId('notice').filter({ hasText: 'is stored in this browser' }).waitFor({ timeout: 60_000 });
+  assert.equal(await progress.count(), 0);
+  assert.equal(await page.getByTestId('mode').innerText(), 'Stored in this browser');
+
+  const [m] = await models(page);
+  assert.equal(m.complete, true);
+  assert.equal(m.storedBytes, m.totalBytes);
+  const wm = weightMap('mixtral');
+  const names = Object.keys(wm);
+  // One tensor per shard, plus the embedding (16 kB, so it spans four 4 KiB chunks).
+  const sample = [...new Set(Object.values(wm))].map((shard) => names.find((n) => wm[n] === shard));
+  sample.push('model.embed_tokens.weight');
+  await assertTensorsMatchDisk(page, m.id, 'mixtral', sample);
+});
+
+test('a stored model survives a reload and opens from the store', async () => {
+  const { page } = b;
+  await page.reload();
+  const row = page.getByTestId('stored-model');
+  await row.first().waitFor();
+  assert.equal(await row.count(), 1);
+  assert.equal(await row.first().getAttribute('data-complete'), 'true');
+  await row.first().getByTestId('stored-open').click();
+  await page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+  assert.equal(await page.getByTestId('mode').innerText(), 'Stored in this browser');
+  await assertTensorsMatchDisk(page, null, 'mixtral', ['lm_head.weight']);
+});
+
+test('an ingest interrupted by a reload resumes where it stopped when the same files are selected again', async () => {
+  const { page } = b;
+  await page.goto(url(120));
+  await loadFixture(page, 'qwen3_moe', 'qwen3_moe');
+  await page.getByTestId('store-button').click();
+  await page.waitForFunction(() => {
+    const bar = document.querySelector('[data-testid="ingest-overall-bar"]');
+    return bar && Number(bar.getAttribute('data-done')) > 0.3 * Number(bar.getAttribute('data-total'));
+  }, undefined, { timeout: 60_000 });
+  await page.reload();
+
+  await page.locator('[data-testid="stored-model"][data-complete="false"]').waitFor();
+  const partial = (await models(page)).find((x) => !x.complete);
+  assert.ok(partial.storedBytes > 0.3 * partial.totalBytes && partial.storedBytes < partial.totalBytes, JSON.stringify(partial));
+  assert.match(await page.getByTestId('stored-partial').innerText(), /Incomplete: .+ of .+ stored/);
+
+  await page.goto(url(5));
+  await loadFixture(page, 'qwen3_moe', 'qwen3_moe');
+  const button = page.getByTestId('store-button');
+  assert.match(await button.innerText(), /^Resume storing \(.+ left\)$/);
+  await button.click();
+  await page.waitForFunction(() => /Resumed: .+ were already stored/.test(document.querySelector('[data-testid="ingest-progress"]')?.textContent ?? ''));
+  await page.getByTestId('notice').filter({ hasText: 'resumed where it stopped' }).waitFor({ timeout: 60_000 });
+
+  const done = (await models(page)).find((x) => x.id === partial.id);
+  assert.equal(done.complete, true);
+  assert.equal(done.storedBytes, done.totalBytes);
+  assert.equal((await models(page)).length, 2, 'the resume continued the same record instead of making a copy');
+  await assertTensorsMatchDisk(page, done.id, 'qwen3_moe', Object.keys(weightMap('qwen3_moe')));
+});
+
+test('cancel stops an ingest without an error and leaves a resumable record', async () => {
+  const { page } = b;
+  await page.goto(url(100));
+  await loadFixture(page, 'olmoe', 'olmoe');
+  await page.getByTestId('store-button').click();
+  await page.getByTestId('ingest-file').waitFor();
+  await page.getByTestId('ingest-cancel').click();
+  await page.getByTestId('ingest-progress').waitFor({ state: 'detached' });
+  assert.equal(await page.getByTestId('error-banner').count(), 0);
+  await page.locator('[data-testid="stored-model"][data-complete="false"]').waitFor();
+  assert.match(await page.getByTestId('store-button').innerText(), /^Resume storing/);
+});
+
+test('delete removes stored models and their bytes', async () => {
+  const { page } = b;
+  const before = await models(page);
+  assert.equal(before.length, 3);
+  for (const m of before) {
+    await page.locator(`[data-testid="stored-model"][data-id="${m.id}"]`).getByTestId('stored-delete').click();
+    await page.locator(`[data-testid="stored-model"][data-id="${m.id}"]`).waitFor({ state: 'detached' });
+  }
+  assert.deepEqual(await models(page), []);
+  const leftover = await page.evaluate(
+    () =>
+      new Promise((ok, fail) => {
+        const r = indexedDB.open('moe-prune-studio');
+        r.onerror = () => fail(r.error);
+        r.onsuccess = () => {
+          const q = r.result.transaction('weights').objectStore('weights').count();
+          q.onsuccess = () => ok(q.result);
+          q.onerror = () => fail(q.error);
+        };
+      }),
+  );
+  assert.equal(leftover, 0);
+  assert.match(await page.getByTestId('stored-models').innerText(), /Nothing stored/);
+  assert.deepEqual(b.foreignRequests(BASE), []);
+});
