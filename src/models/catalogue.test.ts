@@ -240,6 +240,23 @@ describe('broken checkpoints', () => {
     expect((err as MoePruneError).message).toContain(victim);
   });
 
+  it('DeepSeek-V3 MTP layers after num_hidden_layers are neither extra nor counted; layers beyond them are extra', async () => {
+    const files = loadDir(join(MODELS, 'deepseek_v3'));
+    const idx = json(files.get(index)!) as { weight_map: Record<string, string> };
+    const shard = 'model-00003-of-00003.safetensors';
+    const added = ['model.layers.3.eh_proj.weight', 'model.layers.3.mlp.experts.0.gate_proj.weight', 'model.layers.4.mlp.experts.0.gate_proj.weight'];
+    await rewriteShard(files, shard, (list) => {
+      for (const name of added) list.push({ name, dtype: 'F32', shape: [16, 32] });
+    });
+    for (const name of added) idx.weight_map[name] = shard;
+    files.set(index, bytesOf(idx));
+    const s = await inspectCheckpoint(toSet(files));
+    expect(s.params.total).toBe(67416);
+    expect(s.params.routedExperts).toBe(24576);
+    expect(s.missingTensors).toEqual([]);
+    expect(s.extraTensors).toEqual(['model.layers.4.mlp.experts.0.gate_proj.weight']);
+  });
+
   it('a fused expert tensor whose expert count contradicts the config → InvalidShape', async () => {
     const files = loadDir(join(MODELS, 'qwen3_moe-fused'));
     const cfg = json(files.get('config.json')!) as Record<string, unknown>;

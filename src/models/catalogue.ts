@@ -41,7 +41,7 @@ import type { CheckpointSummary, ExpertLayout, FamilyId, MoeLayerInfo, TensorEnt
  *
  * Parameter counts follow transformers' `model.num_parameters()`: FP8 `*_scale_inv` companions and the
  * DeepSeek-V3 `e_score_correction_bias` buffer are not parameters; a tied lm_head (absent from the files)
- * is not counted twice. `routedExperts` counts the routed expert weights only (no shared experts, no router).
+ * is not counted twice; MTP layers stored after num_hidden_layers are not loaded, so not counted. `routedExperts` counts the routed expert weights only (no shared experts, no router).
  */
 
 export const CONFIG_FILE = 'config.json';
@@ -294,6 +294,7 @@ export async function catalogueCheckpoint(files: FileSet, opts: LongTask = {}): 
   };
   const structure = analyse(adapter, config, roles, index ? INDEX_FILE : shards[0]!, fusedExperts);
 
+  const summaryLayers = numLayers(config);
   const dtypes: Record<string, number> = {};
   let total = 0;
   let routed = 0;
@@ -303,6 +304,7 @@ export async function catalogueCheckpoint(files: FileSet, opts: LongTask = {}): 
     tensorBytes += t.byteLength;
     const r = t.role;
     if (isQuantScale(t.name) || (r.kind === 'router' && r.part === 'e_score_correction_bias')) continue;
+    if ('layer' in r && r.layer !== undefined && r.layer >= summaryLayers) continue; // MTP layers: transformers skips them
     const n = numel(t.shape);
     total += n;
     if (r.kind === 'expert' || r.kind === 'fused_experts') routed += n;
@@ -313,7 +315,7 @@ export async function catalogueCheckpoint(files: FileSet, opts: LongTask = {}): 
     family: adapter.id,
     architecture,
     modelType: stringField(config, 'model_type') ?? adapter.modelTypes[0]!,
-    layers: numLayers(config),
+    layers: summaryLayers,
     moeLayers: structure.moe,
     denseLayers: structure.dense,
     expertsPerLayer: requireConfigNumber(config, adapter.fields.expertCount).value,
