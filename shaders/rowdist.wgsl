@@ -5,8 +5,8 @@
 // Two entry points run back to back: `partial` reduces segments of each row (one workgroup per
 // (segment, row), one workgroup-memory tree at the end), `finish` adds a row's segment sums to acc.
 
-override WG: u32 = 256u; // power of two (tree reduction)
-const ITEMS: u32 = 16u;  // elements per invocation per segment
+override WG: u32 = 64u;    // power of two (tree reduction)
+override ITEMS: u32 = 64u; // elements per invocation per segment; many per barrier (barriers are slow on CPUs)
 
 struct Params {
   m: u32,          // rows in this chunk

@@ -3,6 +3,7 @@
 
 override DTYPE: u32 = 0u; // 0 = F32, 1 = F16, 2 = BF16
 override WG: u32 = 256u;
+override ITEMS: u32 = 8u; // outputs per invocation: invocations are costly on software adapters
 
 struct Params {
   count: u32,        // output elements in this dispatch
@@ -15,22 +16,26 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= p.count) {
-    return;
-  }
-  let e = p.src_offset + i;
+fn widen(e: u32) -> f32 {
   if (DTYPE == 0u) {
-    dst[i] = bitcast<f32>(src[e]);
-    return;
+    return bitcast<f32>(src[e]);
   }
   // Little-endian: element 2k is the low half of word k.
   let half = (src[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;
   if (DTYPE == 2u) {
-    dst[i] = bitcast<f32>(half << 16u);
-  } else {
-    dst[i] = unpack2x16float(half).x;
+    return bitcast<f32>(half << 16u);
+  }
+  return unpack2x16float(half).x;
+}
+
+// Workgroup g writes outputs [g * WG * ITEMS, (g + 1) * WG * ITEMS), neighbouring invocations neighbouring outputs.
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let base = (wid.x + wid.y * nwg.x) * WG * ITEMS + lid;
+  for (var k = 0u; k < ITEMS; k++) {
+    let i = base + k * WG;
+    if (i < p.count) {
+      dst[i] = widen(p.src_offset + i);
+    }
   }
 }

@@ -5,8 +5,8 @@ import { STORAGE_USAGE } from '../pool.ts';
 import type { GpuTensor } from '../tensor.ts';
 import code from '../../../shaders/rowdist.wgsl?raw';
 
-/** Must match ITEMS in rowdist.wgsl. */
-const ITEMS = 16;
+/** Elements per invocation per segment; with 64 invocations a workgroup reduces 4096 elements per tree. */
+const ITEMS = 64;
 
 /** CPU reference: acc[accOffset + r] += Σ_k (x[xOffset + r*rowStride + k] - c[cOffset + k])² for k < dc. */
 export function rowdistReference(a: RowdistChunk & { x: Float32Array; c: Float32Array; acc: Float32Array }): void {
@@ -52,12 +52,12 @@ export async function rowdistAccumulate(
   if (xOff + (m - 1) * stride + dc > x.byteLength / 4 || cOff + dc > c.byteLength / 4 || accOff + m > acc.byteLength / 4)
     throw new MoePruneError('InvalidArgument', `rowdist chunk ${JSON.stringify(chunk)} reaches past its buffers`);
   if (m > ctx.limits.maxComputeWorkgroupsPerDimension) throw new MoePruneError('InvalidArgument', `rowdist chunk has ${m} rows; split it`);
-  const wg = workgroupSize(ctx);
+  const wg = workgroupSize(ctx, 64);
   const nseg = Math.ceil(dc / (wg * ITEMS));
   if (nseg > ctx.limits.maxComputeWorkgroupsPerDimension) throw new MoePruneError('InvalidArgument', `rowdist chunk of ${dc} columns is too long; split it`);
   const [partial, finish] = await Promise.all([
-    ctx.pipelines.get({ name: 'rowdist', code, entryPoint: 'partial', constants: { WG: wg } }),
-    ctx.pipelines.get({ name: 'rowdist', code, entryPoint: 'finish', constants: { WG: wg } }),
+    ctx.pipelines.get({ name: 'rowdist', code, entryPoint: 'partial', constants: { WG: wg, ITEMS } }),
+    ctx.pipelines.get({ name: 'rowdist', code, entryPoint: 'finish', constants: { WG: wg, ITEMS } }),
   ]);
   const partialsBytes = m * nseg * 4;
   const partials = await ctx.pool.acquire(partialsBytes, STORAGE_USAGE, 'rowdist partials');

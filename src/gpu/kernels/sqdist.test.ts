@@ -23,8 +23,10 @@ describeGpu('sqdist kernel', (gpu) => {
     [1, 5],
     [4, 3],
     [70, 129],
+    [37, 1000],
+    [5, 64],
   ] as const) {
-    it(`matches the CPU reference for n=${n}, d=${d}`, async () => {
+    it(`matches the CPU reference for n=${n}, d=${d} (${d % 4 === 0 ? 'vec4' : 'scalar'} path)`, async () => {
       const ctx = gpu();
       const x = matrix(n, d, n);
       const t = await uploadTensor(ctx, new Uint8Array(x.buffer), 'F32', [n, d]);

@@ -35,7 +35,9 @@ export async function sqdist(ctx: GpuContext, x: GpuTensor): Promise<BufferView>
   if (n < 1 || d < 1) throw new MoePruneError('InvalidShape', `sqdist needs n ≥ 1 and d ≥ 1, got [${n}, ${d}]`);
   const byteLength = n * n * 4;
   const out = await ctx.pool.acquire(byteLength, STORAGE_USAGE, 'sqdist');
-  const pipeline = await ctx.pipelines.get({ name: 'sqdist', code, entryPoint: 'main', constants: { WG: SIDE } });
+  // Real hidden sizes are multiples of 4 and take the vec4 path; odd test shapes take the scalar one.
+  const entryPoint = d % 4 === 0 ? 'main_vec4' : 'main';
+  const pipeline = await ctx.pipelines.get({ name: 'sqdist', code, entryPoint, constants: { WG: SIDE } });
   const u = await uniformParams(ctx, [n, d, 0]);
   const groups = Math.ceil(Math.ceil(n / 4) / SIDE);
   try {

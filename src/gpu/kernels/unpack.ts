@@ -6,6 +6,9 @@ import { STORAGE_USAGE } from '../pool.ts';
 import { maxPartBytes, planParts, type GpuTensor, type GpuTensorPart, type SplitOptions } from '../tensor.ts';
 import code from '../../../shaders/unpack.wgsl?raw';
 
+/** Elements per invocation: 8 ran about 2x faster than 1 on SwiftShader and stays coalesced on GPUs. */
+const ITEMS = 8;
+
 /** dtypes the unpack kernel widens, with the shader's DTYPE override value. */
 const DTYPE_CODE = { F32: 0, F16: 1, BF16: 2 } as const;
 export type UnpackDType = keyof typeof DTYPE_CODE;
@@ -29,7 +32,7 @@ export async function unpack(ctx: GpuContext, src: GpuTensor, opts: SplitOptions
   const rowElems = src.rowBytes / elemBytes;
   const outRowBytes = rowElems * 4;
   const wg = workgroupSize(ctx);
-  const pipeline = await ctx.pipelines.get({ name: 'unpack', code, entryPoint: 'main', constants: { DTYPE: DTYPE_CODE[src.dtype], WG: wg } });
+  const pipeline = await ctx.pipelines.get({ name: 'unpack', code, entryPoint: 'main', constants: { DTYPE: DTYPE_CODE[src.dtype], WG: wg, ITEMS } });
 
   const parts: GpuTensorPart[] = [];
   const dispatches: Dispatch[] = [];
@@ -44,7 +47,7 @@ export async function unpack(ctx: GpuContext, src: GpuTensor, opts: SplitOptions
         if (count === 0) continue;
         const u = await uniformParams(ctx, [count, sub.rowStart * rowElems]);
         params.push(u);
-        dispatches.push({ pipeline, bindings: [inPart, { buffer, byteLength }, u], workgroups: grid2d(ctx, Math.ceil(count / wg)) });
+        dispatches.push({ pipeline, bindings: [inPart, { buffer, byteLength }, u], workgroups: grid2d(ctx, Math.ceil(count / (wg * ITEMS))) });
       }
     }
     await submitDispatches(ctx, 'unpack', dispatches);
