@@ -1,4 +1,5 @@
 import { runInspect } from './inspect.ts';
+import { runPrune } from './prune.ts';
 
 /** Where a command writes; process.stdout/stderr in the CLI, string collectors in tests. */
 export interface CliIo {
@@ -14,6 +15,7 @@ interface Command {
 /** Subcommands; `prune` and `eval` join here as they land. */
 const COMMANDS: Record<string, Command> = {
   inspect: { summary: 'inspect <checkpoint folder | .safetensors file> [--json]   summarise and check a MoE checkpoint', run: runInspect },
+  prune: { summary: 'prune <checkpoint folder> | --demo --out <folder> --experts-per-layer K | --expert-sparsity E [...]   remove experts (STUN stage 1)', run: runPrune },
 };
 
 function usage(): string {

@@ -125,3 +125,51 @@ export function decodeToF32(dtype: DType, bytes: Uint8Array, name = 'tensor'): F
       throw new MoePruneError('UnsupportedDtype', `cannot decode ${dtype} to f32`, name);
   }
 }
+
+/** Round-to-nearest-even f32 → IEEE half bits (overflow → ±Inf, NaN stays NaN). */
+export function f32ToF16(x: number): number {
+  f32buf[0] = x;
+  const u = u32buf[0]!;
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = mant & ((1 << shift) - 1);
+    let h = mant >>> shift;
+    if (rest > half || (rest === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
+  return sign | h;
+}
+
+/** Narrow f32 values to the little-endian bytes of a float dtype (F32, F64, BF16, F16). */
+export function encodeFromF32(dtype: DType, values: Float32Array, name = 'tensor'): Uint8Array {
+  const out = new Uint8Array((values.length * dtypeBits(dtype)) / 8);
+  const dv = new DataView(out.buffer);
+  switch (dtype) {
+    case 'F32':
+      for (let i = 0; i < values.length; i++) dv.setFloat32(i * 4, values[i]!, true);
+      return out;
+    case 'F64':
+      for (let i = 0; i < values.length; i++) dv.setFloat64(i * 8, values[i]!, true);
+      return out;
+    case 'BF16':
+      for (let i = 0; i < values.length; i++) dv.setUint16(i * 2, f32ToBf16(values[i]!), true);
+      return out;
+    case 'F16':
+      for (let i = 0; i < values.length; i++) dv.setUint16(i * 2, f32ToF16(values[i]!), true);
+      return out;
+    default:
+      throw new MoePruneError('UnsupportedDtype', `cannot write averaged values as ${dtype} (quantised weights cannot be averaged without requantising)`, name);
+  }
+}

@@ -1,0 +1,104 @@
+import { fileURLToPath } from 'node:url';
+import { asUserError, MoePruneError } from '../core/errors.ts';
+import type { Progress } from '../core/progress.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { catalogueCheckpoint, assertComplete } from '../models/catalogue.ts';
+import type { ExpertPlanSettings } from '../prune/experts/plan.ts';
+import { exportExpertPruned, runStageOne } from '../pipeline/expert-prune.ts';
+import { choiceArg, numberArg, parseArgs } from './args.ts';
+import type { CliIo } from './main.ts';
+import { openNodeFileSet } from './node-files.ts';
+import { closeNodeGpu, openNodeGpu } from './node-gpu.ts';
+import { NodeOutputFolder } from './node-output.ts';
+
+const USAGE =
+  'usage: moe-prune prune <checkpoint dir> | --demo  --out <dir> [--experts-per-layer K | --expert-sparsity E] ' +
+  '[--mode uniform|global] [--similarity router] [--normalize-router] [--reconstruct none|per-layer|per-cluster-size] [--kappa N] ' +
+  '[--search exact|official] [--cpu] [--force] [--json]';
+
+/** The demo checkpoint shipped with the app (public/demo/model). */
+export const DEMO_MODEL_DIR = fileURLToPath(new URL('../../public/demo/model', import.meta.url));
+
+/** Throttled one-line progress on stderr (a terminal sees it update in place). */
+function progressPrinter(io: CliIo, quiet: boolean): (p: Progress) => void {
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    if (quiet || (now - last < 500 && p.done < p.total)) return;
+    last = now;
+    const pct = p.total ? ` ${((100 * p.done) / p.total).toFixed(0)}%` : '';
+    io.stderr.write(`  ${p.phase}${pct} (${p.done}/${p.total} ${p.unit})${p.file ? ` ${p.file}` : ''}\n`);
+  };
+}
+
+export async function runPrune(args: string[], io: CliIo): Promise<number> {
+  let gpu: GpuContext | undefined;
+  try {
+    const p = parseArgs(
+      args,
+      {
+        values: ['out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search'],
+        flags: ['demo', 'normalize-router', 'cpu', 'force', 'json', 'quiet', 'help'],
+      },
+      USAGE,
+    );
+    if (p.flags.has('help')) {
+      io.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    const input = p.flags.has('demo') ? DEMO_MODEL_DIR : p.positional[0];
+    const out = p.values.get('out');
+    if (!input || !out || p.positional.length > (p.flags.has('demo') ? 0 : 1)) throw new MoePruneError('InvalidArgument', USAGE);
+    const K = numberArg(p, 'experts-per-layer', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+    const E = numberArg(p, 'expert-sparsity', (n) => n >= 0 && n < 1, 'a fraction in [0, 1)');
+    if ((K === undefined) === (E === undefined)) throw new MoePruneError('InvalidArgument', `give exactly one of --experts-per-layer and --expert-sparsity; ${USAGE}`);
+    const mode = choiceArg(p, 'mode', ['uniform', 'global'] as const, 'uniform');
+    if (mode === 'global' && K !== undefined) throw new MoePruneError('InvalidArgument', '--mode global takes --expert-sparsity (a global target), not --experts-per-layer');
+    choiceArg(p, 'similarity', ['router'] as const, 'router');
+    const reconstruct = choiceArg(p, 'reconstruct', ['none', 'per-layer', 'per-cluster-size'] as const, 'none');
+    const kappa = numberArg(p, 'kappa', (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+    const search = choiceArg(p, 'search', ['exact', 'official'] as const, 'exact');
+
+    const files = await openNodeFileSet(input);
+    const cat = await catalogueCheckpoint(files);
+    assertComplete(cat.summary);
+    const n = cat.summary.expertsPerLayer;
+    const settings: Partial<ExpertPlanSettings> = {
+      mode,
+      similarity: 'router',
+      normalize: p.flags.has('normalize-router'),
+      reconstruct,
+      search,
+      ...(kappa !== undefined && { kappa }),
+      ...(mode === 'uniform'
+        ? { keepPerLayer: K ?? n - Math.round(E! * n) }
+        : { targetTotal: Math.round((1 - E!) * n * cat.moeLayers.length) }),
+    };
+    if (!p.flags.has('cpu')) {
+      gpu = await openNodeGpu();
+      io.stderr.write(`moe-prune: using WebGPU adapter ${gpu.adapter.label}\n`);
+    } else io.stderr.write('moe-prune: --cpu: computing distances on the CPU\n');
+    const onProgress = progressPrinter(io, p.flags.has('quiet') || p.flags.has('json'));
+    const stage = await runStageOne(cat, settings, gpu, { onProgress });
+    if (stage.plan.search && !stage.plan.search.exact) io.stderr.write(`moe-prune: ${stage.plan.search.message}\n`);
+    const result = await exportExpertPruned(cat, files, stage.plan, new NodeOutputFolder(out, p.flags.has('force')), {
+      onProgress,
+      tool: 'moe-prune prune',
+      settings: { experts_per_layer: K ?? null, expert_sparsity: E ?? null, normalize_router: p.flags.has('normalize-router'), device: gpu ? gpu.adapter.label : 'cpu' },
+    });
+    const r = result.report;
+    if (p.flags.has('json')) io.stdout.write(`${JSON.stringify({ out, files: result.files, report: r, timings: stage.timings }, null, 2)}\n`);
+    else
+      io.stdout.write(
+        `wrote ${out}: ${r.expertsPerLayer.before} → ${r.expertsPerLayer.after} experts per MoE layer, ` +
+          `${r.params.before.toLocaleString('en-US')} → ${r.params.after.toLocaleString('en-US')} parameters, ${result.shards.length} shard(s)\n`,
+      );
+    return 0;
+  } catch (e) {
+    const err = asUserError(e);
+    io.stderr.write(`${err.message.replace(/\s*\n\s*/g, ' ')}\n`);
+    return e instanceof MoePruneError ? 2 : 1;
+  } finally {
+    if (gpu) closeNodeGpu(gpu);
+  }
+}

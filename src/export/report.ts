@@ -1,0 +1,113 @@
+/** `prune-report.json` (machine-readable) and the `README.md` model card written beside a pruned checkpoint. */
+import type { Catalogue } from '../models/catalogue.ts';
+import type { ExpertPlan } from '../prune/experts/plan.ts';
+import type { TensorPlan } from './tensor-plan.ts';
+
+export interface PruneReport {
+  readonly format: 'moe-prune-report';
+  readonly version: 1;
+  readonly tool: string;
+  readonly method: string;
+  readonly source: { family: string; architecture: string; layers: number; moeLayers: number[]; expertsPerLayer: number; topK: number; layout: string };
+  /** Every option that shaped the result, defaults included. */
+  readonly settings: Record<string, unknown>;
+  /** Per MoE layer index: kept original expert indices, ascending (new index = position). */
+  readonly keptExperts: Record<string, number[]>;
+  /** Per MoE layer index: slots whose weights and router row are the mean of these originals (empty if none). */
+  readonly mergedExperts: Record<string, Array<{ slot: number; members: number[] }>>;
+  /** Per MoE layer index: every cluster's original members, and which slot its tokens now reach. */
+  readonly clusters: Record<string, Array<{ members: number[]; slot: number; action: string }>>;
+  readonly threshold: { mode: string; tau: number | null; exact: boolean | null; message: string | null };
+  readonly expertsPerLayer: { before: number; after: number };
+  readonly params: { before: number; after: number; routedExpertsBefore: number; routedExpertsAfter: number };
+  readonly bytes: { before: number; after: number };
+  readonly loadableBy: string[];
+}
+
+const byLayer = <T>(plan: ExpertPlan, f: (l: ExpertPlan['layers'][number]) => T): Record<string, T> =>
+  Object.fromEntries(plan.layers.map((l) => [String(l.layer), f(l)]));
+
+export function buildPruneReport(cat: Catalogue, plan: ExpertPlan, tensors: TensorPlan, settings: Record<string, unknown>, tool: string): PruneReport {
+  const s = cat.summary;
+  const after = plan.layers[0]?.kept.length ?? s.expertsPerLayer;
+  const removedSlots = plan.layers.reduce((n, l) => n + l.removed.length, 0);
+  const search = plan.search;
+  return {
+    format: 'moe-prune-report',
+    version: 1,
+    tool,
+    method: 'STUN stage 1 (expert pruning by router-weight clustering; Lee et al., ACL 2025)',
+    source: { family: s.family, architecture: s.architecture, layers: s.layers, moeLayers: s.moeLayers, expertsPerLayer: s.expertsPerLayer, topK: s.topK, layout: s.layout },
+    settings: { ...plan.settings, ...settings },
+    keptExperts: byLayer(plan, (l) => [...l.kept]),
+    mergedExperts: byLayer(plan, (l) => l.merges.map((m) => ({ slot: m.slot, members: [...m.members] }))),
+    clusters: byLayer(plan, (l) => l.clusters.map((c) => ({ members: [...c.members], slot: c.slot, action: c.action }))),
+    threshold: {
+      mode: plan.settings.mode,
+      tau: search ? search.tau : null,
+      exact: search ? search.exact : null,
+      message: search ? search.message : null,
+    },
+    expertsPerLayer: { before: s.expertsPerLayer, after },
+    params: {
+      before: s.params.total,
+      after: tensors.params,
+      routedExpertsBefore: s.params.routedExperts,
+      routedExpertsAfter: s.params.routedExperts - removedSlots * s.params.perExpert,
+    },
+    bytes: { before: s.tensorBytes, after: tensors.bytes },
+    loadableBy: ['transformers (AutoModelForCausalLM, stock class)', 'vLLM (stock model class)'],
+  };
+}
+
+const fmt = (n: number): string => n.toLocaleString('en-US');
+const mib = (b: number): string => `${(b / 2 ** 20).toFixed(2)} MiB`;
+
+export function buildModelCard(cat: Catalogue, r: PruneReport): string {
+  const layers = Object.entries(r.keptExperts)
+    .map(([l, kept]) => {
+      const merged = r.mergedExperts[l] ?? [];
+      return `| ${l} | ${kept.join(', ')} | ${merged.length ? merged.map((m) => `slot ${m.slot} = mean(${m.members.join(', ')})`).join('; ') : '—'} |`;
+    })
+    .join('\n');
+  const settings = Object.entries(r.settings)
+    .map(([k, v]) => `| \`${k}\` | \`${JSON.stringify(v)}\` |`)
+    .join('\n');
+  return `---
+tags: [moe, pruning, stun, expert-pruning]
+base_model_architecture: ${r.source.architecture}
+---
+
+# Expert-pruned ${r.source.family} checkpoint
+
+Made with MoE Prune Studio (${r.tool}) by **${r.method}**. Each MoE layer's experts were clustered by the distance
+between their router rows; one representative per cluster was kept (the member closest to the cluster's parameter
+centroid${Object.values(r.mergedExperts).some((m) => m.length) ? ', or the members\u2019 average where the reconstruction rule applied' : ''}),
+the rest were removed with their router rows. Kept experts are renumbered 0..K\u22121 in their original order; every
+other tensor is copied unchanged, in its original dtype and layout (${r.source.layout}).
+
+| | before | after |
+|---|---|---|
+| routed experts per MoE layer | ${r.expertsPerLayer.before} | ${r.expertsPerLayer.after} |
+| experts per token (top-k) | ${r.source.topK} | ${r.source.topK} |
+| parameters | ${fmt(r.params.before)} | ${fmt(r.params.after)} |
+| routed-expert parameters | ${fmt(r.params.routedExpertsBefore)} | ${fmt(r.params.routedExpertsAfter)} |
+| tensor bytes | ${mib(r.bytes.before)} | ${mib(r.bytes.after)} |
+
+**Loads with:** ${r.loadableBy.join('; ')}. Only \`${cat.summary.expertCountField}\` changed in \`config.json\`.
+
+## Kept experts per MoE layer (original indices)
+
+| layer | kept (new index = position) | merged slots |
+|---|---|---|
+${layers}
+
+## Settings
+
+| option | value |
+|---|---|
+${settings}
+
+\`prune-report.json\` holds the same information in machine-readable form (clusters, thresholds, counts).
+`;
+}

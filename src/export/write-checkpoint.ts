@@ -1,0 +1,169 @@
+/**
+ * Streams a pruned checkpoint into an output folder, shard by shard and tensor by tensor, in bounded pieces:
+ * never a whole shard or a whole large tensor in memory. The folder is committed only after every file is
+ * written, so a cancelled or failed export is never mistaken for a finished one.
+ */
+import { asUserError, MoePruneError, throwIfAborted } from '../core/errors.ts';
+import type { LongTask } from '../core/progress.ts';
+import { readText, type FileSet } from '../formats/bytes.ts';
+import { decodeToF32, dtypeBits, encodeFromF32 } from '../formats/dtype.ts';
+import { formatShardIndex, INDEX_FILE, shardFileName, SINGLE_FILE } from '../formats/safetensors/index-file.ts';
+import { buildHeader, writeSafetensors, type ByteSink, type WriterTensor } from '../formats/safetensors/writer.ts';
+import type { Catalogue } from '../models/catalogue.ts';
+import type { ByteRange, OutputTensor, Piece, TensorPlan } from './tensor-plan.ts';
+
+/** Where an export goes: a folder on disk (CLI), a folder the user picked (File System Access), or downloads. */
+export interface OutputFolder {
+  create(name: string): Promise<ByteSink>;
+  /** Every file is written: make the export visible as complete. */
+  commit(): Promise<void>;
+  /** Failure or cancel: remove or clearly mark what was written. */
+  abort(): Promise<void>;
+}
+
+export interface ExportFiles {
+  /** config.json contents after the expert-count patch (every other key kept). */
+  readonly config: Record<string, unknown>;
+  /** Extra files written after the weights, in order (prune-report.json, README.md). */
+  readonly extras: ReadonlyArray<{ name: string; text: string }>;
+}
+
+export interface ExportResult {
+  readonly files: Array<{ name: string; bytes: number }>;
+  readonly shards: string[];
+  readonly tensorBytes: number;
+}
+
+/** Files that describe the input's weights or its card: rewritten, never copied. */
+const REWRITTEN = new Set(['config.json', INDEX_FILE, SINGLE_FILE, 'README.md', 'prune-report.json']);
+
+const PIECE_BYTES = 8 << 20;
+
+async function* readRange(cat: Catalogue, r: ByteRange, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const entry = cat.tensors.get(r.tensor);
+  const file = entry && cat.shards.get(entry.file);
+  if (!entry || !file) throw new MoePruneError('MissingTensor', `no tensor "${r.tensor}" to read`);
+  const base = file.dataStart + file.info(r.tensor).begin + r.offset;
+  for (let off = 0; off < r.length; off += PIECE_BYTES) {
+    throwIfAborted(signal);
+    yield await file.source.read(base + off, Math.min(PIECE_BYTES, r.length - off), signal);
+  }
+}
+
+/** Element-wise mean of equal-length ranges, read and written in aligned pieces. */
+async function* meanRanges(cat: Catalogue, p: Extract<Piece, { kind: 'mean' }>, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const len = p.ranges[0]!.length;
+  if (p.ranges.some((r) => r.length !== len)) throw new MoePruneError('InvalidPlan', 'merged experts have different sizes');
+  const elem = dtypeBits(p.dtype) / 8;
+  const step = PIECE_BYTES - (PIECE_BYTES % elem);
+  for (let off = 0; off < len; off += step) {
+    throwIfAborted(signal);
+    const n = Math.min(step, len - off);
+    let acc: Float32Array | null = null;
+    for (const r of p.ranges) {
+      const entry = cat.tensors.get(r.tensor)!;
+      const file = cat.shards.get(entry.file)!;
+      const bytes = await file.source.read(file.dataStart + file.info(r.tensor).begin + r.offset + off, n, signal);
+      const x = decodeToF32(p.dtype, bytes, r.tensor);
+      if (!acc) acc = x;
+      else for (let i = 0; i < x.length; i++) acc[i] = acc[i]! + x[i]!;
+    }
+    const inv = 1 / p.ranges.length;
+    for (let i = 0; i < acc!.length; i++) acc![i] = acc![i]! * inv;
+    yield encodeFromF32(p.dtype, acc!, p.ranges[0]!.tensor);
+  }
+}
+
+function tensorData(cat: Catalogue, t: OutputTensor, signal?: AbortSignal): () => AsyncIterable<Uint8Array> {
+  return async function* () {
+    for (const p of t.pieces) yield* p.kind === 'copy' ? readRange(cat, p.range, signal) : meanRanges(cat, p, signal);
+  };
+}
+
+/** Output shards follow input shards (same order, empty ones dropped); a single-file input stays single-file. */
+export function outputShards(cat: Catalogue, plan: TensorPlan): Array<{ name: string; tensors: OutputTensor[] }> {
+  const inputs = [...cat.shards.keys()].sort();
+  const groups = inputs.map((s) => plan.tensors.filter((t) => t.shard === s)).filter((g) => g.length > 0);
+  if (!cat.indexFile && groups.length === 1) return [{ name: SINGLE_FILE, tensors: groups[0]! }];
+  return groups.map((tensors, i) => ({ name: shardFileName(i, groups.length), tensors }));
+}
+
+export async function writePrunedCheckpoint(
+  cat: Catalogue,
+  input: FileSet,
+  plan: TensorPlan,
+  files: ExportFiles,
+  out: OutputFolder,
+  opts: LongTask = {},
+): Promise<ExportResult> {
+  const { signal, onProgress } = opts;
+  const written: Array<{ name: string; bytes: number }> = [];
+  const shards = outputShards(cat, plan);
+  const copied = input.names().filter((n) => !REWRITTEN.has(n) && !n.endsWith('.safetensors') && !n.includes('/'));
+  const copiedBytes = copied.reduce((s, n) => s + (input.get(n)?.size ?? 0), 0);
+  // Progress counts whole files: shard headers included.
+  const headers = shards.reduce((sum, sh) => sum + buildHeader(sh.tensors).bytes.byteLength, 0);
+  const total = headers + plan.bytes + copiedBytes;
+  let done = 0;
+  const progress = (file: string, extra: number): void => onProgress?.({ phase: 'export', done: done + extra, total, unit: 'bytes', file });
+
+  const writeFile = async (name: string, body: (sink: ByteSink) => Promise<number>): Promise<void> => {
+    const sink = await out.create(name);
+    const bytes = await body(sink);
+    await sink.close();
+    written.push({ name, bytes });
+  };
+  const writeText = (name: string, text: string): Promise<void> =>
+    writeFile(name, async (sink) => {
+      const b = new TextEncoder().encode(text);
+      await sink.write(b);
+      return b.byteLength;
+    });
+
+  try {
+    const weightMap = new Map<string, string>();
+    for (const shard of shards) {
+      const tensors: WriterTensor[] = shard.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: tensorData(cat, t, signal) }));
+      for (const t of shard.tensors) weightMap.set(t.name, shard.name);
+      let before = 0;
+      await writeFile(shard.name, async (sink) => {
+        const n = await writeSafetensors(sink, tensors, { signal, file: shard.name, onBytes: (w) => progress(shard.name, (before = w)) });
+        return n;
+      });
+      done += before;
+    }
+    if (shards.length > 1 || cat.indexFile) {
+      const meta = cat.indexFile ? await indexMetadata(input) : {};
+      if ('total_parameters' in meta) meta.total_parameters = plan.params;
+      await writeText(INDEX_FILE, formatShardIndex(weightMap, plan.bytes, meta));
+    }
+    await writeText('config.json', JSON.stringify(files.config, null, 2) + '\n');
+    for (const name of copied) {
+      const src = input.get(name)!;
+      await writeFile(name, async (sink) => {
+        for (let off = 0; off < src.size; off += PIECE_BYTES) {
+          throwIfAborted(signal);
+          await sink.write(await src.read(off, Math.min(PIECE_BYTES, src.size - off), signal));
+          progress(name, Math.min(src.size, off + PIECE_BYTES));
+        }
+        return src.size;
+      });
+      done += src.size;
+    }
+    for (const x of files.extras) await writeText(x.name, x.text);
+    throwIfAborted(signal);
+    await out.commit();
+  } catch (e) {
+    await out.abort().catch(() => undefined);
+    throw asUserError(e);
+  }
+  return { files: written, shards: shards.map((s) => s.name), tensorBytes: plan.bytes };
+}
+
+async function indexMetadata(input: FileSet): Promise<Record<string, unknown>> {
+  const src = input.get(INDEX_FILE);
+  if (!src) return {};
+  const j = JSON.parse(await readText(src)) as { metadata?: Record<string, unknown> };
+  const { total_size: _drop, ...rest } = j.metadata ?? {};
+  return rest;
+}

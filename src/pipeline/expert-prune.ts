@@ -1,0 +1,161 @@
+/**
+ * STUN stage 1 on a checkpoint, end to end: router rows → distances (GPU) → clusters → representatives (GPU,
+ * streamed expert by expert) → a pruned checkpoint. The same functions serve the page and `moe-prune prune`.
+ */
+import { MoePruneError, throwIfAborted } from '../core/errors.ts';
+import type { LongTask } from '../core/progress.ts';
+import { readJson, type FileSet } from '../formats/bytes.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { sqdist } from '../gpu/kernels/sqdist.ts';
+import { readBuffer } from '../gpu/pool.ts';
+import { releaseTensor, uploadTensor } from '../gpu/tensor.ts';
+import type { Catalogue } from '../models/catalogue.ts';
+import { expertCountPatch, expertCountProblems, groupedRouting } from '../models/families.ts';
+import type { ExpertIndex, LayerIndex } from '../models/types.ts';
+import { buildLayerPlan, planExpertPruning, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings, type LayerPlan } from '../prune/experts/plan.ts';
+import { selectRepresentative } from '../prune/experts/representative.ts';
+import { selectRepresentativeGpu } from '../prune/experts/representative-gpu.ts';
+import { expertParamSource } from './expert-params.ts';
+import { planPrunedTensors, type TensorPlan } from '../export/tensor-plan.ts';
+import { writePrunedCheckpoint, type ExportResult, type OutputFolder } from '../export/write-checkpoint.ts';
+import { buildModelCard, buildPruneReport, type PruneReport } from '../export/report.ts';
+
+export interface RouterLayer {
+  readonly layer: LayerIndex;
+  readonly n: number;
+  readonly d: number;
+  /** Router weight widened to f32, row-major n×d. */
+  readonly rows: Float32Array;
+}
+
+/** Reads every MoE layer's router weight (small: n×d per layer). */
+export async function loadRouters(cat: Catalogue, opts: LongTask = {}): Promise<RouterLayer[]> {
+  const out: RouterLayer[] = [];
+  for (const [i, l] of cat.moeLayers.entries()) {
+    throwIfAborted(opts.signal);
+    const e = cat.tensors.get(l.routerTensor);
+    const file = e && cat.shards.get(e.file);
+    if (!e || !file) throw new MoePruneError('MissingTensor', `layer ${l.layer}: no router tensor "${l.routerTensor}"`);
+    const [n, d] = e.shape as [number, number];
+    out.push({ layer: l.layer, n, d, rows: await file.readF32(e.name, opts.signal) });
+    opts.onProgress?.({ phase: 'reading routers', done: i + 1, total: cat.moeLayers.length, unit: 'layers' });
+  }
+  return out;
+}
+
+/** Squared router-row distances per layer on the GPU (shaders/sqdist.wgsl). */
+export async function routerSquaredDistancesGpu(ctx: GpuContext, routers: readonly RouterLayer[], opts: LongTask = {}): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const [i, r] of routers.entries()) {
+    throwIfAborted(opts.signal);
+    const t = await uploadTensor(ctx, new Uint8Array(r.rows.buffer, r.rows.byteOffset, r.rows.byteLength), 'F32', [r.n, r.d], { name: `router ${r.layer}` });
+    try {
+      const view = await sqdist(ctx, t);
+      try {
+        const bytes = await readBuffer(ctx, view.buffer, view.byteLength);
+        out.push(new Float32Array(bytes.buffer, bytes.byteOffset, r.n * r.n));
+      } finally {
+        ctx.pool.release(view.buffer);
+      }
+    } finally {
+      releaseTensor(ctx, t);
+    }
+    opts.onProgress?.({ phase: 'router distances', done: i + 1, total: routers.length, unit: 'layers' });
+  }
+  return out;
+}
+
+export function layerInputs(cat: Catalogue, routers: readonly RouterLayer[], squared?: readonly Float32Array[]): ExpertLayerInput[] {
+  const g = groupedRouting(cat.adapter, cat.config);
+  return routers.map((r, i) => {
+    let frob = 0;
+    for (const v of r.rows) frob += v * v;
+    const base = { layer: r.layer, n: r.n, d: r.d, topK: cat.summary.topK, ...(g && { groups: { nGroup: g.nGroup, topkGroup: g.topkGroup } }) };
+    return squared ? { ...base, squaredDistances: squared[i]!, routerFrobenius: Math.sqrt(frob), routerRows: r.rows } : { ...base, routerRows: r.rows };
+  });
+}
+
+/** Fills representatives of ≥3-member clusters by streaming the members' parameters (GPU when given). */
+export async function resolvePlan(cat: Catalogue, plan: ExpertPlan, gpu: GpuContext | undefined, opts: LongTask = {}): Promise<ExpertPlan> {
+  if (plan.unresolved === 0) return plan;
+  const layers: LayerPlan[] = [];
+  for (const lp of plan.layers) {
+    if (lp.clusters.every((c) => c.resolved)) {
+      layers.push(lp);
+      continue;
+    }
+    const src = expertParamSource(cat, lp.layer);
+    const reps: Array<ExpertIndex | undefined> = [];
+    for (const c of lp.clusters) {
+      if (c.resolved) reps.push(c.action === 'merge' ? undefined : c.representative);
+      else reps.push((gpu ? await selectRepresentativeGpu(gpu, c.members, src, opts) : await selectRepresentative(c.members, src, opts)).representative);
+    }
+    layers.push(buildLayerPlan(lp, lp.clusters.map((c) => c.members), plan.settings, reps));
+  }
+  return { ...plan, layers, unresolved: 0 };
+}
+
+export interface StageOneResult {
+  readonly plan: ExpertPlan;
+  readonly routers: RouterLayer[];
+  readonly timings: { routersMs: number; distancesMs: number; clusteringMs: number; representativesMs: number };
+}
+
+/** Router distances on the GPU when a device is given (else on the CPU), clustering, representatives. */
+export async function runStageOne(cat: Catalogue, settings: Partial<ExpertPlanSettings>, gpu: GpuContext | undefined, opts: LongTask = {}): Promise<StageOneResult> {
+  const t0 = performance.now();
+  const routers = await loadRouters(cat, opts);
+  const t1 = performance.now();
+  const squared = gpu ? await routerSquaredDistancesGpu(gpu, routers, opts) : undefined;
+  const t2 = performance.now();
+  const draft = planExpertPruning(layerInputs(cat, routers, squared), settings);
+  const t3 = performance.now();
+  const plan = await resolvePlan(cat, draft, gpu, opts);
+  const t4 = performance.now();
+  return { plan, routers, timings: { routersMs: t1 - t0, distancesMs: t2 - t1, clusteringMs: t3 - t2, representativesMs: t4 - t3 } };
+}
+
+/** Expert count per layer when uniform; a non-uniform plan cannot be loaded by stock transformers/vLLM classes. */
+export function uniformCount(plan: TensorPlan): number | null {
+  const counts = new Set(plan.expertsPerLayer.values());
+  return counts.size === 1 ? [...counts][0]! : null;
+}
+
+export interface ExportOptions extends LongTask {
+  /** Input settings to record in the report (CLI flags / UI state), beside the plan's own settings. */
+  readonly settings: Record<string, unknown>;
+  readonly tool: string;
+}
+
+export interface PruneExportResult extends ExportResult {
+  readonly report: PruneReport;
+}
+
+/** Writes the pruned checkpoint: weights, patched config, index, copied tokenizer files, report, model card. */
+export async function exportExpertPruned(cat: Catalogue, files: FileSet, plan: ExpertPlan, out: OutputFolder, opts: ExportOptions): Promise<PruneExportResult> {
+  const tensorPlan = planPrunedTensors(cat, plan.layers);
+  const k = uniformCount(tensorPlan);
+  if (k === null) {
+    await out.abort();
+    const counts = [...tensorPlan.expertsPerLayer.values()];
+    throw new MoePruneError(
+      'InvalidPlan',
+      `the plan keeps ${Math.min(...counts)}–${Math.max(...counts)} experts in different layers; Hugging Face configs hold one expert count, so ` +
+        'transformers and vLLM could not load it. Use uniform mode (same count in every layer) to export',
+    );
+  }
+  const problems = expertCountProblems(cat.adapter, cat.config, k);
+  if (problems.length) {
+    await out.abort();
+    throw new MoePruneError('InvalidPlan', problems.join('; '), 'config.json');
+  }
+  const config = { ...(await readJson<Record<string, unknown>>(files.get('config.json')!)), ...expertCountPatch(cat.adapter, cat.config, k) };
+  const report = buildPruneReport(cat, plan, tensorPlan, opts.settings, opts.tool);
+  const extras = [
+    { name: 'prune-report.json', text: JSON.stringify(report, null, 2) + '\n' },
+    { name: 'README.md', text: buildModelCard(cat, report) },
+  ];
+  const result = await writePrunedCheckpoint(cat, files, tensorPlan, { config, extras }, out, opts);
+  return { ...result, report };
+}
+

@@ -1,0 +1,60 @@
+/**
+ * Closest-to-centroid selection with the distances on the GPU (shaders/rowdist.wgsl): for each chunk of θ the
+ * members' chunks go up as one [m, C] matrix, the centroid chunk beside it, and ‖θ_i − θ̄‖² accumulates on the
+ * GPU across chunks. Same rule and tie-break as the CPU `selectRepresentative` (lowest index wins).
+ */
+import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
+import type { LongTask } from '../../core/progress.ts';
+import type { GpuContext } from '../../gpu/device.ts';
+import { rowdistAccumulate } from '../../gpu/kernels/rowdist.ts';
+import { STORAGE_USAGE } from '../../gpu/pool.ts';
+import { readBuffer } from '../../gpu/pool.ts';
+import type { ExpertIndex } from '../../models/types.ts';
+import type { ExpertParamSource } from './representative.ts';
+
+export async function selectRepresentativeGpu(
+  ctx: GpuContext,
+  members: readonly ExpertIndex[],
+  source: ExpertParamSource,
+  opts: LongTask = {},
+): Promise<{ representative: ExpertIndex; sqDistances: Float64Array }> {
+  const sorted = [...members].sort((a, b) => a - b);
+  if (sorted.length === 0) throw new MoePruneError('InvalidArgument', 'cannot choose a representative of an empty cluster');
+  if (sorted.length <= 2) return { representative: sorted[0]!, sqDistances: new Float64Array(0) };
+  const m = sorted.length;
+  const accBytes = m * 4;
+  const acc = await ctx.pool.acquire(accBytes, STORAGE_USAGE, 'centroid distances');
+  ctx.device.queue.writeBuffer(acc, 0, new Float32Array(m));
+  try {
+    for (let c = 0; c < source.chunkCount; c++) {
+      throwIfAborted(opts.signal);
+      const rows: Float32Array[] = [];
+      for (const e of sorted) rows.push(await source.chunk(e, c, opts.signal));
+      const len = rows[0]!.length;
+      if (rows.some((r) => r.length !== len)) throw new MoePruneError('InvalidArgument', `cluster members have different parameter counts in chunk ${c}`);
+      const x = new Float32Array(m * len);
+      const centroid = new Float32Array(len);
+      rows.forEach((r, i) => {
+        x.set(r, i * len);
+        for (let t = 0; t < len; t++) centroid[t] = centroid[t]! + r[t]! / m;
+      });
+      const xb = await ctx.pool.acquire(x.byteLength, STORAGE_USAGE, 'cluster chunk');
+      const cb = await ctx.pool.acquire(centroid.byteLength, STORAGE_USAGE, 'centroid chunk');
+      try {
+        ctx.device.queue.writeBuffer(xb, 0, x);
+        ctx.device.queue.writeBuffer(cb, 0, centroid);
+        await rowdistAccumulate(ctx, { buffer: xb, byteLength: x.byteLength }, { buffer: cb, byteLength: centroid.byteLength }, { buffer: acc, byteLength: accBytes }, { m, dc: len });
+      } finally {
+        ctx.pool.release(xb);
+        ctx.pool.release(cb);
+      }
+      opts.onProgress?.({ phase: 'choosing representatives', done: c + 1, total: source.chunkCount, unit: 'steps' });
+    }
+    const d = new Float32Array((await readBuffer(ctx, acc, accBytes)).buffer.slice(0, accBytes));
+    let best = 0;
+    for (let i = 1; i < m; i++) if (d[i]! < d[best]!) best = i;
+    return { representative: sorted[best]!, sqDistances: Float64Array.from(d) };
+  } finally {
+    ctx.pool.release(acc);
+  }
+}
