@@ -94,10 +94,14 @@ describeGpu('device on the test adapter', (gpu) => {
 
   it('turns an oversized allocation into GpuOutOfMemory or GpuValidation, and bad WGSL into GpuValidation', async () => {
     const { device, pipelines } = gpu();
-    const tooBig = withErrorScopes(device, 'allocating a test buffer', () => {
-      device.createBuffer({ size: 2 ** 40, usage: 0x0080 });
-    });
-    await expect(tooBig).rejects.toMatchObject({ code: expect.stringMatching(/GpuOutOfMemory|GpuValidation/) });
+    const tooBig = withErrorScopes(
+      device,
+      () => {
+        device.createBuffer({ size: 2 ** 40, usage: 0x0080 });
+      },
+      'allocating a test buffer',
+    );
+    await expect(tooBig).rejects.toMatchObject({ code: expect.stringMatching(/GpuOutOfMemory|GpuValidation/), message: expect.stringMatching(/^allocating a test buffer/) });
     await expect(
       pipelines.get({ name: 'broken', code: '@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }', entryPoint: 'main' }),
     ).rejects.toThrow(/shaders\/broken\.wgsl: cannot build the GPU kernel broken:main \(line 1/);

@@ -184,9 +184,10 @@ export function assertAlive(ctx: GpuContext): void {
 
 /**
  * Runs `fn` inside out-of-memory and validation error scopes, turning GPU errors into MoePruneErrors.
- * Use around allocations and pipeline creation, where these errors are expected and actionable.
+ * Use around allocations and pipeline creation, where these errors are expected and actionable; `what` starts
+ * the message ("allocating the router buffer").
  */
-export async function withErrorScopes<T>(device: GPUDevice, what: string, fn: () => T | Promise<T>): Promise<T> {
+export async function withErrorScopes<T>(device: GPUDevice, fn: () => T | Promise<T>, what = 'GPU operation'): Promise<T> {
   device.pushErrorScope('out-of-memory');
   device.pushErrorScope('validation');
   let result: T;

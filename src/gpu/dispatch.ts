@@ -66,7 +66,7 @@ export interface Dispatch {
  */
 export async function submitDispatches(ctx: GpuContext, label: string, dispatches: readonly Dispatch[]): Promise<void> {
   assertAlive(ctx);
-  await withErrorScopes(ctx.device, `GPU kernel ${label}`, () => {
+  await withErrorScopes(ctx.device, () => {
     const enc = ctx.device.createCommandEncoder({ label });
     const pass = enc.beginComputePass({ label });
     for (const d of dispatches) {
@@ -84,5 +84,5 @@ export async function submitDispatches(ctx: GpuContext, label: string, dispatche
     }
     pass.end();
     ctx.device.queue.submit([enc.finish()]);
-  });
+  }, `GPU kernel ${label}`);
 }
