@@ -1,0 +1,147 @@
+/**
+ * `npm run bench`: every benchmark in one run on one adapter, as ratios measured side by side (absolute times
+ * on shared software-GPU machines mean little). Prints a table and writes bench/results.json.
+ */
+import { copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { openNodeFileSet } from '../src/cli/node-files.ts';
+import { closeNodeGpu, openNodeGpu } from '../src/cli/node-gpu.ts';
+import { NodeOutputFolder } from '../src/cli/node-output.ts';
+import type { GpuContext } from '../src/gpu/device.ts';
+import { copyWords } from '../src/gpu/kernels/copy.ts';
+import { STORAGE_USAGE } from '../src/gpu/pool.ts';
+import { sqdist } from '../src/gpu/kernels/sqdist.ts';
+import { uploadTensor, releaseTensor } from '../src/gpu/tensor.ts';
+import { catalogueCheckpoint } from '../src/models/catalogue.ts';
+import { exportExpertPruned, layerInputs, routerSquaredDistancesGpu, runStageOne, type RouterLayer } from '../src/pipeline/expert-prune.ts';
+import { planExpertPruning } from '../src/prune/experts/plan.ts';
+import { writeSyntheticMixtral } from './synthetic.ts';
+
+export interface BenchRow {
+  readonly name: string;
+  readonly value: number;
+  readonly unit: string;
+  readonly ratio: number | null;
+  readonly ratioOf: string;
+  readonly note: string;
+}
+
+const WORK = 'bench/.work';
+
+/** The baseline kernel: copy a buffer's words into a scratch buffer and wait for the GPU. */
+async function copyThrough(gpu: GpuContext, src: { buffer: GPUBuffer; byteLength: number }): Promise<void> {
+  const dst = await gpu.pool.acquire(src.byteLength, STORAGE_USAGE, 'bench copy');
+  await copyWords(gpu, src, { buffer: dst, byteLength: src.byteLength }, Math.floor(src.byteLength / 4));
+  await gpu.device.queue.onSubmittedWorkDone();
+  gpu.pool.release(dst);
+}
+const now = () => performance.now();
+
+async function timeIt(f: () => Promise<unknown>, repeats = 3): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < repeats; i++) {
+    const t = now();
+    await f();
+    best = Math.min(best, now() - t);
+  }
+  return best;
+}
+
+function randomRouters(layers: number, n: number, d: number): RouterLayer[] {
+  let s = 12345;
+  const r = () => ((s = (s * 1103515245 + 12345) >>> 0) / 4294967296 - 0.5) * 0.05;
+  return Array.from({ length: layers }, (_, layer) => {
+    const rows = new Float32Array(n * d);
+    for (let i = 0; i < rows.length; i++) rows[i] = r();
+    return { layer, n, d, rows };
+  });
+}
+
+/** Stage 1 on an Arctic-sized router (35 layers × 128 experts × 7168 hidden): GPU distances + clustering. */
+async function benchStageOne(gpu: GpuContext): Promise<BenchRow[]> {
+  const routers = randomRouters(35, 128, 7168);
+  const t0 = now();
+  const sq = await routerSquaredDistancesGpu(gpu, routers); // reads results back, so the GPU work is done
+  const t1 = now();
+  const fakeCat = { adapter: { routing: {} }, config: {}, summary: { topK: 2 } } as unknown as Parameters<typeof layerInputs>[0];
+  const plan = planExpertPruning(layerInputs(fakeCat, routers, sq), { mode: 'global', targetTotal: 3570, normalize: false });
+  const t2 = now();
+  // Baseline: the same router bytes through a plain copy kernel, one layer at a time.
+  const copyMs = await timeIt(async () => {
+    for (const r of routers) {
+      const t = await uploadTensor(gpu, new Uint8Array(r.rows.buffer), 'F32', [r.n, r.d]);
+      await copyThrough(gpu, t.parts[0]!);
+      releaseTensor(gpu, t);
+    }
+  }, 1);
+  return [
+    { name: 'stage 1: router distances (GPU), Arctic-sized', value: (t1 - t0) / 1000, unit: 's', ratio: (t1 - t0) / copyMs, ratioOf: 'upload + plain copy kernel of the same router bytes', note: '35 layers × 128 experts × 7168' },
+    { name: 'stage 1: clustering + global τ search', value: (t2 - t1) / 1000, unit: 's', ratio: null, ratioOf: '', note: `kept ${plan.totalKept} of ${plan.totalExperts} (target 3570)` },
+  ];
+}
+
+/** Export throughput on a synthetic sharded bf16 checkpoint vs plain file copy of the same shards. */
+async function benchExport(gpu: GpuContext): Promise<BenchRow[]> {
+  const src = join(WORK, 'synthetic');
+  await rm(WORK, { recursive: true, force: true });
+  const { bytes } = await writeSyntheticMixtral(src, { layers: 4, experts: 8, hidden: 512, intermediate: 1024, vocab: 4096, topK: 2, shardBytes: 32 << 20 });
+  const files = await openNodeFileSet(src);
+  const cat = await catalogueCheckpoint(files);
+  const stage = await runStageOne(cat, { mode: 'uniform', keepPerLayer: 4, normalize: false }, gpu);
+  const shards = (await readdir(src)).filter((f) => f.endsWith('.safetensors'));
+  const copyMs = await timeIt(async () => {
+    await mkdir(join(WORK, 'copy'), { recursive: true });
+    for (const f of shards) await copyFile(join(src, f), join(WORK, 'copy', f));
+  });
+  let outBytes = 0;
+  const exportMs = await timeIt(async () => {
+    const r = await exportExpertPruned(cat, files, stage.plan, new NodeOutputFolder(join(WORK, 'out'), true), { tool: 'bench', settings: {} });
+    outBytes = r.tensorBytes;
+  });
+  const copyMBps = bytes / 2 ** 20 / (copyMs / 1000);
+  const exportMBps = outBytes / 2 ** 20 / (exportMs / 1000);
+  await rm(WORK, { recursive: true, force: true });
+  return [
+    { name: 'export: pruned checkpoint written', value: exportMBps, unit: 'MB/s', ratio: exportMBps / copyMBps, ratioOf: 'plain file copy of the input shards (MB/s)', note: `${(bytes / 2 ** 20).toFixed(0)} MiB in, 8 → 4 experts` },
+  ];
+}
+
+/** Our reduction kernel (router sqdist) vs the plain copy kernel over the same bytes: kernel overhead on this adapter. */
+async function benchKernels(gpu: GpuContext): Promise<BenchRow[]> {
+  const [r] = randomRouters(1, 256, 4096);
+  const t = await uploadTensor(gpu, new Uint8Array(r!.rows.buffer), 'F32', [256, 4096]);
+  const sqMs = await timeIt(async () => {
+    const v = await sqdist(gpu, t);
+    await gpu.device.queue.onSubmittedWorkDone();
+    gpu.pool.release(v.buffer);
+  });
+  const cpMs = await timeIt(() => copyThrough(gpu, t.parts[0]!));
+  releaseTensor(gpu, t);
+  const gflops = (256 * 256 * 4096 * 3) / (sqMs / 1000) / 1e9;
+  return [{ name: 'kernel: sqdist 256×4096', value: gflops, unit: 'GFLOP/s', ratio: sqMs / cpMs, ratioOf: 'time of a plain copy kernel over the same 4 MiB', note: '' }];
+}
+
+export async function runNodeBenchmarks(): Promise<{ adapter: string; rows: BenchRow[] }> {
+  const gpu = await openNodeGpu();
+  try {
+    const rows = [...(await benchKernels(gpu)), ...(await benchStageOne(gpu)), ...(await benchExport(gpu))];
+    return { adapter: gpu.adapter.label, rows };
+  } finally {
+    closeNodeGpu(gpu);
+  }
+}
+
+export function formatTable(rows: readonly BenchRow[]): string {
+  const head = '| benchmark | value | ratio | ratio of |\n|---|---|---|---|';
+  const body = rows.map((r) => `| ${r.name}${r.note ? ` (${r.note})` : ''} | ${r.value.toFixed(r.value < 10 ? 2 : 1)} ${r.unit} | ${r.ratio === null ? '—' : r.ratio.toFixed(2)} | ${r.ratioOf || '—'} |`);
+  return [head, ...body].join('\n');
+}
+
+export function machine(): Record<string, unknown> {
+  return { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform };
+}
+
+export async function writeResults(path: string, data: unknown): Promise<void> {
+  await writeFile(path, JSON.stringify(data, null, 2) + '\n');
+}
