@@ -327,13 +327,14 @@ def to_bf16(model):
     keep = list(getattr(model, "_keep_in_fp32_modules_strict", None) or []) + list(
         getattr(model, "_keep_in_fp32_modules", None) or []
     )
+    pinned = {n: t.detach().clone() for n, t in model.state_dict().items() if any(k in n for k in keep)}
     model.to(torch.bfloat16)
     with torch.no_grad():
         for mod_name, module in model.named_modules():
             for attr, t in list(module._parameters.items()) + list(module._buffers.items()):
                 full = f"{mod_name}.{attr}" if mod_name else attr
-                if t is not None and any(k in full for k in keep):
-                    t.data = t.data.float()
+                if t is not None and full in pinned:
+                    t.data = pinned[full].float()
     model.config.dtype = torch.bfloat16
     return model
 
