@@ -4,6 +4,7 @@
  * heads. Standard attention covers Mixtral, Qwen2/3-MoE, OLMoE, PhiMoE and Arctic; MLA covers DeepSeek-V2/V3.
  */
 import type { MhaSpec, MlaSpec } from './arch.ts';
+import type { LinearInputHook } from './moe.ts';
 import { linear, rmsNorm } from './ops.ts';
 import { applyRope, type RopeSpec } from './rope.ts';
 
@@ -85,10 +86,11 @@ function clip(x: Float32Array, c: number | null): void {
 /** Standard attention block: x [N, hidden] (already normed) → [N, hidden]. */
 export function mhaForward(
   b: Batch, x: Float32Array, hidden: number, spec: MhaSpec, w: MhaWeights,
-  rope: RopeSpec, tables: Tables, scale: number, normEps: number,
+  rope: RopeSpec, tables: Tables, scale: number, normEps: number, hook?: LinearInputHook, prefix = 'self_attn',
 ): Float32Array {
   const N = b.windows * b.tokens;
   const { heads, kvHeads, headDim } = spec;
+  if (hook) for (const n of ['q_proj', 'k_proj', 'v_proj']) hook(`${prefix}.${n}.weight`, x, N, hidden);
   const q = linear(x, N, hidden, w.q, heads * headDim, w.qBias);
   const k = linear(x, N, hidden, w.k, kvHeads * headDim, w.kBias);
   const v = linear(x, N, hidden, w.v, kvHeads * headDim, w.vBias);
@@ -108,21 +110,25 @@ export function mhaForward(
   applyRope(qn, N, heads, headDim, 0, rope, tables, pos);
   applyRope(kn, N, kvHeads, headDim, 0, rope, tables, pos);
   const a = causalAttention(b, qn, kn, v, heads, kvHeads, headDim, headDim, scale, spec.slidingWindow);
+  hook?.(`${prefix}.o_proj.weight`, a, N, heads * headDim);
   return linear(a, N, heads * headDim, w.o, hidden, w.oBias);
 }
 
 /** DeepSeek MLA block: x [N, hidden] (already normed) → [N, hidden]. */
 export function mlaForward(
   b: Batch, x: Float32Array, hidden: number, spec: MlaSpec, w: MlaWeights,
-  rope: RopeSpec, tables: Tables, scale: number,
+  rope: RopeSpec, tables: Tables, scale: number, hook?: LinearInputHook, prefix = 'self_attn',
 ): Float32Array {
   const N = b.windows * b.tokens;
   const { heads, nopeDim, ropeDim, vDim, kvLoraRank } = spec;
   const qkDim = nopeDim + ropeDim;
   let q: Float32Array;
+  hook?.(`${prefix}.${spec.qLoraRank === null ? 'q_proj' : 'q_a_proj'}.weight`, x, N, hidden);
+  hook?.(`${prefix}.kv_a_proj_with_mqa.weight`, x, N, hidden);
   if (spec.qLoraRank === null) q = linear(x, N, hidden, w.q!, heads * qkDim);
   else {
     const qa = rmsNorm(linear(x, N, hidden, w.qA!, spec.qLoraRank, w.qABias), spec.qLoraRank, w.qANorm!, spec.loraNormEps);
+    hook?.(`${prefix}.q_b_proj.weight`, qa, N, spec.qLoraRank);
     q = linear(qa, N, spec.qLoraRank, w.qB!, heads * qkDim);
   }
   // kv_a → [latent (kvLoraRank) | shared rotary key (ropeDim)] per token.
@@ -133,7 +139,9 @@ export function mlaForward(
     latent.set(kva.subarray(t * (kvLoraRank + ropeDim), t * (kvLoraRank + ropeDim) + kvLoraRank), t * kvLoraRank);
     kRot.set(kva.subarray(t * (kvLoraRank + ropeDim) + kvLoraRank, (t + 1) * (kvLoraRank + ropeDim)), t * ropeDim);
   }
-  const kv = linear(rmsNorm(latent, kvLoraRank, w.kvANorm, spec.loraNormEps), N, kvLoraRank, w.kvB, heads * (nopeDim + vDim));
+  const latentN = rmsNorm(latent, kvLoraRank, w.kvANorm, spec.loraNormEps);
+  hook?.(`${prefix}.kv_b_proj.weight`, latentN, N, kvLoraRank);
+  const kv = linear(latentN, N, kvLoraRank, w.kvB, heads * (nopeDim + vDim));
   const pos = positionsOf(b);
   applyRope(q, N, heads, qkDim, nopeDim, rope, tables, pos);
   applyRope(kRot, N, 1, ropeDim, 0, rope, tables, pos);
@@ -148,5 +156,6 @@ export function mlaForward(
       v.set(kv.subarray(src + nopeDim, src + nopeDim + vDim), (t * heads + h) * vDim);
     }
   const a = causalAttention(b, q, k, v, heads, heads, qkDim, vDim, scale);
+  hook?.(`${prefix}.o_proj.weight`, a, N, heads * vDim);
   return linear(a, N, heads * vDim, w.o, hidden, w.oBias);
 }

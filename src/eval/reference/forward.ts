@@ -118,8 +118,7 @@ async function attention(r: LayerReader, arch: ArchConfig, L: number, b: Batch, 
       qNorm: a.qkNorm !== 'none' ? await r.get(`${p}.q_norm.weight`) : undefined,
       kNorm: a.qkNorm !== 'none' ? await r.get(`${p}.k_norm.weight`) : undefined,
     };
-    if (hook) for (const n of ['q_proj', 'k_proj', 'v_proj']) hook(`${p}.${n}.weight`, x, b.windows * b.tokens, arch.hidden);
-    return mhaForward(b, x, arch.hidden, a, w, arch.rope, tables, arch.attnScale, arch.normEps);
+    return mhaForward(b, x, arch.hidden, a, w, arch.rope, tables, arch.attnScale, arch.normEps, hook, p);
   }
   const w: MlaWeights = {
     q: a.qLoraRank === null ? await r.get(`${p}.q_proj.weight`) : undefined,
@@ -134,7 +133,7 @@ async function attention(r: LayerReader, arch: ArchConfig, L: number, b: Batch, 
     o: await r.get(`${p}.o_proj.weight`),
     oBias: a.bias ? await r.get(`${p}.o_proj.bias`) : undefined,
   };
-  return mlaForward(b, x, arch.hidden, a, w, arch.rope, tables, arch.attnScale);
+  return mlaForward(b, x, arch.hidden, a, w, arch.rope, tables, arch.attnScale, hook, p);
 }
 
 /** Loads the routed experts of one MoE layer (per-expert or fused layout), skipping removed ones. */

@@ -167,3 +167,23 @@ describe('reference forward on a fixture checkpoint', async () => {
     await expect(referenceForward(model, [[1, 2], [1]])).rejects.toThrow(/same length/);
   });
 });
+
+describe('linear-input observer', () => {
+  it('sees the input of every linear map of a DeepSeek-V3 checkpoint (MLA, dense, shared, routed)', async () => {
+    const model = await openReferenceModel(await openNodeFileSet(join(REPO, 'fixtures', 'models', 'deepseek_v3')));
+    const seen = new Map<string, number>();
+    const res = await referenceForward(model, [[1, 17, 42, 5, 99, 23]], {
+      output: 'nll',
+      observer: { linearInput: (name, x, rows, inDim) => (expect(x.length).toBe(rows * inDim), seen.set(name, (seen.get(name) ?? 0) + rows)) },
+    });
+    const names = (model.weights as unknown as { names(): string[] }).names();
+    const linears = names.filter((n) => n.endsWith('.weight') && model.weights.shape(n)!.length === 2 && !/embed_tokens|lm_head/.test(n));
+    const routed = linears.filter((n) => /experts\.\d+\./.test(n));
+    for (const n of linears.filter((n) => !routed.includes(n))) expect(seen.get(n), n).toBe(6);
+    // Routed experts see only their tokens: per layer, gate_proj inputs add up to tokens × top-k.
+    for (const r of res.routing) {
+      const total = routed.filter((n) => n.startsWith(`model.layers.${r.layer}.`) && n.endsWith('gate_proj.weight')).reduce((a, n) => a + (seen.get(n) ?? 0), 0);
+      expect(total).toBe(6 * r.topK);
+    }
+  });
+});
