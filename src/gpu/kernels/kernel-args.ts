@@ -1,0 +1,66 @@
+/**
+ * Small helpers shared by the forward-pass kernels: weight dtype codes for the shaders' DTYPE override,
+ * f32 parameters passed as u32 bits, argument checks, and a placeholder binding for optional buffers.
+ */
+import { MoePruneError } from '../../core/errors.ts';
+import type { DType } from '../../formats/dtype.ts';
+import type { GpuContext } from '../device.ts';
+import type { BufferView } from '../dispatch.ts';
+import { STORAGE_USAGE } from '../pool.ts';
+import type { GpuTensor } from '../tensor.ts';
+
+/** Weight dtypes the kernels read directly (16-bit ones two per u32 word), with the shaders' DTYPE value. */
+export const WEIGHT_DTYPE_CODE = { F32: 0, F16: 1, BF16: 2 } as const;
+export type WeightDType = keyof typeof WEIGHT_DTYPE_CODE;
+
+export function weightDtypeCode(dtype: DType, what: string): number {
+  if (!(dtype in WEIGHT_DTYPE_CODE))
+    throw new MoePruneError('UnsupportedDtype', `${what}: the GPU kernels read F32, F16 or BF16 weights, not ${dtype} (dequantise it first)`);
+  return WEIGHT_DTYPE_CODE[dtype as WeightDType];
+}
+
+/** The u32 bit pattern of an f32, for uniform parameters (shaders bitcast it back). */
+export function f32Bits(x: number): number {
+  const f = new Float32Array([x]);
+  return new Uint32Array(f.buffer)[0]!;
+}
+
+/** Throws InvalidArgument unless `view` holds at least `elems` 4-byte elements. */
+export function needElems(view: BufferView, elems: number, what: string): void {
+  if (!Number.isSafeInteger(elems) || elems < 0) throw new MoePruneError('InvalidArgument', `${what}: bad element count ${elems}`);
+  if (elems * 4 > view.byteLength)
+    throw new MoePruneError('InvalidArgument', `${what} needs ${elems} 4-byte elements but its buffer view holds ${Math.floor(view.byteLength / 4)}`);
+}
+
+export function needInt(v: number, what: string, min = 0): void {
+  if (!Number.isSafeInteger(v) || v < min) throw new MoePruneError('InvalidArgument', `${what} must be an integer ≥ ${min}, got ${v}`);
+}
+
+/** A 1-D tensor in one part (norm weights, biases), bound whole. */
+export function singlePart(t: GpuTensor, what: string): BufferView {
+  if (t.parts.length !== 1) throw new MoePruneError('InvalidArgument', `${what} must be in one GPU part, it has ${t.parts.length}`);
+  return t.parts[0]!;
+}
+
+/**
+ * Auto pipeline layouts contain every binding an entry point references, even behind a false override, so
+ * optional inputs that are switched off get this 16-byte placeholder. Release it after submitting.
+ */
+export async function placeholder(ctx: GpuContext): Promise<BufferView> {
+  const buffer = await ctx.pool.acquire(16, STORAGE_USAGE, 'unused binding');
+  return { buffer, byteLength: 16 };
+}
+
+/** A zero-filled pooled f32/u32 buffer of `elems` elements (accumulators). */
+export async function zeroedBuffer(ctx: GpuContext, elems: number, label: string): Promise<BufferView> {
+  const byteLength = Math.max(4, elems * 4);
+  const buffer = await ctx.pool.acquire(byteLength, STORAGE_USAGE, label);
+  ctx.device.queue.writeBuffer(buffer, 0, new Uint8Array(Math.ceil(byteLength / 4) * 4));
+  return { buffer, byteLength };
+}
+
+/** An uninitialised pooled buffer of `elems` 4-byte elements (kernel outputs). */
+export async function outputBuffer(ctx: GpuContext, elems: number, label: string): Promise<BufferView> {
+  const byteLength = Math.max(4, elems * 4);
+  return { buffer: await ctx.pool.acquire(byteLength, STORAGE_USAGE, label), byteLength };
+}

@@ -1,0 +1,153 @@
+import { expect, it } from 'vitest';
+import { describeGpu } from '../../../tests/gpu-harness.ts';
+import { releaseTensor } from '../tensor.ts';
+import { copyWords } from './copy.ts';
+import { expectClose, readF32, uploadF32, uploadWeight, values } from './kernel-test-data.ts';
+import { matmul, matmulReference } from './matmul.ts';
+
+/** Σ_i |x_i · w_i| per output: the scale f32 rounding errors are proportional to. */
+function absScale(x: Float32Array, w: Float32Array, rows: ArrayLike<number>, inDim: number, outDim: number, xOff = 0): Float32Array {
+  const s = new Float32Array(rows.length * outDim);
+  for (let j = 0; j < rows.length; j++)
+    for (let o = 0; o < outDim; o++) {
+      let a = 0;
+      for (let i = 0; i < inDim; i++) a += Math.abs(x[xOff + rows[j]! * inDim + i]! * w[o * inDim + i]!);
+      s[j * outDim + o] = Math.max(a, 1e-3);
+    }
+  return s;
+}
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+describeGpu('matmul kernel', (gpu) => {
+  // in = 101 takes the scalar path, 100 the vec4 path; maxBindingBytes splits W into several parts.
+  for (const [dtype, inDim, xOff] of [
+    ['F32', 101, 3],
+    ['BF16', 101, 0],
+    ['F16', 100, 4],
+    ['BF16', 100, 0],
+    ['F32', 100, 0],
+  ] as const) {
+    it(`dense ${dtype} T=37 in=${inDim} out=67 in 4+ parts, bias, xOffset ${xOff}`, async () => {
+      const ctx = gpu();
+      const T = 37;
+      const outDim = 67;
+      const x = values(xOff + T * inDim, 1);
+      const { t: w, exact } = await uploadWeight(ctx, values(outDim * inDim, 2), dtype, [outDim, inDim], 17 * inDim * (dtype === 'F32' ? 4 : 2));
+      expect(w.parts.length).toBeGreaterThanOrEqual(4);
+      const bias = values(outDim, 3);
+      const [xv, bv] = [await uploadF32(ctx, x), await uploadF32(ctx, bias)];
+      const yv = await uploadF32(ctx, new Float32Array(T * outDim));
+      await matmul(ctx, { x: xv, w, y: yv, tokens: T, bias: bv, xOffset: xOff });
+      const want = new Float32Array(T * outDim);
+      matmulReference({ x, w: exact, y: want, tokens: T, inDim, outDim, bias, xOffset: xOff });
+      const got = await readF32(ctx, yv, T * outDim);
+      expectClose(got, want, 1e-5, absScale(x, exact, range(T), inDim, outDim, xOff));
+      expect(Math.abs(got[0]! - bias[0]!)).toBeGreaterThan(1e-3);
+      releaseTensor(ctx, w);
+      for (const v of [xv, bv, yv]) ctx.pool.release(v.buffer);
+    });
+  }
+
+  for (const inDim of [40, 41]) {
+    it(`expert gather → compact, scatter-add back, gather+scatter (BF16, in=${inDim}, split W)`, async () => {
+      const ctx = gpu();
+      const T = 37;
+      const outDim = 24;
+      const ids = Uint32Array.from([36, 0, 5, 7, 8, 13, 21, 22, 30, 31, 35, 2, 19]); // any order, each token once
+      const off = 3; // this expert's entries start at 3 in a shared list
+      const list = new Uint32Array(off + ids.length + 2);
+      list.set(ids, off);
+      const gate = values(list.length, 9);
+      const x = values(T * inDim, 4);
+      const { t: w, exact } = await uploadWeight(ctx, values(outDim * inDim, 5), 'BF16', [outDim, inDim], 7 * inDim * 2);
+      expect(w.parts.length).toBe(4);
+      const [xv, idsv, gv] = [await uploadF32(ctx, x), await uploadF32(ctx, list), await uploadF32(ctx, gate)];
+      const n = ids.length;
+
+      // gather: compact [n, out]
+      const compact = await uploadF32(ctx, new Float32Array(n * outDim));
+      await matmul(ctx, { x: xv, w, y: compact, tokens: n, gather: { ids: idsv, offset: off } });
+      const wantCompact = new Float32Array(n * outDim);
+      matmulReference({ x, w: exact, y: wantCompact, tokens: n, inDim, outDim, gather: ids });
+      expectClose(await readF32(ctx, compact, n * outDim), wantCompact, 1e-5, absScale(x, exact, ids, inDim, outDim));
+
+      // scatter-add: compact input rows [n, in] return to their tokens, weighted, onto existing values
+      const cx = values(n * inDim, 6);
+      const y0 = values(T * outDim, 7);
+      const [cxv, yv] = [await uploadF32(ctx, cx), await uploadF32(ctx, y0)];
+      await matmul(ctx, { x: cxv, w, y: yv, tokens: n, scatterAdd: { ids: idsv, weights: gv, offset: off } });
+      const want = y0.slice();
+      matmulReference({ x: cx, w: exact, y: want, tokens: n, inDim, outDim, scatter: { ids, weights: gate.subarray(off) } });
+      const got = await readF32(ctx, yv, T * outDim);
+      expectClose(got, want, 1e-5);
+      expect(got[outDim]).toBe(y0[outDim]); // token 1 is not routed here: untouched
+
+      // gather + scatter: x rows by token, result weighted back onto the same tokens
+      const y1 = await uploadF32(ctx, y0);
+      await matmul(ctx, { x: xv, w, y: y1, tokens: n, gather: { ids: idsv, offset: off }, scatterAdd: { ids: idsv, weights: gv, offset: off } });
+      const want1 = y0.slice();
+      matmulReference({ x, w: exact, y: want1, tokens: n, inDim, outDim, gather: ids, scatter: { ids, weights: gate.subarray(off) } });
+      expectClose(await readF32(ctx, y1, T * outDim), want1, 1e-5);
+
+      releaseTensor(ctx, w);
+      for (const v of [xv, idsv, gv, compact, cxv, yv, y1]) ctx.pool.release(v.buffer);
+    });
+  }
+
+  for (const inDim of [100, 101]) {
+    it(`per-weight mask hook zeroes masked weights (F32, in=${inDim}, ${inDim % 4 ? 'scalar' : 'vec4'})`, async () => {
+      const ctx = gpu();
+      const T = 9;
+      const outDim = 13;
+      const x = values(T * inDim, 11);
+      const { t: w, exact } = await uploadWeight(ctx, values(outDim * inDim, 12), 'F32', [outDim, inDim], 5 * inDim * 4);
+      const mask = new Uint32Array(Math.ceil((outDim * inDim) / 32));
+      const bits = values(mask.length, 13);
+      for (let i = 0; i < mask.length; i++) mask[i] = Math.floor((bits[i]! + 1) * 0x7fffffff) >>> 0;
+      const [xv, mv, yv] = [await uploadF32(ctx, x), await uploadF32(ctx, mask), await uploadF32(ctx, new Float32Array(T * outDim))];
+      await matmul(ctx, { x: xv, w, y: yv, tokens: T, mask: mv });
+      const want = new Float32Array(T * outDim);
+      matmulReference({ x, w: exact, y: want, tokens: T, inDim, outDim, mask });
+      const dense = new Float32Array(T * outDim);
+      matmulReference({ x, w: exact, y: dense, tokens: T, inDim, outDim });
+      const got = await readF32(ctx, yv, T * outDim);
+      expectClose(got, want, 1e-5, absScale(x, exact, range(T), inDim, outDim));
+      expect(Math.abs(got[0]! - dense[0]!)).toBeGreaterThan(1e-4);
+      releaseTensor(ctx, w);
+      for (const v of [xv, mv, yv]) ctx.pool.release(v.buffer);
+    });
+  }
+
+  it('reports GFLOP/s for 256×1024×1024 (F32 and BF16) next to the copy kernel (not asserted)', async () => {
+    const ctx = gpu();
+    const [T, K, N] = [256, 1024, 1024];
+    const xv = await uploadF32(ctx, values(T * K, 21));
+    const yv = await uploadF32(ctx, new Float32Array(T * N));
+    const f32 = await uploadWeight(ctx, values(N * K, 22), 'F32', [N, K]);
+    const bf16 = await uploadWeight(ctx, values(N * K, 22), 'BF16', [N, K]);
+    const dst = await uploadF32(ctx, new Float32Array(N * K));
+    const time = async (fn: () => Promise<void>): Promise<number> => {
+      await fn(); // warm-up: pipeline creation
+      await ctx.device.queue.onSubmittedWorkDone();
+      const t0 = performance.now();
+      await fn();
+      await ctx.device.queue.onSubmittedWorkDone();
+      return (performance.now() - t0) / 1000;
+    };
+    const flop = 2 * T * K * N;
+    const tf = await time(() => matmul(ctx, { x: xv, w: f32.t, y: yv, tokens: T }));
+    const tb = await time(() => matmul(ctx, { x: xv, w: bf16.t, y: yv, tokens: T }));
+    const tc = await time(() => copyWords(ctx, f32.t.parts[0]!, dst, N * K));
+    console.log(
+      `[matmul bench] ${ctx.adapter.label}: 256×1024×1024 F32 ${(flop / tf / 1e9).toFixed(2)} GFLOP/s (${(tf * 1e3).toFixed(0)} ms), ` +
+        `BF16 ${(flop / tb / 1e9).toFixed(2)} GFLOP/s (${(tb * 1e3).toFixed(0)} ms); copy of the 4 MiB F32 weight ${(tc * 1e3).toFixed(1)} ms ` +
+        `(${((8 * N * K) / tc / 1e9).toFixed(2)} GB/s read+write)`,
+    );
+    const got = await readF32(ctx, yv, 4);
+    expect(Number.isFinite(got[0]!)).toBe(true);
+    releaseTensor(ctx, f32.t);
+    releaseTensor(ctx, bf16.t);
+    for (const v of [xv, yv, dst]) ctx.pool.release(v.buffer);
+  });
+});
