@@ -1,7 +1,8 @@
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { openNodeFileSet } from '../../cli/node-files.ts';
+import { inspectCheckpoint } from '../../models/catalogue.ts';
 import { perplexity, referenceNll } from '../perplexity.ts';
 import { ConfigReader, readArchConfig, type RouterSpec } from './arch.ts';
 import { causalAttention } from './attention.ts';
@@ -185,5 +186,18 @@ describe('linear-input observer', () => {
       const total = routed.filter((n) => n.startsWith(`model.layers.${r.layer}.`) && n.endsWith('gate_proj.weight')).reduce((a, n) => a + (seen.get(n) ?? 0), 0);
       expect(total).toBe(6 * r.topK);
     }
+  });
+});
+
+describe('architecture table agrees with the model catalogue', () => {
+  const dirs = readdirSync(join(REPO, 'fixtures', 'models')).filter((d) => existsSync(join(REPO, 'fixtures', 'models', d, 'config.json')));
+  it.each(dirs)('%s: MoE layers, experts, top-k', async (d) => {
+    const files = await openNodeFileSet(join(REPO, 'fixtures', 'models', d));
+    const s = await inspectCheckpoint(files);
+    const { arch } = await openReferenceModel(files);
+    expect([...arch.moeLayers].sort((a, b) => a - b)).toEqual(s.moeLayers);
+    expect(arch.moe.router.experts).toBe(s.expertsPerLayer);
+    expect(arch.moe.router.topK).toBe(s.topK);
+    expect(arch.moe.router.scoring).toBe(s.routing.scoring);
   });
 });
