@@ -166,7 +166,7 @@ FAMILIES: list[FamilySpec] = [
             COMMON,
             num_key_value_heads=4,
             num_hidden_layers=3,
-            intermediate_size=256,  # dense MLP spans two full 128-blocks in the FP8 variant
+            intermediate_size=160,  # dense MLP > 128: two FP8 scale blocks, the last one partial (as in real V3)
             moe_intermediate_size=16,
             n_routed_experts=8,
             n_shared_experts=1,
@@ -187,7 +187,7 @@ FAMILIES: list[FamilySpec] = [
         MLP_EXPERT,
         GATE_UP_DOWN,
         "model.layers.{L}.mlp.gate.weight",
-        "MLA with q_lora, layer 0 dense with intermediate 256 (two 128x128 FP8 scale blocks), noaux_tc sigmoid routing "
+        "MLA with q_lora, layer 0 dense with intermediate 160 (FP8: a full and a partial 128-block), noaux_tc sigmoid routing "
         "with e_score_correction_bias (F32 buffer), n_group 2",
     ),
 ]

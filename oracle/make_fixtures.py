@@ -385,6 +385,27 @@ def dequantize_block_fp8(q: torch.Tensor, scale_inv: torch.Tensor, block: int = 
     return q.float() * s
 
 
+def load_fp8_dequantized(d: Path):
+    """The FP8 checkpoint as transformers would run it with correct block dequantisation: the weights are
+    dequantised here (to bf16) into a temporary plain checkpoint, which transformers then loads."""
+    import transformers
+
+    raw = load_all_tensors(d)
+    plain = {
+        k: (dequantize_block_fp8(t, raw[k + "_scale_inv"]).to(torch.bfloat16) if k + "_scale_inv" in raw else t)
+        for k, t in raw.items()
+        if not k.endswith("_scale_inv")
+    }
+    cfg = json.loads((d / "config.json").read_text())
+    cfg.pop("quantization_config")
+    with tempfile.TemporaryDirectory(prefix="fp8-deq-") as tmp:
+        write_json(Path(tmp) / "config.json", cfg)
+        write_sharded(plain, Path(tmp), 1)
+        model = transformers.AutoModelForCausalLM.from_pretrained(tmp)
+    model.eval()
+    return model
+
+
 def is_fp8_linear(name: str) -> bool:
     """Every nn.Linear weight of attention and MLPs; the router, embeddings, lm_head and norms stay bf16."""
     if not name.endswith(".weight") or name.endswith("norm.weight") or ".mlp.gate.weight" in name:
@@ -414,10 +435,13 @@ def make_fp8(spec: FamilySpec, model, root: Path, tok) -> None:
     shutil.copy(src / "generation_config.json", out / "generation_config.json")
     write_sharded(tensors, out, 3)
     save_tokenizer(tok, out)
-    import transformers
-
-    loaded = transformers.AutoModelForCausalLM.from_pretrained(str(out))
+    loaded = load_fp8_dequantized(out)
     exp = expected_for(spec, cfg, name, out, load_all_tensors(out), "fp8_e4m3_block128", "per-expert", model=loaded)
+    exp["reference_note"] = (
+        "reference computed in bf16 on weights dequantised as DeepSeek does (w * scale_inv per 128x128 block, the "
+        "last block partial); transformers 5.18's own CPU dequantisation assumes shape // scale grid blocks and gets "
+        "the partial-block tensors (layer 0 MLP, 160 wide) wrong"
+    )
     exp["fp8_quantized_tensors"] = sorted(k for k in tensors if k + "_scale_inv" in tensors)
     exp["fp8_scale_shapes"] = {k: list(t.shape) for k, t in tensors.items() if k.endswith("_scale_inv") and t.numel() > 1}
     exp["fp8_source"] = spec.name
