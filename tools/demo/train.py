@@ -7,7 +7,9 @@ expert with small noise, small random router) -> continue training as Mixtral
 texts to public/demo/, and perplexities to public/demo/metrics.json.
 
 Run from the repo root:  .venv/bin/python tools/demo/train.py
-(`--bench N` only times N dense and N MoE steps and exits.)
+(`--bench N` only times N dense and N MoE steps and exits; `--from-dense` skips
+the dense phase and reuses tools/demo/.work/dense from an earlier run, which
+gives the same result because each phase has its own seeded generator.)
 """
 from __future__ import annotations
 
@@ -54,7 +56,9 @@ def train_tokenizer(texts: list[str], cfg: dict) -> Tokenizer:
 
 def save_tokenizer(tok: Tokenizer, cfg: dict, out: Path) -> None:
     unk, bos, eos = cfg["special_tokens"]
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token=unk, bos_token=bos, eos_token=eos)
+    # No clean-up of spaces on decode: keeps decode(encode(text)) == text in JS tokenizers too.
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token=unk, bos_token=bos, eos_token=eos,
+                                   clean_up_tokenization_spaces=False)
     fast.model_max_length = 512
     fast.save_pretrained(str(out))
 
@@ -134,14 +138,16 @@ def train_phase(model, name: str, stream: torch.Tensor, steps: int, lr: float, w
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", type=int, default=0, help="time N steps of each phase and exit")
+    ap.add_argument("--from-dense", action="store_true", help="reuse the dense phase saved in tools/demo/.work/dense")
     args = ap.parse_args()
 
     s = load_settings()
     tc, mc = s["train"], s["model"]
     torch.set_num_threads(tc["threads"])
     torch.manual_seed(s["seed"])
-    gen = torch.Generator().manual_seed(s["seed"])
-    t_start = time.time()
+    # One generator per phase so a phase can be resumed without replaying the ones before it.
+    dense_gen = torch.Generator().manual_seed(s["seed"])
+    moe_gen = torch.Generator().manual_seed(s["seed"] + 1)
 
     splits = load_splits(s)
     train_texts = [sp.train for sp in splits]
@@ -165,21 +171,30 @@ def main() -> None:
     if args.bench:
         for name, model in (("dense", dense), ("moe", MixtralForCausalLM(moe_cfg))):
             t0 = time.time()
-            train_phase(model, name, stream, args.bench, 1e-3, 1, {**tc, "log_every": 10**9}, gen, val)
+            train_phase(model, name, stream, args.bench, 1e-3, 1, {**tc, "log_every": 10**9}, dense_gen, val)
             log(f"bench {name}: {args.bench / (time.time() - t0):.2f} steps/s")
         return
 
-    history = train_phase(dense, "dense", stream, tc["dense_steps"], tc["dense_lr"], tc["dense_warmup"], tc, gen, val)
+    dense_dir = WORK_DIR / "dense"
+    if args.from_dense:
+        dense.load_state_dict(MistralForCausalLM.from_pretrained(str(dense_dir)).state_dict())
+        history = json.loads((dense_dir / "history.json").read_text())
+        log(f"dense phase loaded from {dense_dir.relative_to(REPO_ROOT)}")
+    else:
+        history = train_phase(dense, "dense", stream, tc["dense_steps"], tc["dense_lr"], tc["dense_warmup"], tc,
+                              dense_gen, val)
+        dense.save_pretrained(str(dense_dir))
+        (dense_dir / "history.json").write_text(json.dumps(history))
+    dense_seconds = history[-1]["elapsed_s"]
     dense_val = model_perplexity(dense, val)
-    WORK_DIR.mkdir(exist_ok=True)
-    dense.save_pretrained(str(WORK_DIR / "dense"))
 
     moe = MixtralForCausalLM(moe_cfg)
-    upcycle(dense, moe, tc["upcycle_noise"], tc["router_init_std"], gen)
+    upcycle(dense, moe, tc["upcycle_noise"], tc["router_init_std"], moe_gen)
     upcycled_val = model_perplexity(moe, val)
     log(f"dense val ppl {dense_val:.3f}; upcycled (untrained router) val ppl {upcycled_val:.3f}")
-    history += train_phase(moe, "moe", stream, tc["moe_steps"], tc["moe_lr"], tc["moe_warmup"], tc, gen, val)
-    train_seconds = time.time() - t_start
+    moe_history = train_phase(moe, "moe", stream, tc["moe_steps"], tc["moe_lr"], tc["moe_warmup"], tc, moe_gen, val)
+    history += moe_history
+    moe_seconds = moe_history[-1]["elapsed_s"]
 
     # Export: BF16 shards with per-expert names, tokenizer, texts.
     if MODEL_DIR.exists():
@@ -207,7 +222,7 @@ def main() -> None:
         "train_tokens": int(stream.numel()),
         "vocab_size": tok.get_vocab_size(),
         "parameters": sum(p.numel() for p in moe.parameters()),
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": {"dense": dense_seconds, "moe": moe_seconds, "total": round(dense_seconds + moe_seconds, 1)},
         "torch": torch.__version__,
         "history": history,
     }

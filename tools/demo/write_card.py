@@ -61,7 +61,8 @@ def main() -> None:
         f"{tc['upcycle_noise']} x the weight's std; router initialised N(0, {tc['router_init_std']}^2)",
         f"3. MoE training: {tc['moe_steps']} steps, lr {tc['moe_lr']}, load-balancing loss coefficient {mc['router_aux_loss_coef']}",
         "",
-        f"Total wall time {m['train_seconds'] / 60:.1f} min on 2 shared CPU threads (torch {m['torch']}).",
+        f"Training wall time {m['train_seconds']['total'] / 60:.1f} min (dense {m['train_seconds']['dense'] / 60:.1f} min, "
+        f"MoE {m['train_seconds']['moe'] / 60:.1f} min) on 2 CPU threads of a shared machine (torch {m['torch']}).",
         "Because the experts share one parent, they stay similar to each other: the structure expert pruning exploits.",
         "",
         "Reproduce from the repo root: `.venv/bin/python tools/demo/train.py && .venv/bin/python tools/demo/write_card.py`",
