@@ -173,7 +173,7 @@ def build_cases() -> list[Case]:
 
     # ---- accepted
     add("accept_official_layout", "as the official writer lays it out: metadata first, space padding", True, file_of(ok, pattern(16)))
-    add("accept_unpadded_header", "header length not a multiple of 8 (data not 8-aligned)", True, file_of(compact({"w": entry("F32", [1], 0, 4)}) + b"", pattern(4), pad=False))
+    add("accept_unpadded_header", "header length not a multiple of 8 (data not 8-aligned)", True, file_of(compact({"w": entry("F32", [1], 0, 4)}), pattern(4), pad=False))
     add("accept_leading_whitespace", "spaces before the opening brace", True, file_of(b"   " + ok, pattern(16)))
     add("accept_crlf_tab_whitespace", "\\r \\t \\n around and inside the JSON", True, file_of(b"\r\n\t" + ok.replace(b",", b",\r\n\t") + b"\n\t\r ", pattern(16), pad=False))
     add(
