@@ -22,8 +22,8 @@ export interface OutputFolder {
 }
 
 export interface ExportFiles {
-  /** config.json contents after the expert-count patch (every other key kept). */
-  readonly config: Record<string, unknown>;
+  /** config.json text after the expert-count patch: every other byte kept (see config-text.ts). */
+  readonly configText: string;
   /** Extra files written after the weights, in order (prune-report.json, README.md). */
   readonly extras: ReadonlyArray<{ name: string; text: string }>;
 }
@@ -137,7 +137,7 @@ export async function writePrunedCheckpoint(
       if ('total_parameters' in meta) meta.total_parameters = plan.params;
       await writeText(INDEX_FILE, formatShardIndex(weightMap, plan.bytes, meta));
     }
-    await writeText('config.json', JSON.stringify(files.config, null, 2) + '\n');
+    await writeText('config.json', files.configText);
     for (const name of copied) {
       const src = input.get(name)!;
       await writeFile(name, async (sink) => {

@@ -4,7 +4,7 @@
  */
 import { MoePruneError, throwIfAborted } from '../core/errors.ts';
 import type { LongTask } from '../core/progress.ts';
-import { readJson, type FileSet } from '../formats/bytes.ts';
+import { readText, type FileSet } from '../formats/bytes.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { sqdist } from '../gpu/kernels/sqdist.ts';
 import { readBuffer } from '../gpu/pool.ts';
@@ -18,6 +18,7 @@ import { selectRepresentativeGpu } from '../prune/experts/representative-gpu.ts'
 import { expertParamSource } from './expert-params.ts';
 import { planPrunedTensors, type TensorPlan } from '../export/tensor-plan.ts';
 import { writePrunedCheckpoint, type ExportResult, type OutputFolder } from '../export/write-checkpoint.ts';
+import { patchTopLevelNumbers } from '../export/config-text.ts';
 import { buildModelCard, buildPruneReport, type PruneReport } from '../export/report.ts';
 
 export interface RouterLayer {
@@ -149,13 +150,13 @@ export async function exportExpertPruned(cat: Catalogue, files: FileSet, plan: E
     await out.abort();
     throw new MoePruneError('InvalidPlan', problems.join('; '), 'config.json');
   }
-  const config = { ...(await readJson<Record<string, unknown>>(files.get('config.json')!)), ...expertCountPatch(cat.adapter, cat.config, k) };
+  const configText = patchTopLevelNumbers(await readText(files.get('config.json')!, opts.signal), expertCountPatch(cat.adapter, cat.config, k));
   const report = buildPruneReport(cat, plan, tensorPlan, opts.settings, opts.tool);
   const extras = [
     { name: 'prune-report.json', text: JSON.stringify(report, null, 2) + '\n' },
     { name: 'README.md', text: buildModelCard(cat, report) },
   ];
-  const result = await writePrunedCheckpoint(cat, files, tensorPlan, { config, extras }, out, opts);
+  const result = await writePrunedCheckpoint(cat, files, tensorPlan, { configText, extras }, out, opts);
   return { ...result, report };
 }
 
