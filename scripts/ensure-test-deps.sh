@@ -11,8 +11,8 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium is missing: run 'sudo apt-get install chromium' (Debian) and try again" >&2; exit 1
   fi
 fi
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import torch, transformers, safetensors, tokenizers, pytest" 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import torch, transformers, safetensors, tokenizers, accelerate, pytest" 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install --retries 0 -q -r oracle/requirements.txt 2>&1 | grep -v "is ignored" || true
-  .venv/bin/python -c "import torch, transformers, safetensors, tokenizers, pytest"
+  .venv/bin/python -c "import torch, transformers, safetensors, tokenizers, accelerate, pytest"
 fi
