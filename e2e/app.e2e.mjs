@@ -30,6 +30,25 @@ test('adapter panel shows the SwiftShader adapter and its limits', async () => {
   assert.match(text, /Max buffer\s+1 GiB/);
 });
 
+test('without a WebGPU adapter the panel explains what to do and loading still works', async () => {
+  const nogpu = await openBrowser({ webgpu: false });
+  try {
+    await nogpu.page.goto(`${BASE}/`);
+    const panel = nogpu.page.locator('[data-testid="adapter-panel"][data-status="unavailable"]');
+    await panel.waitFor({ timeout: 20_000 });
+    const text = await panel.innerText();
+    assert.match(text, /WebGPU is not available/);
+    assert.match(text, /Chrome or Edge 113/);
+    assert.match(text, /--enable-unsafe-webgpu/);
+    assert.match(text, /hardware acceleration/);
+    await nogpu.page.getByTestId('model-files').setInputFiles(fixtureFiles('mixtral'));
+    await nogpu.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+    await nogpu.page.screenshot({ path: join(process.env.E2E_ARTIFACTS ?? '.', 'no-webgpu.png') });
+  } finally {
+    await nogpu.close();
+  }
+});
+
 test('a sharded checkpoint picked with the file input is summarised', async () => {
   const exp = expected('mixtral');
   await b.page.getByTestId('model-files').setInputFiles(fixtureFiles('mixtral'));
@@ -125,6 +144,7 @@ test('a malformed shard shows a dismissible error naming the file, and the page 
   const msg = await banner.innerText();
   assert.match(msg, /model-00002-of-00003\.safetensors/);
   assert.match(msg, /\[[A-Za-z]+\]/, 'the message carries its error code');
+  await b.page.screenshot({ path: join(process.env.E2E_ARTIFACTS ?? '.', 'error-banner.png') });
   await b.page.getByTestId('error-dismiss').first().click();
   assert.equal(await b.page.getByTestId('error-banner').count(), 0);
   await b.page.getByTestId('model-files').setInputFiles(fixtureFiles('mixtral'));

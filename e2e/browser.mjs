@@ -19,13 +19,14 @@ export const CHROMIUM_ARGS = [
   '--disable-dev-shm-usage',
 ];
 
-/** A fresh persistent profile (so IndexedDB survives page reloads within the test) that is deleted on close. */
-export async function openBrowser() {
+/** `webgpu: false` leaves out --enable-unsafe-webgpu, which on a machine without a GPU means no adapter.
+ * A fresh persistent profile (so IndexedDB survives page reloads within the test) that is deleted on close. */
+export async function openBrowser({ webgpu = true } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'moe-prune-e2e-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: webgpu ? CHROMIUM_ARGS : CHROMIUM_ARGS.filter((a) => a !== '--enable-unsafe-webgpu'),
     viewport: { width: 1360, height: 900 },
     acceptDownloads: true,
   });

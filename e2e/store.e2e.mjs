@@ -1,8 +1,9 @@
 // The IndexedDB weight store seen from the page: ingest with progress, byte-identical read-back, survive
 // a reload, resume an ingest interrupted by a reload, cancel, delete.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { baseUrl, openBrowser } from './browser.mjs';
 import { fixtureDir, fixtureFiles, tensorBytesOnDisk } from './fixtures.mjs';
@@ -44,7 +45,7 @@ test('ingest shows per-file and overall progress, then reads tensors back byte-i
   const progress = page.getByTestId('ingest-progress');
   await progress.getByTestId('ingest-file').waitFor();
   assert.match(await progress.getByTestId('ingest-file').innerText(), /\.json|\.safetensors/);
-  await page.waitForFunction(() => /MB\/s · .+ left/.test(document.querySelector('[data-testid="ingest-overall"]')?.textContent ?? ''));
+  await page.waitForFunction(() => /B\/s · .+ left/.test(document.querySelector('[data-testid="ingest-overall"]')?.textContent ?? ''));
   assert.match(await progress.innerText(), /File \d+ of 8/);
   assert.equal(await page.getByTestId('ingest-cancel').isVisible(), true);
   await page.getByTestId('notice').filter({ hasText: 'is stored in this browser' }).waitFor({ timeout: 60_000 });
@@ -84,6 +85,7 @@ test('an ingest interrupted by a reload resumes where it stopped when the same f
     const bar = document.querySelector('[data-testid="ingest-overall-bar"]');
     return bar && Number(bar.getAttribute('data-done')) > 0.3 * Number(bar.getAttribute('data-total'));
   }, undefined, { timeout: 60_000 });
+  await page.screenshot({ path: join(process.env.E2E_ARTIFACTS ?? '.', 'ingest-progress.png') });
   await page.reload();
 
   await page.locator('[data-testid="stored-model"][data-complete="false"]').waitFor();
@@ -119,10 +121,35 @@ test('cancel stops an ingest without an error and leaves a resumable record', as
   assert.match(await page.getByTestId('store-button').innerText(), /^Resume storing/);
 });
 
+test('the stored copy is independent of the source files: it reads back after they are changed and deleted', async () => {
+  const { page } = b;
+  const dir = mkdtempSync(join(tmpdir(), 'moe-prune-src-'));
+  try {
+    const copies = fixtureFiles('phimoe').map((p) => {
+      const to = join(dir, basename(p));
+      copyFileSync(p, to);
+      return to;
+    });
+    await page.goto(url(0));
+    await page.getByTestId('model-files').setInputFiles(copies);
+    await page.locator('[data-testid="model-summary"][data-family="phimoe"]').waitFor();
+    await page.getByTestId('store-button').click();
+    await page.getByTestId('notice').filter({ hasText: 'is stored in this browser' }).waitFor({ timeout: 60_000 });
+    const id = await page.evaluate(() => window.__moePrune.current().storedId);
+    // Overwrite every shard with other bytes of the same size, then delete the folder.
+    for (const p of copies.filter((p) => p.endsWith('.safetensors'))) writeFileSync(p, Buffer.alloc(readFileSync(p).length, 0x5a));
+    rmSync(dir, { recursive: true, force: true });
+    await page.reload();
+    await assertTensorsMatchDisk(page, id, 'phimoe', Object.keys(weightMap('phimoe')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('delete removes stored models and their bytes', async () => {
   const { page } = b;
   const before = await models(page);
-  assert.equal(before.length, 3);
+  assert.equal(before.length, 4);
   for (const m of before) {
     await page.locator(`[data-testid="stored-model"][data-id="${m.id}"]`).getByTestId('stored-delete').click();
     await page.locator(`[data-testid="stored-model"][data-id="${m.id}"]`).waitFor({ state: 'detached' });

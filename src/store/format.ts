@@ -12,8 +12,9 @@ export function formatBytes(n: number): string {
   return `${n < 0 ? '-' : ''}${s} ${units[u]}`;
 }
 
+/** Always in MB/s above 1 MB/s (comparable between runs); smaller rates in the unit that shows digits. */
 export function formatRate(bytesPerSec: number): string {
-  return `${(bytesPerSec / 1e6).toFixed(1)} MB/s`;
+  return bytesPerSec >= 1e6 ? `${(bytesPerSec / 1e6).toFixed(1)} MB/s` : `${formatBytes(bytesPerSec)}/s`;
 }
 
 export function formatEta(sec: number | undefined): string {

@@ -1,7 +1,8 @@
 /**
  * The small key-value surface the weight store needs. The browser implementation is IndexedDB
  * (idb-kv.ts); tests use MemoryKv. Keeping the store behind this interface lets the chunk logic run
- * and be tested in Node without a browser.
+ * and be tested in Node without a browser. Chunk values are Blobs or ArrayBuffers; everything else is
+ * small structured-cloneable metadata.
  */
 export interface ChunkKv {
   get<T>(key: string): Promise<T | undefined>;
@@ -24,6 +25,7 @@ export function quotaExceeded(message: string): Error {
 }
 
 function valueBytes(v: unknown): number {
+  if (v instanceof Blob) return v.size;
   if (v instanceof ArrayBuffer) return v.byteLength;
   if (ArrayBuffer.isView(v)) return v.byteLength;
   return 64; // small metadata records; their exact size does not matter for quota tests
@@ -58,7 +60,8 @@ export class MemoryKv implements ChunkKv {
     let after = this.usedBytes();
     for (const [k, v] of entries) after += valueBytes(v) - (this.map.has(k) ? valueBytes(this.map.get(k)) : 0);
     if (after > this.budgetBytes) throw quotaExceeded('memory budget exhausted');
-    for (const [k, v] of entries) this.map.set(k, v instanceof ArrayBuffer ? v.slice(0) : structuredClone(v));
+    // Copy like IndexedDB's structured clone; Blobs are immutable, so holding the same one is a faithful copy.
+    for (const [k, v] of entries) this.map.set(k, v instanceof Blob ? v : v instanceof ArrayBuffer ? v.slice(0) : structuredClone(v));
     this.writes++;
   }
 

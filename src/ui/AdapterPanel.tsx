@@ -29,7 +29,14 @@ export function AdapterPanel() {
         <div className="adapter-title">
           <span className="dot dot-bad" /> WebGPU is not available
         </div>
-        <p className="adapter-why">{gpu.message}</p>
+        {gpu.reason === 'no-api' ? (
+          <p className="adapter-why">This browser does not offer WebGPU here.</p>
+        ) : (
+          <p className="adapter-why">
+            WebGPU is present but no GPU adapter was offered.
+            <span className="muted small adapter-detail">{gpu.message}</span>
+          </p>
+        )}
         <ul className="adapter-help">
           <li>Use Chrome or Edge 113 or newer (desktop).</li>
           {!gpu.secureContext && <li>Open the page over https:// or from localhost / 127.0.0.1.</li>}

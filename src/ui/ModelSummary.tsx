@@ -93,6 +93,13 @@ function StorageActions({ cur }: { cur: CurrentModel }) {
         Stored in this browser
       </span>
     );
+  const unreadable = !cur.inspecting && cur.summary === null;
+  if (unreadable)
+    return (
+      <span className="chip chip-warn" data-testid="mode">
+        Not loadable · fix the file named above
+      </span>
+    );
   const partial = cur.match && !cur.match.record.complete;
   const already = cur.match?.record.complete;
   return (
@@ -132,8 +139,7 @@ export function ModelSummary() {
           <h2 data-testid="model-name">{cur.name}</h2>
           {s && (
             <div className="muted">
-              {s.architecture} · {s.modelType}
-              {s.quantization ? ` · ${s.quantization}` : ''}
+              {[cur.name === s.architecture ? null : s.architecture, s.modelType, s.quantization].filter(Boolean).join(' · ')}
             </div>
           )}
         </div>

@@ -14,6 +14,8 @@ export interface TestHooks {
   readTensor(modelId: string | null, tensor: string): Promise<string>;
   models(): Promise<Array<{ id: string; name: string; complete: boolean; storedBytes: number; totalBytes: number }>>;
   current(): { name: string; mode: string; storedId: string | null; family: string | null } | null;
+  /** The ingest benchmark (bench/ingest-bench.ts), loaded on first use so the app bundle does not carry it. */
+  benchIngest(mb?: number, chunkSize?: number, repeats?: number): Promise<import('../../bench/ingest-bench.ts').IngestBenchResult>;
 }
 
 declare global {
@@ -61,6 +63,10 @@ export function installTestHooks(): void {
     current() {
       const c = useApp.getState().current;
       return c ? { name: c.name, mode: c.mode, storedId: c.storedId, family: c.summary?.family ?? null } : null;
+    },
+    async benchIngest(mb, chunkSize, repeats) {
+      const { runIngestBench } = await import('../../bench/ingest-bench.ts');
+      return runIngestBench(mb, chunkSize, repeats);
     },
   };
 }
