@@ -12,5 +12,12 @@ registerTsx();
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
 const { main } = await import('../src/cli/main.ts');
-const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });
+// First Ctrl-C / SIGTERM cancels (the command removes its partial output); a second one exits at once.
+const cancel = new AbortController();
+for (const sig of ['SIGINT', 'SIGTERM'])
+  process.on(sig, () => {
+    if (cancel.signal.aborted) process.exit(130);
+    cancel.abort();
+  });
+const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: cancel.signal });
 process.exit(code);

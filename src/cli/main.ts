@@ -5,6 +5,8 @@ import { runPrune } from './prune.ts';
 export interface CliIo {
   readonly stdout: { write(s: string): unknown };
   readonly stderr: { write(s: string): unknown };
+  /** Aborted on Ctrl-C / SIGTERM (bin/moe-prune.mjs): long commands stop and remove what they had written. */
+  readonly signal?: AbortSignal;
 }
 
 interface Command {

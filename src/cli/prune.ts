@@ -79,10 +79,12 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
       io.stderr.write(`moe-prune: using WebGPU adapter ${gpu.adapter.label}\n`);
     } else io.stderr.write('moe-prune: --cpu: computing distances on the CPU\n');
     const onProgress = progressPrinter(io, p.flags.has('quiet') || p.flags.has('json'));
-    const stage = await runStageOne(cat, settings, gpu, { onProgress });
+    const { signal } = io;
+    const stage = await runStageOne(cat, settings, gpu, { onProgress, signal });
     if (stage.plan.search && !stage.plan.search.exact) io.stderr.write(`moe-prune: ${stage.plan.search.message}\n`);
     const result = await exportExpertPruned(cat, files, stage.plan, new NodeOutputFolder(out, p.flags.has('force')), {
       onProgress,
+      signal,
       tool: 'moe-prune prune',
       settings: { experts_per_layer: K ?? null, expert_sparsity: E ?? null, normalize_router: p.flags.has('normalize-router'), device: gpu ? gpu.adapter.label : 'cpu' },
     });
