@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { openNodeFileSet } from '../cli/node-files.ts';
+import type { OutputFolder } from '../export/write-checkpoint.ts';
+import { MemorySink } from '../formats/safetensors/writer.ts';
+import { catalogueCheckpoint } from '../models/catalogue.ts';
+import { exportExpertPruned, runStageOne } from './expert-prune.ts';
+
+const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));
+
+class MemoryFolder implements OutputFolder {
+  readonly files = new Map<string, MemorySink>();
+  state: 'open' | 'committed' | 'aborted' = 'open';
+  async create(name: string): Promise<MemorySink> {
+    const s = new MemorySink();
+    this.files.set(name, s);
+    return s;
+  }
+  async commit(): Promise<void> {
+    this.state = 'committed';
+  }
+  async abort(): Promise<void> {
+    this.state = 'aborted';
+  }
+  text(name: string): string {
+    return new TextDecoder().decode(this.files.get(name)!.bytes());
+  }
+}
+
+async function open(name: string) {
+  const files = await openNodeFileSet(join(MODELS, name));
+  return { files, cat: await catalogueCheckpoint(files) };
+}
+
+describe('exportExpertPruned', () => {
+  it('uniform plan: report, byte-preserving config patch and model card agree with the plan', async () => {
+    const { files, cat } = await open('deepseek_v3');
+    const stage = await runStageOne(cat, { keepPerLayer: 4 }, undefined);
+    const out = new MemoryFolder();
+    const r = await exportExpertPruned(cat, files, stage.plan, out, { tool: 'test', settings: { flag: 'x' } });
+    expect(out.state).toBe('committed');
+    expect(r.report.keptExperts).toEqual(Object.fromEntries(stage.plan.layers.map((l) => [String(l.layer), [...l.kept]])));
+    expect(r.report.settings).toMatchObject({ keepPerLayer: 4, reconstruct: 'none', flag: 'x' });
+    expect(r.report.expertsPerLayer).toEqual({ before: 8, after: 4 });
+    // 2 MoE layers × 4 removed experts × (3 × 16 × 32 params + a 32-wide router row); the correction bias is not a parameter.
+    expect(r.report.params.before - r.report.params.after).toBe(2 * 4 * (3 * 16 * 32 + 32));
+    const input = readFileSync(join(MODELS, 'deepseek_v3', 'config.json'), 'utf8');
+    expect(out.text('config.json')).toBe(input.replace(/"n_routed_experts": 8/, '"n_routed_experts": 4'));
+    expect(out.text('config.json')).not.toBe(input);
+    expect(JSON.parse(out.text('prune-report.json'))).toEqual(r.report);
+    expect(out.text('README.md')).toMatch(/\| routed experts per MoE layer \| 8 \| 4 \|/);
+    expect(out.text('README.md')).toContain('Only `n_routed_experts` changed in `config.json`.');
+  });
+
+  it('a plan with different counts per layer is refused before anything is written', async () => {
+    const { files, cat } = await open('mixtral');
+    const stage = await runStageOne(cat, { mode: 'global', targetTotal: 5 }, undefined);
+    expect(stage.plan.layers.map((l) => l.kept.length).sort()).toEqual([2, 3]);
+    const out = new MemoryFolder();
+    await expect(exportExpertPruned(cat, files, stage.plan, out, { tool: 'test', settings: {} })).rejects.toMatchObject({
+      code: 'InvalidPlan',
+      message: expect.stringMatching(/keeps 2–3 experts in different layers.*Use uniform mode/),
+    });
+    expect(out.state).toBe('aborted');
+    expect(out.files.size).toBe(0);
+  });
+});
