@@ -128,7 +128,6 @@ describeGpu('matmul kernel', (gpu) => {
     const bf16 = await uploadWeight(ctx, values(N * K, 22), 'BF16', [N, K]);
     const dst = await uploadF32(ctx, new Float32Array(N * K));
     const time = async (fn: () => Promise<void>): Promise<number> => {
-      await fn(); // warm-up: pipeline creation
       await ctx.device.queue.onSubmittedWorkDone();
       const t0 = performance.now();
       await fn();
@@ -136,6 +135,10 @@ describeGpu('matmul kernel', (gpu) => {
       return (performance.now() - t0) / 1000;
     };
     const flop = 2 * T * K * N;
+    // Warm-up on 4 tokens: creates the pipelines without paying for a second full-size run.
+    await matmul(ctx, { x: xv, w: f32.t, y: yv, tokens: 4 });
+    await matmul(ctx, { x: xv, w: bf16.t, y: yv, tokens: 4 });
+    await copyWords(ctx, f32.t.parts[0]!, dst, 4);
     const tf = await time(() => matmul(ctx, { x: xv, w: f32.t, y: yv, tokens: T }));
     const tb = await time(() => matmul(ctx, { x: xv, w: bf16.t, y: yv, tokens: T }));
     const tc = await time(() => copyWords(ctx, f32.t.parts[0]!, dst, N * K));
