@@ -17,6 +17,7 @@ import { catalogueCheckpoint } from '../src/models/catalogue.ts';
 import { exportExpertPruned, layerInputs, routerSquaredDistancesGpu, runStageOne, type RouterLayer } from '../src/pipeline/expert-prune.ts';
 import { planExpertPruning } from '../src/prune/experts/plan.ts';
 import { writeSyntheticMixtral } from './synthetic.ts';
+import { benchMatmulPeer } from './matmul-peer.ts';
 
 export interface BenchRow {
   readonly name: string;
@@ -119,7 +120,13 @@ async function benchKernels(gpu: GpuContext): Promise<BenchRow[]> {
   const cpMs = await timeIt(() => copyThrough(gpu, t.parts[0]!));
   releaseTensor(gpu, t);
   const gflops = (256 * 256 * 4096 * 3) / (sqMs / 1000) / 1e9;
-  return [{ name: 'kernel: sqdist 256×4096', value: gflops, unit: 'GFLOP/s', ratio: sqMs / cpMs, ratioOf: 'time of a plain copy kernel over the same 4 MiB', note: '' }];
+  const mm = await benchMatmulPeer(gpu, 128, 1024, 1024, 3);
+  const shape = `${mm.shape.tokens}×${mm.shape.in} · (${mm.shape.out}×${mm.shape.in})ᵀ`;
+  return [
+    { name: `kernel: linear matmul, BF16 weights`, value: mm.oursBf16Gflops, unit: 'GFLOP/s', ratio: mm.oursBf16Gflops / mm.peerGflops, ratioOf: 'tfjs-backend-webgpu matMul (f32) on the same device', note: shape },
+    { name: `kernel: linear matmul, F32 weights`, value: mm.oursF32Gflops, unit: 'GFLOP/s', ratio: mm.oursF32Gflops / mm.peerGflops, ratioOf: 'tfjs-backend-webgpu matMul (f32) on the same device', note: `${shape}; peer ${mm.peerGflops.toFixed(2)} GFLOP/s` },
+    { name: 'kernel: sqdist 256×4096', value: gflops, unit: 'GFLOP/s', ratio: sqMs / cpMs, ratioOf: 'time of a plain copy kernel over the same 4 MiB', note: '' },
+  ];
 }
 
 export async function runNodeBenchmarks(): Promise<{ adapter: string; rows: BenchRow[] }> {
