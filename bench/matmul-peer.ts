@@ -18,7 +18,7 @@ export interface MatmulPeerResult {
   readonly peerGflops: number;
 }
 
-function values(n: number, seed: number): Float32Array {
+function values(n: number, seed: number): Float32Array<ArrayBuffer> {
   const out = new Float32Array(n);
   let s = seed;
   for (let i = 0; i < n; i++) out[i] = ((s = (s * 1664525 + 1013904223) >>> 0) / 4294967296 - 0.5) * 0.1;
