@@ -157,4 +157,9 @@ describe('planPrunedTensors: DeepSeek-V3 correction bias and FP8 scales', () => 
     expect(s.pieces).toEqual([{ kind: 'copy', range: { tensor: 'model.layers.1.mlp.experts.6.up_proj.weight_scale_inv', offset: 0, length: 4 } }]);
     expect(t.has('model.layers.1.mlp.experts.4.up_proj.weight_scale_inv')).toBe(false);
   });
+
+  it('FP8: averaging experts is refused when planning, before anything is written', async () => {
+    const cat = await open('deepseek_v3-fp8');
+    expectInvalidPlan(() => planPrunedTensors(cat, [keep(1, [0, 2, 4, 6], [{ slot: 0, members: [0, 1] }])]), /cannot average experts stored as F8_E4M3/);
+  });
 });

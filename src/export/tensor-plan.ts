@@ -66,7 +66,16 @@ function slotMembers(keep: LayerKeep): ExpertIndex[][] {
   return slots;
 }
 
+/** Averaging decodes to f32 and re-encodes; quantised dtypes would need requantising, so they are refused up front. */
+const AVERAGEABLE: ReadonlySet<DType> = new Set(['F32', 'F64', 'F16', 'BF16']);
+
+function checkAverageable(e: TensorEntry): void {
+  if (!AVERAGEABLE.has(e.dtype))
+    throw new MoePruneError('InvalidPlan', `cannot average experts stored as ${e.dtype} ("${e.name}") without requantising; use reconstruction "none"`, e.file);
+}
+
 function rowPieces(e: TensorEntry, slots: ExpertIndex[][]): Piece[] {
+  if (slots.some((m) => m.length > 1)) checkAverageable(e);
   const rb = rowBytes(e);
   const range = (row: number): ByteRange => ({ tensor: e.name, offset: row * rb, length: rb });
   return slots.map((members) => (members.length === 1 ? { kind: 'copy', range: range(members[0]!) } : { kind: 'mean', dtype: e.dtype, ranges: members.map(range) }));
@@ -108,6 +117,7 @@ export function planPrunedTensors(cat: Catalogue, keeps: readonly LayerKeep[]): 
     const slot = keep.kept.indexOf(role.expert);
     if (slot < 0) continue;
     const members = slots[slot]!;
+    if (members.length > 1) checkAverageable(e);
     const pieces: Piece[] =
       members.length === 1
         ? whole(e)
