@@ -1,7 +1,7 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { MoePruneError, throwIfAborted } from '../core/errors.ts';
-import { MapFileSet, type ByteSource, type FileSet } from '../formats/bytes.ts';
+import { checkRange, MapFileSet, type ByteSource, type FileSet } from '../formats/bytes.ts';
 
 /** Largest single positional read; bigger requests are assembled from pieces of this size. */
 const MAX_READ_PIECE = 64 << 20;
@@ -36,10 +36,7 @@ export class NodeFileSource implements ByteSource {
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     throwIfAborted(signal);
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
-      throw new MoePruneError('InvalidArgument', `bad byte range ${offset}+${length}`, this.name);
-    if (offset + length > this.size)
-      throw new MoePruneError('TruncatedFile', `needs bytes ${offset}..${offset + length} but the file has ${this.size}`, this.name);
+    checkRange(this.name, this.size, offset, length);
     const out = new Uint8Array(length);
     if (length === 0) return out;
     let fh;

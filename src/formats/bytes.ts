@@ -40,7 +40,8 @@ export async function readJson<T = unknown>(src: ByteSource, signal?: AbortSigna
   }
 }
 
-function checkRange(name: string, size: number, offset: number, length: number): void {
+/** Every ByteSource validates a request the same way: a safe, non-negative range inside the file. */
+export function checkRange(name: string, size: number, offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
     throw new MoePruneError('InvalidArgument', `bad byte range ${offset}+${length}`, name);
   if (offset + length > size)

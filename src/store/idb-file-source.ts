@@ -1,5 +1,5 @@
 import { MoePruneError, throwIfAborted } from '../core/errors.ts';
-import type { ByteSource } from '../formats/bytes.ts';
+import { checkRange, type ByteSource } from '../formats/bytes.ts';
 import type { ChunkKv } from './kv.ts';
 import { expectedChunkLength, keys, type StoredFile } from './records.ts';
 
@@ -32,10 +32,7 @@ export class IdbFileSource implements ByteSource {
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     throwIfAborted(signal);
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
-      throw new MoePruneError('InvalidArgument', `bad byte range ${offset}+${length}`, this.name);
-    if (offset + length > this.size)
-      throw new MoePruneError('TruncatedFile', `needs bytes ${offset}..${offset + length} but the file has ${this.size}`, this.name);
+    checkRange(this.name, this.size, offset, length);
     const out = new Uint8Array(length);
     if (length === 0) return out;
     const cs = this.file.chunkSize;
