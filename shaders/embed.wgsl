@@ -1,7 +1,7 @@
 // Embedding lookup: out[t, :] = table[ids[t], :] widened to f32, for one dim-0 part of the table (rows
 // row_start .. row_start + rows); tokens whose id lies in another part are left to that part's dispatch.
 
-override DTYPE: u32 = 0u; // 0 = F32, 1 = F16, 2 = BF16
+// DTYPE of the table: see lib/widen.wgsl.
 override WG: u32 = 256u;
 
 struct Params {
@@ -17,14 +17,7 @@ struct Params {
 @group(0) @binding(3) var<uniform> p: Params;
 
 fn widen(e: u32) -> f32 {
-  if (DTYPE == 0u) {
-    return bitcast<f32>(table[e]);
-  }
-  let h = (table[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;
-  if (DTYPE == 2u) {
-    return bitcast<f32>(h << 16u);
-  }
-  return unpack2x16float(h).x;
+  return widen_word(table[word_of(e)], e);
 }
 
 @compute @workgroup_size(WG)

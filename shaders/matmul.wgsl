@@ -10,7 +10,7 @@
 //   SCATTER: y[ids[ids_off + j]] += gate[ids_off + j] · result (weighted return to the token's row; a token
 //            appears at most once per expert, so no two invocations of one dispatch write the same element).
 
-override DTYPE: u32 = 0u;    // 0 = F32, 1 = F16, 2 = BF16 (two per u32 word, little-endian)
+// DTYPE of W: see lib/widen.wgsl (two 16-bit elements per u32 word, little-endian).
 override GATHER: u32 = 0u;
 override SCATTER: u32 = 0u;
 override HAS_BIAS: u32 = 0u; // bias: f32 [out_total]
@@ -49,17 +49,7 @@ fn keep(e: u32) -> bool {
 
 // Weight element e of this part (row-major index).
 fn w_at(e: u32) -> f32 {
-  var v: f32;
-  if (DTYPE == 0u) {
-    v = bitcast<f32>(w[e]);
-  } else {
-    let h = (w[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;
-    if (DTYPE == 2u) {
-      v = bitcast<f32>(h << 16u);
-    } else {
-      v = unpack2x16float(h).x;
-    }
-  }
+  var v = widen_word(w[word_of(e)], e);
   if (HAS_MASK == 1u && !keep(e)) {
     v = 0.0;
   }

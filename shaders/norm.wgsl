@@ -5,7 +5,7 @@
 // One workgroup per row; each invocation sums a strided slice, then one workgroup-memory tree per statistic.
 
 override MODE: u32 = 0u;  // 0 = rms, 1 = layer
-override DTYPE: u32 = 0u; // weight and bias: 0 = F32, 1 = F16, 2 = BF16
+// DTYPE of weight and bias: see lib/widen.wgsl.
 override HAS_BIAS: u32 = 0u;
 override WG: u32 = 64u;   // power of two
 
@@ -29,25 +29,11 @@ struct Params {
 var<workgroup> red: array<f32, WG>;
 
 fn widen_w(e: u32) -> f32 {
-  if (DTYPE == 0u) {
-    return bitcast<f32>(w[e]);
-  }
-  let h = (w[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;
-  if (DTYPE == 2u) {
-    return bitcast<f32>(h << 16u);
-  }
-  return unpack2x16float(h).x;
+  return widen_word(w[word_of(e)], e);
 }
 
 fn widen_b(e: u32) -> f32 {
-  if (DTYPE == 0u) {
-    return bitcast<f32>(b[e]);
-  }
-  let h = (b[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;
-  if (DTYPE == 2u) {
-    return bitcast<f32>(h << 16u);
-  }
-  return unpack2x16float(h).x;
+  return widen_word(b[word_of(e)], e);
 }
 
 fn workgroup_sum(lid: u32, v: f32) -> f32 {

@@ -1,7 +1,7 @@
 // Widens a tensor stored as F32 / F16 / BF16 bytes (bound as raw u32 words) to f32.
 // No shader-f16 needed: 16-bit values are taken out of their u32 word with bit operations.
 
-override DTYPE: u32 = 0u; // 0 = F32, 1 = F16, 2 = BF16
+// DTYPE of src: see lib/widen.wgsl.
 override WG: u32 = 256u;
 override ITEMS: u32 = 8u; // outputs per invocation: invocations are costly on software adapters
 
@@ -17,15 +17,7 @@ struct Params {
 @group(0) @binding(2) var<uniform> p: Params;
 
 fn widen(e: u32) -> f32 {
-  if (DTYPE == 0u) {
-    return bitcast<f32>(src[e]);
-  }
-  // Little-endian: element 2k is the low half of word k.
-  let half = (src[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;
-  if (DTYPE == 2u) {
-    return bitcast<f32>(half << 16u);
-  }
-  return unpack2x16float(half).x;
+  return widen_word(src[word_of(e)], e);
 }
 
 // Workgroup g writes outputs [g * WG * ITEMS, (g + 1) * WG * ITEMS), neighbouring invocations neighbouring outputs.

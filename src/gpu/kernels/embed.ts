@@ -3,7 +3,11 @@ import type { GpuContext } from '../device.ts';
 import { grid2d, submitDispatches, uniformParams, workgroupSize, type BufferView, type Dispatch } from '../dispatch.ts';
 import type { GpuTensor } from '../tensor.ts';
 import { needElems, needInt, weightDtypeCode } from './kernel-args.ts';
-import code from '../../../shaders/embed.wgsl?raw';
+import kernel from '../../../shaders/embed.wgsl?raw';
+import widen from '../../../shaders/lib/widen.wgsl?raw';
+
+/** The kernel reads stored-dtype tensors through the shared helpers of lib/widen.wgsl (appended, so line numbers hold). */
+const code = `${kernel}\n${widen}`;
 
 /** CPU reference: rows of an f32 table [vocab, dim] gathered by id. */
 export function embedReference(table: Float32Array, dim: number, ids: ArrayLike<number>): Float32Array {

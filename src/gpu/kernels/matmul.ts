@@ -3,7 +3,11 @@ import type { GpuContext } from '../device.ts';
 import { submitDispatches, uniformParams, type BufferView, type Dispatch } from '../dispatch.ts';
 import type { GpuTensor } from '../tensor.ts';
 import { needElems, needInt, outputBuffer, placeholder, weightDtypeCode } from './kernel-args.ts';
-import code from '../../../shaders/matmul.wgsl?raw';
+import kernel from '../../../shaders/matmul.wgsl?raw';
+import widen from '../../../shaders/lib/widen.wgsl?raw';
+
+/** The kernel reads stored-dtype tensors through the shared helpers of lib/widen.wgsl (appended, so line numbers hold). */
+const code = `${kernel}\n${widen}`;
 
 /** Threads per workgroup side; each thread owns 4 tokens × 4 outputs, so a workgroup covers 32 × 32. */
 const SIDE = 8;

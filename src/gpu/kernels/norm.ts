@@ -3,7 +3,11 @@ import type { GpuContext } from '../device.ts';
 import { grid2d, submitDispatches, uniformParams, workgroupSize, type BufferView } from '../dispatch.ts';
 import type { GpuTensor } from '../tensor.ts';
 import { f32Bits, needElems, needInt, placeholder, singlePart, weightDtypeCode } from './kernel-args.ts';
-import code from '../../../shaders/norm.wgsl?raw';
+import kernel from '../../../shaders/norm.wgsl?raw';
+import widen from '../../../shaders/lib/widen.wgsl?raw';
+
+/** The kernel reads stored-dtype tensors through the shared helpers of lib/widen.wgsl (appended, so line numbers hold). */
+const code = `${kernel}\n${widen}`;
 
 export type NormKind = 'rms' | 'layer';
 

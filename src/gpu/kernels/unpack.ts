@@ -4,7 +4,11 @@ import type { GpuContext } from '../device.ts';
 import { grid2d, submitDispatches, uniformParams, workgroupSize, type Dispatch } from '../dispatch.ts';
 import { STORAGE_USAGE } from '../pool.ts';
 import { maxPartBytes, planParts, type GpuTensor, type GpuTensorPart, type SplitOptions } from '../tensor.ts';
-import code from '../../../shaders/unpack.wgsl?raw';
+import kernel from '../../../shaders/unpack.wgsl?raw';
+import widen from '../../../shaders/lib/widen.wgsl?raw';
+
+/** The kernel reads stored-dtype tensors through the shared helpers of lib/widen.wgsl (appended, so line numbers hold). */
+const code = `${kernel}\n${widen}`;
 
 /** Elements per invocation: 8 ran about 2x faster than 1 on SwiftShader and stays coalesced on GPUs. */
 const ITEMS = 8;
