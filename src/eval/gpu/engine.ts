@@ -1,0 +1,449 @@
+/**
+ * The streaming WebGPU forward engine: layer after layer over ALL calibration/evaluation tokens, holding one
+ * decoder layer's weights on the GPU at a time (uploaded in their stored dtype, released after the layer).
+ * Hidden states [windows·L, hidden] stay on the GPU in chunks of whole windows, or spill to the CPU between
+ * layers when they exceed a budget. The lm_head runs in token (and, for large heads, row) chunks into logits
+ * or per-position NLL. Statistics for pruning are collected in the same pass (see stats.ts).
+ */
+import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
+import type { LongTask } from '../../core/progress.ts';
+import { readJson, requireFile, type FileSet } from '../../formats/bytes.ts';
+import type { GpuContext } from '../../gpu/device.ts';
+import type { BufferView } from '../../gpu/dispatch.ts';
+import { addInto } from '../../gpu/kernels/elementwise.ts';
+import { embed } from '../../gpu/kernels/embed.ts';
+import { outputBuffer, zeroedBuffer } from '../../gpu/kernels/kernel-args.ts';
+import { matmul } from '../../gpu/kernels/matmul.ts';
+import { nll as nllKernel, NO_TARGET } from '../../gpu/kernels/nll.ts';
+import { readBuffer, STORAGE_USAGE } from '../../gpu/pool.ts';
+import { releaseTensor, uploadTensor, type GpuTensor } from '../../gpu/tensor.ts';
+import type { NllForward } from '../perplexity.ts';
+import { readArchConfig, type ArchConfig } from '../reference/arch.ts';
+import type { LayerRouting } from '../reference/forward.ts';
+import { ropeTables } from '../reference/rope.ts';
+import { attentionBlock, countCoactivation, moeBlock, normRows, Scratch, swiglu, type ChunkRouting, type LayerEnv } from './blocks.ts';
+import { LayerWeights } from './layer-weights.ts';
+import type { WeightPlan } from './plan.ts';
+import { InputNormAccumulators, LogitMoments, type CalibrationStats, type MoeLayerStats } from './stats.ts';
+import { CheckpointTensors, elemBytes, storedToF32, type GpuWeightSource, type StoredTensor } from './weights.ts';
+
+const MiB = 2 ** 20;
+
+export interface EngineBudgets {
+  /** Scratch activations of one chunk (sets the chunk size). Default 256 MiB. */
+  readonly activationBytes?: number;
+  /** Hidden states of all tokens kept on the GPU; above it they spill to the CPU between layers. Default 1 GiB. */
+  readonly hiddenBytes?: number;
+  /** An lm_head up to this size is uploaded once; a larger one in row ranges per token chunk. Default 1 GiB. */
+  readonly headBytes?: number;
+}
+
+export interface GpuForwardOptions extends LongTask {
+  /** 'logits' [N, vocab], 'nll' [windows·(L−1)], 'both', or 'none' (calibration only: no lm_head). Default 'logits'. */
+  readonly output?: 'logits' | 'nll' | 'both' | 'none';
+  /** Pruning plan applied on the fly (removed/merged experts, per-tensor masks). */
+  readonly plan?: WeightPlan;
+  /** Collect calibration statistics (router summary, counts, co-activation, input norms). */
+  readonly stats?: boolean;
+  /** Return per-layer routing (ids, weights, raw logits) like the reference pass. */
+  readonly routing?: boolean;
+  /** Hidden states entering and leaving each decoder layer ([N, hidden], read back; do not keep references). */
+  readonly layerHidden?: (layer: number, input: Float32Array, output: Float32Array) => void;
+  /** Windows per chunk (default: from the activation budget and the binding limit). */
+  readonly chunkWindows?: number;
+  readonly budgets?: EngineBudgets;
+  /** Split weights into parts of at most this many bytes (tests exercise multi-part tensors with it). */
+  readonly maxBindingBytes?: number;
+}
+
+/** Memory and time of one decoder layer. */
+export interface LayerReport {
+  readonly layer: number;
+  readonly moe: boolean;
+  /** Weight bytes uploaded for the layer (stored dtype; experts without tokens are not uploaded). */
+  readonly weightBytes: number;
+  /** Highest bytes held by the GPU buffer pool during the layer (hidden states + weights + scratch). */
+  readonly poolPeakBytes: number;
+  readonly ms: number;
+}
+
+export interface GpuForwardResult {
+  readonly windows: number;
+  readonly tokens: number;
+  readonly logits: Float32Array | null;
+  readonly nll: Float64Array | null;
+  readonly routing: LayerRouting[];
+  readonly stats: CalibrationStats | null;
+  readonly layers: LayerReport[];
+  readonly peakLayerWeightBytes: number;
+  readonly peakPoolBytes: number;
+  readonly chunkWindows: number;
+  readonly hiddenSpilled: boolean;
+}
+
+/** Hidden states of a chunk of whole windows: on the GPU, or spilled to the CPU. */
+interface Chunk {
+  readonly w0: number;
+  readonly windows: number;
+  readonly tokens: number;
+  gpu: BufferView | null;
+  cpu: Float32Array | null;
+}
+
+function checkWindows(windows: ReadonlyArray<ArrayLike<number>>, vocab: number): { W: number; L: number } {
+  if (!windows.length) throw new MoePruneError('InvalidArgument', 'the forward pass needs at least one window');
+  const L = windows[0]!.length;
+  if (L < 1) throw new MoePruneError('InvalidArgument', 'windows must hold at least one token');
+  for (const w of windows) {
+    if (w.length !== L) throw new MoePruneError('InvalidArgument', `all windows must have the same length (${L}); one has ${w.length}`);
+    for (let i = 0; i < w.length; i++)
+      if (!Number.isInteger(w[i]) || w[i]! < 0 || w[i]! >= vocab)
+        throw new MoePruneError('InvalidArgument', `token id ${w[i]} is outside the vocabulary (0..${vocab - 1})`);
+  }
+  return { W: windows.length, L };
+}
+
+/** Widest per-token activation (f32 elements) any block of this architecture allocates. */
+export function widestActivation(arch: ArchConfig): number {
+  const a = arch.attention;
+  const w = [arch.hidden, arch.moe.router.experts, arch.moe.intermediate, arch.denseIntermediate, arch.moe.shared?.intermediate ?? 0];
+  if (a.kind === 'mha') w.push(a.heads * a.headDim, a.kvHeads * a.headDim);
+  else w.push(a.heads * (a.nopeDim + a.ropeDim), a.kvLoraRank + a.ropeDim, a.heads * (a.nopeDim + a.vDim), a.qLoraRank ?? 0);
+  return Math.max(...w);
+}
+
+async function storedBytes(t: StoredTensor, signal?: AbortSignal): Promise<Uint8Array> {
+  const n = t.shape.reduce((a, x) => a * x, 1) * elemBytes(t.dtype);
+  return t.bytes instanceof Uint8Array ? t.bytes : t.bytes.source.read(t.bytes.offset, n, signal);
+}
+
+async function uploadWords(ctx: GpuContext, data: Uint32Array | Float32Array, label: string): Promise<BufferView> {
+  const byteLength = Math.max(4, data.byteLength);
+  const buffer = await ctx.pool.acquire(byteLength, STORAGE_USAGE, label);
+  if (data.byteLength) ctx.device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+  return { buffer, byteLength };
+}
+
+async function readF32(ctx: GpuContext, v: BufferView, elems: number): Promise<Float32Array> {
+  const b = await readBuffer(ctx, v.buffer, elems * 4);
+  return new Float32Array(b.buffer, b.byteOffset, elems);
+}
+
+export class GpuForwardEngine {
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly arch: ArchConfig,
+    readonly weights: GpuWeightSource,
+  ) {}
+
+  /** A checkpoint folder: config.json through readArchConfig, tensors through CheckpointTensors. */
+  static async open(ctx: GpuContext, files: FileSet, signal?: AbortSignal): Promise<GpuForwardEngine> {
+    const arch = readArchConfig(await readJson(requireFile(files, 'config.json'), signal), 'config.json');
+    return new GpuForwardEngine(ctx, arch, await CheckpointTensors.open(files, signal));
+  }
+
+  static fromSource(ctx: GpuContext, arch: ArchConfig, weights: GpuWeightSource): GpuForwardEngine {
+    return new GpuForwardEngine(ctx, arch, weights);
+  }
+
+  /** The engine as an NllForward for `perplexity()` (the plan, if any, applied on the fly). */
+  nllForward(opts: Omit<GpuForwardOptions, 'output' | 'signal' | 'onProgress'> = {}): NllForward {
+    return async (windows, o) => (await this.forward(windows, { ...opts, output: 'nll', ...(o.signal ? { signal: o.signal } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) })).nll!;
+  }
+
+  async forward(windows: ReadonlyArray<ArrayLike<number>>, opts: GpuForwardOptions = {}): Promise<GpuForwardResult> {
+    const { ctx, arch } = this;
+    const { W, L } = checkWindows(windows, arch.vocab);
+    const H = arch.hidden;
+    const N = W * L;
+    const budgets = { activationBytes: 256 * MiB, hiddenBytes: 1024 * MiB, headBytes: 1024 * MiB, ...opts.budgets };
+    const binding = ctx.limits.maxStorageBufferBindingSize;
+    const widest = widestActivation(arch);
+    if (L * widest * 4 > binding)
+      throw new MoePruneError('InvalidArgument', `a window of ${L} tokens needs ${L * widest * 4} bytes per activation, more than this GPU binds (${binding}); use a shorter sequence length`);
+    const fit = Math.max(1, Math.floor(Math.min(binding / (widest * 4), budgets.activationBytes / (10 * widest * 4)) / L));
+    const chunkWindows = Math.max(1, Math.min(W, opts.chunkWindows ?? fit));
+    const spill = N * H * 4 > budgets.hiddenBytes;
+    const chunks: Chunk[] = [];
+    for (let w0 = 0; w0 < W; w0 += chunkWindows) {
+      const n = Math.min(chunkWindows, W - w0);
+      chunks.push({ w0, windows: n, tokens: n * L, gpu: null, cpu: null });
+    }
+    const want = opts.output ?? 'logits';
+    const signal = opts.signal;
+    const total = arch.layers + 2;
+    const progress = (done: number, detail: string) => opts.onProgress?.({ phase: 'GPU forward', done, total, unit: 'layers', detail });
+
+    const tables = ropeTables(arch.rope, L);
+    const cos = await uploadWords(ctx, tables.cos, 'rope cos');
+    const sin = await uploadWords(ctx, tables.sin, 'rope sin');
+    const routing: LayerRouting[] = [];
+    const layers: LayerReport[] = [];
+    const stats: CalibrationStats | null = opts.stats
+      ? { format: 'moe-prune-calibration-stats', version: 1, windows: W, seqLen: L, tokens: N, moeLayers: [], inputNorms: {} }
+      : null;
+    const toGpu = async (c: Chunk): Promise<BufferView> => {
+      if (c.gpu) return c.gpu;
+      c.gpu = await uploadWords(ctx, c.cpu!, 'hidden states');
+      c.cpu = null;
+      return c.gpu;
+    };
+    const store = async (c: Chunk, out: BufferView): Promise<void> => {
+      if (spill) {
+        c.cpu = (await readF32(ctx, out, c.tokens * H)).slice();
+        ctx.pool.release(out.buffer);
+      } else c.gpu = out;
+    };
+    try {
+      progress(0, 'embedding');
+      for (const c of chunks) {
+        throwIfAborted(signal);
+        await store(c, await this.embedChunk(windows, c, L, signal));
+      }
+      for (let layer = 0; layer < arch.layers; layer++) {
+        throwIfAborted(signal);
+        progress(layer + 1, `layer ${layer}`);
+        const t0 = performance.now();
+        ctx.pool.resetPeak();
+        const report = await this.runLayer(layer, chunks, windows, L, { cos, sin }, opts, routing, stats, toGpu, store);
+        layers.push({ ...report, ms: performance.now() - t0 });
+        ctx.pool.trim();
+        progress(layer + 1, `layer ${layer}: ${(report.weightBytes / MiB).toFixed(2)} MiB weights, pool peak ${(report.poolPeakBytes / MiB).toFixed(2)} MiB`);
+      }
+      progress(arch.layers + 1, 'lm_head');
+      const head = want === 'none' ? { logits: null, nll: null } : await this.head(chunks, windows, L, want, budgets, opts, toGpu);
+      progress(total, 'done');
+      return {
+        windows: W, tokens: L, ...head, routing, stats, layers,
+        peakLayerWeightBytes: Math.max(0, ...layers.map((l) => l.weightBytes)),
+        peakPoolBytes: Math.max(0, ...layers.map((l) => l.poolPeakBytes)),
+        chunkWindows, hiddenSpilled: spill,
+      };
+    } finally {
+      for (const c of chunks) if (c.gpu) ctx.pool.release(c.gpu.buffer);
+      ctx.pool.release(cos.buffer);
+      ctx.pool.release(sin.buffer);
+    }
+  }
+
+  /** Embedding rows of a chunk's ids: only the distinct rows are read and uploaded (stored dtype). */
+  private async embedChunk(windows: ReadonlyArray<ArrayLike<number>>, c: Chunk, L: number, signal?: AbortSignal): Promise<BufferView> {
+    const { ctx, arch } = this;
+    const ids = new Int32Array(c.tokens);
+    for (let w = 0; w < c.windows; w++) for (let t = 0; t < L; t++) ids[w * L + t] = windows[c.w0 + w]![t]!;
+    const uniq = [...new Set(ids)].sort((a, b) => a - b);
+    const local = new Map(uniq.map((id, i) => [id, i]));
+    const parts: Uint8Array[] = [];
+    let dtype: StoredTensor['dtype'] = 'F32';
+    for (let i = 0; i < uniq.length; ) {
+      let j = i + 1;
+      while (j < uniq.length && uniq[j] === uniq[j - 1]! + 1) j++;
+      const st = await this.weights.rows(arch.names.embed, uniq[i]!, j - i, signal);
+      dtype = st.dtype;
+      parts.push(await storedBytes(st, signal));
+      i = j;
+    }
+    const table = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
+    let off = 0;
+    for (const p of parts) {
+      table.set(p, off);
+      off += p.byteLength;
+    }
+    const t = await uploadTensor(ctx, table, dtype, [uniq.length, arch.hidden], { name: arch.names.embed, signal });
+    const idBuf = await uploadWords(ctx, Uint32Array.from(ids, (id) => local.get(id)!), 'token ids');
+    try {
+      const out = await outputBuffer(ctx, c.tokens * arch.hidden, 'hidden states');
+      await embed(ctx, t, idBuf, c.tokens, out);
+      return out;
+    } finally {
+      releaseTensor(ctx, t);
+      ctx.pool.release(idBuf.buffer);
+    }
+  }
+
+  private async runLayer(
+    layer: number, chunks: Chunk[], windows: ReadonlyArray<ArrayLike<number>>, L: number,
+    rope: { cos: BufferView; sin: BufferView }, opts: GpuForwardOptions, routingOut: LayerRouting[], stats: CalibrationStats | null,
+    toGpu: (c: Chunk) => Promise<BufferView>, store: (c: Chunk, out: BufferView) => Promise<void>,
+  ): Promise<Omit<LayerReport, 'ms'>> {
+    const { ctx, arch } = this;
+    const H = arch.hidden;
+    const N = windows.length * L;
+    const moe = arch.moeLayers.has(layer);
+    const E = arch.moe.router.experts;
+    const k = arch.moe.router.topK;
+    const edits = moe ? opts.plan?.experts?.(layer) : undefined;
+    const w = new LayerWeights(ctx, this.weights, opts.plan, opts.signal, opts.maxBindingBytes);
+    const norms = stats ? new InputNormAccumulators(ctx) : null;
+    const env: LayerEnv = { ctx, arch, layer, seqLen: L, rope, w, src: this.weights, norms, ...(opts.signal ? { signal: opts.signal } : {}) };
+    const wantRouting = moe && opts.routing;
+    const route = wantRouting ? { experts: new Int32Array(N * k), weights: new Float32Array(N * k), logits: new Float32Array(N * E) } : null;
+    const moments = moe && stats ? new LogitMoments(E) : null;
+    const perExpert = new Uint32Array(moe ? E : 0);
+    const co = moe && stats ? await zeroedBuffer(ctx, E * E, 'coactivation') : null;
+    const hidIn = opts.layerHidden ? new Float32Array(N * H) : null;
+    const hidOut = opts.layerHidden ? new Float32Array(N * H) : null;
+    try {
+      for (const c of chunks) {
+        throwIfAborted(opts.signal);
+        const x = await toGpu(c);
+        const base = c.w0 * L;
+        const onRouting = async (r: ChunkRouting): Promise<void> => {
+          r.counts.forEach((n, e) => (perExpert[e]! += n));
+          if (co) await countCoactivation(ctx, r.ids, c.tokens, k, E, co);
+          if (!route && !moments) return;
+          const logits = await readF32(ctx, r.logits, c.tokens * E);
+          moments?.add(logits, c.tokens);
+          if (route) {
+            route.logits.set(logits, base * E);
+            const ids = await readBuffer(ctx, r.ids.buffer, c.tokens * k * 4);
+            route.experts.set(new Int32Array(ids.buffer, ids.byteOffset, c.tokens * k), base * k);
+            route.weights.set(await readF32(ctx, r.weights, c.tokens * k), base * k);
+          }
+        };
+        const out = await this.layerChunk(env, x, c.tokens, moe, edits, onRouting);
+        if (hidIn) hidIn.set(await readF32(ctx, x, c.tokens * H), base * H);
+        if (hidOut) hidOut.set(await readF32(ctx, out, c.tokens * H), base * H);
+        ctx.pool.release(x.buffer);
+        c.gpu = null;
+        await store(c, out);
+      }
+      if (hidIn && hidOut) opts.layerHidden!(layer, hidIn, hidOut);
+      if (route) routingOut.push({ layer, topK: k, ...route });
+      if (stats && norms) await norms.read(stats.inputNorms);
+      if (stats && moe) {
+        const coCounts = new Uint32Array((await readBuffer(ctx, co!.buffer, E * E * 4)).buffer.slice(0));
+        const removed = [...(edits?.removed ?? [])].sort((a, b) => a - b);
+        const blk = `model.layers.${layer}.${arch.names.moeBlock}`;
+        const unrouted: string[] = [];
+        for (let e = 0; e < E; e++) if (!perExpert[e] && !edits?.removed?.has(e)) unrouted.push(`${blk}.experts.${e}`);
+        for (let e = 0; e < E; e++) coCounts[e * E + e] = perExpert[e]!;
+        const s: MoeLayerStats = { layer, experts: E, topK: k, tokens: N, routerLogits: moments!.summary(), tokensPerExpert: perExpert, coactivation: coCounts, unrouted, removed };
+        stats.moeLayers.push(s);
+      }
+      return { layer, moe, weightBytes: w.bytes, poolPeakBytes: ctx.pool.stats().peakBytes };
+    } finally {
+      norms?.release();
+      if (co) ctx.pool.release(co.buffer);
+      await w.release();
+    }
+  }
+
+  /** One decoder layer on one chunk of whole windows; returns the new hidden states (caller owns them). */
+  private async layerChunk(e: LayerEnv, x: BufferView, n: number, moe: boolean, edits: Parameters<typeof moeBlock>[4], onRouting: (r: ChunkRouting) => Promise<void>): Promise<BufferView> {
+    const { ctx, arch, layer } = e;
+    const H = arch.hidden;
+    const p = `model.layers.${layer}`;
+    const s = new Scratch(ctx);
+    try {
+      const h1 = await normRows(e, s, `${p}.input_layernorm`, x, n, H, arch.norm, arch.normEps);
+      const afterAttn = await attentionBlock(e, s, h1, n);
+      s.free(h1);
+      await addInto(ctx, afterAttn, x, n * H);
+      let out: BufferView;
+      if (moe) {
+        // Arctic's parallel residual: the MoE reads the layer INPUT, a dense residual MLP the post-attention stream.
+        const parallel = arch.parallelResidualMlp;
+        const moeIn = await normRows(e, s, `${p}.post_attention_layernorm`, parallel ? x : afterAttn, n, H, arch.norm, arch.normEps);
+        out = await moeBlock(e, s, moeIn, n, edits, onRouting);
+        await addInto(ctx, out, afterAttn, n * H);
+        if (parallel) {
+          const rn = await normRows(e, s, `${p}.residual_layernorm`, afterAttn, n, H, arch.norm, arch.normEps);
+          const rm = await swiglu(e, s, rn, n, [`${p}.residual_mlp.w1.weight`, `${p}.residual_mlp.w3.weight`, `${p}.residual_mlp.w2.weight`]);
+          await addInto(ctx, out, rm, n * H);
+        }
+      } else {
+        const h2 = await normRows(e, s, `${p}.post_attention_layernorm`, afterAttn, n, H, arch.norm, arch.normEps);
+        const d = arch.names.denseMlp;
+        out = await swiglu(e, s, h2, n, [`${p}.${d.prefix}.${d.proj[0]}.weight`, `${p}.${d.prefix}.${d.proj[1]}.weight`, `${p}.${d.prefix}.${d.proj[2]}.weight`]);
+        await addInto(ctx, out, afterAttn, n * H);
+      }
+      return s.keep(out);
+    } finally {
+      s.release();
+    }
+  }
+
+  /** Final norm and lm_head over every chunk: logits read back and/or NLL from the GPU kernel. */
+  private async head(
+    chunks: Chunk[], windows: ReadonlyArray<ArrayLike<number>>, L: number, want: 'logits' | 'nll' | 'both',
+    budgets: Required<EngineBudgets>, opts: GpuForwardOptions, toGpu: (c: Chunk) => Promise<BufferView>,
+  ): Promise<{ logits: Float32Array | null; nll: Float64Array | null }> {
+    const { ctx, arch } = this;
+    const H = arch.hidden;
+    const V = arch.vocab;
+    const W = windows.length;
+    let headName = `${arch.names.lmHead}.weight`;
+    if (!this.weights.has(headName)) {
+      if (!arch.tieEmbeddings) throw new MoePruneError('MissingTensor', `the checkpoint has no "${headName}" and tie_word_embeddings is false`);
+      headName = arch.names.embed;
+    }
+    const headShape = this.weights.shape(headName);
+    if (!headShape || headShape[0] !== V || headShape[1] !== H)
+      throw new MoePruneError('InvalidShape', `"${headName}" has shape ${JSON.stringify(headShape)}, expected [${V}, ${H}]`);
+    const w = new LayerWeights(ctx, this.weights, opts.plan, opts.signal, opts.maxBindingBytes);
+    const env: LayerEnv = { ctx, arch, layer: -1, seqLen: L, rope: { cos: null!, sin: null! }, w, src: this.weights, norms: null };
+    const biasName = arch.lmHeadBias ? `${arch.names.lmHead}.bias` : undefined;
+    let biasAll: Promise<Float32Array> | undefined;
+    const biasValues = (name: string): Promise<Float32Array> =>
+      (biasAll ??= (async () => storedToF32(await this.weights.rows(name, 0, undefined, opts.signal), opts.signal))());
+    const probe = await this.weights.rows(headName, 0, 1, opts.signal);
+    const whole = V * H * elemBytes(probe.dtype) <= budgets.headBytes;
+    const rangeRows = whole ? V : Math.max(1, Math.floor(budgets.headBytes / (H * elemBytes(probe.dtype))));
+    const logitsOut = want !== 'nll' ? new Float32Array(W * L * V) : null;
+    const nllOut = want !== 'logits' ? new Float64Array(W * (L - 1)) : null;
+    const sub = Math.max(1, Math.floor(Math.min(ctx.limits.maxStorageBufferBindingSize, budgets.activationBytes / 2) / (V * 4)));
+    try {
+      for (const c of chunks) {
+        throwIfAborted(opts.signal);
+        const x = await toGpu(c);
+        const s = new Scratch(ctx);
+        try {
+          const xN = await normRows(env, s, arch.names.finalNorm, x, c.tokens, H, arch.norm, arch.normEps);
+          for (let t0 = 0; t0 < c.tokens; t0 += sub) {
+            const m = Math.min(sub, c.tokens - t0);
+            const logits = await s.out(m * V, 'logits');
+            for (let v0 = 0; v0 < V; v0 += rangeRows) {
+              const r = Math.min(rangeRows, V - v0);
+              const name = whole ? headName : `${headName}[${v0}:${v0 + r}]`;
+              const Wt: GpuTensor = whole ? await w.tensor(headName) : await uploadTensor(ctx, (await this.weights.rows(headName, v0, r, opts.signal)).bytes, probe.dtype, [r, H], { name, signal: opts.signal });
+              const bias = biasName ? await w.f32(`${biasName}[${v0}]`, async () => (await biasValues(biasName)).slice(v0, v0 + r)) : undefined;
+              try {
+                await matmul(ctx, { x: xN, xOffset: t0 * H, w: Wt, y: logits, yOffset: v0, yStride: V, tokens: m, ...(bias ? { bias } : {}) });
+              } finally {
+                if (!whole) releaseTensor(ctx, Wt);
+              }
+            }
+            const first = c.w0 * L + t0;
+            if (logitsOut) logitsOut.set(await readF32(ctx, logits, m * V), first * V);
+            if (nllOut) {
+              const targets = new Uint32Array(m);
+              for (let j = 0; j < m; j++) {
+                const pos = first + j;
+                const t = pos % L;
+                targets[j] = t + 1 < L ? windows[Math.floor(pos / L)]![t + 1]! : NO_TARGET;
+              }
+              const tb = s.own(await uploadWords(ctx, targets, 'nll targets'));
+              const out = s.own(await nllKernel(ctx, logits, tb, m, V));
+              const vals = await readF32(ctx, out, m);
+              for (let j = 0; j < m; j++) {
+                const pos = first + j;
+                const t = pos % L;
+                if (t + 1 < L) nllOut[Math.floor(pos / L) * (L - 1) + t] = vals[j]!;
+              }
+            }
+            s.free(logits);
+          }
+        } finally {
+          s.release();
+        }
+        // Hidden states are not needed after the head: free the chunk now (a spilled run re-uploaded it).
+        ctx.pool.release(x.buffer);
+        c.gpu = null;
+      }
+    } finally {
+      await w.release();
+    }
+    return { logits: logitsOut, nll: nllOut };
+  }
+}
