@@ -1,3 +1,4 @@
+import { runEval } from './eval.ts';
 import { runInspect } from './inspect.ts';
 import { runPrune } from './prune.ts';
 
@@ -17,6 +18,7 @@ interface Command {
 /** Subcommands; `prune` and `eval` join here as they land. */
 const COMMANDS: Record<string, Command> = {
   inspect: { summary: 'inspect <checkpoint folder | .safetensors file> [--json]   summarise and check a MoE checkpoint', run: runInspect },
+  eval: { summary: 'eval <checkpoint folder> --text <file> [--seq-len L] [--max-windows N] [--json] [--cpu]   perplexity on a text (WebGPU engine)', run: runEval },
   prune: { summary: 'prune <checkpoint folder> | --demo --out <folder> --experts-per-layer K | --expert-sparsity E [...]   remove experts (STUN stage 1)', run: runPrune },
 };
 

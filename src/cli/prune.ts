@@ -5,7 +5,10 @@ import type { GpuContext } from '../gpu/device.ts';
 import { catalogueCheckpoint, assertComplete } from '../models/catalogue.ts';
 import type { ExpertPlanSettings } from '../prune/experts/plan.ts';
 import { exportExpertPruned, runStageOne } from '../pipeline/expert-prune.ts';
+import { expertPlanEdits } from '../eval/gpu/plan.ts';
+import type { PrunePerplexity } from '../export/report.ts';
 import { choiceArg, numberArg, parseArgs } from './args.ts';
+import { evalPerplexity, evalWindows, maxWindowsArg, seqLenArg } from './eval.ts';
 import type { CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
 import { closeNodeGpu, openNodeGpu } from './node-gpu.ts';
@@ -14,7 +17,7 @@ import { NodeOutputFolder } from './node-output.ts';
 const USAGE =
   'usage: moe-prune prune <checkpoint dir> | --demo  --out <dir> [--experts-per-layer K | --expert-sparsity E] ' +
   '[--mode uniform|global] [--similarity router] [--normalize-router] [--reconstruct none|per-layer|per-cluster-size] [--kappa N] ' +
-  '[--search exact|official] [--cpu] [--force] [--json]';
+  '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--cpu] [--force] [--json]';
 
 /** The demo checkpoint shipped with the app (public/demo/model). */
 export const DEMO_MODEL_DIR = fileURLToPath(new URL('../../public/demo/model', import.meta.url));
@@ -37,7 +40,7 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     const p = parseArgs(
       args,
       {
-        values: ['out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search'],
+        values: ['out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'eval-text', 'seq-len', 'max-windows'],
         flags: ['demo', 'normalize-router', 'cpu', 'force', 'json', 'quiet', 'help'],
       },
       USAGE,
@@ -82,9 +85,21 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     const { signal } = io;
     const stage = await runStageOne(cat, settings, gpu, { onProgress, signal });
     if (stage.plan.search && !stage.plan.search.exact) io.stderr.write(`moe-prune: ${stage.plan.search.message}\n`);
+    const evalText = p.values.get('eval-text');
+    let perplexity: PrunePerplexity | undefined;
+    if (evalText) {
+      // Perplexity before and after, the plan applied on the fly (nothing written yet).
+      const seqLen = seqLenArg(p);
+      const windows = await evalWindows(files, evalText, seqLen, maxWindowsArg(p));
+      const before = await evalPerplexity(files, windows, gpu, undefined, signal);
+      const after = await evalPerplexity(files, windows, gpu, expertPlanEdits(stage.plan.layers), signal);
+      perplexity = { before: before.perplexity, after: after.perplexity, tokens: after.tokens, seqLen, windows: after.windows };
+      if (!p.flags.has('json')) io.stderr.write(`moe-prune: perplexity ${before.perplexity.toFixed(3)} → ${after.perplexity.toFixed(3)} (${after.tokens} tokens)\n`);
+    }
     const result = await exportExpertPruned(cat, files, stage.plan, new NodeOutputFolder(out, p.flags.has('force')), {
       onProgress,
       signal,
+      ...(perplexity ? { perplexity } : {}),
       tool: 'moe-prune prune',
       settings: { experts_per_layer: K ?? null, expert_sparsity: E ?? null, normalize_router: p.flags.has('normalize-router'), device: gpu ? gpu.adapter.label : 'cpu' },
     });

@@ -22,12 +22,25 @@ export interface PruneReport {
   readonly params: { before: number; after: number; routedExpertsBefore: number; routedExpertsAfter: number };
   readonly bytes: { before: number; after: number };
   readonly loadableBy: string[];
+  /** Measured perplexity of the original model and of the plan applied on the fly (when an eval text was given). */
+  readonly perplexity?: PrunePerplexity;
+}
+
+export interface PrunePerplexity {
+  readonly before: number;
+  readonly after: number;
+  /** Predicted tokens scored (windows × (seqLen − 1)). */
+  readonly tokens: number;
+  readonly seqLen: number;
+  readonly windows: number;
 }
 
 const byLayer = <T>(plan: ExpertPlan, f: (l: ExpertPlan['layers'][number]) => T): Record<string, T> =>
   Object.fromEntries(plan.layers.map((l) => [String(l.layer), f(l)]));
 
-export function buildPruneReport(cat: Catalogue, plan: ExpertPlan, tensors: TensorPlan, settings: Record<string, unknown>, tool: string): PruneReport {
+export function buildPruneReport(
+  cat: Catalogue, plan: ExpertPlan, tensors: TensorPlan, settings: Record<string, unknown>, tool: string, perplexity?: PrunePerplexity,
+): PruneReport {
   const s = cat.summary;
   const after = plan.layers[0]?.kept.length ?? s.expertsPerLayer;
   const removedSlots = plan.layers.reduce((n, l) => n + l.removed.length, 0);
@@ -57,6 +70,7 @@ export function buildPruneReport(cat: Catalogue, plan: ExpertPlan, tensors: Tens
     },
     bytes: { before: s.tensorBytes, after: tensors.bytes },
     loadableBy: ['transformers (AutoModelForCausalLM, stock class)', 'vLLM (stock model class)'],
+    ...(perplexity ? { perplexity } : {}),
   };
 }
 

@@ -19,7 +19,7 @@ import { expertParamSource } from './expert-params.ts';
 import { planPrunedTensors, type TensorPlan } from '../export/tensor-plan.ts';
 import { writePrunedCheckpoint, type ExportResult, type OutputFolder } from '../export/write-checkpoint.ts';
 import { patchTopLevelNumbers } from '../export/config-text.ts';
-import { buildModelCard, buildPruneReport, type PruneReport } from '../export/report.ts';
+import { buildModelCard, buildPruneReport, type PrunePerplexity, type PruneReport } from '../export/report.ts';
 
 export interface RouterLayer {
   readonly layer: LayerIndex;
@@ -126,6 +126,8 @@ export interface ExportOptions extends LongTask {
   /** Input settings to record in the report (CLI flags / UI state), beside the plan's own settings. */
   readonly settings: Record<string, unknown>;
   readonly tool: string;
+  /** Perplexity before/after measured on the fly (recorded in prune-report.json). */
+  readonly perplexity?: PrunePerplexity;
 }
 
 export interface PruneExportResult extends ExportResult {
@@ -151,7 +153,7 @@ export async function exportExpertPruned(cat: Catalogue, files: FileSet, plan: E
     throw new MoePruneError('InvalidPlan', problems.join('; '), 'config.json');
   }
   const configText = patchTopLevelNumbers(await readText(files.get('config.json')!, opts.signal), expertCountPatch(cat.adapter, cat.config, k));
-  const report = buildPruneReport(cat, plan, tensorPlan, opts.settings, opts.tool);
+  const report = buildPruneReport(cat, plan, tensorPlan, opts.settings, opts.tool, opts.perplexity);
   const extras = [
     { name: 'prune-report.json', text: JSON.stringify(report, null, 2) + '\n' },
     { name: 'README.md', text: buildModelCard(cat, report) },

@@ -9,7 +9,7 @@ import { openReferenceModel, referenceForward, type ForwardResult, type Referenc
 import { overlayWeights } from '../reference/weights.ts';
 import { GpuForwardEngine, type GpuForwardResult } from './engine.ts';
 import { gpuPerplexity } from './perplexity.ts';
-import { expertPlanEdits } from './plan.ts';
+import { expertPlanEdits, referencePlan } from './plan.ts';
 import { calibrationStatsFromJson, calibrationStatsToJson } from './stats.ts';
 
 const REPO = join(import.meta.dirname, '..', '..', '..');
@@ -172,6 +172,10 @@ describeGpu('GPU forward engine vs the CPU reference', (gpu) => {
     const c = await perplexity(windows, referenceNll(rewritten, { removedExperts }));
     expect(Math.abs(g.perplexity - c.perplexity) / c.perplexity).toBeLessThan(1e-4);
     expect(g.tokens).toBe(c.tokens);
+    // The same plan on the CPU reference (the `--cpu` path of the CLI).
+    const rp = referencePlan(model, masked);
+    const cp = await perplexity(windows, referenceNll(rp.model, { removedExperts: rp.removedExperts }));
+    expect(Math.abs(cp.perplexity - c.perplexity) / c.perplexity).toBeLessThan(1e-6);
   });
 
   it('cancels between layers', async () => {

@@ -5,6 +5,8 @@
  * them), and per-tensor bit masks (the unstructured stage's hook) zero single weights inside the matmul.
  */
 import { MoePruneError } from '../../core/errors.ts';
+import type { ArchConfig } from '../reference/arch.ts';
+import { overlayWeights, type WeightSource } from '../reference/weights.ts';
 
 export interface ExpertEdits {
   /** Original expert indices that are gone. */
@@ -44,4 +46,58 @@ export function expertPlanEdits(layers: readonly LayerEditsSource[]): WeightPlan
     byLayer.set(l.layer, { removed: new Set(l.removed), merges });
   }
   return { experts: (layer) => byLayer.get(layer) };
+}
+
+/**
+ * The same plan for the CPU reference pass (`--cpu` runs): removed experts through `removedExperts`, merged
+ * experts and masks through a weight overlay. Merged means stay in f32 here (the GPU engine rounds them to the
+ * stored dtype, as the export does), so BF16 checkpoints can differ in the last bits.
+ */
+export function referencePlan(
+  model: { readonly arch: ArchConfig; readonly weights: WeightSource },
+  plan: WeightPlan,
+): { model: { arch: ArchConfig; weights: WeightSource }; removedExperts: (layer: number) => ReadonlySet<number> | undefined } {
+  const { arch, weights } = model;
+  const merged = new Map<string, () => Promise<Float32Array>>();
+  const rowEdits = new Map<string, Array<{ into: number; members: readonly number[] }>>();
+  for (const layer of arch.moeLayers) {
+    const edits = plan.experts?.(layer);
+    if (!edits?.merges?.length) continue;
+    const blk = `model.layers.${layer}.${arch.names.moeBlock}`;
+    const fused = weights.has(`${blk}.experts.gate_up_proj`);
+    const mean = (read: (e: number) => Promise<Float32Array>, members: readonly number[]) => async () => {
+      let acc: Float32Array | null = null;
+      for (const m of members) {
+        const x = await read(m);
+        if (!acc) acc = x.slice();
+        else for (let i = 0; i < x.length; i++) acc[i] = acc[i]! + x[i]!;
+      }
+      return acc!.map((v) => v * (1 / members.length));
+    };
+    for (const m of edits.merges) {
+      if (fused)
+        for (const t of [`${blk}.experts.gate_up_proj`, `${blk}.experts.down_proj`]) merged.set(`${t}#${m.into}`, mean((e) => weights.readRows(t, e, 1), m.members));
+      else for (const p of arch.names.expertProj) merged.set(`${blk}.experts.${m.into}.${p}.weight`, mean((e) => weights.read(`${blk}.experts.${e}.${p}.weight`), m.members));
+    }
+    for (const t of [`${blk}.gate.weight`, `${blk}.gate.e_score_correction_bias`]) rowEdits.set(t, [...edits.merges]);
+  }
+  const overlaid = overlayWeights(weights, async (name, values, rows) => {
+    const whole = merged.get(name) ?? (rows?.count === 1 ? merged.get(`${name}#${rows.start}`) : undefined);
+    let v = whole ? await whole() : values;
+    const edits = rows === null ? rowEdits.get(name) : undefined;
+    if (edits) {
+      const d = v.length / (weights.shape(name)?.[0] ?? 1);
+      v = v.slice();
+      for (const m of edits)
+        for (let i = 0; i < d; i++) {
+          let s = 0;
+          for (const mem of m.members) s += values[mem * d + i]!;
+          v[m.into * d + i] = s * (1 / m.members.length);
+        }
+    }
+    const mask = plan.mask?.(name);
+    if (mask && rows === null) v = v.map((x, i) => ((mask[i >>> 5]! >>> (i & 31)) & 1 ? x : 0));
+    return v;
+  });
+  return { model: { arch, weights: overlaid }, removedExperts: (l) => plan.experts?.(l)?.removed };
 }

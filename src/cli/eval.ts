@@ -1,0 +1,88 @@
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { asUserError, MoePruneError } from '../core/errors.ts';
+import type { FileSet } from '../formats/bytes.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { GpuForwardEngine } from '../eval/gpu/engine.ts';
+import { gpuPerplexity } from '../eval/gpu/perplexity.ts';
+import { referencePlan, type WeightPlan } from '../eval/gpu/plan.ts';
+import { perplexity, referenceNll, type PerplexityResult } from '../eval/perplexity.ts';
+import { openReferenceModel } from '../eval/reference/forward.ts';
+import { loadTokenizer } from '../eval/tokenizer.ts';
+import { makeWindows, parseCalibrationText, type Windows } from '../eval/windows.ts';
+import { numberArg, parseArgs } from './args.ts';
+import type { CliIo } from './main.ts';
+import { openNodeFileSet } from './node-files.ts';
+import { closeNodeGpu, openNodeGpu } from './node-gpu.ts';
+
+const USAGE = 'usage: moe-prune eval <checkpoint dir> --text <file> [--seq-len L] [--max-windows N] [--json] [--cpu]';
+
+export const DEFAULT_EVAL_SEQ_LEN = 256;
+export const DEFAULT_EVAL_WINDOWS = 32;
+
+/** The first N non-overlapping windows of L tokens of a text file (plain text or JSONL with "text"). */
+export async function evalWindows(files: FileSet, textPath: string, seqLen: number, maxWindows: number): Promise<Windows> {
+  let content: string;
+  try {
+    content = await readFile(textPath, 'utf8');
+  } catch (e) {
+    throw new MoePruneError('MissingFile', `cannot read the evaluation text (${(e as Error).message})`, textPath);
+  }
+  const tok = await loadTokenizer(files);
+  return makeWindows(tok, parseCalibrationText(content, basename(textPath)), { count: maxWindows, length: seqLen });
+}
+
+/** Perplexity of a checkpoint on windows, on the GPU engine or (gpu undefined) the CPU reference, with an optional plan. */
+export async function evalPerplexity(files: FileSet, windows: Windows, gpu: GpuContext | undefined, plan?: WeightPlan, signal?: AbortSignal): Promise<PerplexityResult> {
+  if (gpu) {
+    const engine = await GpuForwardEngine.open(gpu, files, signal);
+    return gpuPerplexity(engine, windows.windows, { ...(plan ? { plan } : {}), ...(signal ? { signal } : {}) });
+  }
+  const model = await openReferenceModel(files, signal);
+  if (!plan) return perplexity(windows.windows, referenceNll(model), { ...(signal ? { signal } : {}) });
+  const rp = referencePlan(model, plan);
+  return perplexity(windows.windows, referenceNll(rp.model, { removedExperts: rp.removedExperts }), { ...(signal ? { signal } : {}) });
+}
+
+export function seqLenArg(p: Parameters<typeof numberArg>[0], name = 'seq-len'): number {
+  return numberArg(p, name, (n) => Number.isInteger(n) && n >= 2, 'an integer ≥ 2') ?? DEFAULT_EVAL_SEQ_LEN;
+}
+
+export function maxWindowsArg(p: Parameters<typeof numberArg>[0], name = 'max-windows'): number {
+  return numberArg(p, name, (n) => Number.isInteger(n) && n >= 1, 'a positive integer') ?? DEFAULT_EVAL_WINDOWS;
+}
+
+export async function runEval(args: string[], io: CliIo): Promise<number> {
+  let gpu: GpuContext | undefined;
+  try {
+    const p = parseArgs(args, { values: ['text', 'seq-len', 'max-windows'], flags: ['json', 'cpu', 'help'] }, USAGE);
+    if (p.flags.has('help')) {
+      io.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    const dir = p.positional[0];
+    const text = p.values.get('text');
+    if (!dir || !text || p.positional.length !== 1) throw new MoePruneError('InvalidArgument', USAGE);
+    const seqLen = seqLenArg(p);
+    const maxWindows = maxWindowsArg(p);
+    const files = await openNodeFileSet(dir);
+    const windows = await evalWindows(files, text, seqLen, maxWindows);
+    if (!p.flags.has('cpu')) {
+      gpu = await openNodeGpu();
+      io.stderr.write(`moe-prune: using WebGPU adapter ${gpu.adapter.label}\n`);
+    } else io.stderr.write('moe-prune: --cpu: running the CPU reference forward pass\n');
+    const t0 = performance.now();
+    const r = await evalPerplexity(files, windows, gpu, undefined, io.signal);
+    const seconds = (performance.now() - t0) / 1000;
+    if (p.flags.has('json'))
+      io.stdout.write(`${JSON.stringify({ perplexity: r.perplexity, tokens: r.tokens, windows: r.windows, seqLen, meanNll: r.meanNll, device: gpu ? gpu.adapter.label : 'cpu', seconds })}\n`);
+    else io.stdout.write(`perplexity ${r.perplexity.toFixed(4)} over ${r.tokens} predicted tokens (${r.windows} windows of ${seqLen})\n`);
+    return 0;
+  } catch (e) {
+    const err = asUserError(e);
+    io.stderr.write(`${err.message.replace(/\s*\n\s*/g, ' ')}\n`);
+    return e instanceof MoePruneError ? 2 : 1;
+  } finally {
+    if (gpu) closeNodeGpu(gpu);
+  }
+}
