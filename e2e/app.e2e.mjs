@@ -159,3 +159,22 @@ test('screenshot of the loaded summary, and no request left the page origin', as
   assert.ok(b.requests.length >= 3, 'the page and its assets were requested');
   assert.deepEqual(b.consoleErrors, []);
 });
+
+test('a lost GPU device is reported, the loaded model stays, and Reconnect brings the adapter back', async () => {
+  const lost = await openBrowser();
+  const page = lost.page;
+  try {
+    await page.goto(`${BASE}/?test=1`);
+    await page.locator('[data-testid="adapter-panel"][data-status="ready"]').waitFor({ timeout: 20_000 });
+    await page.getByTestId('model-files').setInputFiles(fixtureFiles('mixtral'));
+    await page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+    assert.equal(await page.evaluate(() => window.__moePrune.loseGpu()), true);
+    await page.locator('[data-testid="adapter-panel"][data-status="unavailable"]').waitFor({ timeout: 20_000 });
+    assert.match(await page.getByTestId('error-banner').first().innerText(), /GPU device .* was lost/);
+    assert.equal(await page.locator('[data-testid="model-summary"][data-family="mixtral"]').isVisible(), true);
+    await page.getByTestId('gpu-reconnect').click();
+    await page.locator('[data-testid="adapter-panel"][data-status="ready"]').waitFor({ timeout: 20_000 });
+  } finally {
+    await lost.close();
+  }
+});

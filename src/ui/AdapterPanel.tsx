@@ -1,5 +1,5 @@
 import { formatBytes } from '../store/format.ts';
-import { useApp, type AdapterInfo } from './state.ts';
+import { initGpu, useApp, type AdapterInfo } from './state.ts';
 
 const KEY_LIMITS: ReadonlyArray<{ key: keyof AdapterInfo['limits']; label: string; bytes: boolean }> = [
   { key: 'maxBufferSize', label: 'Max buffer', bytes: true },
@@ -29,7 +29,15 @@ export function AdapterPanel() {
         <div className="adapter-title">
           <span className="dot dot-bad" /> WebGPU is not available
         </div>
-        {gpu.reason === 'no-api' ? (
+        {gpu.reason === 'lost' ? (
+          <div className="adapter-why">
+            <p>The GPU device was lost; work that was running on it stopped. Stored models and the loaded checkpoint are kept.</p>
+            <span className="muted small adapter-detail">{gpu.message}</span>
+            <button type="button" className="btn" data-testid="gpu-reconnect" onClick={() => void initGpu()}>
+              Reconnect GPU
+            </button>
+          </div>
+        ) : gpu.reason === 'no-api' ? (
           <p className="adapter-why">This browser does not offer WebGPU here.</p>
         ) : (
           <p className="adapter-why">

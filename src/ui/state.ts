@@ -15,7 +15,7 @@ export type AdapterInfo = ReturnType<typeof describeAdapter>;
 export type GpuState =
   | { readonly status: 'pending' }
   | { readonly status: 'ready'; readonly info: AdapterInfo }
-  | { readonly status: 'unavailable'; readonly reason: 'no-api' | 'no-adapter'; readonly secureContext: boolean; readonly message: string };
+  | { readonly status: 'unavailable'; readonly reason: 'no-api' | 'no-adapter' | 'lost'; readonly secureContext: boolean; readonly message: string };
 
 /** The checkpoint the page is working on: always read through one FileSet, stored or direct. */
 export interface CurrentModel {
@@ -107,8 +107,16 @@ export async function initGpu(): Promise<void> {
     return;
   }
   try {
-    gpuContext = await createDevice(avail.gpu);
-    useApp.setState({ gpu: { status: 'ready', info: describeAdapter(gpuContext) } });
+    const ctx = await createDevice(avail.gpu);
+    gpuContext = ctx;
+    // A lost device (driver reset, GPU memory exhausted, tab backgrounded too long) is reported once; the page keeps
+    // working on what needs no GPU, and "Reconnect" asks for a fresh device.
+    ctx.onLost((err) => {
+      if (gpuContext === ctx) gpuContext = undefined;
+      showError(err);
+      useApp.setState({ gpu: { status: 'unavailable', reason: 'lost', secureContext: true, message: err.message } });
+    });
+    useApp.setState({ gpu: { status: 'ready', info: describeAdapter(ctx) } });
   } catch (e) {
     useApp.setState({ gpu: { status: 'unavailable', reason: 'no-adapter', secureContext: true, message: asUserError(e, 'GpuUnavailable').message } });
   }

@@ -3,7 +3,7 @@ import { requireFile, type FileSet } from '../formats/bytes.ts';
 import { INDEX_FILE, readShardIndex } from '../formats/safetensors/index-file.ts';
 import { openSafetensors } from '../formats/safetensors/reader.ts';
 import { getServices } from './services.ts';
-import { useApp } from './state.ts';
+import { getGpuContext, useApp } from './state.ts';
 
 /**
  * `window.__moePrune`, installed only with `?test=1`, lets end-to-end tests check what the page stored
@@ -16,6 +16,8 @@ export interface TestHooks {
   current(): { name: string; mode: string; storedId: string | null; family: string | null } | null;
   /** The ingest benchmark (bench/ingest-bench.ts), loaded on first use so the app bundle does not carry it. */
   benchIngest(mb?: number, chunkSize?: number, repeats?: number): Promise<import('../../bench/ingest-bench.ts').IngestBenchResult>;
+  /** Destroys the GPUDevice behind the app's back, as a driver reset would: the page must report it and stay usable. */
+  loseGpu(): boolean;
 }
 
 declare global {
@@ -67,6 +69,11 @@ export function installTestHooks(): void {
     async benchIngest(mb, chunkSize, repeats) {
       const { runIngestBench } = await import('../../bench/ingest-bench.ts');
       return runIngestBench(mb, chunkSize, repeats);
+    },
+    loseGpu() {
+      const ctx = getGpuContext();
+      ctx?.device.destroy();
+      return ctx !== undefined;
     },
   };
 }
