@@ -1,0 +1,66 @@
+/**
+ * Oracle helper: runs the WebGPU forward engine (src/eval/gpu) on fixture checkpoints in ONE process and prints
+ * JSON for oracle/tests/test_gpu_engine.py, which compares it with transformers.
+ *
+ *   npx tsx oracle/js/gpu-forward.ts --ids 1,17,42 --ids 1,5,9 <checkpoint dir> [<dir> ...]
+ *
+ * Output: {"adapter": "...", "results": {"<dir>": {"logits": [[vocab] per position, window-major],
+ * "routing": [{"layer", "experts": [[k ids] per position]}], "nll": [...], "perplexity": y,
+ * "input_norms": {"<weight name>": {"rows": n, "sum_sq": [...]}}, "layers": [{layer, weightBytes, poolPeakBytes, ms}],
+ * "seconds": s}}} or {"<dir>": {"error": "..."}} for a checkpoint that fails.
+ */
+import { register } from 'node:module';
+
+// The kernels import WGSL with Vite's `?raw`; teach Node that before loading them.
+register(new URL('../../src/cli/wgsl-loader.mjs', import.meta.url));
+process.env.XDG_RUNTIME_DIR ??= '/tmp';
+
+async function main(): Promise<void> {
+  const { openNodeFileSet } = await import('../../src/cli/node-files.ts');
+  const { closeNodeGpu, openNodeGpu } = await import('../../src/cli/node-gpu.ts');
+  const { GpuForwardEngine } = await import('../../src/eval/gpu/engine.ts');
+  const { perplexityFromNll } = await import('../../src/eval/perplexity.ts');
+  const args = process.argv.slice(2);
+  const windows: number[][] = [];
+  const dirs: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--ids') windows.push(args[++i]!.split(',').map(Number));
+    else dirs.push(args[i]!);
+  }
+  if (!windows.length || !dirs.length) throw new Error('usage: gpu-forward.ts --ids 1,2,3 [--ids ...] <dir> [<dir> ...]');
+  const gpu = await openNodeGpu();
+  const results: Record<string, unknown> = {};
+  try {
+    for (const dir of dirs) {
+      try {
+        const t0 = performance.now();
+        const engine = await GpuForwardEngine.open(gpu, await openNodeFileSet(dir));
+        const res = await engine.forward(windows, { output: 'both', routing: true, stats: true });
+        const V = engine.arch.vocab;
+        const N = res.windows * res.tokens;
+        const ppl = perplexityFromNll(res.nll!);
+        results[dir] = {
+          logits: Array.from({ length: N }, (_, p) => Array.from(res.logits!.subarray(p * V, p * V + V))),
+          routing: res.routing.map((r) => ({
+            layer: r.layer,
+            experts: Array.from({ length: N }, (_, t) => Array.from(r.experts.subarray(t * r.topK, t * r.topK + r.topK))),
+          })),
+          nll: Array.from(res.nll!),
+          perplexity: ppl.perplexity,
+          input_norms: Object.fromEntries(Object.entries(res.stats!.inputNorms).map(([k, v]) => [k, { rows: v.rows, sum_sq: Array.from(v.sumSq) }])),
+          unrouted: res.stats!.moeLayers.flatMap((l) => l.unrouted),
+          layers: res.layers,
+          peak_pool_bytes: res.peakPoolBytes,
+          seconds: (performance.now() - t0) / 1000,
+        };
+      } catch (e) {
+        results[dir] = { error: e instanceof Error ? e.message : String(e) };
+      }
+    }
+  } finally {
+    closeNodeGpu(gpu);
+  }
+  process.stdout.write(JSON.stringify({ adapter: gpu.adapter.label, results }) + '\n');
+}
+
+await main();

@@ -1,0 +1,204 @@
+"""Oracle: the WebGPU forward engine (src/eval/gpu, run by oracle/js/gpu-forward.ts in one Node process for all
+fixtures) against transformers 5.18 in f32 (BF16 checkpoints: the same BF16 values widened; FP8: the dequantised
+weights; Arctic: the small torch reference of test_forward_reference.py).
+
+Per fixture: logits at every position within 1e-3 of the row's largest |logit|, perplexity within 0.1 %, per-layer
+top-k expert sets identical, and the per-input-channel squared norms Σ x_j² of the inputs of every linear map
+(attention, dense/shared MLPs, routers, and each routed expert's gate/up/down over ITS tokens) within 1e-3 relative.
+Torch side: forward hooks on nn.Linear modules and on the routers; the experts' inputs are rebuilt from the router
+inputs, the chosen experts and the checkpoint's expert weights (transformers 5 runs experts as fused tensors).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from test_forward_reference import FIXTURES, LOGIT_RTOL, PPL_RTOL, REPO, WINDOWS, arctic_forward, fixture_dirs, load_tensors_f32
+
+NORM_RTOL = 1e-3
+
+
+class NormSums:
+    """Σ x² per input channel and row counts, keyed by the weight name our engine reports."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.rows: dict[str, int] = {}
+
+    def add(self, name: str, x: torch.Tensor) -> None:
+        x = x.detach().reshape(-1, x.shape[-1]).double()
+        self.sums[name] = self.sums.get(name, 0) + (x * x).sum(0)
+        self.rows[name] = self.rows.get(name, 0) + x.shape[0]
+
+
+def moe_names(cfg: dict, w: dict[str, torch.Tensor]):
+    """(block path, expert tensor names for expert e, reader of expert e's [gate, up, down] f32 weights)."""
+    mixtral_style = cfg["model_type"] in ("mixtral", "phimoe", "arctic")
+    blk = "block_sparse_moe" if mixtral_style else "mlp"
+    g, u, dn = ("w1", "w3", "w2") if mixtral_style else ("gate_proj", "up_proj", "down_proj")
+
+    def names(layer: int, e: int) -> tuple[str, str, str]:
+        p = f"model.layers.{layer}.{blk}.experts"
+        if f"{p}.gate_up_proj" in w:
+            return f"{p}.gate_up_proj[{e}].gate", f"{p}.gate_up_proj[{e}].up", f"{p}.down_proj[{e}]"
+        return f"{p}.{e}.{g}.weight", f"{p}.{e}.{u}.weight", f"{p}.{e}.{dn}.weight"
+
+    def weights(layer: int, e: int):
+        p = f"model.layers.{layer}.{blk}.experts"
+        if f"{p}.gate_up_proj" in w:
+            gu = w[f"{p}.gate_up_proj"][e]
+            inter = gu.shape[0] // 2
+            return gu[:inter], gu[inter:], w[f"{p}.down_proj"][e]
+        return tuple(w[n] for n in names(layer, e))
+
+    return blk, names, weights
+
+
+def expert_norms(sums: NormSums, cfg: dict, w: dict[str, torch.Tensor], layer: int, x: torch.Tensor, top: torch.Tensor) -> None:
+    """Inputs of each routed expert's gate/up (its tokens of the MoE input) and down (silu(gate)·up of them)."""
+    blk, names, weights = moe_names(cfg, w)
+    sums.add(f"model.layers.{layer}.{blk}.gate.weight", x)
+    for e in sorted(set(top.flatten().tolist())):
+        tok = torch.where((top == e).any(-1))[0]
+        xe = x[tok]
+        wg, wu, _ = weights(layer, e)
+        ng, nu, nd = names(layer, e)
+        sums.add(ng, xe)
+        sums.add(nu, xe)
+        sums.add(nd, F.silu(F.linear(xe, wg)) * F.linear(xe, wu))
+
+
+def transformers_run(d: Path, ids: torch.Tensor):
+    import transformers
+
+    cfg = json.loads((d / "config.json").read_text())
+    w = load_tensors_f32(d)
+    src, tmp = d, None
+    if "quantization_config" in cfg:  # FP8: transformers in f32 on the dequantised weights
+        tmp = Path(tempfile.mkdtemp(prefix="fp8-deq-"))
+        (tmp / "config.json").write_text(json.dumps({**{k: v for k, v in cfg.items() if k != "quantization_config"}, "dtype": "float32"}))
+        save_file({k: v.contiguous() for k, v in w.items()}, str(tmp / "model.safetensors"))
+        src = tmp
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(src), dtype=torch.float32, attn_implementation="eager")
+    finally:
+        if tmp:
+            shutil.rmtree(tmp)
+    model.eval()
+    sums = NormSums()
+    routing: dict[int, torch.Tensor] = {}
+    router_in: dict[int, torch.Tensor] = {}
+    hooks = []
+    for name, mod in model.named_modules():
+        if type(mod).__name__.endswith("Router"):  # before nn.Linear: some routers subclass it (PhiMoE)
+            layer = int(name.split("layers.")[1].split(".")[0])
+
+            def keep(_m, inp, out, layer=layer):
+                router_in[layer] = inp[0].detach().reshape(-1, inp[0].shape[-1])
+                routing[layer] = out[2].detach().reshape(-1, out[2].shape[-1])
+
+            hooks.append(mod.register_forward_hook(keep))
+        elif isinstance(mod, torch.nn.Linear) and name != "lm_head":
+            hooks.append(mod.register_forward_pre_hook(lambda _m, inp, name=name: sums.add(name + ".weight", inp[0])))
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=ids)
+        for layer in routing:
+            expert_norms(sums, cfg, w, layer, router_in[layer], routing[layer])
+    for h in hooks:
+        h.remove()
+    return out.logits.float(), routing, float(out.loss), sums
+
+
+def arctic_run(d: Path, ids: torch.Tensor):
+    """Arctic's torch reference with F.linear patched to record every linear input by weight name."""
+    cfg = json.loads((d / "config.json").read_text())
+    w = load_tensors_f32(d)
+    by_ptr = {t.data_ptr(): k for k, t in w.items()}
+    sums = NormSums()
+    orig = F.linear
+
+    def recording(x, weight, bias=None):
+        k = by_ptr.get(weight.data_ptr())
+        if k is not None and k != "lm_head.weight":
+            sums.add(k, x)
+        return orig(x, weight, bias)
+
+    F.linear = recording
+    try:
+        with torch.no_grad():
+            logits, routing = arctic_forward(cfg, w, ids)
+    finally:
+        F.linear = orig
+    loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+    return logits, routing, float(loss), sums
+
+
+@pytest.fixture(scope="module")
+def gpu_results() -> dict:
+    dirs = [str(d.relative_to(REPO)) for d in fixture_dirs()]
+    if not dirs:
+        pytest.skip("no fixture checkpoints under fixtures/models")
+    args = [a for win in WINDOWS for a in ("--ids", ",".join(map(str, win)))]
+    npx = shutil.which("npx") or "npx"
+    run = subprocess.run(
+        [npx, "tsx", "oracle/js/gpu-forward.ts", *args, *dirs],
+        cwd=REPO, capture_output=True, text=True, timeout=1200, env={**os.environ, "NODE_NO_WARNINGS": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    return json.loads(run.stdout)
+
+
+@pytest.mark.parametrize("fixture", [d.name for d in fixture_dirs()])
+def test_gpu_engine_matches_torch(fixture: str, gpu_results: dict) -> None:
+    d = FIXTURES / fixture
+    ours = gpu_results["results"][str(d.relative_to(REPO))]
+    assert "error" not in ours, ours.get("error")
+    ids = torch.tensor(WINDOWS)
+    is_arctic = json.loads((d / "config.json").read_text())["model_type"] == "arctic"
+    logits, routing, loss, sums = (arctic_run if is_arctic else transformers_run)(d, ids)
+
+    ref = logits.reshape(-1, logits.shape[-1]).numpy()
+    got = np.asarray(ours["logits"], dtype=np.float64)
+    assert got.shape == ref.shape
+    rel = np.abs(got - ref) / np.abs(ref).max(axis=1, keepdims=True)
+    assert rel.max() < LOGIT_RTOL, f"{fixture}: logits differ by {rel.max():.2e} of the row scale"
+
+    ppl_ref = math.exp(loss)
+    assert abs(ours["perplexity"] - ppl_ref) / ppl_ref < PPL_RTOL, f"{fixture}: perplexity {ours['perplexity']} vs {ppl_ref}"
+
+    assert sorted(routing) == [r["layer"] for r in ours["routing"]], f"{fixture}: MoE layers differ"
+    for r in ours["routing"]:
+        want = [sorted(map(int, row)) for row in routing[r["layer"]].tolist()]
+        have = [sorted(row) for row in r["experts"]]
+        bad = [t for t in range(len(want)) if want[t] != have[t]]
+        assert not bad, f"{fixture}: layer {r['layer']} routes tokens {bad} differently"
+
+    norms = ours["input_norms"]
+    expert_keys = {k for k in sums.sums if ".experts." in k}
+    assert expert_keys and expert_keys == {k for k in norms if ".experts." in k}, f"{fixture}: routed experts with tokens differ"
+    attn = [k for k in sums.sums if ".self_attn." in k]
+    assert len(attn) >= 4 * json.loads((d / "config.json").read_text())["num_hidden_layers"]
+    compared = 0
+    for k, s in sums.sums.items():
+        if k not in norms:
+            continue  # transformers-only module names (none for attention/experts, checked above)
+        want = s.numpy()
+        have = np.asarray(norms[k]["sum_sq"], dtype=np.float64)
+        assert norms[k]["rows"] == sums.rows[k], f"{fixture}: {k} rows {norms[k]['rows']} vs {sums.rows[k]}"
+        err = np.abs(have - want).max() / np.abs(want).max()
+        assert err < NORM_RTOL, f"{fixture}: input norms of {k} differ by {err:.2e}"
+        compared += 1
+    assert all(k in norms for k in attn), f"{fixture}: attention inputs missing from our statistics"
+    assert compared >= len(attn) + len(expert_keys)
