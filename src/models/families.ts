@@ -43,7 +43,8 @@ export interface RoutingSpec {
   readonly scoring: RouterScoring;
   /** Config key that may override `scoring` (DeepSeek `scoring_func`). */
   readonly scoringField?: string;
-  readonly normTopkProb: boolean;
+  /** Whether the top-k weights are renormalised to sum to 1; Arctic does it only when top-k > 1. */
+  readonly normTopkProb: boolean | 'when-top-k-above-1';
   /** Config key that may override `normTopkProb`; absent = fixed by the architecture. */
   readonly normTopkProbField?: string;
   /** Group-limited routing: active when the method field holds one of `methods` and n_group > 1. */
@@ -252,8 +253,8 @@ export const FAMILIES: readonly FamilyAdapter[] = [
     routing: {
       scoring: 'softmax',
       scoringField: 'scoring_func',
+      // transformers' DeepseekV2 router never renormalises the top-k weights, whatever norm_topk_prob says.
       normTopkProb: false,
-      normTopkProbField: 'norm_topk_prob',
       groups: {
         nGroupField: 'n_group',
         topkGroupField: 'topk_group',
@@ -317,7 +318,7 @@ export const FAMILIES: readonly FamilyAdapter[] = [
       denseIntermediate: 'intermediate_size',
     },
     moeLayers: { kind: 'every-nth', freqField: 'moe_layer_frequency', freqDefault: 2 },
-    routing: { scoring: 'softmax', normTopkProb: true },
+    routing: { scoring: 'softmax', normTopkProb: 'when-top-k-above-1' },
     shared: null,
     dense: { prefix: 'block_sparse_moe.mlp', projs: W1_W3_W2 },
     residual: { prefix: 'residual_mlp', norm: 'residual_layernorm', projs: W1_W3_W2, enableField: 'use_residual', enableDefault: true },
@@ -481,9 +482,10 @@ export function routingOf(adapter: FamilyAdapter, config: ModelConfig): RoutingS
   const scoringValue = r.scoringField ? config[r.scoringField] : undefined;
   const scoring: RouterScoring = scoringValue === 'softmax' || scoringValue === 'sigmoid' ? scoringValue : r.scoring;
   const normValue = r.normTopkProbField ? config[r.normTopkProbField] : undefined;
+  const fixed = r.normTopkProb === 'when-top-k-above-1' ? requireConfigNumber(config, adapter.fields.topK).value > 1 : r.normTopkProb;
   const out: RoutingSummary = {
     scoring,
-    normTopkProb: typeof normValue === 'boolean' ? normValue : r.normTopkProb,
+    normTopkProb: typeof normValue === 'boolean' ? normValue : fixed,
     correctionBias: r.correctionBias !== undefined,
   };
   const groups = groupedRouting(adapter, config);

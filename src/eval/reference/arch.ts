@@ -4,6 +4,18 @@
  * transformers 5.18's modeling code for each family, and Snowflake's modeling_arctic.py for Arctic.
  */
 import { MoePruneError } from '../../core/errors.ts';
+import {
+  classifyTensor,
+  detectFamily,
+  groupedRouting,
+  layerKinds,
+  requireConfigNumber,
+  residualEnabled,
+  routingOf,
+  sharedExpertsOf,
+  type ExpertNaming,
+  type FamilyAdapter,
+} from '../../models/families.ts';
 import type { FamilyId } from '../../models/types.ts';
 import { parseRope, type RopeSpec } from './rope.ts';
 
@@ -160,18 +172,20 @@ export class ConfigReader {
   }
 }
 
-/** Per-family rules. Field lists are candidate config keys, first present wins. */
-interface FamilyArch {
-  readonly modelTypes: readonly string[];
+/**
+ * What only the forward pass needs per family: norms, attention, rope layout and scoring details. Everything about
+ * the MoE structure (which layers, expert counts and sizes, routing, shared experts, tensor names) comes from the
+ * one family table in src/models/families.ts, so the catalogue, the pruning stage and the forward pass agree.
+ */
+interface ForwardSpec {
   readonly norm: NormKind;
-  readonly expertCount: readonly string[];
-  readonly expertSize: readonly string[];
-  readonly moeLayers: (c: ConfigReader, n: number) => number[];
   readonly attention: (c: ConfigReader) => MhaSpec | MlaSpec;
-  readonly router: (c: ConfigReader, experts: number, topK: number) => RouterSpec;
-  readonly shared: (c: ConfigReader, expertSize: number) => MoeSpec['shared'];
-  readonly names: TensorNames;
+  /** Rotary pairs interleaved (DeepSeek) rather than half-rotated. */
+  readonly ropeInterleaved?: (c: ConfigReader) => boolean;
+  /** Refuses configs the forward pass does not implement (named in the error). */
+  readonly check?: (c: ConfigReader, topK: number) => void;
   readonly lmHeadBias?: (c: ConfigReader) => boolean;
+  /** Arctic: the residual MLP runs in parallel with the MoE (`parallel_attn_mlp_res`). */
   readonly parallelResidualMlp?: (c: ConfigReader) => boolean;
 }
 
@@ -209,208 +223,112 @@ function mla(c: ConfigReader): MlaSpec {
   };
 }
 
-function softmaxRouter(normTopk: boolean) {
-  return (_c: ConfigReader, experts: number, topK: number): RouterSpec => ({
-    experts, topK, scoring: 'softmax', normTopkProb: normTopk, groups: null, routedScalingFactor: 1, correctionBias: false, jitterEps: 0,
-  });
+function noSlidingWindow(c: ConfigReader): void {
+  if (c.bool('use_sliding_window', false)) throw new MoePruneError('UnsupportedFamily', 'use_sliding_window=true is not supported', c.file);
 }
 
-function qwenStyleRouter(c: ConfigReader, experts: number, topK: number): RouterSpec {
-  return softmaxRouter(c.bool('norm_topk_prob', false))(c, experts, topK);
-}
-
-const MIXTRAL_NAMES: TensorNames = {
-  embed: 'model.embed_tokens.weight',
-  finalNorm: 'model.norm',
-  lmHead: 'lm_head',
-  moeBlock: 'block_sparse_moe',
-  expertProj: ['w1', 'w3', 'w2'],
-  denseMlp: { prefix: 'block_sparse_moe.mlp', proj: ['w1', 'w3', 'w2'] },
-  sharedMlp: null,
-};
-const MLP_NAMES: TensorNames = {
-  ...MIXTRAL_NAMES,
-  moeBlock: 'mlp',
-  expertProj: ['gate_proj', 'up_proj', 'down_proj'],
-  denseMlp: { prefix: 'mlp', proj: ['gate_proj', 'up_proj', 'down_proj'] },
-};
-
-const allLayers = (_c: ConfigReader, n: number): number[] => Array.from({ length: n }, (_, i) => i);
-const noShared = (): MoeSpec['shared'] => null;
-
-export const FAMILY_ARCH: Readonly<Record<FamilyId, FamilyArch | null>> = {
-  mixtral: {
-    modelTypes: ['mixtral'],
-    norm: 'rms',
-    expertCount: ['num_local_experts'],
-    expertSize: ['intermediate_size'],
-    moeLayers: allLayers,
-    attention: (c) => mha(c, { qkvBias: false, oBias: false, qkNorm: 'none', window: true }),
-    router: softmaxRouter(true),
-    shared: noShared,
-    names: MIXTRAL_NAMES,
-  },
+const FORWARD: Readonly<Partial<Record<FamilyId, ForwardSpec>>> = {
+  mixtral: { norm: 'rms', attention: (c) => mha(c, { qkvBias: false, oBias: false, qkNorm: 'none', window: true }) },
   qwen2_moe: {
-    modelTypes: ['qwen2_moe'],
     norm: 'rms',
-    expertCount: ['num_experts', 'num_local_experts'],
-    expertSize: ['moe_intermediate_size'],
-    moeLayers: qwenMoeLayers,
-    attention: (c) => {
-      if (c.bool('use_sliding_window', false)) throw new MoePruneError('UnsupportedFamily', 'use_sliding_window=true is not supported', c.file);
-      return mha(c, { qkvBias: c.bool('qkv_bias', true), oBias: false, qkNorm: 'none', window: false });
-    },
-    router: qwenStyleRouter,
-    shared: (c) => {
-      const size = c.int('shared_expert_intermediate_size', 0);
-      return size > 0 ? { intermediate: size, sigmoidGate: true } : null;
-    },
-    names: { ...MLP_NAMES, sharedMlp: 'mlp.shared_expert' },
+    attention: (c) => mha(c, { qkvBias: c.bool('qkv_bias', true), oBias: false, qkNorm: 'none', window: false }),
+    check: noSlidingWindow,
   },
   qwen3_moe: {
-    modelTypes: ['qwen3_moe'],
     norm: 'rms',
-    expertCount: ['num_experts', 'num_local_experts'],
-    expertSize: ['moe_intermediate_size'],
-    moeLayers: qwenMoeLayers,
     attention: (c) => {
-      if (c.bool('use_sliding_window', false)) throw new MoePruneError('UnsupportedFamily', 'use_sliding_window=true is not supported', c.file);
       const b = c.bool('attention_bias', false);
       return mha(c, { qkvBias: b, oBias: b, qkNorm: 'per-head', window: false });
     },
-    router: qwenStyleRouter,
-    shared: noShared,
-    names: MLP_NAMES,
+    check: noSlidingWindow,
   },
   olmoe: {
-    modelTypes: ['olmoe'],
     norm: 'rms',
-    expertCount: ['num_experts', 'num_local_experts'],
-    expertSize: ['intermediate_size'],
-    moeLayers: allLayers,
     attention: (c) => {
       const b = c.bool('attention_bias', false);
       return mha(c, { qkvBias: b, oBias: b, qkNorm: 'whole', window: false });
     },
-    router: qwenStyleRouter,
-    shared: noShared,
-    names: MLP_NAMES,
   },
   phimoe: {
-    modelTypes: ['phimoe'],
     norm: 'layer',
-    expertCount: ['num_local_experts'],
-    expertSize: ['intermediate_size'],
-    moeLayers: allLayers,
     attention: (c) => {
       const b = c.bool('attention_bias', false);
       return mha(c, { qkvBias: b, oBias: b, qkNorm: 'none', window: true });
     },
-    router: (c, experts, topK) => {
+    check: (c, topK) => {
       if (topK !== 2) throw new MoePruneError('UnsupportedFamily', `sparsemixer routing is defined for top-2, config has num_experts_per_tok ${topK}`, c.file);
-      return { experts, topK, scoring: 'sparsemixer', normTopkProb: false, groups: null, routedScalingFactor: 1, correctionBias: false, jitterEps: c.num('router_jitter_noise', 0.01) };
     },
-    shared: noShared,
-    names: MIXTRAL_NAMES,
     lmHeadBias: (c) => c.bool('lm_head_bias', false),
   },
   deepseek_v2: {
-    modelTypes: ['deepseek_v2'],
     norm: 'rms',
-    expertCount: ['n_routed_experts', 'num_local_experts', 'num_experts'],
-    expertSize: ['moe_intermediate_size'],
-    moeLayers: deepseekMoeLayers,
     attention: mla,
-    router: (c, experts, topK) => {
+    ropeInterleaved: () => true,
+    check: (c) => {
       const method = c.str('topk_method', 'greedy');
-      const grouped = method === 'group_limited_greedy';
-      if (!grouped && method !== 'greedy') throw new MoePruneError('UnsupportedFamily', `topk_method "${method}" is not supported for deepseek_v2`, c.file);
-      return {
-        experts, topK, scoring: 'softmax',
-        // transformers' DeepseekV2TopkRouter never renormalises the top-k weights, whatever norm_topk_prob says.
-        normTopkProb: false,
-        groups: grouped ? { nGroup: c.int('n_group'), topkGroup: c.int('topk_group'), groupScore: 'max' } : null,
-        routedScalingFactor: c.num('routed_scaling_factor', 1), correctionBias: false, jitterEps: 0,
-      };
+      if (method !== 'greedy' && method !== 'group_limited_greedy')
+        throw new MoePruneError('UnsupportedFamily', `topk_method "${method}" is not supported for deepseek_v2`, c.file);
     },
-    shared: (c, size) => {
-      const n = c.int('n_shared_experts', 0);
-      return n > 0 ? { intermediate: n * size, sigmoidGate: false } : null;
-    },
-    names: { ...MLP_NAMES, sharedMlp: 'mlp.shared_experts' },
   },
-  deepseek_v3: {
-    modelTypes: ['deepseek_v3'],
-    norm: 'rms',
-    expertCount: ['n_routed_experts', 'num_local_experts', 'num_experts'],
-    expertSize: ['moe_intermediate_size'],
-    moeLayers: deepseekMoeLayers,
-    attention: mla,
-    router: (c, experts, topK) => ({
-      experts, topK, scoring: 'sigmoid', normTopkProb: c.bool('norm_topk_prob', true),
-      groups: { nGroup: c.int('n_group', 1), topkGroup: c.int('topk_group', 1), groupScore: 'top2-sum' },
-      routedScalingFactor: c.num('routed_scaling_factor', 1), correctionBias: true, jitterEps: 0,
-    }),
-    shared: (c, size) => {
-      const n = c.int('n_shared_experts', 0);
-      return n > 0 ? { intermediate: n * size, sigmoidGate: false } : null;
-    },
-    names: { ...MLP_NAMES, sharedMlp: 'mlp.shared_experts' },
-  },
+  deepseek_v3: { norm: 'rms', attention: mla, ropeInterleaved: (c) => c.bool('rope_interleave', true) },
   arctic: {
-    modelTypes: ['arctic'],
     norm: 'rms',
-    expertCount: ['num_local_experts'],
-    expertSize: ['intermediate_size'],
-    // modeling_arctic.py: layer i is MoE when (i + 1) % moe_layer_frequency == 0.
-    moeLayers: (c, n) => {
-      const f = c.int('moe_layer_frequency', 2);
-      return Array.from({ length: n }, (_, i) => i).filter((i) => f > 0 && (i + 1) % f === 0);
-    },
     attention: (c) => mha(c, { qkvBias: false, oBias: false, qkNorm: 'none', window: true }),
-    // Arctic renormalises its top-k softmax weights when top_k > 1.
-    router: (c, experts, topK) => softmaxRouter(topK > 1)(c, experts, topK),
-    shared: noShared,
-    names: MIXTRAL_NAMES,
-    parallelResidualMlp: (c) => c.bool('parallel_attn_mlp_res', false) && c.bool('use_residual', true),
+    parallelResidualMlp: (c) => c.bool('parallel_attn_mlp_res', false),
   },
-  granitemoe: null,
 };
 
-function qwenMoeLayers(c: ConfigReader, n: number): number[] {
-  const only = new Set(c.intList('mlp_only_layers'));
-  const step = c.int('decoder_sparse_step', 1);
-  return Array.from({ length: n }, (_, i) => i).filter((i) => !only.has(i) && step > 0 && (i + 1) % step === 0);
+const GATE_UP_DOWN = ['gate_proj', 'up_proj', 'down_proj'] as const;
+
+/** Tensor names from the family table, for the MoE-block naming the checkpoint uses. */
+function tensorNames(adapter: FamilyAdapter, naming: ExpertNaming): TensorNames {
+  const stems = (naming.perExpert ?? adapter.namings.find((n) => n.perExpert)?.perExpert) ?? { gate: GATE_UP_DOWN[0], up: GATE_UP_DOWN[1], down: GATE_UP_DOWN[2] };
+  const dense = adapter.dense ?? { prefix: 'mlp', projs: { gate: GATE_UP_DOWN[0], up: GATE_UP_DOWN[1], down: GATE_UP_DOWN[2] } };
+  return {
+    embed: 'model.embed_tokens.weight',
+    finalNorm: 'model.norm',
+    lmHead: 'lm_head',
+    moeBlock: naming.block,
+    expertProj: [stems.gate, stems.up, stems.down],
+    denseMlp: { prefix: dense.prefix, proj: [dense.projs.gate, dense.projs.up, dense.projs.down] },
+    sharedMlp: adapter.shared?.prefix ?? null,
+  };
 }
 
-/** transformers 5.18 DeepSeek: MoE iff layer >= first_k_dense_replace (moe_layer_freq is 1 in every release). */
-function deepseekMoeLayers(c: ConfigReader, n: number): number[] {
-  const first = c.int('first_k_dense_replace', 0);
-  const freq = c.int('moe_layer_freq', 1);
-  return Array.from({ length: n }, (_, i) => i).filter((i) => i >= first && i % freq === 0);
+/** The MoE-block naming the checkpoint's tensors use (the family's first when no names are given). */
+function namingOf(adapter: FamilyAdapter, names: Iterable<string> | undefined): ExpertNaming {
+  if (names)
+    for (const n of names) {
+      const c = classifyTensor(adapter, n);
+      if (c.naming && (c.role.kind === 'expert' || c.role.kind === 'fused_experts')) return c.naming;
+    }
+  return adapter.namings[0]!;
 }
 
-export function familyOfModelType(modelType: string, file = 'config.json'): FamilyId {
-  for (const [id, arch] of Object.entries(FAMILY_ARCH) as Array<[FamilyId, FamilyArch | null]>)
-    if (arch?.modelTypes.includes(modelType)) return id;
-  throw new MoePruneError('UnsupportedFamily', `model_type "${modelType}" has no reference forward pass`, file);
-}
-
-/** Reads config.json (already parsed) into the architecture description the forward pass runs. */
-export function readArchConfig(json: unknown, file = 'config.json'): ArchConfig {
+/**
+ * Reads config.json (already parsed) into the architecture description the forward pass runs. `tensorNames`
+ * (the checkpoint's tensor names) select the on-disk naming, e.g. transformers v5 fused experts under `mlp`.
+ */
+export function readArchConfig(json: unknown, file = 'config.json', tensorNames_?: Iterable<string>): ArchConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new MoePruneError('InvalidConfig', 'config must be a JSON object', file);
-  const c = new ConfigReader(json as Json, file);
-  const family = familyOfModelType(c.str('model_type', ''), file);
-  const fa = FAMILY_ARCH[family]!;
+  const config = json as Json;
+  const c = new ConfigReader(config, file);
+  const adapter = detectFamily(config, file);
+  const fwd = FORWARD[adapter.id];
+  if (!fwd) throw new MoePruneError('UnsupportedFamily', `${adapter.label} has no forward pass yet`, file);
   const hidden = c.int('hidden_size');
   const layers = c.int('num_hidden_layers');
-  const experts = c.intOf(fa.expertCount);
-  const topK = c.int('num_experts_per_tok');
+  const experts = requireConfigNumber(config, adapter.fields.expertCount, file).value;
+  const topK = requireConfigNumber(config, adapter.fields.topK, file).value;
   if (topK < 1 || topK > experts) throw new MoePruneError('InvalidConfig', `num_experts_per_tok ${topK} must be in 1..${experts}`, file);
-  const expertSize = c.intOf(fa.expertSize);
-  const attention = fa.attention(c);
+  const expertSize = requireConfigNumber(config, adapter.fields.expertIntermediate, file).value;
+  fwd.check?.(c, topK);
+  const routing = routingOf(adapter, config);
+  const groups = groupedRouting(adapter, config);
+  const shared = sharedExpertsOf(adapter, config);
+  const attention = fwd.attention(c);
   const headDimForRope = attention.kind === 'mla' ? attention.ropeDim : attention.headDim;
-  const rope = parseRope(c, headDimForRope, family === 'deepseek_v2' || (family === 'deepseek_v3' && c.bool('rope_interleave', true)));
+  const rope = parseRope(c, headDimForRope, fwd.ropeInterleaved?.(c) ?? false);
   const qkHeadDim = attention.kind === 'mla' ? attention.nopeDim + attention.ropeDim : attention.headDim;
   let attnScale = qkHeadDim ** -0.5;
   // DeepSeek (yarn_apply_mscale): a non-default rope with mscale_all_dim scales the softmax by mscale².
@@ -418,23 +336,37 @@ export function readArchConfig(json: unknown, file = 'config.json'): ArchConfig 
     const m = yarnGetMscale(rope.factor, rope.mscaleAllDim);
     attnScale *= m * m;
   }
+  const router: RouterSpec = {
+    experts,
+    topK,
+    scoring: routing.scoring,
+    normTopkProb: routing.normTopkProb,
+    groups: groups ? { nGroup: groups.nGroup, topkGroup: groups.topkGroup, groupScore: groups.groupScore } : null,
+    routedScalingFactor: routing.routedScalingFactor ?? 1,
+    correctionBias: routing.correctionBias,
+    jitterEps: routing.scoring === 'sparsemixer' ? c.num('router_jitter_noise', 0.01) : 0,
+  };
   return {
-    family,
+    family: adapter.id,
     hidden,
     vocab: c.int('vocab_size'),
     layers,
-    norm: fa.norm,
+    norm: fwd.norm,
     normEps: c.num('rms_norm_eps', 1e-6),
     attention,
     rope,
     attnScale,
-    moeLayers: new Set(fa.moeLayers(c, layers)),
-    moe: { router: fa.router(c, experts, topK), intermediate: expertSize, shared: fa.shared(c, expertSize) },
+    moeLayers: new Set(layerKinds(adapter, config).moe),
+    moe: {
+      router,
+      intermediate: expertSize,
+      shared: shared ? { intermediate: shared.intermediateSize, sigmoidGate: adapter.shared?.gate !== undefined } : null,
+    },
     denseIntermediate: c.int('intermediate_size', 0),
-    parallelResidualMlp: fa.parallelResidualMlp?.(c) ?? false,
+    parallelResidualMlp: (fwd.parallelResidualMlp?.(c) ?? false) && residualEnabled(adapter, config),
     tieEmbeddings: c.bool('tie_word_embeddings', false),
-    lmHeadBias: fa.lmHeadBias?.(c) ?? false,
-    names: fa.names,
+    lmHeadBias: fwd.lmHeadBias?.(c) ?? false,
+    names: tensorNames(adapter, namingOf(adapter, tensorNames_)),
   };
 }
 

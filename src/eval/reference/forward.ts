@@ -21,8 +21,9 @@ export interface ReferenceModel {
 
 /** Opens a checkpoint folder: config.json through the typed accessor, tensors through CheckpointWeights. */
 export async function openReferenceModel(files: FileSet, signal?: AbortSignal): Promise<ReferenceModel> {
-  const arch = readArchConfig(await readJson(requireFile(files, 'config.json'), signal), 'config.json');
-  return { arch, weights: await CheckpointWeights.open(files, signal) };
+  const config = await readJson(requireFile(files, 'config.json'), signal);
+  const weights = await CheckpointWeights.open(files, signal);
+  return { arch: readArchConfig(config, 'config.json', weights.names()), weights };
 }
 
 export interface ForwardObserver {
