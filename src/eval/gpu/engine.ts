@@ -138,8 +138,9 @@ export class GpuForwardEngine {
 
   /** A checkpoint folder: config.json through readArchConfig, tensors through CheckpointTensors. */
   static async open(ctx: GpuContext, files: FileSet, signal?: AbortSignal): Promise<GpuForwardEngine> {
-    const arch = readArchConfig(await readJson(requireFile(files, 'config.json'), signal), 'config.json');
-    return new GpuForwardEngine(ctx, arch, await CheckpointTensors.open(files, signal));
+    const config = await readJson(requireFile(files, 'config.json'), signal);
+    const weights = await CheckpointTensors.open(files, signal);
+    return new GpuForwardEngine(ctx, readArchConfig(config, 'config.json', weights.names()), weights);
   }
 
   static fromSource(ctx: GpuContext, arch: ArchConfig, weights: GpuWeightSource): GpuForwardEngine {

@@ -76,6 +76,9 @@ export class CheckpointTensors implements GpuWeightSource {
     return new CheckpointTensors(where, await CheckpointWeights.open(files, signal));
   }
 
+  names(): string[] {
+    return [...this.where.keys()];
+  }
   has(name: string): boolean {
     return this.where.has(name);
   }
