@@ -18,6 +18,7 @@ import { exportExpertPruned, layerInputs, routerSquaredDistancesGpu, runStageOne
 import { planExpertPruning } from '../src/prune/experts/plan.ts';
 import { writeSyntheticMixtral } from './synthetic.ts';
 import { benchMatmulPeer } from './matmul-peer.ts';
+import { benchEngine } from './engine.ts';
 
 export interface BenchRow {
   readonly name: string;
@@ -129,10 +130,24 @@ async function benchKernels(gpu: GpuContext): Promise<BenchRow[]> {
   ];
 }
 
+/** Calibration pass throughput and memory at 4 and 16 layers of equal size. */
+async function benchForward(gpu: GpuContext): Promise<BenchRow[]> {
+  await rm(WORK, { recursive: true, force: true });
+  const a = await benchEngine(gpu, WORK, 4);
+  const b = await benchEngine(gpu, WORK, 16);
+  await rm(WORK, { recursive: true, force: true });
+  const mib = (x: number) => `${(x / 2 ** 20).toFixed(1)} MiB`;
+  return [
+    { name: 'forward: calibration pass (stats + NLL), 16 layers', value: b.tokensPerSecond, unit: 'tokens/s', ratio: b.tokensPerSecond / a.tokensPerSecond, ratioOf: 'tokens/s of the 4-layer model (≈ 4/16 = 0.25 expected: work per token grows with depth)', note: `${b.tokens} tokens, hidden 256, 8 experts` },
+    { name: 'forward: peak GPU memory, 16 vs 4 layers', value: b.peakGpuBytes / 2 ** 20, unit: 'MiB', ratio: b.peakGpuBytes / a.peakGpuBytes, ratioOf: `peak at 4 layers (${mib(a.peakGpuBytes)}); weights on disk grow ${(b.checkpointBytes / a.checkpointBytes).toFixed(1)}×`, note: 'buffer pool peak' },
+    { name: 'forward: peak JS heap, 16 vs 4 layers', value: b.peakJsHeapBytes / 2 ** 20, unit: 'MiB', ratio: b.peakJsHeapBytes / a.peakJsHeapBytes, ratioOf: `peak at 4 layers (${mib(a.peakJsHeapBytes)})`, note: '' },
+  ];
+}
+
 export async function runNodeBenchmarks(): Promise<{ adapter: string; rows: BenchRow[] }> {
   const gpu = await openNodeGpu();
   try {
-    const rows = [...(await benchKernels(gpu)), ...(await benchStageOne(gpu)), ...(await benchExport(gpu))];
+    const rows = [...(await benchKernels(gpu)), ...(await benchStageOne(gpu)), ...(await benchExport(gpu)), ...(await benchForward(gpu))];
     return { adapter: gpu.adapter.label, rows };
   } finally {
     closeNodeGpu(gpu);
