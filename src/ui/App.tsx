@@ -1,9 +1,11 @@
 import { useEffect } from 'react';
 import { AdapterPanel } from './AdapterPanel.tsx';
+import { DemoButton } from './DemoButton.tsx';
 import { DropZone } from './DropZone.tsx';
 import { ErrorBanner } from './ErrorBanner.tsx';
 import { IngestPanel } from './IngestPanel.tsx';
 import { ModelSummary } from './ModelSummary.tsx';
+import { PlanPanel } from './PlanPanel.tsx';
 import { StoredModels } from './StoredModels.tsx';
 import { initGpu, refreshModels } from './state.ts';
 
@@ -32,12 +34,14 @@ export function App() {
       <ErrorBanner />
       <main className="layout">
         <div className="col-side">
+          <DemoButton />
           <DropZone />
           <StoredModels />
         </div>
         <div className="col-main">
           <IngestPanel />
           <ModelSummary />
+          <PlanPanel />
         </div>
       </main>
     </div>

@@ -1,0 +1,222 @@
+// Expert pruning in the page: plan K on generated checkpoints, see the heatmap and the numbers follow the
+// controls, export as downloads (prune-report.json last), check the files with `moe-prune inspect`, re-import
+// the export; export into a picked folder (the origin-private file system stands in for the picker).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { baseUrl, openBrowser } from './browser.mjs';
+import { expected, fixtureFiles, REPO } from './fixtures.mjs';
+
+const BASE = baseUrl();
+const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
+let b;
+
+before(async () => {
+  b = await openBrowser();
+  await b.page.goto(`${BASE}/?test=1&exportTo=opfs`);
+});
+after(async () => {
+  await b?.close();
+});
+
+const panel = () => b.page.getByTestId('plan-panel');
+
+async function loadFixture(name) {
+  await b.page.getByTestId('model-files').setInputFiles(fixtureFiles(name));
+  await b.page.locator(`[data-testid="model-summary"][data-family="${expected(name).model_type}"]`).waitFor();
+  await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
+}
+
+/** Sets K with the number box and returns once the plan shows it. */
+async function setKeep(k) {
+  await b.page.getByTestId('keep-input').fill(String(k));
+  await b.page.locator(`[data-testid="heatmap"][data-clusters="${k}"]`).waitFor({ timeout: 5_000 });
+}
+
+const attr = (testid, name) => b.page.getByTestId(testid).getAttribute(name);
+
+/** Clicks export (downloads), saves every download into `dir`, returns names in download order. */
+async function exportDownloads(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const names = [];
+  const saves = [];
+  let resolveReport;
+  const reportSeen = new Promise((r) => (resolveReport = r));
+  const onDownload = (d) => {
+    const name = d.suggestedFilename();
+    names.push(name);
+    if (process.env.E2E_DEBUG) console.log('download', name);
+    saves.push(d.saveAs(join(dir, name)));
+    if (name === 'prune-report.json') resolveReport();
+  };
+  b.page.on('download', onDownload);
+  try {
+    await b.page.getByTestId('export-target').locator('[data-value="downloads"]').click();
+    await b.page.getByTestId('export-button').click();
+    await b.page.getByTestId('export-done').waitFor({ timeout: 30_000 });
+    await reportSeen;
+    await Promise.all(saves);
+  } finally {
+    b.page.off('download', onDownload);
+  }
+  return names;
+}
+
+function inspect(dir) {
+  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'moe-prune.mjs'), 'inspect', dir, '--json'], { cwd: REPO, encoding: 'utf8' });
+  assert.equal(r.status, 0, `moe-prune inspect failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Drops a folder from disk onto the drop zone (a directory-entry tree built in the page, as Chromium hands it over). */
+async function dropFolder(folder, dir) {
+  const files = readdirSync(dir).map((name) => ({ name, base64: readFileSync(join(dir, name)).toString('base64') }));
+  await b.page.evaluate(
+    ({ folder, files }) => {
+      const decode = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+      const entries = files.map((f) => ({ isFile: true, isDirectory: false, name: f.name, fullPath: `/${folder}/${f.name}`, file: (ok) => ok(new File([decode(f.base64)], f.name)) }));
+      const root = {
+        isFile: false,
+        isDirectory: true,
+        name: folder,
+        fullPath: `/${folder}`,
+        createReader() {
+          let done = false;
+          return { readEntries: (ok) => setTimeout(() => ok(done ? [] : ((done = true), entries)), 0) };
+        },
+      };
+      const ev = new DragEvent('drop', { bubbles: true, cancelable: true });
+      const item = { kind: 'file', type: '', webkitGetAsEntry: () => root, getAsFile: () => null };
+      Object.defineProperty(ev, 'dataTransfer', { value: { items: [item], files: [], dropEffect: 'copy' } });
+      document.querySelector('[data-testid="drop-zone"]').dispatchEvent(ev);
+    },
+    { folder, files },
+  );
+}
+
+test('mixtral: plan K, heatmap with clusters, instant numbers, constraint message, export as downloads, inspect, re-import', { timeout: 90_000 }, async () => {
+  const exp = expected('mixtral');
+  await loadFixture('mixtral');
+  const n = exp.num_experts;
+  const layers = exp.moe_layers.length;
+  // Default: half the experts (never fewer than top-k).
+  const k0 = Math.max(exp.top_k, Math.ceil(n / 2));
+  await b.page.locator(`[data-testid="heatmap"][data-clusters="${k0}"][data-n="${n}"]`).waitFor();
+  assert.equal(await attr('plan-experts', 'data-after'), String(k0 * layers));
+
+  // Numbers follow the controls at once (no I/O: the plan is re-clustered from cached distances).
+  const paramsBefore = Number(await attr('plan-params', 'data-after'));
+  const t0 = Date.now();
+  await setKeep(n - 1);
+  const dt = Date.now() - t0;
+  const paramsAfter = Number(await attr('plan-params', 'data-after'));
+  assert.ok(paramsAfter > paramsBefore, `keeping more experts keeps more parameters (${paramsBefore} → ${paramsAfter})`);
+  assert.equal(await attr('plan-experts', 'data-after'), String((n - 1) * layers));
+  assert.ok(dt < 2000, `re-planning took ${dt} ms`);
+  // n−1 kept of n: exactly one 2-member cluster outlined.
+  assert.equal(await b.page.getByTestId('cluster-outline').count(), 1);
+
+  // Fewer than top-k: a clear message instead of a plan.
+  await b.page.getByTestId('keep-input').fill(String(exp.top_k - 1));
+  const err = b.page.getByTestId('plan-error');
+  await err.waitFor();
+  assert.match(await err.innerText(), /top-?k|num_experts_per_tok|routed to/i);
+  assert.equal(await b.page.getByTestId('export-box').count(), 0);
+
+  const K = exp.top_k; // 2 of 4
+  await setKeep(K);
+  assert.equal(await b.page.getByTestId('cluster-outline').count() >= 1, true);
+  const keptShown = (await attr('heatmap', 'data-kept')).split(',').map(Number);
+  assert.equal(keptShown.length, K);
+
+  // Hovering a cell names the pair and its distance.
+  const hit = b.page.getByTestId('heatmap-hit');
+  const box = await hit.boundingBox();
+  await hit.hover({ position: { x: box.width * 0.9, y: box.height * 0.1 } });
+  assert.match(await b.page.getByTestId('heatmap-tip').innerText(), /experts \d+ ↔ \d+: distance [\d.]+/);
+
+  await panel().screenshot({ path: join(ARTIFACTS, 'plan-panel-mixtral.png') });
+
+  const dir = join(ARTIFACTS, 'export-mixtral');
+  const names = await exportDownloads(dir);
+  assert.equal(names.at(-1), 'prune-report.json', 'the report is downloaded last');
+  for (const f of ['config.json', 'model.safetensors.index.json', 'tokenizer.json', 'README.md', ...exp.shards]) assert.ok(names.includes(f), `${f} downloaded`);
+  const summary = inspect(dir);
+  assert.equal(summary.expertsPerLayer, K);
+  assert.equal(summary.family, 'mixtral');
+  const report = JSON.parse(readFileSync(join(dir, 'prune-report.json'), 'utf8'));
+  // ≥3-member clusters get their representative from the weights at export; the page then shows the resolved plan.
+  const keptAfter = (await attr('heatmap', 'data-kept')).split(',').map(Number);
+  assert.deepEqual(report.keptExperts[String(exp.moe_layers[0])], keptAfter);
+  assert.equal(report.params.after, Number(await attr('plan-params', 'data-after')), 'the page predicted the exported parameter count');
+
+  // Re-import the export: the summary shows the reduced expert count.
+  await dropFolder('mixtral-pruned', dir);
+  await b.page.locator('[data-testid="model-name"]', { hasText: 'mixtral-pruned' }).waitFor();
+  await b.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+  assert.equal(await b.page.getByTestId('summary-experts').innerText(), String(K));
+  await b.page.locator(`[data-testid="heatmap"][data-n="${K}"]`).waitFor();
+});
+
+test('qwen3_moe fused: keep 4 of 8 with averaging, global target that cannot export, export, inspect', { timeout: 90_000 }, async () => {
+  const exp = expected('qwen3_moe-fused');
+  await loadFixture('qwen3_moe-fused');
+  const n = exp.num_experts;
+  await setKeep(n / 2);
+  await b.page.getByTestId('reconstruct').selectOption('per-cluster-size');
+  // κ = 3: 2-member clusters are averaged (dashed purple outline, diamond markers).
+  const merged = await b.page.locator('.hm-outline-merged').count();
+  const table = await b.page.getByTestId('layer-table').innerText();
+  assert.equal(merged > 0, /\[\d+\+\d+\]/.test(table), 'merged outlines agree with the table');
+
+  // Global target with an odd total over 2 layers: non-uniform, so export is refused with a clear message.
+  await b.page.getByTestId('plan-mode').locator('[data-value="global"]').click();
+  await b.page.getByTestId('global-by').locator('[data-value="total"]').click();
+  await b.page.getByTestId('target-total-input').fill(String(n + 1));
+  const c = b.page.getByTestId('plan-constraint');
+  await c.waitFor();
+  assert.match(await c.innerText(), /cannot export as a stock checkpoint.*switch to uniform/);
+  assert.equal(await b.page.getByTestId('export-button').isDisabled(), true);
+  await panel().screenshot({ path: join(ARTIFACTS, 'plan-panel-global.png') });
+
+  await b.page.getByTestId('plan-mode').locator('[data-value="uniform"]').click();
+  await b.page.locator(`[data-testid="heatmap"][data-clusters="${n / 2}"]`).waitFor();
+  const dir = join(ARTIFACTS, 'export-qwen3_moe-fused');
+  const names = await exportDownloads(dir);
+  assert.equal(names.at(-1), 'prune-report.json');
+  const summary = inspect(dir);
+  assert.equal(summary.expertsPerLayer, n / 2);
+  assert.equal(summary.layout, 'fused');
+  const report = JSON.parse(readFileSync(join(dir, 'prune-report.json'), 'utf8'));
+  assert.equal(report.settings.reconstruct, 'per-cluster-size');
+  for (const kept of Object.values(report.keptExperts)) assert.equal(kept.length, n / 2);
+});
+
+test('export into a picked folder: streamed, marker removed on commit, named <model>-pruned-K', { timeout: 90_000 }, async () => {
+  await loadFixture('mixtral');
+  await setKeep(3);
+  await b.page.getByTestId('export-target').locator('[data-value="folder"]').click();
+  await b.page.getByTestId('export-button').click();
+  await b.page.getByTestId('export-done').waitFor({ timeout: 30_000 });
+  const listing = await b.page.evaluate(async () => {
+    const root = await navigator.storage.getDirectory();
+    const out = {};
+    for await (const [name, h] of root.entries()) {
+      if (h.kind !== 'directory') continue;
+      out[name] = [];
+      for await (const [f, fh] of h.entries()) out[name].push([f, fh.kind === 'file' ? (await fh.getFile()).size : -1]);
+    }
+    return out;
+  });
+  const folders = Object.keys(listing);
+  assert.equal(folders.length, 1, `one export folder (${folders})`);
+  assert.match(folders[0], /-pruned-3$/);
+  const files = Object.fromEntries(listing[folders[0]]);
+  assert.equal('EXPORT_INCOMPLETE' in files, false, 'the marker is gone after commit');
+  for (const f of ['config.json', 'prune-report.json', 'README.md', 'model.safetensors.index.json']) assert.ok(files[f] > 0, `${f} written`);
+  assert.deepEqual(b.consoleErrors, []);
+  assert.deepEqual(b.foreignRequests(BASE), []);
+});

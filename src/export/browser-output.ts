@@ -1,0 +1,231 @@
+/**
+ * OutputFolder implementations for the page: a folder the user picked (File System Access API, streaming
+ * writes) and, where that API is missing, downloads file by file. Both make a partial export recognisable:
+ * the folder carries an EXPORT_INCOMPLETE marker until commit (and is removed on abort); downloads hold back
+ * prune-report.json until commit, so its presence marks a finished export.
+ */
+import { MoePruneError } from '../core/errors.ts';
+import type { ByteSink } from '../formats/safetensors/writer.ts';
+import type { OutputFolder } from './write-checkpoint.ts';
+
+export const INCOMPLETE_MARKER = 'EXPORT_INCOMPLETE';
+export const REPORT_FILE = 'prune-report.json';
+
+const MARKER_TEXT =
+  'This folder is an unfinished export from MoE Prune Studio. It was interrupted or is still being written; ' +
+  'do not load it. The marker is removed when every file has been written.\n';
+
+/** The members of the File System Access API this module calls (not yet in TypeScript's DOM lib everywhere). */
+export interface WritableLike {
+  write(data: BufferSource | Blob | string): Promise<void>;
+  close(): Promise<void>;
+  abort(reason?: unknown): Promise<void>;
+}
+export interface FileHandleLike {
+  createWritable(options?: { keepExistingData?: boolean }): Promise<WritableLike>;
+}
+export interface DirectoryHandleLike {
+  readonly name: string;
+  getDirectoryHandle(name: string, options?: { create?: boolean }): Promise<DirectoryHandleLike>;
+  getFileHandle(name: string, options?: { create?: boolean }): Promise<FileHandleLike>;
+  removeEntry(name: string, options?: { recursive?: boolean }): Promise<void>;
+}
+
+type PickerWindow = { showDirectoryPicker?: (options?: { mode?: 'read' | 'readwrite'; id?: string }) => Promise<DirectoryHandleLike> };
+
+export function canPickDirectory(): boolean {
+  return typeof window !== 'undefined' && typeof (window as unknown as PickerWindow).showDirectoryPicker === 'function';
+}
+
+/** Opens the browser's folder picker; null when the user closes it. */
+export async function pickDirectory(): Promise<DirectoryHandleLike | null> {
+  const picker = (window as unknown as PickerWindow).showDirectoryPicker;
+  if (!picker) throw new MoePruneError('InvalidArgument', 'this browser cannot write into a folder (no File System Access API); use downloads');
+  try {
+    return await picker.call(window, { mode: 'readwrite', id: 'moe-prune-export' });
+  } catch (e) {
+    if (e instanceof DOMException && e.name === 'AbortError') return null;
+    throw new MoePruneError('IoError', `cannot open the folder (${(e as Error).message})`, undefined, { cause: e });
+  }
+}
+
+async function exists(parent: DirectoryHandleLike, name: string): Promise<boolean> {
+  try {
+    await parent.getDirectoryHandle(name);
+    return true;
+  } catch {
+    try {
+      await parent.getFileHandle(name);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** `base`, or `base-2`, `base-3`, … : never writes into a folder that is already there. */
+async function freeName(parent: DirectoryHandleLike, base: string): Promise<string> {
+  for (let i = 1; i < 1000; i++) {
+    const name = i === 1 ? base : `${base}-${i}`;
+    if (!(await exists(parent, name))) return name;
+  }
+  throw new MoePruneError('IoError', `too many folders named ${base}-N already exist`, parent.name);
+}
+
+function ioError(e: unknown, file: string): MoePruneError {
+  if (e instanceof MoePruneError) return e;
+  if (e instanceof DOMException && e.name === 'QuotaExceededError') return new MoePruneError('StorageFull', 'the disk is full', file, { cause: e });
+  return new MoePruneError('IoError', `cannot write (${(e as Error).message})`, file, { cause: e });
+}
+
+/** Copies into a fresh ArrayBuffer-backed view (the writable accepts only such BufferSources). */
+function ownBytes(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
+}
+
+/**
+ * Streams into `<picked folder>/<name>` (a fresh subfolder). EXPORT_INCOMPLETE is written before anything else
+ * and removed by commit(); abort() removes the subfolder.
+ */
+export class DirectoryOutputFolder implements OutputFolder {
+  private dir: DirectoryHandleLike | null = null;
+  private folderName: string | null = null;
+  private readonly open = new Set<WritableLike>();
+
+  constructor(
+    private readonly parent: DirectoryHandleLike,
+    private readonly baseName: string,
+  ) {}
+
+  /** The subfolder's name, once the first file was created. */
+  get name(): string | null {
+    return this.folderName;
+  }
+
+  private async prepare(): Promise<DirectoryHandleLike> {
+    if (this.dir) return this.dir;
+    const name = await freeName(this.parent, this.baseName);
+    try {
+      const dir = await this.parent.getDirectoryHandle(name, { create: true });
+      this.folderName = name;
+      const w = await (await dir.getFileHandle(INCOMPLETE_MARKER, { create: true })).createWritable();
+      await w.write(MARKER_TEXT);
+      await w.close();
+      this.dir = dir;
+      return dir;
+    } catch (e) {
+      throw ioError(e, `${this.parent.name}/${name}`);
+    }
+  }
+
+  async create(name: string): Promise<ByteSink> {
+    if (name.includes('/')) throw new MoePruneError('InvalidArgument', 'nested output files are not supported', name);
+    const dir = await this.prepare();
+    const path = `${this.folderName}/${name}`;
+    let w: WritableLike;
+    try {
+      w = await (await dir.getFileHandle(name, { create: true })).createWritable({ keepExistingData: false });
+    } catch (e) {
+      throw ioError(e, path);
+    }
+    this.open.add(w);
+    const open = this.open;
+    return {
+      async write(bytes) {
+        try {
+          await w.write(ownBytes(bytes));
+        } catch (e) {
+          throw ioError(e, path);
+        }
+      },
+      async close() {
+        try {
+          await w.close();
+          open.delete(w);
+        } catch (e) {
+          throw ioError(e, path);
+        }
+      },
+    };
+  }
+
+  async commit(): Promise<void> {
+    const dir = await this.prepare();
+    try {
+      await dir.removeEntry(INCOMPLETE_MARKER);
+    } catch (e) {
+      throw ioError(e, `${this.folderName}/${INCOMPLETE_MARKER}`);
+    }
+  }
+
+  async abort(): Promise<void> {
+    for (const w of this.open) await w.abort().catch(() => undefined);
+    this.open.clear();
+    if (this.folderName) await this.parent.removeEntry(this.folderName, { recursive: true }).catch(() => undefined);
+  }
+}
+
+/** How one finished file reaches the user: the page's <a download> click, or a test's collector. */
+export type SaveBlob = (name: string, blob: Blob) => void;
+
+export function clickDownload(name: string, blob: Blob): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.style.display = 'none';
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // The download has started once the click returns; give the browser time to read the blob before it goes.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** Downloads above this size are assembled in memory before saving; the UI warns about them. */
+export const DOWNLOAD_WARN_BYTES = 1 << 30;
+
+/**
+ * Saves each file as a download once it is fully written (its pieces gathered into a Blob). prune-report.json
+ * is held back until commit(), so a folder of downloads with the report in it is a finished export; abort()
+ * drops the report and anything not yet saved.
+ */
+export class DownloadOutputFolder implements OutputFolder {
+  private report: Blob | null = null;
+  private aborted = false;
+  readonly saved: string[] = [];
+
+  constructor(private readonly save: SaveBlob = clickDownload) {}
+
+  async create(name: string): Promise<ByteSink> {
+    const parts: BlobPart[] = [];
+    return {
+      write: async (bytes) => {
+        // Blob parts are copied by the browser into its blob store, outside the script heap.
+        parts.push(new Blob([ownBytes(bytes)]));
+      },
+      close: async () => {
+        if (this.aborted) return;
+        const blob = new Blob(parts);
+        parts.length = 0;
+        if (name === REPORT_FILE) this.report = blob;
+        else this.emit(name, blob);
+      },
+    };
+  }
+
+  private emit(name: string, blob: Blob): void {
+    this.save(name, blob);
+    this.saved.push(name);
+  }
+
+  async commit(): Promise<void> {
+    if (!this.report) throw new MoePruneError('IoError', 'the export finished without a report', REPORT_FILE);
+    this.emit(REPORT_FILE, this.report);
+    this.report = null;
+  }
+
+  async abort(): Promise<void> {
+    this.aborted = true;
+    this.report = null;
+  }
+}

@@ -1,0 +1,103 @@
+import { useState } from 'react';
+import { DOWNLOAD_WARN_BYTES, INCOMPLETE_MARKER, REPORT_FILE } from '../export/browser-output.ts';
+import { formatBytes } from '../store/format.ts';
+import { cancelExport, exportFolderName, folderExportAvailable, startExport, useExport, type ExportTarget } from './export-state.ts';
+import { usePlan } from './prune-state.ts';
+import { useApp } from './state.ts';
+
+export function ExportBox() {
+  const { model, numbers, exportProblems, plan } = usePlan();
+  const { running, done, stopped } = useExport();
+  const name = useApp((s) => s.current?.name ?? 'model');
+  const canFolder = folderExportAvailable();
+  const [target, setTarget] = useState<ExportTarget>(canFolder ? 'folder' : 'downloads');
+  if (!model || !numbers || !plan) return null;
+  const k = numbers.uniformK;
+  const blocked = k === null || exportProblems.length > 0;
+  const biggest = Math.max(0, ...[...model.cat.shards.values()].map((s) => s.source.size));
+  const p = running?.progress;
+  const frac = p && p.total ? p.done / p.total : 0;
+  return (
+    <div className="export" data-testid="export-box">
+      <h3>Export</h3>
+      <div className="export-row">
+        <div className="segmented" role="radiogroup" data-testid="export-target">
+          <button type="button" role="radio" aria-checked={target === 'folder'} className={target === 'folder' ? 'on' : ''} disabled={!canFolder} data-value="folder" onClick={() => setTarget('folder')}>
+            Into a folder I pick
+          </button>
+          <button type="button" role="radio" aria-checked={target === 'downloads'} className={target === 'downloads' ? 'on' : ''} data-value="downloads" onClick={() => setTarget('downloads')}>
+            As downloads
+          </button>
+        </div>
+        <button className="btn btn-primary" data-testid="export-button" disabled={blocked || running !== null} onClick={() => void startExport(target)}>
+          Export pruned checkpoint
+        </button>
+        {running && (
+          <button className="btn" data-testid="export-cancel" onClick={cancelExport}>
+            Cancel
+          </button>
+        )}
+      </div>
+      <div className="small muted export-explain">
+        {target === 'folder' ? (
+          <>
+            Writes a new folder <code>{exportFolderName(name, k ?? 'K')}</code> inside the folder you pick, streaming shard by shard. It holds an{' '}
+            <code>{INCOMPLETE_MARKER}</code> file until the last byte is written, and is deleted if you cancel.
+          </>
+        ) : (
+          <>
+            Saves each file as a download once it is complete; <code>{REPORT_FILE}</code> comes last, so a download folder without it is an unfinished
+            export. Put the files into one folder to load them.
+            {!canFolder && ' This browser cannot write into a folder directly (no File System Access API).'}
+            {biggest > DOWNLOAD_WARN_BYTES && (
+              <strong className="warn-text">
+                {' '}
+                Shards here are up to {formatBytes(biggest)}: each download is assembled in memory first, so prefer a folder export (Chrome or Edge).
+              </strong>
+            )}
+          </>
+        )}
+      </div>
+      {blocked && (
+        <div className="small warn-text" data-testid="export-blocked">
+          {k === null ? 'Switch to uniform mode (the same count per layer) to export a checkpoint stock runtimes load.' : 'Fix the plan above to export.'}
+        </div>
+      )}
+      {running && (
+        <div data-testid="export-progress" data-phase={p?.phase ?? ''}>
+          <div className="ingest-line small">
+            <span>
+              {p ? (p.phase === 'export' ? `Writing ${p.file ?? ''}` : `${p.phase}${p.detail ? ` (${p.detail})` : ''}`) : 'Starting…'}
+            </span>
+            <span className="mono">
+              {p ? (p.unit === 'bytes' ? `${formatBytes(p.done)} / ${formatBytes(p.total)}` : `${p.done} / ${p.total} ${p.unit}`) : ''}
+            </span>
+          </div>
+          <div className="bar">
+            <div className="bar-fill" style={{ width: `${Math.min(100, frac * 100)}%` }} />
+          </div>
+        </div>
+      )}
+      {!running && stopped && (
+        <div className="notice notice-warn" data-testid="export-stopped">
+          {stopped}
+          {target === 'downloads' && ` Files already downloaded have no ${REPORT_FILE}; delete them.`}
+        </div>
+      )}
+      {!running && done?.source === model.fileSet && (
+        <div className="notice notice-ok" data-testid="export-done" data-files={done.files.length} data-k={done.expertsPerLayer}>
+          Exported {done.expertsPerLayer} experts per layer: {done.files.length} files
+          {done.folder ? (
+            <>
+              {' '}
+              into <code>{done.folder}</code>
+            </>
+          ) : (
+            ' as downloads'
+          )}{' '}
+          ({formatBytes(done.files.reduce((s, f) => s + f.bytes, 0))}). Drop the folder on this page to check it.
+        </div>
+      )}
+    </div>
+  );
+}

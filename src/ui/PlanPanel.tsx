@@ -1,0 +1,344 @@
+import { useEffect, type ReactNode } from 'react';
+import type { Catalogue } from '../models/catalogue.ts';
+import type { ExpertPlan, LayerPlan } from '../prune/experts/plan.ts';
+import type { ReconstructRule } from '../prune/experts/representative.ts';
+import { formatBytes } from '../store/format.ts';
+import { DistanceHeatmap } from './DistanceHeatmap.tsx';
+import { ExportBox } from './ExportBox.tsx';
+import { KeptChart } from './KeptChart.tsx';
+import { preparePlan, selectLayer, setControls, usePlan, type PlanControls, type PlanNumbers } from './prune-state.ts';
+import { useApp } from './state.ts';
+
+function count(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;
+  return String(n);
+}
+
+function pct(after: number, before: number): string {
+  return before > 0 ? `${(100 * (1 - after / before)).toFixed(1)} % smaller` : '';
+}
+
+function Field({ label, hint, children }: { label: string; hint?: string; children: ReactNode }) {
+  return (
+    <div className="field">
+      <div className="field-label">{label}</div>
+      <div className="field-body">{children}</div>
+      {hint && <div className="field-hint small muted">{hint}</div>}
+    </div>
+  );
+}
+
+function Segmented<T extends string>({ value, options, onChange, testid }: { value: T; options: ReadonlyArray<readonly [T, string]>; onChange: (v: T) => void; testid: string }) {
+  return (
+    <div className="segmented" role="radiogroup" data-testid={testid}>
+      {options.map(([v, label]) => (
+        <button key={v} type="button" role="radio" aria-checked={v === value} className={v === value ? 'on' : ''} data-value={v} onClick={() => onChange(v)}>
+          {label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+/** Slider plus number box, both editing one integer. */
+function IntControl({ value, min, max, onChange, testid, suffix }: { value: number; min: number; max: number; onChange: (v: number) => void; testid: string; suffix?: string }) {
+  const set = (raw: string) => {
+    const v = Math.round(Number(raw));
+    if (Number.isFinite(v)) onChange(Math.min(max, Math.max(min, v)));
+  };
+  return (
+    <div className="intcontrol">
+      <input type="range" min={min} max={max} step={1} value={value} data-testid={`${testid}-slider`} onChange={(e) => set(e.currentTarget.value)} />
+      <input type="number" min={min} max={max} step={1} value={value} data-testid={`${testid}-input`} onChange={(e) => set(e.currentTarget.value)} />
+      {suffix && <span className="muted small">{suffix}</span>}
+    </div>
+  );
+}
+
+function Controls({ c, cat }: { c: PlanControls; cat: Catalogue }) {
+  const n = cat.summary.expertsPerLayer;
+  const layers = cat.moeLayers.length;
+  return (
+    <div className="plan-controls" data-testid="plan-controls">
+      <Field label="Target">
+        <Segmented
+          testid="plan-mode"
+          value={c.mode}
+          options={[
+            ['uniform', 'Same count per layer'],
+            ['global', 'Global target'],
+          ]}
+          onChange={(mode) => setControls({ mode })}
+        />
+      </Field>
+      {c.mode === 'uniform' ? (
+        <Field label="Experts kept per layer" hint={`of ${n}; every token still picks its top ${cat.summary.topK}`}>
+          <IntControl testid="keep" value={c.keep} min={1} max={n} suffix={`/ ${n}`} onChange={(keep) => setControls({ keep })} />
+        </Field>
+      ) : (
+        <Field label="Global target" hint="one threshold τ for all layers; layers may keep different counts">
+          <Segmented
+            testid="global-by"
+            value={c.globalBy}
+            options={[
+              ['sparsity', 'Expert sparsity %'],
+              ['total', 'Experts kept in total'],
+            ]}
+            onChange={(globalBy) => setControls({ globalBy })}
+          />
+          {c.globalBy === 'sparsity' ? (
+            <IntControl testid="sparsity" value={c.sparsityPct} min={0} max={95} suffix="% removed" onChange={(sparsityPct) => setControls({ sparsityPct })} />
+          ) : (
+            <IntControl testid="target-total" value={c.targetTotal} min={layers} max={n * layers} suffix={`/ ${n * layers}`} onChange={(targetTotal) => setControls({ targetTotal })} />
+          )}
+        </Field>
+      )}
+      <Field label="Similarity" hint="distance between router rows: experts the router treats alike">
+        <div className="inline">
+          <span className="chip">router distance</span>
+          <label className="check">
+            <input type="checkbox" checked={c.normalize} data-testid="normalize" onChange={(e) => setControls({ normalize: e.currentTarget.checked })} />
+            normalise by ‖W‖<sub>F</sub>
+          </label>
+        </div>
+      </Field>
+      <Field
+        label="Reconstruction"
+        hint={
+          c.reconstruct === 'none'
+            ? 'each cluster keeps its most central expert'
+            : c.reconstruct === 'per-layer'
+              ? 'average every cluster when the layer has ≤ κ clusters (official code)'
+              : 'average clusters with fewer than κ members (paper)'
+        }
+      >
+        <div className="inline">
+          <select value={c.reconstruct} data-testid="reconstruct" onChange={(e) => setControls({ reconstruct: e.currentTarget.value as ReconstructRule })}>
+            <option value="none">none (select a representative)</option>
+            <option value="per-layer">per-layer κ</option>
+            <option value="per-cluster-size">per-cluster-size κ</option>
+          </select>
+          {c.reconstruct !== 'none' && (
+            <label className="kappa">
+              κ
+              <input
+                type="number"
+                min={1}
+                max={n}
+                value={c.kappa}
+                data-testid="kappa"
+                onChange={(e) => {
+                  const v = Math.round(Number(e.currentTarget.value));
+                  if (Number.isFinite(v) && v >= 1) setControls({ kappa: v });
+                }}
+              />
+            </label>
+          )}
+        </div>
+      </Field>
+    </div>
+  );
+}
+
+function Numbers({ nums, plan }: { nums: PlanNumbers; plan: ExpertPlan }) {
+  const sparsity = nums.expertsBefore ? (100 * (nums.expertsBefore - nums.expertsAfter)) / nums.expertsBefore : 0;
+  return (
+    <div className="plan-numbers" data-testid="plan-numbers">
+      <div className="stat">
+        <div className="stat-value" data-testid="plan-experts" data-after={nums.expertsAfter} data-before={nums.expertsBefore}>
+          {nums.expertsAfter}
+          <span className="stat-of"> / {nums.expertsBefore}</span>
+        </div>
+        <div className="stat-label">experts kept · {sparsity.toFixed(1)} % sparsity</div>
+      </div>
+      <div className="stat">
+        <div className="stat-value" data-testid="plan-params" data-before={nums.paramsBefore} data-after={nums.paramsAfter}>
+          {count(nums.paramsBefore)} → {count(nums.paramsAfter)}
+        </div>
+        <div className="stat-label">parameters · {pct(nums.paramsAfter, nums.paramsBefore)}</div>
+      </div>
+      <div className="stat">
+        <div className="stat-value" data-testid="plan-bytes" data-before={nums.bytesBefore} data-after={nums.bytesAfter}>
+          {formatBytes(nums.bytesBefore)} → {formatBytes(nums.bytesAfter)}
+        </div>
+        <div className="stat-label">tensor bytes · {pct(nums.bytesAfter, nums.bytesBefore)}</div>
+      </div>
+      <div className="stat">
+        <div className="stat-value" data-testid="plan-k">
+          {nums.uniformK ?? `${Math.min(...plan.layers.map((l) => l.kept.length))}–${Math.max(...plan.layers.map((l) => l.kept.length))}`}
+        </div>
+        <div className="stat-label">experts per layer{plan.search ? ` · τ = ${plan.search.tau.toPrecision(3)}` : ''}</div>
+      </div>
+    </div>
+  );
+}
+
+function LayerTable({ plan, selected }: { plan: ExpertPlan; selected: number }) {
+  return (
+    <div className="layer-table-wrap">
+      <table className="files layer-table" data-testid="layer-table">
+        <thead>
+          <tr>
+            <th>Layer</th>
+            <th>Kept (new order)</th>
+            <th>Removed</th>
+            <th>Averaged</th>
+          </tr>
+        </thead>
+        <tbody>
+          {plan.layers.map((l, i) => (
+            <tr key={l.layer} data-layer={l.layer} className={i === selected ? 'selected' : ''} onClick={() => selectLayer(i)}>
+              <td className="mono">{l.layer}</td>
+              <td className="mono" data-testid="layer-kept">
+                {l.kept.join(' ')}
+              </td>
+              <td className="mono muted">{l.removed.join(' ') || '—'}</td>
+              <td className="mono">{l.merges.length ? l.merges.map((m) => `[${m.members.join('+')}]`).join(' ') : '—'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function LayerPicker({ plan, index }: { plan: ExpertPlan; index: number }) {
+  const last = plan.layers.length - 1;
+  return (
+    <div className="layer-picker">
+      <button className="btn btn-small" disabled={index <= 0} onClick={() => selectLayer(index - 1)} aria-label="previous layer">
+        ‹
+      </button>
+      <select value={index} data-testid="layer-select" onChange={(e) => selectLayer(Number(e.currentTarget.value))}>
+        {plan.layers.map((l, i) => (
+          <option key={l.layer} value={i}>
+            MoE layer {l.layer} · keeps {l.kept.length} of {l.n}
+          </option>
+        ))}
+      </select>
+      <button className="btn btn-small" disabled={index >= last} onClick={() => selectLayer(index + 1)} aria-label="next layer">
+        ›
+      </button>
+    </div>
+  );
+}
+
+function ClusterList({ lp }: { lp: LayerPlan }) {
+  const multi = lp.clusters.filter((c) => c.members.length > 1);
+  if (multi.length === 0) return <p className="small muted">No experts share a slot in this layer.</p>;
+  return (
+    <ul className="cluster-list small" data-testid="cluster-list">
+      {multi.map((c) => (
+        <li key={c.members[0]}>
+          <span className="mono">{`{${c.members.join(', ')}}`}</span> →{' '}
+          {c.action === 'merge' ? (
+            <span className="tag tag-merged">averaged into slot {c.slot}</span>
+          ) : (
+            <span className="tag tag-kept">
+              keeps {c.representative}
+              {c.resolved ? '' : ' (provisional: the most central member is chosen from the weights at export)'}
+            </span>
+          )}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+export function PlanPanel() {
+  const cur = useApp((s) => s.current);
+  const st = usePlan();
+  const fileSet = cur?.summary ? cur.fileSet : null;
+
+  useEffect(() => {
+    if (fileSet) void preparePlan(fileSet);
+  }, [fileSet]);
+
+  if (!cur?.summary || !fileSet) return null;
+  // Until the effect above has switched the cache to this model, show nothing of the previous one.
+  const fresh = st.source === fileSet;
+  const model = fresh ? st.model : null;
+  const { controls, plan, numbers } = fresh ? st : { controls: null, plan: null, numbers: null };
+  const lp = plan && model ? plan.layers[Math.min(st.layerIndex, plan.layers.length - 1)] : undefined;
+  return (
+    <section className="card plan" data-testid="plan-panel" data-ready={model && plan ? 'true' : 'false'}>
+      <div className="card-head">
+        <div>
+          <h2>Expert pruning plan</h2>
+          <div className="muted small">
+            STUN stage 1: cluster experts whose router rows are close, keep one expert per cluster. Router weights only, no forward pass.
+          </div>
+        </div>
+        {model && (
+          <span className="chip" data-testid="plan-device" title="Router distances were computed once for this model and are cached">
+            distances on {model.device.startsWith('GPU') ? 'GPU' : 'CPU'} · {model.distancesMs.toFixed(0)} ms
+          </span>
+        )}
+      </div>
+
+      {st.preparing && (
+        <div data-testid="plan-preparing">
+          <div className="ingest-line small">
+            <span>{st.preparing.phase}…</span>
+            <span className="mono">
+              {st.preparing.done} / {st.preparing.total} {st.preparing.unit}
+            </span>
+          </div>
+          <div className="bar">
+            <div className="bar-fill" style={{ width: `${st.preparing.total ? (100 * st.preparing.done) / st.preparing.total : 0}%` }} />
+          </div>
+        </div>
+      )}
+      {fresh && st.prepareError && (
+        <div className="notice notice-bad" data-testid="plan-prepare-error">
+          {st.prepareError}
+        </div>
+      )}
+
+      {model && controls && (
+        <div className="plan-grid">
+          <Controls c={controls} cat={model.cat} />
+          <div className="plan-results">
+            {st.planError && (
+              <div className="notice notice-bad" data-testid="plan-error">
+                {st.planError}
+              </div>
+            )}
+            {plan && numbers && (
+              <>
+                <Numbers nums={numbers} plan={plan} />
+                {plan.search && !plan.search.exact && (
+                  <div className="notice notice-warn" data-testid="plan-search-note">
+                    {plan.search.message}
+                  </div>
+                )}
+                {st.exportProblems.map((p) => (
+                  <div className="notice notice-warn" data-testid="plan-constraint" key={p}>
+                    {p}
+                  </div>
+                ))}
+                <KeptChart plan={plan} onPick={selectLayer} />
+              </>
+            )}
+          </div>
+        </div>
+      )}
+
+      {plan && lp && (
+        <>
+          <div className="plan-layer-head">
+            <h3>Router distances, layer by layer</h3>
+            {plan.layers.length > 1 && <LayerPicker plan={plan} index={plan.layers.indexOf(lp)} />}
+          </div>
+          <DistanceHeatmap lp={lp} />
+          <ClusterList lp={lp} />
+          <h3>Kept and removed experts</h3>
+          <LayerTable plan={plan} selected={plan.layers.indexOf(lp)} />
+          <ExportBox />
+        </>
+      )}
+    </section>
+  );
+}

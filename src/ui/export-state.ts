@@ -1,0 +1,99 @@
+/**
+ * Export of the planned checkpoint from the page: representatives of ≥3-member clusters are resolved first
+ * (parameter reads, on the GPU when there is one), then the checkpoint is streamed into a picked folder or
+ * saved as downloads. Progress and cancel live here; the plan panel only renders them.
+ */
+import { create } from 'zustand';
+import { asUserError } from '../core/errors.ts';
+import type { Progress } from '../core/progress.ts';
+import type { FileSet } from '../formats/bytes.ts';
+import { canPickDirectory, clickDownload, DirectoryOutputFolder, DownloadOutputFolder, pickDirectory, type DirectoryHandleLike } from '../export/browser-output.ts';
+import type { OutputFolder } from '../export/write-checkpoint.ts';
+import { exportExpertPruned, resolvePlan } from '../pipeline/expert-prune.ts';
+import { adoptResolvedPlan, planSettings, usePlan } from './prune-state.ts';
+import { getGpuContext, showError, useApp } from './state.ts';
+
+export type ExportTarget = 'folder' | 'downloads';
+
+export interface ExportDone {
+  /** The model that was exported (the panel shows the result only while it is on screen). */
+  readonly source: FileSet;
+  readonly target: ExportTarget;
+  /** Subfolder written (folder target) or null (downloads). */
+  readonly folder: string | null;
+  readonly files: ReadonlyArray<{ name: string; bytes: number }>;
+  readonly expertsPerLayer: number;
+}
+
+export interface ExportState {
+  running: { target: ExportTarget; progress: Progress | null; controller: AbortController } | null;
+  done: ExportDone | null;
+  /** Last export ended by cancel or failure (the message), cleared on the next start. */
+  stopped: string | null;
+}
+
+export const useExport = create<ExportState>(() => ({ running: null, done: null, stopped: null }));
+
+/** Test-only: `?test=1&exportTo=opfs` writes "picked folder" exports into the origin-private file system. */
+function testDirectory(): Promise<DirectoryHandleLike> | null {
+  const q = new URLSearchParams(location.search);
+  if (q.get('test') !== '1' || q.get('exportTo') !== 'opfs') return null;
+  return navigator.storage.getDirectory() as unknown as Promise<DirectoryHandleLike>;
+}
+
+export function folderExportAvailable(): boolean {
+  return canPickDirectory() || testDirectory() !== null;
+}
+
+/** A file-system-safe folder name: `<model>-pruned-<K>`. */
+export function exportFolderName(model: string, k: number | string): string {
+  const base = model.replace(/[\\/:*?"<>|\u0000-\u001f]+/g, '_').replace(/^\.+/, '').trim() || 'model';
+  return `${base}-pruned-${k}`;
+}
+
+export async function startExport(target: ExportTarget): Promise<void> {
+  const { model, plan, controls, numbers, exportProblems } = usePlan.getState();
+  const cur = useApp.getState().current;
+  if (!model || !plan || !controls || !numbers?.uniformK || exportProblems.length || !cur || useExport.getState().running) return;
+  const k = numbers.uniformK;
+  let out: OutputFolder;
+  let dirOut: DirectoryOutputFolder | null = null;
+  if (target === 'folder') {
+    const parent = await (testDirectory() ?? pickDirectory().catch((e: unknown) => (showError(e), null)));
+    if (!parent) return;
+    out = dirOut = new DirectoryOutputFolder(parent, exportFolderName(cur.name, k));
+  } else out = new DownloadOutputFolder(clickDownload);
+
+  const controller = new AbortController();
+  useExport.setState({ running: { target, progress: null, controller }, stopped: null, done: null });
+  const onProgress = (p: Progress): void => useExport.setState((s) => (s.running ? { running: { ...s.running, progress: p } } : {}));
+  const gpu = getGpuContext();
+  try {
+    const resolved = await resolvePlan(model.cat, plan, gpu, { onProgress, signal: controller.signal });
+    adoptResolvedPlan(plan, resolved);
+    const result = await exportExpertPruned(model.cat, model.fileSet, resolved, out, {
+      onProgress,
+      signal: controller.signal,
+      tool: 'MoE Prune Studio (page)',
+      settings: {
+        ...planSettings(controls, model.cat),
+        experts_per_layer: controls.mode === 'uniform' ? controls.keep : null,
+        expert_sparsity: controls.mode === 'global' && controls.globalBy === 'sparsity' ? controls.sparsityPct / 100 : null,
+        normalize_router: controls.normalize,
+        device: gpu ? gpu.adapter.label : 'cpu',
+        output: target,
+      },
+    });
+    useExport.setState({ done: { source: model.fileSet, target, folder: dirOut?.name ?? null, files: result.files, expertsPerLayer: k } });
+  } catch (e) {
+    const err = asUserError(e);
+    useExport.setState({ stopped: err.code === 'Cancelled' ? 'Export cancelled; nothing usable was left behind.' : err.message });
+    showError(err);
+  } finally {
+    useExport.setState({ running: null });
+  }
+}
+
+export function cancelExport(): void {
+  useExport.getState().running?.controller.abort();
+}

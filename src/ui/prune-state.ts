@@ -1,0 +1,248 @@
+/**
+ * State of the expert-pruning plan panel. Router rows and their GPU squared distances are computed once per
+ * model and cached, with the final distance matrices for each `normalize` choice; every settings change only
+ * re-runs the (pure, fast) clustering, so the plan follows the controls instantly.
+ */
+import { create } from 'zustand';
+import { asUserError, MoePruneError } from '../core/errors.ts';
+import type { Progress } from '../core/progress.ts';
+import type { FileSet } from '../formats/bytes.ts';
+import { planPrunedTensors } from '../export/tensor-plan.ts';
+import { catalogueCheckpoint, type Catalogue } from '../models/catalogue.ts';
+import { expertCountProblems } from '../models/families.ts';
+import { layerInputs, loadRouters, routerSquaredDistancesGpu } from '../pipeline/expert-prune.ts';
+import { layerDistances, planExpertPruning, resolveExpertPlanSettings, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings } from '../prune/experts/plan.ts';
+import { DEFAULT_KAPPA, type ReconstructRule } from '../prune/experts/representative.ts';
+import { getGpuContext, useApp } from './state.ts';
+
+export interface PlanControls {
+  readonly mode: 'uniform' | 'global';
+  /** Uniform: experts kept in every MoE layer. */
+  readonly keep: number;
+  /** Global: the target is a total count or an expert sparsity. */
+  readonly globalBy: 'total' | 'sparsity';
+  readonly targetTotal: number;
+  /** Percent of routed experts removed over all MoE layers. */
+  readonly sparsityPct: number;
+  readonly normalize: boolean;
+  readonly reconstruct: ReconstructRule;
+  readonly kappa: number;
+}
+
+/** What the plan means for the checkpoint: counts from planPrunedTensors, without reading any weights. */
+export interface PlanNumbers {
+  readonly paramsBefore: number;
+  readonly paramsAfter: number;
+  readonly bytesBefore: number;
+  readonly bytesAfter: number;
+  readonly expertsBefore: number;
+  readonly expertsAfter: number;
+  /** Experts per layer when every layer keeps the same count, else null. */
+  readonly uniformK: number | null;
+}
+
+export interface PlanModel {
+  readonly fileSet: FileSet;
+  readonly cat: Catalogue;
+  readonly inputs: ExpertLayerInput[];
+  /** Where the router distances were computed. */
+  readonly device: string;
+  readonly distancesMs: number;
+}
+
+export interface PlanState {
+  /** The model the cache belongs to (the current model's FileSet). */
+  source: FileSet | null;
+  preparing: Progress | null;
+  model: PlanModel | null;
+  prepareError: string | null;
+  controls: PlanControls | null;
+  plan: ExpertPlan | null;
+  planError: string | null;
+  numbers: PlanNumbers | null;
+  /** Why the plan cannot be written as a stock checkpoint (empty: it can). */
+  exportProblems: string[];
+  /** Index into plan.layers of the layer shown in the heatmap. */
+  layerIndex: number;
+  planMs: number;
+}
+
+export const usePlan = create<PlanState>(() => ({
+  source: null,
+  preparing: null,
+  model: null,
+  prepareError: null,
+  controls: null,
+  plan: null,
+  planError: null,
+  numbers: null,
+  exportProblems: [],
+  layerIndex: 0,
+  planMs: 0,
+}));
+
+/** Final distance matrices per normalize choice, computed once per model. */
+const distanceCache = new WeakMap<PlanModel, Map<boolean, Float64Array[]>>();
+
+function computeDistances(inputs: readonly ExpertLayerInput[], normalize: boolean): Float64Array[] {
+  const s = resolveExpertPlanSettings({ normalize, similarity: 'router' });
+  return inputs.map((input) => layerDistances(input, s));
+}
+
+function distancesFor(model: PlanModel, normalize: boolean): Float64Array[] {
+  let m = distanceCache.get(model);
+  if (!m) distanceCache.set(model, (m = new Map()));
+  let d = m.get(normalize);
+  if (!d) m.set(normalize, (d = computeDistances(model.inputs, normalize)));
+  return d;
+}
+
+/** The smallest count ≥ half the experts that the family's routing accepts (top-k, DeepSeek groups). */
+export function defaultKeep(cat: Catalogue): number {
+  const n = cat.summary.expertsPerLayer;
+  for (let k = Math.max(1, Math.ceil(n / 2)); k <= n; k++) if (expertCountProblems(cat.adapter, cat.config, k).length === 0) return k;
+  return n;
+}
+
+export function defaultControls(cat: Catalogue): PlanControls {
+  const keep = defaultKeep(cat);
+  const n = cat.summary.expertsPerLayer;
+  const layers = cat.moeLayers.length;
+  return {
+    mode: 'uniform',
+    keep,
+    globalBy: 'sparsity',
+    targetTotal: keep * layers,
+    sparsityPct: Math.round((100 * (n - keep)) / n),
+    normalize: true,
+    reconstruct: 'none',
+    kappa: DEFAULT_KAPPA.none,
+  };
+}
+
+/** The core settings the controls stand for. */
+export function planSettings(c: PlanControls, cat: Catalogue): Partial<ExpertPlanSettings> {
+  const common = { similarity: 'router' as const, normalize: c.normalize, reconstruct: c.reconstruct, kappa: c.kappa };
+  if (c.mode === 'uniform') return { ...common, mode: 'uniform', keepPerLayer: c.keep };
+  const all = cat.summary.expertsPerLayer * cat.moeLayers.length;
+  const target = c.globalBy === 'total' ? c.targetTotal : Math.round(all * (1 - c.sparsityPct / 100));
+  return { ...common, mode: 'global', targetTotal: target, search: 'exact' };
+}
+
+function computePlan(model: PlanModel, c: PlanControls): Pick<PlanState, 'plan' | 'planError' | 'numbers' | 'exportProblems' | 'planMs'> {
+  const t0 = performance.now();
+  const { cat } = model;
+  try {
+    const distances = distancesFor(model, c.normalize);
+    const inputs = model.inputs.map((l, i) => ({ layer: l.layer, n: l.n, d: l.d, topK: l.topK, ...(l.groups && { groups: l.groups }), distances: distances[i]! }));
+    const plan = planExpertPruning(inputs, planSettings(c, cat));
+    const tensors = planPrunedTensors(cat, plan.layers);
+    const counts = new Set(tensors.expertsPerLayer.values());
+    const uniformK = counts.size === 1 ? [...counts][0]! : null;
+    const exportProblems =
+      uniformK === null
+        ? [
+            `this plan keeps ${Math.min(...counts)}–${Math.max(...counts)} experts in different layers, so it cannot export as a stock checkpoint ` +
+              '(Hugging Face configs hold one expert count); switch to uniform mode to export',
+          ]
+        : expertCountProblems(cat.adapter, cat.config, uniformK);
+    return {
+      plan,
+      planError: null,
+      exportProblems,
+      numbers: {
+        paramsBefore: cat.summary.params.total,
+        paramsAfter: tensors.params,
+        bytesBefore: cat.summary.tensorBytes,
+        bytesAfter: tensors.bytes,
+        expertsBefore: plan.totalExperts,
+        expertsAfter: plan.totalKept,
+        uniformK,
+      },
+      planMs: performance.now() - t0,
+    };
+  } catch (e) {
+    return { plan: null, planError: asUserError(e, 'InvalidPlan').message, numbers: null, exportProblems: [], planMs: performance.now() - t0 };
+  }
+}
+
+/** Updates the controls and re-plans at once (clustering only; distances come from the cache). */
+export function setControls(patch: Partial<PlanControls>): void {
+  const { model, controls } = usePlan.getState();
+  if (!model || !controls) return;
+  const next = { ...controls, ...patch };
+  if (patch.reconstruct !== undefined && patch.kappa === undefined) next.kappa = DEFAULT_KAPPA[patch.reconstruct];
+  const layerIndex = Math.min(usePlan.getState().layerIndex, Math.max(0, model.inputs.length - 1));
+  usePlan.setState({ controls: next, layerIndex, ...computePlan(model, next) });
+}
+
+export function selectLayer(index: number): void {
+  usePlan.setState({ layerIndex: index });
+}
+
+/** Resolves once the GPU probe at start-up has finished (so a model loaded at once still uses the GPU). */
+function gpuSettled(): Promise<void> {
+  if (useApp.getState().gpu.status !== 'pending') return Promise.resolve();
+  return new Promise((resolve) => {
+    const stop = useApp.subscribe((s) => {
+      if (s.gpu.status !== 'pending') {
+        stop();
+        resolve();
+      }
+    });
+  });
+}
+
+/** Reads the routers and computes their distances for `fileSet` (once), then plans with the default controls. */
+export async function preparePlan(fileSet: FileSet): Promise<void> {
+  if (usePlan.getState().source === fileSet) return;
+  usePlan.setState({
+    source: fileSet,
+    model: null,
+    prepareError: null,
+    controls: null,
+    plan: null,
+    planError: null,
+    numbers: null,
+    exportProblems: [],
+    layerIndex: 0,
+    preparing: { phase: 'reading headers', done: 0, total: 1, unit: 'steps' },
+  });
+  const still = (): boolean => usePlan.getState().source === fileSet;
+  const onProgress = (p: Progress): void => {
+    if (still()) usePlan.setState({ preparing: p });
+  };
+  try {
+    const cat = await catalogueCheckpoint(fileSet);
+    if (cat.moeLayers.length === 0) throw new MoePruneError('InvalidPlan', 'this checkpoint has no MoE layer, so there are no experts to prune');
+    const routers = await loadRouters(cat, { onProgress });
+    await gpuSettled();
+    const gpu = getGpuContext();
+    const t0 = performance.now();
+    let squared: Float32Array[] | undefined;
+    let device = 'CPU';
+    if (gpu) {
+      try {
+        squared = await routerSquaredDistancesGpu(gpu, routers, { onProgress });
+        device = `GPU (${gpu.adapter.label || 'WebGPU'})`;
+      } catch {
+        // A lost or failing device must not block planning: the CPU computes the same distances.
+        squared = undefined;
+      }
+    }
+    const inputs = layerInputs(cat, routers, squared);
+    const controls = defaultControls(cat);
+    const first = computeDistances(inputs, controls.normalize);
+    const model: PlanModel = { fileSet, cat, inputs, device, distancesMs: performance.now() - t0 };
+    distanceCache.set(model, new Map([[controls.normalize, first]]));
+    if (!still()) return;
+    usePlan.setState({ model, controls, preparing: null, ...computePlan(model, controls) });
+  } catch (e) {
+    if (still()) usePlan.setState({ preparing: null, prepareError: asUserError(e).message });
+  }
+}
+
+/** Replaces the plan after export resolved its representatives, if the controls did not change meanwhile. */
+export function adoptResolvedPlan(before: ExpertPlan, resolved: ExpertPlan): void {
+  if (usePlan.getState().plan === before) usePlan.setState({ plan: resolved });
+}
