@@ -62,7 +62,10 @@ test('Try the demo model → keep 4 of 8 → export works, and the files pass mo
     saves.push(save);
     if (d.suggestedFilename() === 'prune-report.json') save.then(reportSaved);
   });
-  await b.page.getByTestId('export-target').locator('[data-value="downloads"]').click();
+  const downloads = b.page.getByTestId('export-target').locator('[data-value="downloads"]');
+  await downloads.click();
+  if ((await downloads.getAttribute('aria-checked')) !== 'true') await downloads.click();
+  assert.equal(await downloads.getAttribute('aria-checked'), 'true');
   await b.page.getByTestId('export-button').click();
   await b.page.locator('[data-testid="export-done"][data-k="4"]').waitFor({ timeout: 30_000 });
   await report;

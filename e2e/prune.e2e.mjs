@@ -37,6 +37,17 @@ async function setKeep(k) {
 
 const attr = (testid, name) => b.page.getByTestId(testid).getAttribute(name);
 
+/** Picks the export target; re-clicks if a layout shift swallowed the click (seen once under load). */
+async function chooseTarget(value) {
+  const btn = b.page.getByTestId('export-target').locator(`[data-value="${value}"]`);
+  for (let i = 0; i < 3 && (await btn.getAttribute('aria-checked')) !== 'true'; i++) {
+    if (i > 0) console.log(`note: export target "${value}" needed click ${i + 1}`);
+    await btn.click();
+    await b.page.waitForTimeout(100);
+  }
+  assert.equal(await btn.getAttribute('aria-checked'), 'true', `export target ${value} selected`);
+}
+
 /** Clicks export (downloads), saves every download into `dir`, returns names in download order. */
 async function exportDownloads(dir) {
   rmSync(dir, { recursive: true, force: true });
@@ -54,11 +65,14 @@ async function exportDownloads(dir) {
   };
   b.page.on('download', onDownload);
   try {
-    await b.page.getByTestId('export-target').locator('[data-value="downloads"]').click();
+    await chooseTarget('downloads');
     await b.page.getByTestId('export-button').click();
-    await b.page.getByTestId('export-done').waitFor({ timeout: 30_000 });
-    await reportSeen;
+    await b.page.locator('[data-testid="export-done"]', { hasText: 'as downloads' }).waitFor({ timeout: 30_000 });
+    await Promise.race([reportSeen, new Promise((_, rej) => setTimeout(() => rej(new Error(`no prune-report.json download; got ${names.join(', ')}`)), 15_000))]);
     await Promise.all(saves);
+  } catch (e) {
+    await b.page.screenshot({ path: join(ARTIFACTS, 'export-failure.png'), fullPage: true });
+    throw e;
   } finally {
     b.page.off('download', onDownload);
   }
@@ -198,7 +212,7 @@ test('qwen3_moe fused: keep 4 of 8 with averaging, global target that cannot exp
 test('export into a picked folder: streamed, marker removed on commit, named <model>-pruned-K', { timeout: 90_000 }, async () => {
   await loadFixture('mixtral');
   await setKeep(3);
-  await b.page.getByTestId('export-target').locator('[data-value="folder"]').click();
+  await chooseTarget('folder');
   await b.page.getByTestId('export-button').click();
   await b.page.getByTestId('export-done').waitFor({ timeout: 30_000 });
   const listing = await b.page.evaluate(async () => {

@@ -1,16 +1,14 @@
-import { useState } from 'react';
 import { DOWNLOAD_WARN_BYTES, INCOMPLETE_MARKER, REPORT_FILE } from '../export/browser-output.ts';
 import { formatBytes } from '../store/format.ts';
-import { cancelExport, exportFolderName, folderExportAvailable, startExport, useExport, type ExportTarget } from './export-state.ts';
+import { cancelExport, exportFolderName, folderExportAvailable, setExportTarget, startExport, useExport } from './export-state.ts';
 import { usePlan } from './prune-state.ts';
 import { useApp } from './state.ts';
 
 export function ExportBox() {
   const { model, numbers, exportProblems, plan } = usePlan();
-  const { running, done, stopped } = useExport();
+  const { running, done, stopped, target } = useExport();
   const name = useApp((s) => s.current?.name ?? 'model');
   const canFolder = folderExportAvailable();
-  const [target, setTarget] = useState<ExportTarget>(canFolder ? 'folder' : 'downloads');
   if (!model || !numbers || !plan) return null;
   const k = numbers.uniformK;
   const blocked = k === null || exportProblems.length > 0;
@@ -22,10 +20,10 @@ export function ExportBox() {
       <h3>Export</h3>
       <div className="export-row">
         <div className="segmented" role="radiogroup" data-testid="export-target">
-          <button type="button" role="radio" aria-checked={target === 'folder'} className={target === 'folder' ? 'on' : ''} disabled={!canFolder} data-value="folder" onClick={() => setTarget('folder')}>
+          <button type="button" role="radio" aria-checked={target === 'folder'} className={target === 'folder' ? 'on' : ''} disabled={!canFolder} data-value="folder" onClick={() => setExportTarget('folder')}>
             Into a folder I pick
           </button>
-          <button type="button" role="radio" aria-checked={target === 'downloads'} className={target === 'downloads' ? 'on' : ''} data-value="downloads" onClick={() => setTarget('downloads')}>
+          <button type="button" role="radio" aria-checked={target === 'downloads'} className={target === 'downloads' ? 'on' : ''} data-value="downloads" onClick={() => setExportTarget('downloads')}>
             As downloads
           </button>
         </div>

@@ -26,23 +26,29 @@ export interface ExportDone {
 }
 
 export interface ExportState {
+  /** Where the next export goes (kept here so it survives the panel re-mounting). */
+  target: ExportTarget;
   running: { target: ExportTarget; progress: Progress | null; controller: AbortController } | null;
   done: ExportDone | null;
   /** Last export ended by cancel or failure (the message), cleared on the next start. */
   stopped: string | null;
 }
 
-export const useExport = create<ExportState>(() => ({ running: null, done: null, stopped: null }));
+export const useExport = create<ExportState>(() => ({ target: folderExportAvailable() ? 'folder' : 'downloads', running: null, done: null, stopped: null }));
+
+export function setExportTarget(target: ExportTarget): void {
+  useExport.setState({ target });
+}
 
 /** Test-only: `?test=1&exportTo=opfs` writes "picked folder" exports into the origin-private file system. */
-function testDirectory(): Promise<DirectoryHandleLike> | null {
+function testDirectoryRequested(): boolean {
+  if (typeof location === 'undefined') return false;
   const q = new URLSearchParams(location.search);
-  if (q.get('test') !== '1' || q.get('exportTo') !== 'opfs') return null;
-  return navigator.storage.getDirectory() as unknown as Promise<DirectoryHandleLike>;
+  return q.get('test') === '1' && q.get('exportTo') === 'opfs';
 }
 
 export function folderExportAvailable(): boolean {
-  return canPickDirectory() || testDirectory() !== null;
+  return canPickDirectory() || testDirectoryRequested();
 }
 
 /** A file-system-safe folder name: `<model>-pruned-<K>`. */
@@ -59,7 +65,9 @@ export async function startExport(target: ExportTarget): Promise<void> {
   let out: OutputFolder;
   let dirOut: DirectoryOutputFolder | null = null;
   if (target === 'folder') {
-    const parent = await (testDirectory() ?? pickDirectory().catch((e: unknown) => (showError(e), null)));
+    const parent = testDirectoryRequested()
+      ? ((await navigator.storage.getDirectory()) as unknown as DirectoryHandleLike)
+      : await pickDirectory().catch((e: unknown) => (showError(e), null));
     if (!parent) return;
     out = dirOut = new DirectoryOutputFolder(parent, exportFolderName(cur.name, k));
   } else out = new DownloadOutputFolder(clickDownload);
