@@ -1,54 +1,48 @@
-// "Try the demo model" on a fresh profile: the page fetches the demo checkpoint from its own origin, loads it
-// like a dropped folder, keeps 4 of 8 experts per layer and exports it. A fixture stands in for the demo:
-// it is copied into the served build at test time (never into public/) and selected with `?demo=`.
+// "Try the demo model" on a fresh profile: the page fetches the shipped demo checkpoint (public/demo/model) from
+// its own origin, loads it like a dropped folder, keeps 4 of 8 experts per layer and exports it as downloads.
+// The export is left in e2e/.artifacts/export-demo for the Python oracle, which loads it in transformers.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { fixtureDir, fixtureFiles, REPO } from './fixtures.mjs';
+import { REPO } from './fixtures.mjs';
 import { DIST } from './serve.mjs';
 
 const BASE = baseUrl();
 const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
-const FIXTURE = 'qwen3_moe'; // 8 experts, top-2, like the demo
-const SERVED = join(DIST, 'e2e-demo', 'model');
 let b;
 
 before(async () => {
-  rmSync(SERVED, { recursive: true, force: true });
-  mkdirSync(SERVED, { recursive: true });
-  for (const f of fixtureFiles(FIXTURE)) cpSync(f, join(SERVED, f.slice(fixtureDir(FIXTURE).length + 1)));
   b = await openBrowser();
 });
 after(async () => {
   await b?.close();
-  rmSync(join(DIST, 'e2e-demo'), { recursive: true, force: true });
 });
 
-test('the demo button reflects whether the build ships a demo model', { timeout: 60_000 }, async () => {
+test('the build ships the demo model and the button is enabled', { timeout: 60_000 }, async () => {
   await b.page.goto(`${BASE}/`);
-  const shipped = existsSync(join(DIST, 'demo', 'model', 'config.json'));
-  await b.page.locator(`[data-testid="demo-card"][data-available="${shipped}"]`).waitFor();
-  assert.equal(await b.page.getByTestId('demo-button').isDisabled(), !shipped);
+  assert.ok(existsSync(join(DIST, 'demo', 'model', 'config.json')), 'public/demo/model is part of the build');
+  await b.page.locator('[data-testid="demo-card"][data-available="true"]').waitFor();
+  assert.equal(await b.page.getByTestId('demo-button').isDisabled(), false);
 });
 
 test('Try the demo model → keep 4 of 8 → export works, and the files pass moe-prune inspect', { timeout: 90_000 }, async () => {
-  await b.page.goto(`${BASE}/?test=1&demo=/e2e-demo/model/`);
+  await b.page.goto(`${BASE}/?test=1`);
   await b.page.locator('[data-testid="demo-card"][data-available="true"]').waitFor();
   await b.page.getByTestId('demo-button').click();
-  await b.page.locator('[data-testid="model-summary"][data-family="qwen3_moe"]').waitFor({ timeout: 20_000 });
+  await b.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor({ timeout: 20_000 });
   assert.equal(await b.page.getByTestId('model-name').innerText(), 'moe-demo');
   assert.equal(await b.page.getByTestId('summary-experts').innerText(), '8');
   await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
   // Every file was fetched from the page's own origin.
-  assert.ok(b.requests.some((u) => u.endsWith('/e2e-demo/model/model.safetensors.index.json')));
+  assert.ok(b.requests.some((u) => u.endsWith('/demo/model/model.safetensors.index.json')));
   assert.deepEqual(b.foreignRequests(BASE), []);
 
   await b.page.getByTestId('keep-slider').fill('4');
   await b.page.locator('[data-testid="heatmap"][data-clusters="4"]').waitFor();
-  assert.equal(await b.page.getByTestId('plan-experts').getAttribute('data-after'), '8');
+  assert.equal(await b.page.getByTestId('plan-experts').getAttribute('data-after'), '16'); // 4 kept × 4 MoE layers
   await b.page.getByTestId('plan-panel').screenshot({ path: join(ARTIFACTS, 'plan-panel-demo.png') });
 
   const dir = join(ARTIFACTS, 'export-demo');

@@ -92,7 +92,7 @@ def test_global_official_search_matches_reference():
         used = tau if tau is not None else None
         expected.append((tau, hist, [ref.greedy_but_reject_mixed(d, used, cap) for d in ds] if used is not None else None))
         cases.append({
-            "settings": {"mode": "global", "targetTotal": target, "search": "official", "startThreshold": 0.5, "maxRemovedPerLayer": cap},
+            "settings": {"mode": "global", "targetTotal": target, "search": "official", "startThreshold": 0.5, "maxRemovedPerLayer": cap, "normalize": True},
             "layers": [layer_json(i, w) for i, w in enumerate(ws)],
         })
     hits = 0
@@ -207,7 +207,7 @@ def test_coactivation_modes_match_reference():
         keep = [3, 6, 9, 1][trial]
         expected.append(ref.uniform_clusters(d, keep))
         cases.append({
-            "settings": {"mode": "uniform", "keepPerLayer": keep, "similarity": mode, "mixWeight": 0.3},
+            "settings": {"mode": "uniform", "keepPerLayer": keep, "similarity": mode, "mixWeight": 0.3, "normalize": True},
             "layers": [layer_json(0, w, coact=a)],
         })
     for got, want in zip(run_ts(cases), expected):

@@ -11,7 +11,7 @@ import { planPrunedTensors } from '../export/tensor-plan.ts';
 import { catalogueCheckpoint, type Catalogue } from '../models/catalogue.ts';
 import { expertCountProblems } from '../models/families.ts';
 import { layerInputs, loadRouters, routerSquaredDistancesGpu } from '../pipeline/expert-prune.ts';
-import { layerDistances, planExpertPruning, resolveExpertPlanSettings, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings } from '../prune/experts/plan.ts';
+import { DEFAULT_EXPERT_PLAN_SETTINGS, layerDistances, planExpertPruning, resolveExpertPlanSettings, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings } from '../prune/experts/plan.ts';
 import { DEFAULT_KAPPA, type ReconstructRule } from '../prune/experts/representative.ts';
 import { getGpuContext, useApp } from './state.ts';
 
@@ -114,7 +114,7 @@ export function defaultControls(cat: Catalogue): PlanControls {
     globalBy: 'sparsity',
     targetTotal: keep * layers,
     sparsityPct: Math.round((100 * (n - keep)) / n),
-    normalize: true,
+    normalize: DEFAULT_EXPERT_PLAN_SETTINGS.normalize,
     reconstruct: 'none',
     kappa: DEFAULT_KAPPA.none,
   };

@@ -32,7 +32,7 @@ describe('planExpertPruning', () => {
     expect(p.unresolved).toBe(1);
     expect(p.totalKept).toBe(4);
     expect(l.distances[0]).toBe(Infinity);
-    expect(p.settings.normalize).toBe(true);
+    expect(p.settings.normalize).toBe(false);
   });
 
   it('resolves representatives from streamed parameters and re-ranks slots', async () => {
@@ -88,7 +88,8 @@ describe('planExpertPruning', () => {
     const a = planExpertPruning([layer], { mode: 'uniform', keepPerLayer: 4 });
     const b = planExpertPruning([gpu], { mode: 'uniform', keepPerLayer: 4 });
     expect(b.layers[0]!.clusters).toEqual(a.layers[0]!.clusters);
-    expect(() => planExpertPruning([{ ...gpu, routerFrobenius: undefined }], { mode: 'uniform', keepPerLayer: 4 })).toThrow(/routerFrobenius/);
+    // Normalising needs ‖W‖_F, which squared distances alone do not carry.
+    expect(() => planExpertPruning([{ ...gpu, routerFrobenius: undefined }], { mode: 'uniform', keepPerLayer: 4, normalize: true })).toThrow(/routerFrobenius/);
   });
 
   it('names missing inputs and settings', () => {

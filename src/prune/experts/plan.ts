@@ -43,7 +43,8 @@ export const DEFAULT_EXPERT_PLAN_SETTINGS: ExpertPlanSettings = {
   startThreshold: 0.5,
   maxRemovedPerLayer: null,
   similarity: 'router',
-  normalize: true,
+  // Off, as in the paper's Arctic runs ("nodivnorm"); the official script's own default is on. Page and CLI share it.
+  normalize: false,
   mixWeight: 1,
   reconstruct: 'none',
   kappa: DEFAULT_KAPPA.none,
