@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { asUserError, MoePruneError } from '../core/errors.ts';
+import { MoePruneError } from '../core/errors.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { GpuForwardEngine } from '../eval/gpu/engine.ts';
@@ -9,9 +9,9 @@ import { referencePlan, type WeightPlan } from '../eval/gpu/plan.ts';
 import { perplexity, referenceNll, type PerplexityResult } from '../eval/perplexity.ts';
 import { openReferenceModel } from '../eval/reference/forward.ts';
 import { loadTokenizer } from '../eval/tokenizer.ts';
-import { makeWindows, parseCalibrationText, type Windows } from '../eval/windows.ts';
+import { windowsOfText, type Windows } from '../eval/windows.ts';
 import { numberArg, parseArgs } from './args.ts';
-import type { CliIo } from './main.ts';
+import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
 import { closeNodeGpu, openNodeGpu } from './node-gpu.ts';
 
@@ -29,7 +29,7 @@ export async function evalWindows(files: FileSet, textPath: string, seqLen: numb
     throw new MoePruneError('MissingFile', `cannot read the evaluation text (${(e as Error).message})`, textPath);
   }
   const tok = await loadTokenizer(files);
-  return makeWindows(tok, parseCalibrationText(content, basename(textPath)), { count: maxWindows, length: seqLen });
+  return windowsOfText(tok, content, basename(textPath), { count: maxWindows, length: seqLen });
 }
 
 /** Perplexity of a checkpoint on windows, on the GPU engine or (gpu undefined) the CPU reference, with an optional plan. */
@@ -79,9 +79,7 @@ export async function runEval(args: string[], io: CliIo): Promise<number> {
     else io.stdout.write(`perplexity ${r.perplexity.toFixed(4)} over ${r.tokens} predicted tokens (${r.windows} windows of ${seqLen})\n`);
     return 0;
   } catch (e) {
-    const err = asUserError(e);
-    io.stderr.write(`${err.message.replace(/\s*\n\s*/g, ' ')}\n`);
-    return e instanceof MoePruneError ? 2 : 1;
+    return reportFailure(e, io);
   } finally {
     if (gpu) closeNodeGpu(gpu);
   }

@@ -1,8 +1,7 @@
-import { asUserError, MoePruneError } from '../core/errors.ts';
 import { assertComplete, inspectCheckpoint } from '../models/catalogue.ts';
 import { familyById } from '../models/families.ts';
 import type { CheckpointSummary } from '../models/types.ts';
-import type { CliIo } from './main.ts';
+import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
 
 const USAGE = 'usage: moe-prune inspect <checkpoint folder | .safetensors file> [--json]';
@@ -100,8 +99,6 @@ export async function runInspect(args: string[], io: CliIo): Promise<number> {
     assertComplete(summary);
     return 0;
   } catch (e) {
-    const err = asUserError(e);
-    io.stderr.write(`${err.message.replace(/\s*\n\s*/g, ' ')}\n`);
-    return e instanceof MoePruneError ? 2 : 1;
+    return reportFailure(e, io);
   }
 }

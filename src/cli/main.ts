@@ -1,4 +1,5 @@
 import { runEval } from './eval.ts';
+import { asUserError, MoePruneError } from '../core/errors.ts';
 import { runInspect } from './inspect.ts';
 import { runPrune } from './prune.ts';
 
@@ -8,6 +9,15 @@ export interface CliIo {
   readonly stderr: { write(s: string): unknown };
   /** Aborted on Ctrl-C / SIGTERM (bin/moe-prune.mjs): long commands stop and remove what they had written. */
   readonly signal?: AbortSignal;
+}
+
+/**
+ * Every command ends a failure the same way: one line on stderr (the error names the file and the rule), exit 2 for
+ * bad input or a refused request (a MoePruneError), 1 for anything unexpected.
+ */
+export function reportFailure(e: unknown, io: CliIo): number {
+  io.stderr.write(`${asUserError(e).message.replace(/\s*\n\s*/g, ' ')}\n`);
+  return e instanceof MoePruneError ? 2 : 1;
 }
 
 interface Command {

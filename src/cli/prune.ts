@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { asUserError, MoePruneError } from '../core/errors.ts';
+import { MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { catalogueCheckpoint, assertComplete } from '../models/catalogue.ts';
@@ -9,7 +9,7 @@ import { expertPlanEdits } from '../eval/gpu/plan.ts';
 import type { PrunePerplexity } from '../export/report.ts';
 import { choiceArg, numberArg, parseArgs } from './args.ts';
 import { evalPerplexity, evalWindows, maxWindowsArg, seqLenArg } from './eval.ts';
-import type { CliIo } from './main.ts';
+import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
 import { closeNodeGpu, openNodeGpu } from './node-gpu.ts';
 import { NodeOutputFolder } from './node-output.ts';
@@ -112,9 +112,7 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
       );
     return 0;
   } catch (e) {
-    const err = asUserError(e);
-    io.stderr.write(`${err.message.replace(/\s*\n\s*/g, ' ')}\n`);
-    return e instanceof MoePruneError ? 2 : 1;
+    return reportFailure(e, io);
   } finally {
     if (gpu) closeNodeGpu(gpu);
   }

@@ -67,7 +67,8 @@ export interface PlanState {
   planMs: number;
 }
 
-export const usePlan = create<PlanState>(() => ({
+/** The state of a model whose plan has not been prepared yet. */
+const EMPTY: PlanState = {
   source: null,
   preparing: null,
   model: null,
@@ -79,7 +80,9 @@ export const usePlan = create<PlanState>(() => ({
   exportProblems: [],
   layerIndex: 0,
   planMs: 0,
-}));
+};
+
+export const usePlan = create<PlanState>(() => EMPTY);
 
 /** Final distance matrices per normalize choice, computed once per model. */
 const distanceCache = new WeakMap<PlanModel, Map<boolean, Float64Array[]>>();
@@ -196,18 +199,7 @@ function gpuSettled(): Promise<void> {
 /** Reads the routers and computes their distances for `fileSet` (once), then plans with the default controls. */
 export async function preparePlan(fileSet: FileSet): Promise<void> {
   if (usePlan.getState().source === fileSet) return;
-  usePlan.setState({
-    source: fileSet,
-    model: null,
-    prepareError: null,
-    controls: null,
-    plan: null,
-    planError: null,
-    numbers: null,
-    exportProblems: [],
-    layerIndex: 0,
-    preparing: { phase: 'reading headers', done: 0, total: 1, unit: 'steps' },
-  });
+  usePlan.setState({ ...EMPTY, source: fileSet, preparing: { phase: 'reading headers', done: 0, total: 1, unit: 'steps' } });
   const still = (): boolean => usePlan.getState().source === fileSet;
   const onProgress = (p: Progress): void => {
     if (still()) usePlan.setState({ preparing: p });
