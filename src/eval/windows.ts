@@ -128,3 +128,8 @@ export function makeWindows(tok: CheckpointTokenizer, documents: readonly string
     throw new MoePruneError('InvalidArgument', `the text has ${stream.length} tokens, fewer than one window of ${o.length}`);
   return w;
 }
+
+/** Windows of a text file's content (plain text or JSONL by `fileName`): the one rule the CLI and the page share. */
+export function windowsOfText(tok: CheckpointTokenizer, content: string, fileName: string, o: WindowOptions): Windows {
+  return makeWindows(tok, parseCalibrationText(content, fileName), o);
+}

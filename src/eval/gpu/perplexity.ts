@@ -2,8 +2,8 @@
  * Perplexity through the GPU engine: all windows in one streamed pass (each layer's weights uploaded once),
  * for the original model or with a pruning plan applied on the fly (nothing written to disk).
  */
-import type { LongTask } from '../../core/progress.ts';
-import { perplexity, type PerplexityResult } from '../perplexity.ts';
+import type { LongTask, ProgressSink } from '../../core/progress.ts';
+import { perplexity, type NllForward, type PerplexityResult } from '../perplexity.ts';
 import type { GpuForwardEngine, GpuForwardOptions } from './engine.ts';
 import type { WeightPlan } from './plan.ts';
 
@@ -12,10 +12,14 @@ export interface GpuPerplexityOptions extends LongTask {
   /** Windows per forward pass (default: all of them; the engine chunks them to its memory budget). */
   readonly batchSize?: number;
   readonly engine?: Omit<GpuForwardOptions, 'output' | 'plan' | 'signal' | 'onProgress'>;
+  /** Layer-by-layer progress of each forward pass (`onProgress` reports whole batches of windows). */
+  readonly onLayerProgress?: ProgressSink;
 }
 
 export function gpuPerplexity(engine: GpuForwardEngine, windows: ReadonlyArray<ArrayLike<number>>, opts: GpuPerplexityOptions = {}): Promise<PerplexityResult> {
-  const forward = engine.nllForward({ ...opts.engine, ...(opts.plan ? { plan: opts.plan } : {}) });
+  const nll = engine.nllForward({ ...opts.engine, ...(opts.plan ? { plan: opts.plan } : {}) });
+  const onLayer = opts.onLayerProgress;
+  const forward: NllForward = onLayer ? (w, o) => nll(w, { ...o, onProgress: onLayer }) : nll;
   return perplexity(windows, forward, {
     batchSize: opts.batchSize ?? Math.max(1, windows.length),
     ...(opts.signal ? { signal: opts.signal } : {}),
