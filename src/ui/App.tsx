@@ -3,6 +3,7 @@ import { AdapterPanel } from './AdapterPanel.tsx';
 import { DemoButton } from './DemoButton.tsx';
 import { DropZone } from './DropZone.tsx';
 import { ErrorBanner } from './ErrorBanner.tsx';
+import { EvalPanel } from './EvalPanel.tsx';
 import { IngestPanel } from './IngestPanel.tsx';
 import { ModelSummary } from './ModelSummary.tsx';
 import { PlanPanel } from './PlanPanel.tsx';
@@ -42,6 +43,7 @@ export function App() {
           <IngestPanel />
           <ModelSummary />
           <PlanPanel />
+          <EvalPanel />
         </div>
       </main>
     </div>

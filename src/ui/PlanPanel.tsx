@@ -4,8 +4,10 @@ import type { ExpertPlan, LayerPlan } from '../prune/experts/plan.ts';
 import type { ReconstructRule } from '../prune/experts/representative.ts';
 import { formatBytes } from '../store/format.ts';
 import { DistanceHeatmap } from './DistanceHeatmap.tsx';
+import { useEvalBlocker } from './eval-state.ts';
 import { ExportBox } from './ExportBox.tsx';
 import { KeptChart } from './KeptChart.tsx';
+import { PerplexityBox } from './PerplexityBox.tsx';
 import { preparePlan, selectLayer, setControls, usePlan, type PlanControls, type PlanNumbers } from './prune-state.ts';
 import { useApp } from './state.ts';
 
@@ -20,7 +22,7 @@ function pct(after: number, before: number): string {
   return before > 0 ? `${(100 * (1 - after / before)).toFixed(1)} % smaller` : '';
 }
 
-function Field({ label, hint, children }: { label: string; hint?: string; children: ReactNode }) {
+export function Field({ label, hint, children }: { label: string; hint?: string; children: ReactNode }) {
   return (
     <div className="field">
       <div className="field-label">{label}</div>
@@ -30,7 +32,7 @@ function Field({ label, hint, children }: { label: string; hint?: string; childr
   );
 }
 
-function Segmented<T extends string>({ value, options, onChange, testid }: { value: T; options: ReadonlyArray<readonly [T, string]>; onChange: (v: T) => void; testid: string }) {
+export function Segmented<T extends string>({ value, options, onChange, testid }: { value: T; options: ReadonlyArray<readonly [T, string]>; onChange: (v: T) => void; testid: string }) {
   return (
     <div className="segmented" role="radiogroup" data-testid={testid}>
       {options.map(([v, label]) => (
@@ -250,6 +252,7 @@ function ClusterList({ lp }: { lp: LayerPlan }) {
 export function PlanPanel() {
   const cur = useApp((s) => s.current);
   const st = usePlan();
+  const evalBlocker = useEvalBlocker();
   const fileSet = cur?.summary ? cur.fileSet : null;
 
   useEffect(() => {
@@ -309,6 +312,7 @@ export function PlanPanel() {
             {plan && numbers && (
               <>
                 <Numbers nums={numbers} plan={plan} />
+                <PerplexityBox plan={plan} available={evalBlocker} />
                 {plan.search && !plan.search.exact && (
                   <div className="notice notice-warn" data-testid="plan-search-note">
                     {plan.search.message}

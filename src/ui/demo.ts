@@ -21,7 +21,7 @@ export function demoBaseUrl(search = location.search): string {
 }
 
 /** A static server's SPA fallback answers a missing file with index.html and 200; that is not the file. */
-function isRealFile(res: Response): boolean {
+export function isRealFile(res: Response): boolean {
   return res.ok && !(res.headers.get('content-type') ?? '').includes('text/html');
 }
 

@@ -1,0 +1,198 @@
+// Calibration and perplexity in the page: a generated checkpoint calibrated on a dropped text file (routing counts
+// per expert add up), perplexity before/after an expert plan equal to what `moe-prune eval` / `prune --eval-text`
+// print for the same windows, "after" marked stale when the plan changes; then the demo model on the built-in
+// samples, with a cancelled run.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { baseUrl, openBrowser } from './browser.mjs';
+import { expected, fixtureDir, fixtureFiles, REPO } from './fixtures.mjs';
+
+const BASE = baseUrl();
+const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
+let b;
+
+// A few plain sentences: plenty for 4 windows of 16 tokens with the fixtures' tiny tokenizer.
+const TEXT = [
+  'The river ran quietly past the old mill, and the miller counted his sacks of grain.',
+  'In the evening the children read aloud by the fire while the wind rattled the shutters.',
+  'A letter arrived on Tuesday; nobody could say who had written it, or why it smelled of roses.',
+  'She walked to the village, bought bread and candles, and came home before the rain began.',
+].join('\n');
+
+before(async () => {
+  b = await openBrowser();
+});
+after(async () => {
+  await b?.close();
+});
+
+const attr = (testid, name) => b.page.getByTestId(testid).getAttribute(name);
+const rel = (a, x) => Math.abs(a - x) / Math.abs(x);
+
+function cli(args) {
+  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'moe-prune.mjs'), ...args], { cwd: REPO, encoding: 'utf8' });
+  assert.equal(r.status, 0, `moe-prune ${args[0]} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Types a value into a number box (React sees an input event). */
+async function setNumber(testid, v) {
+  await b.page.getByTestId(testid).fill(String(v));
+  assert.equal(await b.page.getByTestId(testid).inputValue(), String(v));
+}
+
+test('mixtral fixture: calibration on a dropped text, perplexity before/after K = 3 equals the CLI', { timeout: 60_000 }, async () => {
+  const exp = expected('mixtral');
+  const dir = join(ARTIFACTS, 'eval-mixtral');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const textFile = join(dir, 'sentences.txt');
+  writeFileSync(textFile, TEXT);
+
+  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.getByTestId('model-files').setInputFiles(fixtureFiles('mixtral'));
+  await b.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+  await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
+  await b.page.locator('[data-testid="eval-panel"][data-available="true"]').waitFor({ timeout: 10_000 });
+
+  // Calibration: 4 × 16 tokens of the user's file.
+  const buffer = Buffer.from(TEXT);
+  await b.page.getByTestId('calib-file').setInputFiles({ name: 'sentences.txt', mimeType: 'text/plain', buffer });
+  await b.page.getByTestId('calib-text-name').filter({ hasText: 'sentences.txt' }).waitFor();
+  await setNumber('calib-count', 4);
+  await setNumber('calib-length', 16);
+  await b.page.getByTestId('calib-run').click();
+  const result = b.page.getByTestId('calib-result');
+  await result.waitFor({ timeout: 30_000 });
+  assert.equal(await b.page.getByTestId('calib-error').count(), 0);
+
+  const tokens = Number(await result.getAttribute('data-tokens'));
+  const moeLayers = Number(await result.getAttribute('data-moe-layers'));
+  const topK = Number(await result.getAttribute('data-top-k'));
+  assert.equal(tokens, 4 * 16);
+  assert.equal(moeLayers, exp.moe_layers.length);
+  assert.equal(topK, exp.top_k);
+  // Every token picks top-k distinct experts in every MoE layer.
+  assert.equal(Number(await result.getAttribute('data-routed-total')), tokens * topK * moeLayers);
+  assert.equal(Number((await b.page.getByTestId('calib-routed-total').innerText()).replace(/,/g, '')), tokens * topK * moeLayers);
+  const perLayer = b.page.getByTestId('routed-layer');
+  assert.equal(await perLayer.count(), moeLayers);
+  for (let i = 0; i < moeLayers; i++) {
+    const counts = (await perLayer.nth(i).getAttribute('data-counts')).split(',').map(Number);
+    assert.equal(counts.length, exp.num_experts);
+    assert.equal(
+      counts.reduce((a, c) => a + c, 0),
+      tokens * topK,
+    );
+  }
+  // The chart shows the selected layer's counts, one bar per expert that got tokens.
+  const chart = b.page.getByTestId('routed-chart');
+  const shown = (await chart.getAttribute('data-counts')).split(',').map(Number);
+  assert.equal(Number(await chart.getAttribute('data-sum')), tokens * topK);
+  await chart.locator('.recharts-bar-rectangle').first().waitFor();
+  assert.equal(await chart.locator('.recharts-bar-rectangle path').count(), shown.filter((c) => c > 0).length);
+  assert.equal(Number(await attr('coactivation', 'data-n')), exp.num_experts);
+  assert.ok(Number(await attr('coactivation', 'data-max')) > 0, 'some experts were chosen together');
+
+  // Perplexity: the same file as held-out text, 4 windows of 16, before and after keeping 3 of 4 experts.
+  await b.page.getByTestId('heldout-file').setInputFiles({ name: 'sentences.txt', mimeType: 'text/plain', buffer });
+  await b.page.getByTestId('heldout-text-name').filter({ hasText: 'sentences.txt' }).waitFor();
+  await setNumber('heldout-length', 16);
+  await setNumber('heldout-windows', 4);
+  await b.page.getByTestId('keep-input').fill('3');
+  await b.page.locator('[data-testid="heatmap"][data-clusters="3"]').waitFor({ timeout: 5_000 });
+  await b.page.getByTestId('ppl-measure').click();
+  await b.page.locator('[data-testid="ppl-after"][data-stale="false"]:not([data-value=""])').waitFor({ timeout: 30_000 });
+  assert.equal(await b.page.getByTestId('ppl-error').count(), 0);
+  const pBefore = Number(await attr('ppl-before', 'data-value'));
+  const pAfter = Number(await attr('ppl-after', 'data-value'));
+  assert.ok(Number.isFinite(pBefore) && pBefore > 1, `before ${pBefore}`);
+  assert.ok(Number.isFinite(pAfter) && pAfter > 1, `after ${pAfter}`);
+  assert.equal(Number(await attr('ppl-before', 'data-tokens')), 4 * 15);
+  const change = Number(await attr('ppl-change', 'data-value'));
+  assert.ok(Math.abs(change - (100 * (pAfter - pBefore)) / pBefore) < 1e-9);
+
+  // The CLI on the same file and window rule prints the same numbers (before: eval; after: prune --eval-text).
+  const ev = cli(['eval', fixtureDir('mixtral'), '--text', textFile, '--seq-len', '16', '--max-windows', '4', '--json']);
+  assert.equal(ev.tokens, 4 * 15);
+  assert.ok(rel(pBefore, ev.perplexity) < 1e-4, `page ${pBefore} vs CLI ${ev.perplexity}`);
+  const out = join(dir, 'pruned');
+  const pr = cli(['prune', fixtureDir('mixtral'), '--out', out, '--experts-per-layer', '3', '--eval-text', textFile, '--seq-len', '16', '--max-windows', '4', '--json', '--force']);
+  const keptPage = await b.page.getByTestId('layer-kept').allInnerTexts();
+  assert.deepEqual(keptPage.map((t) => t.trim().split(/\s+/).map(Number)), Object.values(pr.report.keptExperts), 'page and CLI plan the same experts');
+  assert.ok(rel(pAfter, pr.report.perplexity.after) < 1e-4, `page after ${pAfter} vs CLI ${pr.report.perplexity.after}`);
+  assert.ok(rel(pBefore, pr.report.perplexity.before) < 1e-4);
+
+  // Moving the slider does not re-measure; it marks "after" stale until the same plan is back.
+  await b.page.getByTestId('keep-input').fill('2');
+  await b.page.locator('[data-testid="ppl-after"][data-stale="true"]').waitFor();
+  assert.equal(await b.page.getByTestId('ppl-progress').count(), 0);
+  assert.equal(Number(await attr('ppl-after', 'data-value')), pAfter);
+  await b.page.getByTestId('keep-input').fill('3');
+  await b.page.locator('[data-testid="ppl-after"][data-stale="false"]').waitFor();
+
+  await b.page.getByTestId('plan-panel').screenshot({ path: join(ARTIFACTS, 'eval-plan-panel-mixtral.png') });
+  await b.page.getByTestId('eval-panel').screenshot({ path: join(ARTIFACTS, 'eval-panel-mixtral.png') });
+  rmSync(out, { recursive: true, force: true });
+  assert.deepEqual(b.consoleErrors, []);
+});
+
+test('demo model: calibration and perplexity on the built-in samples; Cancel stops a run', { timeout: 60_000 }, async () => {
+  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.locator('[data-testid="demo-card"][data-available="true"]').waitFor();
+  await b.page.getByTestId('demo-button').click();
+  await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
+  await b.page.locator('[data-testid="eval-panel"][data-available="true"]').waitFor({ timeout: 10_000 });
+  assert.equal(await b.page.getByTestId('calib-source').locator('[aria-checked="true"]').getAttribute('data-value'), 'sample');
+
+  // A tiny run (1 window of 2 tokens) leaves experts without tokens: the warning names every one of them.
+  await setNumber('calib-count', 1);
+  await setNumber('calib-length', 2);
+  await b.page.getByTestId('calib-run').click();
+  const callout = b.page.getByTestId('calib-unrouted');
+  await callout.waitFor({ timeout: 30_000 });
+  const zeros = [];
+  for (const el of await b.page.getByTestId('routed-layer').all()) {
+    const layer = await el.getAttribute('data-layer');
+    (await el.getAttribute('data-counts')).split(',').forEach((c, e) => c === '0' && zeros.push(`model.layers.${layer}.block_sparse_moe.experts.${e}`));
+  }
+  assert.ok(zeros.length >= 4 * (8 - 4), `at most 4 of 8 experts per layer can get 2 tokens × top-2 (${zeros.length} unrouted)`);
+  assert.equal(Number(await callout.getAttribute('data-count')), zeros.length);
+  const listed = await callout.locator('li').allInnerTexts();
+  assert.deepEqual(listed.slice(0, Math.min(40, zeros.length)), zeros.slice(0, 40));
+
+  await setNumber('calib-count', 8);
+  await setNumber('calib-length', 64);
+  await b.page.getByTestId('calib-run').click();
+  const result = b.page.getByTestId('calib-result');
+  await result.and(b.page.locator('[data-tokens="512"]')).waitFor({ timeout: 30_000 });
+  assert.equal(Number(await result.getAttribute('data-tokens')), 8 * 64);
+  assert.equal(Number(await result.getAttribute('data-routed-total')), 8 * 64 * 2 * 4);
+  assert.ok(b.requests.some((u) => u.endsWith('/demo/calibration.txt')));
+
+  await setNumber('heldout-length', 64);
+  await setNumber('heldout-windows', 4);
+  await b.page.getByTestId('ppl-measure-before').click();
+  await b.page.locator('[data-testid="ppl-before"]:not([data-value=""])').waitFor({ timeout: 30_000 });
+  const p = Number(await attr('ppl-before', 'data-value'));
+  // The trained demo model predicts Austen far better than chance over its 4096-token vocabulary.
+  assert.ok(Number.isFinite(p) && p > 1 && p < 200, `demo perplexity ${p}`);
+  assert.ok(b.requests.some((u) => u.endsWith('/demo/heldout.txt')));
+  assert.deepEqual(b.foreignRequests(BASE), []);
+  await b.page.getByTestId('eval-panel').screenshot({ path: join(ARTIFACTS, 'eval-panel-demo.png') });
+
+  // Cancel: a longer run stops after the current layer, leaving the earlier result and no error.
+  await setNumber('calib-count', 64);
+  await setNumber('calib-length', 128);
+  await b.page.getByTestId('calib-run').click();
+  await b.page.getByTestId('calib-progress-step').filter({ hasText: /layer|embedding/ }).waitFor({ timeout: 10_000 });
+  await b.page.getByTestId('calib-progress').screenshot({ path: join(ARTIFACTS, 'eval-progress-demo.png') });
+  await b.page.getByTestId('calib-progress-cancel').click();
+  await b.page.getByTestId('calib-progress').waitFor({ state: 'detached', timeout: 20_000 });
+  assert.equal(await b.page.getByTestId('calib-error').count(), 0);
+  assert.equal(Number(await result.getAttribute('data-tokens')), 8 * 64, 'the previous result stays');
+  assert.deepEqual(b.consoleErrors, []);
+});

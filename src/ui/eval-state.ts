@@ -1,0 +1,419 @@
+/**
+ * State of calibration and perplexity in the page: which texts, how many windows of how many tokens, one GPU
+ * run at a time (calibration, perplexity of the original model, perplexity of the current expert plan) with
+ * layer-by-layer progress and Cancel. Results belong to the model they were measured on and stay in memory:
+ * the calibration statistics are what later pruning stages read (`useEval.getState().calibration?.stats`).
+ */
+import { create } from 'zustand';
+import { asUserError, MoePruneError } from '../core/errors.ts';
+import type { Progress } from '../core/progress.ts';
+import type { FileSet } from '../formats/bytes.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { GpuForwardEngine, type LayerReport } from '../eval/gpu/engine.ts';
+import { gpuPerplexity } from '../eval/gpu/perplexity.ts';
+import { expertPlanEdits } from '../eval/gpu/plan.ts';
+import type { CalibrationStats } from '../eval/gpu/stats.ts';
+import { loadTokenizer, TOKENIZER_FILE, type CheckpointTokenizer } from '../eval/tokenizer.ts';
+import { windowsOfText, type Sampling, type Windows } from '../eval/windows.ts';
+import { resolvePlan } from '../pipeline/expert-prune.ts';
+import type { ExpertPlan } from '../prune/experts/plan.ts';
+import { isRealFile } from './demo.ts';
+import { adoptResolvedPlan, usePlan } from './prune-state.ts';
+import { getGpuContext, useApp } from './state.ts';
+
+export type TextRole = 'calibration' | 'heldout';
+
+/** A text the user dropped, read into memory; `id` tells two drops of same-named files apart. */
+export interface UserText {
+  readonly id: number;
+  readonly name: string;
+  readonly content: string;
+}
+
+export interface TextChoice {
+  readonly source: 'sample' | 'file';
+  readonly file: UserText | null;
+}
+
+export interface CalibrationSettings {
+  /** N windows of L tokens. */
+  readonly count: number;
+  readonly length: number;
+  readonly sampling: Sampling;
+  readonly seed: number;
+}
+
+export interface HeldoutSettings {
+  readonly length: number;
+  readonly maxWindows: number;
+}
+
+export type RunKind = 'calibration' | 'before' | 'after';
+
+/** The run in progress: its latest progress and what it costs so far. */
+export interface RunView {
+  readonly kind: RunKind;
+  readonly controller: AbortController;
+  readonly progress: Progress | null;
+  /** Tokens in the forward pass (windows × L); 0 while tokenizing. */
+  readonly tokens: number;
+  readonly layers: number;
+  /** When the current forward pass started, and the time of the latest report (for tokens/s). */
+  readonly startedAt: number;
+  readonly now: number;
+  /** Highest GPU buffer-pool bytes seen at the end of any layer so far. */
+  readonly peakPoolBytes: number;
+}
+
+export interface CalibrationResult {
+  readonly source: FileSet;
+  readonly stats: CalibrationStats;
+  readonly textName: string;
+  readonly windows: number;
+  readonly seqLen: number;
+  readonly sampling: Sampling;
+  readonly seed: number | null;
+  readonly seconds: number;
+  readonly layers: readonly LayerReport[];
+  readonly peakPoolBytes: number;
+  readonly peakLayerWeightBytes: number;
+}
+
+export interface PerplexityMeasure {
+  readonly source: FileSet;
+  readonly perplexity: number;
+  readonly meanNll: number;
+  /** Scored predictions: windows × (L − 1). */
+  readonly tokens: number;
+  readonly windows: number;
+  readonly seqLen: number;
+  readonly textName: string;
+  /** Held-out text and settings it was measured with (see heldoutKey). */
+  readonly settingsKey: string;
+  /** The expert plan it was measured with (planKey); null for the original model. */
+  readonly planKey: string | null;
+  readonly seconds: number;
+  readonly peakPoolBytes: number;
+}
+
+export interface EvalState {
+  /** The model the results belong to. */
+  source: FileSet | null;
+  calibText: TextChoice;
+  heldoutText: TextChoice;
+  calib: CalibrationSettings;
+  heldout: HeldoutSettings;
+  running: RunView | null;
+  calibration: CalibrationResult | null;
+  before: PerplexityMeasure | null;
+  after: PerplexityMeasure | null;
+  calibError: string | null;
+  pplError: string | null;
+  /** Index into calibration.stats.moeLayers of the layer shown in the charts. */
+  layerIndex: number;
+}
+
+export const DEFAULT_CALIBRATION: CalibrationSettings = { count: 16, length: 128, sampling: 'first', seed: 0 };
+export const DEFAULT_HELDOUT: HeldoutSettings = { length: 128, maxWindows: 16 };
+
+/** The built-in public-domain samples (Jane Austen), served by the page itself. */
+export const SAMPLE_FILES: Record<TextRole, string> = { calibration: 'calibration.txt', heldout: 'heldout.txt' };
+
+export const useEval = create<EvalState>(() => ({
+  source: null,
+  calibText: { source: 'sample', file: null },
+  heldoutText: { source: 'sample', file: null },
+  calib: DEFAULT_CALIBRATION,
+  heldout: DEFAULT_HELDOUT,
+  running: null,
+  calibration: null,
+  before: null,
+  after: null,
+  calibError: null,
+  pplError: null,
+  layerIndex: 0,
+}));
+
+/** Whether a model can be evaluated in the page: its tokenizer is there and a GPU is open. */
+export function hasTokenizer(files: ReadonlyArray<{ readonly name: string }>): boolean {
+  return files.some((f) => f.name === TOKENIZER_FILE);
+}
+
+/** Which experts a plan keeps, removes and averages: equal keys measure the same model. */
+export function planKey(plan: ExpertPlan): string {
+  return plan.layers.map((l) => `${l.layer}:${l.kept.join(',')}/${l.merges.map((m) => m.members.join('+')).join(',')}`).join(';');
+}
+
+function textKey(t: TextChoice): string {
+  return t.source === 'file' && t.file ? `file#${t.file.id}` : 'sample';
+}
+
+/** The held-out text and window settings: "before" and "after" compare only when these are equal. */
+export function heldoutKey(s: Pick<EvalState, 'heldoutText' | 'heldout'>): string {
+  return `${textKey(s.heldoutText)}|${s.heldout.length}|${s.heldout.maxWindows}`;
+}
+
+/** Switches the panel to `fileSet`: a different model drops the previous one's results and stops its run. */
+export function syncEvalModel(fileSet: FileSet | null): void {
+  const s = useEval.getState();
+  if (s.source === fileSet) return;
+  s.running?.controller.abort();
+  useEval.setState({ source: fileSet, running: null, calibration: null, before: null, after: null, calibError: null, pplError: null, layerIndex: 0 });
+}
+
+export function setCalibSettings(patch: Partial<CalibrationSettings>): void {
+  useEval.setState((s) => ({ calib: { ...s.calib, ...patch } }));
+}
+
+export function setHeldoutSettings(patch: Partial<HeldoutSettings>): void {
+  useEval.setState((s) => ({ heldout: { ...s.heldout, ...patch } }));
+}
+
+export function selectEvalLayer(index: number): void {
+  useEval.setState({ layerIndex: index });
+}
+
+function textField(role: TextRole): 'calibText' | 'heldoutText' {
+  return role === 'calibration' ? 'calibText' : 'heldoutText';
+}
+
+export function chooseSample(role: TextRole): void {
+  useEval.setState((s) => ({ [textField(role)]: { ...s[textField(role)], source: 'sample' } }));
+}
+
+/** Selects the user's file (already read) when there is one. */
+export function chooseUserFile(role: TextRole): void {
+  useEval.setState((s) => (s[textField(role)].file ? { [textField(role)]: { ...s[textField(role)], source: 'file' } } : {}));
+}
+
+let nextTextId = 1;
+
+/** Reads a dropped or picked text file (plain text or JSONL with "text") and selects it. */
+export async function pickText(role: TextRole, file: File): Promise<void> {
+  try {
+    const content = await file.text();
+    if (!content.trim()) throw new MoePruneError('InvalidArgument', 'the file is empty', file.name);
+    useEval.setState({ [textField(role)]: { source: 'file', file: { id: nextTextId++, name: file.name, content } } });
+  } catch (e) {
+    const msg = asUserError(e, 'IoError', file.name).message;
+    useEval.setState(role === 'calibration' ? { calibError: msg } : { pplError: msg });
+  }
+}
+
+const sampleCache = new Map<TextRole, Promise<string>>();
+
+async function fetchSample(role: TextRole): Promise<string> {
+  const name = SAMPLE_FILES[role];
+  const res = await fetch(`${import.meta.env.BASE_URL}demo/${name}`).catch((e: unknown) => {
+    throw new MoePruneError('IoError', `cannot fetch the built-in sample (${(e as Error).message})`, name);
+  });
+  if (!isRealFile(res)) throw new MoePruneError('MissingFile', 'this build ships no built-in sample text (public/demo/); choose a file of your own', name);
+  return res.text();
+}
+
+/** The chosen text of a role: the user's file, or the built-in sample fetched from the page's own origin (once). */
+async function chosenText(t: TextChoice, role: TextRole): Promise<{ name: string; content: string }> {
+  if (t.source === 'file') {
+    if (!t.file) throw new MoePruneError('InvalidArgument', `choose a ${role === 'calibration' ? 'calibration' : 'held-out'} text file first`);
+    return t.file;
+  }
+  let p = sampleCache.get(role);
+  if (!p) {
+    sampleCache.set(role, (p = fetchSample(role)));
+    p.catch(() => sampleCache.delete(role));
+  }
+  return { name: SAMPLE_FILES[role], content: await p };
+}
+
+/** The tokenizer and the engine are opened once per model (and GPU device). */
+let opened: { fileSet: FileSet; ctx: GpuContext; tokenizer: Promise<CheckpointTokenizer>; engine: Promise<GpuForwardEngine> } | null = null;
+
+function openFor(fileSet: FileSet, ctx: GpuContext): { tokenizer: Promise<CheckpointTokenizer>; engine: Promise<GpuForwardEngine> } {
+  if (!opened || opened.fileSet !== fileSet || opened.ctx !== ctx) {
+    const next = { fileSet, ctx, tokenizer: loadTokenizer(fileSet), engine: GpuForwardEngine.open(ctx, fileSet) };
+    // A failed open is retried on the next run, not cached.
+    const forget = () => {
+      if (opened === next) opened = null;
+    };
+    next.tokenizer.catch(forget);
+    next.engine.catch(forget);
+    opened = next;
+  }
+  return opened;
+}
+
+interface Job {
+  readonly fileSet: FileSet;
+  readonly ctx: GpuContext;
+  readonly signal: AbortSignal;
+  /** Whether this job is still the one on screen (not replaced, the model not switched). */
+  live(): boolean;
+  /** The forward pass starts: `tokens` through `layers` decoder layers. */
+  starting(tokens: number, layers: number, phase: string): void;
+  /** Engine progress (layers), with the GPU pool's peak read at each report. */
+  onLayer(p: Progress): void;
+  onStep(p: Progress): void;
+  kind(k: RunKind): void;
+}
+
+function startJob(kind: RunKind): Job | null {
+  const s = useEval.getState();
+  const fileSet = useApp.getState().current?.fileSet ?? null;
+  const ctx = getGpuContext();
+  if (s.running || !fileSet || fileSet !== s.source) return null;
+  if (!ctx) {
+    const msg = new MoePruneError('GpuUnavailable', 'calibration and perplexity run on the GPU, and no WebGPU device is open').message;
+    useEval.setState(kind === 'calibration' ? { calibError: msg } : { pplError: msg });
+    return null;
+  }
+  const controller = new AbortController();
+  const t0 = performance.now();
+  const run: RunView = { kind, controller, progress: null, tokens: 0, layers: 0, startedAt: t0, now: t0, peakPoolBytes: 0 };
+  useEval.setState(kind === 'calibration' ? { running: run, calibError: null } : { running: run, pplError: null });
+  const live = () => useEval.getState().running?.controller === controller;
+  const patch = (f: (r: RunView) => Partial<RunView>) => {
+    if (live()) useEval.setState((st) => (st.running ? { running: { ...st.running, ...f(st.running), now: performance.now() } } : {}));
+  };
+  return {
+    fileSet,
+    ctx,
+    signal: controller.signal,
+    live,
+    starting: (tokens, layers, phase) => {
+      // Peak GPU memory counts from here (the engine also restarts it at every layer).
+      ctx.pool.resetPeak();
+      patch(() => ({ tokens, layers, startedAt: performance.now(), progress: { phase, done: 0, total: layers + 2, unit: 'layers' } }));
+    },
+    onLayer: (p) => patch((r) => ({ progress: p, peakPoolBytes: Math.max(r.peakPoolBytes, ctx.pool.stats().peakBytes) })),
+    onStep: (p) => patch(() => ({ progress: p })),
+    kind: (k) => patch(() => ({ kind: k })),
+  };
+}
+
+function endJob(job: Job): void {
+  if (job.live()) useEval.setState({ running: null });
+}
+
+function failure(e: unknown): string | null {
+  const err = asUserError(e);
+  return err.code === 'Cancelled' ? null : err.message;
+}
+
+/** Runs the calibration pass: N windows of L tokens through every layer, collecting statistics (no lm_head). */
+export async function runCalibration(): Promise<void> {
+  const job = startJob('calibration');
+  if (!job) return;
+  const s = useEval.getState();
+  try {
+    const text = await chosenText(s.calibText, 'calibration');
+    const { tokenizer, engine } = openFor(job.fileSet, job.ctx);
+    const tok = await tokenizer;
+    const w = windowsOfText(tok, text.content, text.name, { count: s.calib.count, length: s.calib.length, sampling: s.calib.sampling, seed: s.calib.seed });
+    const eng = await engine;
+    job.starting(w.windows.length * w.length, eng.arch.layers, 'GPU forward');
+    const t0 = performance.now();
+    const res = await eng.forward(w.windows, { output: 'none', stats: true, signal: job.signal, onProgress: job.onLayer });
+    if (!job.live() || !res.stats) return;
+    useEval.setState({
+      calibration: {
+        source: job.fileSet,
+        stats: res.stats,
+        textName: text.name,
+        windows: w.windows.length,
+        seqLen: w.length,
+        sampling: w.sampling,
+        seed: w.seed,
+        seconds: (performance.now() - t0) / 1000,
+        layers: res.layers,
+        peakPoolBytes: res.peakPoolBytes,
+        peakLayerWeightBytes: res.peakLayerWeightBytes,
+      },
+      layerIndex: Math.min(useEval.getState().layerIndex, Math.max(0, res.stats.moeLayers.length - 1)),
+    });
+  } catch (e) {
+    if (job.live()) useEval.setState({ calibError: failure(e) });
+  } finally {
+    endJob(job);
+  }
+}
+
+async function heldoutWindows(job: Job, s: EvalState): Promise<{ w: Windows; name: string; engine: GpuForwardEngine }> {
+  const text = await chosenText(s.heldoutText, 'heldout');
+  const { tokenizer, engine } = openFor(job.fileSet, job.ctx);
+  const w = windowsOfText(await tokenizer, text.content, text.name, { count: s.heldout.maxWindows, length: s.heldout.length });
+  return { w, name: text.name, engine: await engine };
+}
+
+async function measure(job: Job, s: EvalState, held: { w: Windows; name: string; engine: GpuForwardEngine }, plan: ExpertPlan | null): Promise<PerplexityMeasure> {
+  const { w, engine } = held;
+  job.starting(w.windows.length * w.length, engine.arch.layers, 'GPU forward');
+  const t0 = performance.now();
+  const peak0 = useEval.getState().running?.peakPoolBytes ?? 0;
+  const r = await gpuPerplexity(engine, w.windows, {
+    ...(plan ? { plan: expertPlanEdits(plan.layers) } : {}),
+    signal: job.signal,
+    onLayerProgress: job.onLayer,
+  });
+  return {
+    source: job.fileSet,
+    perplexity: r.perplexity,
+    meanNll: r.meanNll,
+    tokens: r.tokens,
+    windows: r.windows,
+    seqLen: w.length,
+    textName: held.name,
+    settingsKey: heldoutKey(s),
+    planKey: plan ? planKey(plan) : null,
+    seconds: (performance.now() - t0) / 1000,
+    peakPoolBytes: Math.max(peak0, useEval.getState().running?.peakPoolBytes ?? 0),
+  };
+}
+
+/**
+ * Measures perplexity on the held-out windows: 'before' = the original model, 'after' = the current expert plan
+ * applied on the fly (its ≥3-member clusters' representatives are chosen from the weights first, as export does).
+ * 'after' also measures 'before' when that is missing or was measured on other held-out settings.
+ */
+export async function measurePerplexity(which: 'before' | 'after'): Promise<void> {
+  const job = startJob(which);
+  if (!job) return;
+  const s = useEval.getState();
+  try {
+    const held = await heldoutWindows(job, s);
+    const key = heldoutKey(s);
+    if (which === 'before' || s.before?.settingsKey !== key) {
+      job.kind('before');
+      const before = await measure(job, s, held, null);
+      if (!job.live()) return;
+      useEval.setState({ before });
+    }
+    if (which === 'after') {
+      job.kind('after');
+      const ps = usePlan.getState();
+      if (ps.source !== job.fileSet || !ps.model || !ps.plan)
+        throw new MoePruneError('InvalidPlan', ps.planError ?? 'there is no expert plan for this model yet (see the plan panel)');
+      const plan = await resolvePlan(ps.model.cat, ps.plan, job.ctx, { signal: job.signal, onProgress: job.onStep });
+      adoptResolvedPlan(ps.plan, plan);
+      const after = await measure(job, s, held, plan);
+      if (job.live()) useEval.setState({ after });
+    }
+  } catch (e) {
+    if (job.live()) useEval.setState({ pplError: failure(e) });
+  } finally {
+    endJob(job);
+  }
+}
+
+export function cancelEval(): void {
+  useEval.getState().running?.controller.abort();
+}
+
+/** Why the current model cannot be calibrated or evaluated here (null: it can). */
+export function useEvalBlocker(): string | null {
+  const gpu = useApp((s) => s.gpu.status);
+  const files = useApp((s) => s.current?.files);
+  if (!files || !hasTokenizer(files)) return `Calibration and perplexity need the checkpoint’s ${TOKENIZER_FILE}; this one has none.`;
+  if (gpu === 'pending') return 'Waiting for the GPU…';
+  if (gpu !== 'ready') return 'Calibration and perplexity run on the GPU, and WebGPU is not available in this browser.';
+  return null;
+}
