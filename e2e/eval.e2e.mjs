@@ -163,6 +163,7 @@ test('demo model: calibration and perplexity on the built-in samples; Cancel sto
   assert.equal(Number(await callout.getAttribute('data-count')), zeros.length);
   const listed = await callout.locator('li').allInnerTexts();
   assert.deepEqual(listed.slice(0, Math.min(40, zeros.length)), zeros.slice(0, 40));
+  await b.page.getByTestId('calib-result').screenshot({ path: join(ARTIFACTS, 'eval-unrouted-demo.png') });
 
   await setNumber('calib-count', 8);
   await setNumber('calib-length', 64);

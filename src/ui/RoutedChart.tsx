@@ -1,4 +1,4 @@
-import { Bar, BarChart, CartesianGrid, Cell, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { Bar, BarChart, CartesianGrid, Cell, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis, type XAxisTickContentProps } from 'recharts';
 import type { MoeLayerStats } from '../eval/gpu/stats.ts';
 
 /**
@@ -10,6 +10,18 @@ export function RoutedChart({ layer }: { layer: MoeLayerStats }) {
   const data = counts.map((tokens, e) => ({ expert: String(e), tokens }));
   const even = (layer.tokens * layer.topK) / layer.experts;
   const many = layer.experts > 32;
+  // Zero-height bars are invisible, so an expert without tokens is marked by a red label and a dot on the axis.
+  const tick = ({ x, y, payload }: XAxisTickContentProps) => {
+    const zero = counts[Number(payload.value)] === 0;
+    return (
+      <g transform={`translate(${Number(x)}, ${Number(y)})`}>
+        {zero && <circle cy={-4} r={3} fill="#b42318" />}
+        <text dy={10} textAnchor="middle" fontSize={11} fill={zero ? '#b42318' : '#5d6b7e'} fontWeight={zero ? 600 : 400}>
+          {String(payload.value)}
+        </text>
+      </g>
+    );
+  };
   return (
     <div
       className="routed-chart"
@@ -21,7 +33,7 @@ export function RoutedChart({ layer }: { layer: MoeLayerStats }) {
       <ResponsiveContainer width="100%" height={200}>
         <BarChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: -8 }} barCategoryGap={many ? 0 : '15%'}>
           <CartesianGrid vertical={false} stroke="#eef1f5" />
-          <XAxis dataKey="expert" tick={{ fontSize: 11 }} interval={many ? 'preserveStartEnd' : 0} tickLine={false} />
+          <XAxis dataKey="expert" tick={tick} interval={many ? 'preserveStartEnd' : 0} tickLine={false} />
           <YAxis allowDecimals={false} tick={{ fontSize: 11 }} tickLine={false} axisLine={false} />
           <Tooltip
             isAnimationActive={false}
@@ -38,7 +50,7 @@ export function RoutedChart({ layer }: { layer: MoeLayerStats }) {
         </BarChart>
       </ResponsiveContainer>
       <div className="small muted chart-caption">
-        tokens routed to each expert of MoE layer {layer.layer} · dashed: even share ({even.toFixed(1)})
+        tokens routed to each expert of MoE layer {layer.layer} · dashed: even share ({even.toFixed(1)}){counts.includes(0) ? ' · red: no token' : ''}
       </div>
     </div>
   );
