@@ -10,11 +10,14 @@
 //   SCATTER: y[ids[ids_off + j]] += gate[ids_off + j] · result (weighted return to the token's row; a token
 //            appears at most once per expert, so no two invocations of one dispatch write the same element).
 
-// DTYPE of W: see lib/widen.wgsl (two 16-bit elements per u32 word, little-endian).
+// DTYPE of W: see lib/widen.wgsl (16-bit elements two, FP8 four per u32 word, little-endian).
 override GATHER: u32 = 0u;
 override SCATTER: u32 = 0u;
 override HAS_BIAS: u32 = 0u; // bias: f32 [out_total]
 override HAS_MASK: u32 = 0u; // mask: one bit per weight element of the full W (bit o·in + i); 0 = removed
+override HAS_SCALE: u32 = 0u; // block-FP8: W_real[r, i] = W[r, i] · scale[(row0 + r) / SCALE_BR, i / SCALE_BC]
+override SCALE_BR: u32 = 128u;
+override SCALE_BC: u32 = 128u; // the vec4 path needs a multiple of 4 (a 4-group never straddles two blocks)
 override WG: u32 = 8u;       // workgroup is WG × WG invocations
 
 struct Params {
@@ -27,9 +30,9 @@ struct Params {
   y_off: u32,     // element offset of y[0, 0]
   ids_off: u32,   // first entry of this expert's list in ids / gate
   mask_base: u32, // bit index of this part's first weight (o_start · in)
+  row0: u32,       // weight row (for the scale grid) of this part's row 0: o_start + the weight's own row offset
+  scale_cols: u32, // ceil(in / SCALE_BC)
   _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -41,6 +44,12 @@ struct Params {
 @group(0) @binding(5) var<storage, read> gate: array<f32>;
 @group(0) @binding(6) var<storage, read> bias: array<f32>;
 @group(0) @binding(7) var<storage, read> mask: array<u32>;
+@group(0) @binding(8) var<storage, read> scale: array<f32>; // f32 [ceil(rows / SCALE_BR), scale_cols], one binding
+
+// Block scale of this part's local row r, input column i.
+fn scale_at(r: u32, i: u32) -> f32 {
+  return scale[((p.row0 + r) / SCALE_BR) * p.scale_cols + i / SCALE_BC];
+}
 
 fn keep(e: u32) -> bool {
   let g = p.mask_base + e;
@@ -56,11 +65,15 @@ fn w_at(e: u32) -> f32 {
   return v;
 }
 
-// Four weights e .. e + 3, e a multiple of 4 (so a 16-bit group is two whole words and one mask nibble).
+// Four weights e .. e + 3, e a multiple of 4 (so a 16-bit group is two whole words, an FP8 group one word,
+// and one mask nibble).
 fn w4_at(e: u32) -> vec4f {
   var v: vec4f;
   if (DTYPE == 0u) {
     v = vec4f(bitcast<f32>(w[e]), bitcast<f32>(w[e + 1u]), bitcast<f32>(w[e + 2u]), bitcast<f32>(w[e + 3u]));
+  } else if (DTYPE == 3u) {
+    let a = w[e >> 2u]; // four FP8 weights are exactly one word
+    v = vec4f(widen_f8(a & 0xffu), widen_f8((a >> 8u) & 0xffu), widen_f8((a >> 16u) & 0xffu), widen_f8(a >> 24u));
   } else {
     let a = w[e >> 1u];
     let b = w[(e >> 1u) + 1u];
@@ -134,8 +147,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
+  let r = min(vec4u(o0, o0 + 1u, o0 + 2u, o0 + 3u), vec4u(ln));
   for (var i = 0u; i < p.k; i++) {
-    let wv = vec4f(w_at(b0 + i), w_at(b1 + i), w_at(b2 + i), w_at(b3 + i));
+    var wv = vec4f(w_at(b0 + i), w_at(b1 + i), w_at(b2 + i), w_at(b3 + i));
+    if (HAS_SCALE == 1u) {
+      wv *= vec4f(scale_at(r.x, i), scale_at(r.y, i), scale_at(r.z, i), scale_at(r.w, i));
+    }
     acc0 += x[a0 + i] * wv;
     acc1 += x[a1 + i] * wv;
     acc2 += x[a2 + i] * wv;
@@ -168,12 +185,19 @@ fn main_vec4(@builtin(global_invocation_id) gid: vec3u) {
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
+  let r = min(vec4u(o0, o0 + 1u, o0 + 2u, o0 + 3u), vec4u(ln));
   for (var i = 0u; i < k4; i++) {
     let e = i * 4u;
-    let w0 = w4_at(b0 + e);
-    let w1 = w4_at(b1 + e);
-    let w2 = w4_at(b2 + e);
-    let w3 = w4_at(b3 + e);
+    var w0 = w4_at(b0 + e);
+    var w1 = w4_at(b1 + e);
+    var w2 = w4_at(b2 + e);
+    var w3 = w4_at(b3 + e);
+    if (HAS_SCALE == 1u) {
+      w0 *= scale_at(r.x, e);
+      w1 *= scale_at(r.y, e);
+      w2 *= scale_at(r.z, e);
+      w3 *= scale_at(r.w, e);
+    }
     let q0 = x4[a0 + i];
     let q1 = x4[a1 + i];
     let q2 = x4[a2 + i];

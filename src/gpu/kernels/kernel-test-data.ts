@@ -4,6 +4,7 @@
  */
 import { expect } from 'vitest';
 import { decodeToF32, encodeFromF32 } from '../../formats/dtype.ts';
+import { dequantBlockFp8 } from '../../formats/fp8.ts';
 import type { GpuContext } from '../device.ts';
 import type { BufferView } from '../dispatch.ts';
 import { readBuffer, STORAGE_USAGE } from '../pool.ts';
@@ -52,6 +53,26 @@ export async function uploadWeight(
   const bytes = encodeFromF32(dtype, f32);
   const t = await uploadTensor(ctx, bytes, dtype, shape, maxBindingBytes ? { maxBindingBytes } : {});
   return { t, exact: decodeToF32(dtype, bytes) };
+}
+
+/**
+ * A random F8_E4M3 weight [out, in] (no NaN bytes; split into parts of at most `maxBindingBytes`) with random
+ * positive f32 block scales [ceil(out/b0), ceil(in/b1)], and the exact dequantised f32 values the kernel must see.
+ */
+export async function uploadFp8Weight(
+  ctx: GpuContext, outDim: number, inDim: number, seed: number, block: readonly [number, number] = [128, 128], maxBindingBytes?: number,
+): Promise<{ t: GpuTensor; bytes: Uint8Array; scale: Float32Array; exact: Float32Array }> {
+  const r = values(outDim * inDim, seed);
+  // Every byte but the two NaNs (0x7f, 0xff): all exponents, subnormals and ±0 occur.
+  const bytes = Uint8Array.from(r, (v) => {
+    const b = Math.floor((v + 1) * 127) & 0xff;
+    return (b & 0x7f) === 0x7f ? b - 1 : b;
+  });
+  const scaleCols = Math.ceil(inDim / block[1]);
+  const scale = Float32Array.from(values(Math.ceil(outDim / block[0]) * scaleCols, seed + 1), (v) => 2 ** Math.round(v * 6) * (1 + Math.abs(v)) * 0.01);
+  const t = await uploadTensor(ctx, bytes, 'F8_E4M3', [outDim, inDim], maxBindingBytes ? { maxBindingBytes } : {});
+  const exact = dequantBlockFp8(decodeToF32('F8_E4M3', bytes), inDim, scale, scaleCols, block);
+  return { t, bytes, scale, exact };
 }
 
 /** Asserts |got − want| ≤ rel · scale[i] (scale defaults to max(1, |want|)) for every element. */

@@ -1,4 +1,6 @@
 import { MoePruneError } from '../../core/errors.ts';
+import { decodeToF32 } from '../../formats/dtype.ts';
+import { dequantBlockFp8 } from '../../formats/fp8.ts';
 import type { GpuContext } from '../device.ts';
 import { submitDispatches, uniformParams, type BufferView, type Dispatch } from '../dispatch.ts';
 import type { GpuTensor } from '../tensor.ts';
@@ -8,6 +10,9 @@ import widen from '../../../shaders/lib/widen.wgsl?raw';
 
 /** The kernel reads stored-dtype tensors through the shared helpers of lib/widen.wgsl (appended, so line numbers hold). */
 const code = `${kernel}\n${widen}`;
+
+/** The shaders' DTYPE for F8_E4M3 (lib/widen.wgsl); only matmul reads FP8, so it is not a general weight dtype. */
+const FP8_CODE = 3;
 
 /** Threads per workgroup side; each thread owns 4 tokens × 4 outputs, so a workgroup covers 32 × 32. */
 const SIDE = 8;
@@ -23,11 +28,26 @@ export interface ExpertRows {
   readonly offset?: number;
 }
 
+/**
+ * Block scales of an FP8 weight (DeepSeek-V3 `<weight>_scale_inv`): f32 [ceil(rows / block[0]), ceil(in / block[1])]
+ * in one binding (it is tiny: 1/16384 of the weight's elements for 128 × 128 blocks). The real weight is
+ * fp8 × scale of the block the element falls in.
+ */
+export interface BlockScale {
+  readonly view: BufferView;
+  /** Block rows × columns (DeepSeek-V3: 128 × 128). */
+  readonly block: readonly [number, number];
+  /** Row of the scale grid's weight that W's row 0 is (W a row range of a larger tensor); default 0. */
+  readonly rowOffset?: number;
+}
+
 export interface MatmulArgs {
   /** f32 activations, row-major [rows, in] from element `xOffset`. */
   readonly x: BufferView;
-  /** Weight [out, in] (F32/F16/BF16, any number of dim-0 parts). */
+  /** Weight [out, in] (F32/F16/BF16/F8_E4M3, any number of dim-0 parts). */
   readonly w: GpuTensor;
+  /** Block scales of an F8_E4M3 weight. */
+  readonly scale?: BlockScale;
   /** f32 output, row-major with `yStride` elements per row (default out) from element `yOffset`. */
   readonly y: BufferView;
   /** Rows computed: tokens of x, or entries of the expert list. */
@@ -45,7 +65,10 @@ export interface MatmulArgs {
   readonly yStride?: number;
 }
 
-/** CPU reference of `matmul` with the same argument meaning; W given as f32 [out, in]. Updates y in place. */
+/**
+ * CPU reference of `matmul` with the same argument meaning; W given as f32 [out, in] (an FP8 weight already
+ * widened and block-dequantised: `fp8Reference`). Updates y in place.
+ */
 export function matmulReference(a: {
   x: Float32Array; w: Float32Array; y: Float32Array; tokens: number; inDim: number; outDim: number;
   bias?: Float32Array; gather?: Uint32Array; scatter?: { ids: Uint32Array; weights: Float32Array }; mask?: Uint32Array;
@@ -68,6 +91,11 @@ export function matmulReference(a: {
   }
 }
 
+/** The f32 weight `matmul` computes with for FP8 bytes and their block scales (decodeToF32 + dequantBlockFp8). */
+export function fp8Reference(bytes: Uint8Array, inDim: number, scale: Float32Array, block: readonly [number, number] = [128, 128], rowOffset = 0): Float32Array {
+  return dequantBlockFp8(decodeToF32('F8_E4M3', bytes), inDim, scale, Math.ceil(inDim / block[1]), block, rowOffset);
+}
+
 /**
  * y = x · Wᵀ (+ bias) with W in its stored dtype, one dispatch per W part (each writes its slice of output
  * columns), all in one submission. Variants: gathered input rows, weighted scatter-add output, both.
@@ -77,7 +105,17 @@ export async function matmul(ctx: GpuContext, a: MatmulArgs): Promise<void> {
   const what = `matmul ${w.dtype}${JSON.stringify(w.shape)}`;
   if (w.shape.length !== 2) throw new MoePruneError('InvalidShape', `${what}: the weight must be 2-D [out, in]`);
   const [outDim, inDim] = w.shape as [number, number];
-  const dtype = weightDtypeCode(w.dtype, what);
+  const dtype = w.dtype === 'F8_E4M3' ? FP8_CODE : weightDtypeCode(w.dtype, what);
+  const sc = a.scale;
+  const scaleCols = sc ? Math.ceil(inDim / sc.block[1]) : 0;
+  const rowOffset = sc?.rowOffset ?? 0;
+  if (sc) {
+    if (w.dtype !== 'F8_E4M3') throw new MoePruneError('InvalidArgument', `${what}: block scales go with F8_E4M3 weights only`);
+    needInt(sc.block[0], `${what}: scale block rows`, 1);
+    needInt(sc.block[1], `${what}: scale block columns`, 1);
+    needInt(rowOffset, `${what}: scale rowOffset`);
+    needElems(sc.view, Math.ceil((rowOffset + outDim) / sc.block[0]) * scaleCols, `${what}: block scales`);
+  }
   const xOff = a.xOffset ?? 0;
   const yOff = a.yOffset ?? 0;
   const yStride = a.yStride ?? outDim;
@@ -102,7 +140,8 @@ export async function matmul(ctx: GpuContext, a: MatmulArgs): Promise<void> {
   if (outDim * inDim > 0xffffffff) throw new MoePruneError('InvalidShape', `${what}: more than 2³² weights in one tensor`);
   if (tokens === 0 || outDim === 0) return;
 
-  const vec = inDim % 4 === 0 && xOff % 4 === 0;
+  // A vec4 group of FP8 weights must sit in one scale block (true for the usual 128-wide blocks).
+  const vec = inDim % 4 === 0 && xOff % 4 === 0 && (!sc || sc.block[1] % 4 === 0);
   const tokenGroups = Math.ceil(tokens / BLOCK);
   const maxGroups = ctx.limits.maxComputeWorkgroupsPerDimension;
   if (tokenGroups > maxGroups) throw new MoePruneError('InvalidArgument', `${what}: ${tokens} rows in one call is too many; split the tokens`);
@@ -116,6 +155,9 @@ export async function matmul(ctx: GpuContext, a: MatmulArgs): Promise<void> {
       SCATTER: a.scatterAdd ? 1 : 0,
       HAS_BIAS: a.bias ? 1 : 0,
       HAS_MASK: a.mask ? 1 : 0,
+      HAS_SCALE: sc ? 1 : 0,
+      SCALE_BR: sc?.block[0] ?? 128,
+      SCALE_BC: sc?.block[1] ?? 128,
       WG: SIDE,
     },
   });
@@ -127,11 +169,13 @@ export async function matmul(ctx: GpuContext, a: MatmulArgs): Promise<void> {
       if (part.rows === 0) continue;
       const outGroups = Math.ceil(part.rows / BLOCK);
       if (outGroups > maxGroups) throw new MoePruneError('InvalidArgument', `${what}: a part of ${part.rows} rows is too large for one dispatch`);
-      const u = await uniformParams(ctx, [tokens, inDim, part.rows, yStride, part.rowStart, xOff, yOff, idsOff, part.rowStart * inDim]);
+      const u = await uniformParams(ctx, [
+        tokens, inDim, part.rows, yStride, part.rowStart, xOff, yOff, idsOff, part.rowStart * inDim, rowOffset + part.rowStart, scaleCols,
+      ]);
       params.push(u);
       dispatches.push({
         pipeline,
-        bindings: [a.x, part, a.y, u, list?.ids ?? dummy, a.scatterAdd?.weights ?? dummy, a.bias ?? dummy, a.mask ?? dummy],
+        bindings: [a.x, part, a.y, u, list?.ids ?? dummy, a.scatterAdd?.weights ?? dummy, a.bias ?? dummy, a.mask ?? dummy, sc?.view ?? dummy],
         workgroups: [outGroups, tokenGroups],
       });
     }
@@ -143,10 +187,10 @@ export async function matmul(ctx: GpuContext, a: MatmulArgs): Promise<void> {
 }
 
 /** Plain linear layer: a new pooled f32 [tokens, out] = x · Wᵀ (+ bias). */
-export async function linear(ctx: GpuContext, x: BufferView, w: GpuTensor, tokens: number, bias?: BufferView): Promise<BufferView> {
+export async function linear(ctx: GpuContext, x: BufferView, w: GpuTensor, tokens: number, bias?: BufferView, scale?: BlockScale): Promise<BufferView> {
   const y = await outputBuffer(ctx, tokens * (w.shape[0] ?? 0), 'linear out');
   try {
-    await matmul(ctx, { x, w, y, tokens, ...(bias ? { bias } : {}) });
+    await matmul(ctx, { x, w, y, tokens, ...(bias ? { bias } : {}), ...(scale ? { scale } : {}) });
   } catch (e) {
     ctx.pool.release(y.buffer);
     throw e;

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { describeGpu } from '../../../tests/gpu-harness.ts';
-import { f32ToBf16 } from '../../formats/dtype.ts';
+import { f32ToBf16, f8e4m3ToF32 } from '../../formats/dtype.ts';
 import { readTensorF32, releaseTensor, uploadTensor } from '../tensor.ts';
 import { unpack, unpackReference, type UnpackDType } from './unpack.ts';
 
@@ -37,6 +37,23 @@ function encode(dtype: UnpackDType, v: Float32Array): Uint8Array {
 }
 
 describeGpu('unpack kernel', (gpu) => {
+  it('widens all 256 F8_E4M3 bytes bit for bit as f8e4m3ToF32 (lib/widen.wgsl DTYPE 3), split in parts', async () => {
+    const ctx = gpu();
+    const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+    const t = await uploadTensor(ctx, bytes, 'F8_E4M3', [32, 8], { maxBindingBytes: 40 });
+    expect(t.parts.length).toBe(7);
+    const out = await unpack(ctx, t);
+    const got = await readTensorF32(ctx, out);
+    const bits = new Uint32Array(got.buffer, got.byteOffset, 256);
+    for (let b = 0; b < 256; b++) {
+      const want = f8e4m3ToF32(b);
+      if (Number.isNaN(want)) expect(Number.isNaN(got[b]!), `byte ${b}`).toBe(true);
+      else expect(bits[b], `byte ${b}`).toBe(new Uint32Array(Float32Array.of(want).buffer)[0]);
+    }
+    releaseTensor(ctx, t);
+    releaseTensor(ctx, out);
+  });
+
   for (const dtype of ['F32', 'F16', 'BF16'] as const) {
     it(`widens ${dtype} [37, 1001] exactly like the CPU reference`, async () => {
       const ctx = gpu();

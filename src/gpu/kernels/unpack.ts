@@ -13,8 +13,8 @@ const code = `${kernel}\n${widen}`;
 /** Elements per invocation: 8 ran about 2x faster than 1 on SwiftShader and stays coalesced on GPUs. */
 const ITEMS = 8;
 
-/** dtypes the unpack kernel widens, with the shader's DTYPE override value. */
-const DTYPE_CODE = { F32: 0, F16: 1, BF16: 2 } as const;
+/** dtypes the unpack kernel widens, with the shader's DTYPE override value (FP8 without its block scales). */
+const DTYPE_CODE = { F32: 0, F16: 1, BF16: 2, F8_E4M3: 3 } as const;
 export type UnpackDType = keyof typeof DTYPE_CODE;
 
 export function canUnpack(dtype: DType): dtype is UnpackDType {
@@ -27,12 +27,12 @@ export function unpackReference(dtype: UnpackDType, bytes: Uint8Array): Float32A
 }
 
 /**
- * Widens an F32/F16/BF16 tensor to a new F32 tensor. Output parts are planned for f32 size (twice a 16-bit
+ * Widens an F32/F16/BF16/F8_E4M3 tensor to a new F32 tensor. Output parts are planned for f32 size (twice a 16-bit
  * input), and each lies inside one input part, so any split of the input works.
  */
 export async function unpack(ctx: GpuContext, src: GpuTensor, opts: SplitOptions = {}): Promise<GpuTensor> {
   if (!canUnpack(src.dtype)) throw new MoePruneError('UnsupportedDtype', `the unpack kernel cannot widen ${src.dtype} to f32`);
-  const elemBytes = src.dtype === 'F32' ? 4 : 2;
+  const elemBytes = src.dtype === 'F32' ? 4 : src.dtype === 'F8_E4M3' ? 1 : 2;
   const rowElems = src.rowBytes / elemBytes;
   const outRowBytes = rowElems * 4;
   const wg = workgroupSize(ctx);
