@@ -11,7 +11,7 @@ import { attention } from '../../gpu/kernels/attention.ts';
 import { addInto, copyRows, sigmoidGateAdd, siluMul } from '../../gpu/kernels/elementwise.ts';
 import { buildExpertLists, readExpertOffsets, releaseExpertLists } from '../../gpu/kernels/expert-lists.ts';
 import { outputBuffer, zeroedBuffer } from '../../gpu/kernels/kernel-args.ts';
-import { matmul } from '../../gpu/kernels/matmul.ts';
+import { matmul, type BlockScale } from '../../gpu/kernels/matmul.ts';
 import { norm } from '../../gpu/kernels/norm.ts';
 import { rope } from '../../gpu/kernels/rope.ts';
 import { router } from '../../gpu/kernels/router.ts';
@@ -69,7 +69,8 @@ export async function lin(e: LayerEnv, s: Scratch, x: BufferView, weight: string
   const y = await s.out(tokens * W.shape[0]!, weight);
   const b = bias ? await e.w.f32(bias) : undefined;
   const mask = await e.w.mask(weight);
-  await matmul(e.ctx, { x, w: W, y, tokens, ...(b ? { bias: b } : {}), ...(mask ? { mask } : {}) });
+  const scale = await e.w.blockScale(weight);
+  await matmul(e.ctx, { x, w: W, y, tokens, ...(b ? { bias: b } : {}), ...(mask ? { mask } : {}), ...(scale ? { scale } : {}) });
   return y;
 }
 
@@ -187,6 +188,8 @@ interface ExpertWeights {
   readonly up: GpuTensor;
   readonly down: GpuTensor;
   readonly names: readonly [string, string, string];
+  /** Block scales of [gate, up, down] when they are block-FP8. */
+  readonly scales: ReadonlyArray<BlockScale | undefined>;
 }
 
 /** Names and stored tensors of expert e (per-expert tensors, or one row of the fused v5 layout). */
@@ -239,7 +242,8 @@ async function expertWeights(e: LayerEnv, ex: number, edits: ExpertEdits | undef
         })()
       : me.load());
   const [gate, up, down] = await Promise.all(me.names.map((n, i) => e.w.put(n, async () => (await all())[i]!)));
-  return { gate: gate!, up: up!, down: down!, names: me.names };
+  const scales = await Promise.all(me.names.map((n) => e.w.blockScale(n)));
+  return { gate: gate!, up: up!, down: down!, names: me.names, scales };
 }
 
 /** Router weight [E, hidden] with merged slots' rows replaced by their members' mean (as the export writes them). */
@@ -288,7 +292,9 @@ export async function moeBlock(
   const routerName = `${blk}.gate.weight`;
   await observe(e, [routerName], x, n, H);
   const logits = await s.out(n * E, 'router logits');
-  await matmul(ctx, { x, w: await routerWeight(e, routerName, edits), y: logits, tokens: n });
+  const rw = await routerWeight(e, routerName, edits);
+  const rs = await e.w.blockScale(routerName);
+  await matmul(ctx, { x, w: rw, y: logits, tokens: n, ...(rs ? { scale: rs } : {}) });
   const removed = edits?.removed?.size ? edits.removed : undefined;
   let removedBits: BufferView | undefined;
   if (removed) {
@@ -317,8 +323,9 @@ export async function moeBlock(
       const g = await s.out(cnt * I, 'expert gate');
       const u = await s.out(cnt * I, 'expert up');
       const [mg, mu, md] = await Promise.all(w.names.map((nm) => e.w.mask(nm)));
-      await matmul(ctx, { x, w: w.gate, y: g, tokens: cnt, gather, ...(mg ? { mask: mg } : {}) });
-      await matmul(ctx, { x, w: w.up, y: u, tokens: cnt, gather, ...(mu ? { mask: mu } : {}) });
+      const [sg, su, sd] = w.scales;
+      await matmul(ctx, { x, w: w.gate, y: g, tokens: cnt, gather, ...(mg ? { mask: mg } : {}), ...(sg ? { scale: sg } : {}) });
+      await matmul(ctx, { x, w: w.up, y: u, tokens: cnt, gather, ...(mu ? { mask: mu } : {}), ...(su ? { scale: su } : {}) });
       const act = await s.out(cnt * I, 'expert act');
       await siluMul(ctx, g, u, act, cnt * I);
       s.free(g);
@@ -328,6 +335,7 @@ export async function moeBlock(
         x: act, w: w.down, y: out, tokens: cnt,
         scatterAdd: { ids: lists.tokens, weights: lists.weights, offset: offsets[ex]! },
         ...(md ? { mask: md } : {}),
+        ...(sd ? { scale: sd } : {}),
       });
       s.free(act);
     }

@@ -4,6 +4,7 @@ import { expect, it } from 'vitest';
 import { describeGpu } from '../../../tests/gpu-harness.ts';
 import { openNodeFileSet } from '../../cli/node-files.ts';
 import { MoePruneError } from '../../core/errors.ts';
+import { openSafetensors } from '../../formats/safetensors/reader.ts';
 import { perplexity, referenceNll } from '../perplexity.ts';
 import { openReferenceModel, referenceForward, type ForwardResult, type ReferenceModel } from '../reference/forward.ts';
 import { overlayWeights } from '../reference/weights.ts';
@@ -120,6 +121,24 @@ describeGpu('GPU forward engine vs the CPU reference', (gpu) => {
     const b = await engine.forward(WINDOWS, { output: 'both', routing: true, chunkWindows: 1, budgets: { hiddenBytes: 0, headBytes: 1000 }, maxBindingBytes: 512 });
     expect(b.chunkWindows).toBe(1);
     expect(b.hiddenSpilled).toBe(true);
+    expect(rowRelErr(b.logits!, a.logits!, engine.arch.vocab)).toBeLessThan(1e-5);
+    b.routing.forEach((r, i) => expect(Array.from(r.experts)).toEqual(Array.from(a.routing[i]!.experts)));
+  });
+
+  it('deepseek_v3-fp8 is uploaded as stored (FP8 bytes + f32 block scales) and splits into parts inside scale blocks', async () => {
+    const files = await openNodeFileSet(join(MODELS, 'deepseek_v3-fp8'));
+    const engine = await GpuForwardEngine.open(gpu(), files);
+    const a = await engine.forward(WINDOWS, { output: 'both', routing: true });
+    // Layer 0 is dense, so every one of its tensors is uploaded: exactly their stored bytes (fp8 weights, f32
+    // scale_inv, bf16 norms), no CPU-widened copy.
+    let stored = 0;
+    for (const shard of files.names().filter((n) => n.endsWith('.safetensors'))) {
+      const st = await openSafetensors(files.get(shard)!);
+      for (const name of st.tensors.keys()) if (name.startsWith('model.layers.0.')) stored += st.info(name).byteLength;
+    }
+    expect(a.layers[0]!.weightBytes).toBe(stored);
+    // Rows of 160 fp8 bytes, parts of 2 rows: part boundaries fall inside the 128-row scale blocks.
+    const b = await engine.forward(WINDOWS, { output: 'both', routing: true, chunkWindows: 1, maxBindingBytes: 320 });
     expect(rowRelErr(b.logits!, a.logits!, engine.arch.vocab)).toBeLessThan(1e-5);
     b.routing.forEach((r, i) => expect(Array.from(r.experts)).toEqual(Array.from(a.routing[i]!.experts)));
   });

@@ -13,7 +13,7 @@ import type { BufferView } from '../../gpu/dispatch.ts';
 import { addInto } from '../../gpu/kernels/elementwise.ts';
 import { embed } from '../../gpu/kernels/embed.ts';
 import { outputBuffer, zeroedBuffer } from '../../gpu/kernels/kernel-args.ts';
-import { matmul } from '../../gpu/kernels/matmul.ts';
+import { matmul, type BlockScale } from '../../gpu/kernels/matmul.ts';
 import { nll as nllKernel, NO_TARGET } from '../../gpu/kernels/nll.ts';
 import { readBuffer, STORAGE_USAGE } from '../../gpu/pool.ts';
 import { releaseTensor, uploadTensor, type GpuTensor } from '../../gpu/tensor.ts';
@@ -25,7 +25,7 @@ import { attentionBlock, countCoactivation, moeBlock, normRows, Scratch, swiglu,
 import { LayerWeights } from './layer-weights.ts';
 import type { WeightPlan } from './plan.ts';
 import { InputNormAccumulators, LogitMoments, type CalibrationStats, type MoeLayerStats } from './stats.ts';
-import { CheckpointTensors, elemBytes, storedToF32, type GpuWeightSource, type StoredTensor } from './weights.ts';
+import { CheckpointTensors, elemBytes, storedToF32, widenBlockFp8, type GpuWeightSource, type StoredTensor } from './weights.ts';
 
 const MiB = 2 ** 20;
 
@@ -239,7 +239,7 @@ export class GpuForwardEngine {
     for (let i = 0; i < uniq.length; ) {
       let j = i + 1;
       while (j < uniq.length && uniq[j] === uniq[j - 1]! + 1) j++;
-      const st = await this.weights.rows(arch.names.embed, uniq[i]!, j - i, signal);
+      const st = await widenBlockFp8(await this.weights.rows(arch.names.embed, uniq[i]!, j - i, signal), signal);
       dtype = st.dtype;
       parts.push(await storedBytes(st, signal));
       i = j;
@@ -408,9 +408,14 @@ export class GpuForwardEngine {
               const r = Math.min(rangeRows, V - v0);
               const name = whole ? headName : `${headName}[${v0}:${v0 + r}]`;
               const Wt: GpuTensor = whole ? await w.tensor(headName) : await uploadTensor(ctx, (await this.weights.rows(headName, v0, r, opts.signal)).bytes, probe.dtype, [r, H], { name, signal: opts.signal });
+              // A block-FP8 head: the whole scale grid in one binding, this range's rows found through rowOffset.
+              const ps = probe.scale;
+              const scale: BlockScale | undefined = whole
+                ? await w.blockScale(headName)
+                : ps && { view: await w.f32(`scale:${headName}`, () => ps.values), block: ps.block, rowOffset: v0 };
               const bias = biasName ? await w.f32(`${biasName}[${v0}]`, async () => (await biasValues(biasName)).slice(v0, v0 + r)) : undefined;
               try {
-                await matmul(ctx, { x: xN, xOffset: t0 * H, w: Wt, y: logits, yOffset: v0, yStride: V, tokens: m, ...(bias ? { bias } : {}) });
+                await matmul(ctx, { x: xN, xOffset: t0 * H, w: Wt, y: logits, yOffset: v0, yStride: V, tokens: m, ...(bias ? { bias } : {}), ...(scale ? { scale } : {}) });
               } finally {
                 if (!whole) releaseTensor(ctx, Wt);
               }

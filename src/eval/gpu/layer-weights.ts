@@ -1,10 +1,12 @@
 /**
- * The weights of one decoder layer on the GPU: uploaded on first use in their stored dtype, cached by tensor
- * name for the layer's chunks, and released together when the layer is done. Counts uploaded bytes.
+ * The weights of one decoder layer on the GPU: uploaded on first use in their stored dtype (block-FP8 with its
+ * f32 block scales in one extra binding), cached by tensor name for the layer's chunks, and released together
+ * when the layer is done. Counts uploaded bytes.
  */
 import { MoePruneError } from '../../core/errors.ts';
 import type { GpuContext } from '../../gpu/device.ts';
 import type { BufferView } from '../../gpu/dispatch.ts';
+import type { BlockScale } from '../../gpu/kernels/matmul.ts';
 import { STORAGE_USAGE } from '../../gpu/pool.ts';
 import { releaseTensor, uploadTensor, type GpuTensor } from '../../gpu/tensor.ts';
 import type { WeightPlan } from './plan.ts';
@@ -13,7 +15,7 @@ import { storedToF32, type GpuWeightSource, type StoredTensor } from './weights.
 export class LayerWeights {
   /** Bytes uploaded for this layer (weights, biases, masks). */
   bytes = 0;
-  private readonly tensors = new Map<string, Promise<GpuTensor>>();
+  private readonly tensors = new Map<string, Promise<{ t: GpuTensor; scale?: BlockScale }>>();
   private readonly views = new Map<string, Promise<BufferView>>();
 
   constructor(
@@ -34,7 +36,18 @@ export class LayerWeights {
   }
 
   /** Uploads what `make` returns under `name` (expert slices, merged means); later calls reuse it. */
-  put(name: string, make: () => Promise<StoredTensor> | StoredTensor): Promise<GpuTensor> {
+  async put(name: string, make: () => Promise<StoredTensor> | StoredTensor): Promise<GpuTensor> {
+    return (await this.entry(name, make)).t;
+  }
+
+  /** Block scales of a block-FP8 weight already asked for (`tensor` / `put`); undefined for other dtypes. */
+  async blockScale(name: string): Promise<BlockScale | undefined> {
+    const e = this.tensors.get(name);
+    if (!e) throw new MoePruneError('InvalidArgument', `the block scales of "${name}" were asked for before the weight`);
+    return (await e).scale;
+  }
+
+  private entry(name: string, make: () => Promise<StoredTensor> | StoredTensor): Promise<{ t: GpuTensor; scale?: BlockScale }> {
     let t = this.tensors.get(name);
     if (!t) {
       t = (async () => {
@@ -43,7 +56,10 @@ export class LayerWeights {
           name, signal: this.signal, ...(this.maxBindingBytes ? { maxBindingBytes: this.maxBindingBytes } : {}),
         });
         this.bytes += up.parts.reduce((a, p) => a + p.byteLength, 0);
-        return up;
+        if (!st.scale) return { t: up };
+        const { values, block, rowOffset } = st.scale;
+        // One binding for the whole scale grid: 1/16384 of the weight for 128 × 128 blocks.
+        return { t: up, scale: { view: await this.view(`scale:${name}`, () => values), block, rowOffset } };
       })();
       this.tensors.set(name, t);
     }
@@ -90,7 +106,7 @@ export class LayerWeights {
   async release(): Promise<void> {
     for (const t of this.tensors.values()) {
       const up = await t.catch(() => undefined);
-      if (up) releaseTensor(this.ctx, up);
+      if (up) releaseTensor(this.ctx, up.t);
     }
     for (const v of this.views.values()) {
       const b = await v.catch(() => undefined);

@@ -1,22 +1,38 @@
 /**
- * Tensors for the GPU engine in a dtype the kernels read: F32/F16/BF16 stay as stored (bytes go straight
- * from the file to the GPU, bf16 stays packed); block-FP8 weights are dequantised on the CPU to F32 per
- * tensor (the kernels have no FP8 path). Nothing is read before the engine asks for it.
+ * Tensors for the GPU engine in a dtype the kernels read: F32/F16/BF16 and block-FP8 (F8_E4M3 2-D weights with
+ * a `_scale_inv`) stay as stored (bytes go straight from the file to the GPU, bf16 and fp8 stay packed; the fp8
+ * block scales travel with the tensor and the matmul kernel applies them). Other dtypes are widened to F32 on
+ * the CPU. Nothing is read before the engine asks for it.
  */
 import { MoePruneError } from '../../core/errors.ts';
 import { requireFile, type FileSet } from '../../formats/bytes.ts';
 import { decodeToF32, encodeFromF32, type Shape } from '../../formats/dtype.ts';
+import { dequantBlockFp8 } from '../../formats/fp8.ts';
 import { INDEX_FILE, readShardIndex, SINGLE_FILE } from '../../formats/safetensors/index-file.ts';
 import { openSafetensors, type SafetensorsFile } from '../../formats/safetensors/reader.ts';
 import type { WeightDType } from '../../gpu/kernels/kernel-args.ts';
 import type { TensorBytes } from '../../gpu/tensor.ts';
 import { CheckpointWeights } from '../reference/weights.ts';
 
+/** dtypes the engine uploads as stored: the kernels' weight dtypes, and F8_E4M3 for matmul weights with block scales. */
+export type StoredDType = WeightDType | 'F8_E4M3';
+
+/** Block scales of an FP8 weight: the whole f32 `_scale_inv` [ceil(rows/block[0]), cols], whatever rows were read. */
+export interface StoredScale {
+  readonly values: Float32Array;
+  readonly cols: number;
+  readonly block: readonly [number, number];
+  /** Row of the full weight that this tensor's row 0 is. */
+  readonly rowOffset: number;
+}
+
 /** A tensor (or rows of one) ready to upload: bytes in `dtype`, either in memory or a range of a file. */
 export interface StoredTensor {
-  readonly dtype: WeightDType;
+  readonly dtype: StoredDType;
   readonly shape: Shape;
   readonly bytes: TensorBytes;
+  /** Present exactly for block-FP8 weights. */
+  readonly scale?: StoredScale;
 }
 
 export interface GpuWeightSource {
@@ -30,8 +46,8 @@ export interface GpuWeightSource {
 const KERNEL_DTYPES: ReadonlySet<string> = new Set(['F32', 'F16', 'BF16']);
 
 /** Bytes per element of a kernel dtype. */
-export function elemBytes(dtype: WeightDType): number {
-  return dtype === 'F32' ? 4 : 2;
+export function elemBytes(dtype: StoredDType): number {
+  return dtype === 'F32' ? 4 : dtype === 'F8_E4M3' ? 1 : 2;
 }
 
 /** A sub-block of a stored tensor: `shape` elements starting `elemOffset` elements in (contiguous). */
@@ -39,28 +55,46 @@ export function subTensor(t: StoredTensor, elemOffset: number, shape: Shape): St
   const b = elemOffset * elemBytes(t.dtype);
   const n = shape.reduce((a, x) => a * x, 1) * elemBytes(t.dtype);
   const bytes = t.bytes instanceof Uint8Array ? t.bytes.subarray(b, b + n) : { source: t.bytes.source, offset: t.bytes.offset + b };
-  return { dtype: t.dtype, shape, bytes };
+  if (!t.scale) return { dtype: t.dtype, shape, bytes };
+  const cols = t.shape[t.shape.length - 1]!;
+  if (t.shape.length !== 2 || elemOffset % cols !== 0)
+    throw new MoePruneError('InvalidArgument', `a block-FP8 sub-tensor must be whole rows of a 2-D weight (offset ${elemOffset}, shape ${JSON.stringify(t.shape)})`);
+  return { dtype: t.dtype, shape, bytes, scale: { ...t.scale, rowOffset: t.scale.rowOffset + elemOffset / cols } };
 }
 
 /** Values of a stored tensor as f32 (reads file ranges). */
 export async function storedToF32(t: StoredTensor, signal?: AbortSignal): Promise<Float32Array> {
   const n = t.shape.reduce((a, x) => a * x, 1) * elemBytes(t.dtype);
   const bytes = t.bytes instanceof Uint8Array ? t.bytes : await t.bytes.source.read(t.bytes.offset, n, signal);
-  return decodeToF32(t.dtype, bytes);
+  const values = decodeToF32(t.dtype, bytes);
+  const s = t.scale;
+  return s ? dequantBlockFp8(values, t.shape[t.shape.length - 1]!, s.values, s.cols, s.block, s.rowOffset) : values;
 }
 
-/** f32 values narrowed to `dtype` (round to nearest even, as the export writes merged experts). */
-export function f32ToStored(values: Float32Array, dtype: WeightDType, shape: Shape): StoredTensor {
-  return { dtype, shape, bytes: encodeFromF32(dtype, values) };
+/** `t` in a dtype every kernel reads: block-FP8 widened to F32 on the CPU (FP8 embedding tables), others as they are. */
+export async function widenBlockFp8(t: StoredTensor, signal?: AbortSignal): Promise<StoredTensor> {
+  return t.scale ? f32ToStored(await storedToF32(t, signal), 'F32', t.shape) : t;
+}
+
+/**
+ * f32 values narrowed to `dtype` (round to nearest even, as the export writes merged experts). FP8 values
+ * (means of block-FP8 experts) stay F32: requantising would need new block scales.
+ */
+export function f32ToStored(values: Float32Array, dtype: StoredDType, shape: Shape): StoredTensor {
+  const d = dtype === 'F8_E4M3' ? 'F32' : dtype;
+  return { dtype: d, shape, bytes: encodeFromF32(d, values) };
 }
 
 /** The tensors of a checkpoint folder (sharded with an index, a single model.safetensors, or loose shards). */
 export class CheckpointTensors implements GpuWeightSource {
   private constructor(
     private readonly where: ReadonlyMap<string, SafetensorsFile>,
-    /** Dequantising reader for block-FP8 weights. */
+    /** Widening reader for dtypes the GPU does not read (and block-FP8 weights outside the 2-D case). */
     private readonly f32: CheckpointWeights,
   ) {}
+
+  /** Block scales by weight name, read once (tiny next to the weight). */
+  private readonly scales = new Map<string, Promise<Float32Array>>();
 
   static async open(files: FileSet, signal?: AbortSignal): Promise<CheckpointTensors> {
     let shards: string[];
@@ -95,11 +129,25 @@ export class CheckpointTensors implements GpuWeightSource {
     if (start < 0 || n < 0 || start + n > total)
       throw new MoePruneError('InvalidArgument', `rows ${start}..${start + n} out of range for "${name}" with ${total} rows`, f.name);
     const shape = info.shape.length === 0 ? [] : [n, ...info.shape.slice(1)];
-    if (KERNEL_DTYPES.has(info.dtype)) {
-      const rowBytes = total === 0 ? 0 : info.byteLength / total;
-      return { dtype: info.dtype as WeightDType, shape, bytes: { source: f.source, offset: f.dataStart + info.begin + start * rowBytes } };
+    const rowBytes = total === 0 ? 0 : info.byteLength / total;
+    const bytes = { source: f.source, offset: f.dataStart + info.begin + start * rowBytes };
+    if (KERNEL_DTYPES.has(info.dtype)) return { dtype: info.dtype as WeightDType, shape, bytes };
+    const scaleName = `${name}_scale_inv`;
+    if (info.dtype === 'F8_E4M3' && info.shape.length === 2 && this.where.has(scaleName)) {
+      const block = this.f32.blockSize;
+      const [R, C] = info.shape as [number, number];
+      const want = [Math.ceil(R / block[0]), Math.ceil(C / block[1])];
+      const got = this.shape(scaleName) ?? [];
+      if (got.length !== 2 || got[0] !== want[0] || got[1] !== want[1])
+        throw new MoePruneError('InvalidShape', `"${scaleName}" has shape ${JSON.stringify(got)}, expected ${JSON.stringify(want)} for ${block.join('×')} blocks of "${name}"`, f.name);
+      let values = this.scales.get(scaleName);
+      if (!values) {
+        this.scales.set(scaleName, (values = this.f32.read(scaleName, signal)));
+        values.catch(() => this.scales.delete(scaleName)); // an aborted read is not cached
+      }
+      return { dtype: 'F8_E4M3', shape, bytes, scale: { values: await values, cols: want[1]!, block, rowOffset: start } };
     }
-    // FP8 (with block scales) and other dtypes: widen on the CPU, once per tensor upload.
+    // Other dtypes: widen on the CPU, once per tensor upload.
     const values = await this.f32.readRows(name, start, n, signal);
     return { dtype: 'F32', shape, bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
   }

@@ -24,7 +24,8 @@ export interface WeightSource {
 export class CheckpointWeights implements WeightSource {
   private constructor(
     private readonly where: ReadonlyMap<string, SafetensorsFile>,
-    private readonly blockSize: readonly [number, number],
+    /** Block-FP8 scale blocks [rows, cols] (config quantization_config.weight_block_size; 128 × 128 by default). */
+    readonly blockSize: readonly [number, number],
   ) {}
 
   static async open(files: FileSet, signal?: AbortSignal): Promise<CheckpointWeights> {
