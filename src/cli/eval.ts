@@ -44,12 +44,12 @@ export async function evalPerplexity(files: FileSet, windows: Windows, gpu: GpuC
   return perplexity(windows.windows, referenceNll(rp.model, { removedExperts: rp.removedExperts }), { ...(signal ? { signal } : {}) });
 }
 
-export function seqLenArg(p: Parameters<typeof numberArg>[0], name = 'seq-len'): number {
-  return numberArg(p, name, (n) => Number.isInteger(n) && n >= 2, 'an integer ≥ 2') ?? DEFAULT_EVAL_SEQ_LEN;
+export function seqLenArg(p: Parameters<typeof numberArg>[0], name = 'seq-len', fallback = DEFAULT_EVAL_SEQ_LEN): number {
+  return numberArg(p, name, (n) => Number.isInteger(n) && n >= 2, 'an integer ≥ 2') ?? fallback;
 }
 
-export function maxWindowsArg(p: Parameters<typeof numberArg>[0], name = 'max-windows'): number {
-  return numberArg(p, name, (n) => Number.isInteger(n) && n >= 1, 'a positive integer') ?? DEFAULT_EVAL_WINDOWS;
+export function maxWindowsArg(p: Parameters<typeof numberArg>[0], name = 'max-windows', fallback = DEFAULT_EVAL_WINDOWS): number {
+  return numberArg(p, name, (n) => Number.isInteger(n) && n >= 1, 'a positive integer') ?? fallback;
 }
 
 export async function runEval(args: string[], io: CliIo): Promise<number> {

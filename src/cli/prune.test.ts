@@ -3,7 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openReferenceModel, referenceForward } from '../eval/reference/forward.ts';
+import { loadTokenizer } from '../eval/tokenizer.ts';
+import { windowsOfText } from '../eval/windows.ts';
 import { main, type CliIo } from './main.ts';
+import { openNodeFileSet } from './node-files.ts';
 
 const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));
 const MIXTRAL = join(MODELS, 'mixtral');
@@ -123,5 +127,62 @@ describe('moe-prune prune: runs', () => {
     expect(io.err().trimEnd().split('\n').at(-1)).toBe('cancelled by the user [Cancelled]');
     expect(io.out()).toBe('');
     expect([existsSync(out), existsSync(`${out}.partial`)]).toEqual([false, false]);
+  });
+});
+
+describe('moe-prune prune: co-activation similarity from calibration text', () => {
+  const out = join(TMP, 'coact-refused');
+  const calib = join(TMP, 'calib.txt');
+  writeFileSync(calib, 'It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. '.repeat(4));
+
+  it('refuses co-activation without --calib-text and calibration flags without it', async () => {
+    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--similarity', 'coactivation', '--cpu'], /^--similarity coactivation needs --calib-text <file>/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--similarity', 'mixed', '--cpu'], /^--similarity mixed needs --calib-text/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--calib-text', calib, '--cpu'], /--calib-text is only used by --similarity coactivation or mixed/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--mix-weight', '2', '--cpu'], /--mix-weight only applies to --similarity mixed/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--similarity', 'cosine'], /--similarity must be one of router, coactivation, mixed/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--similarity', 'coactivation', '--calib-text', join(TMP, 'nope.txt'), '--cpu'], /nope\.txt/, out);
+  });
+
+  it('clusters the pair of experts chosen together most often and records the calibration in the report', async () => {
+    const dir = join(TMP, 'coact');
+    const io = collect();
+    const args = ['prune', MIXTRAL, '--out', dir, '--experts-per-layer', '3', '--similarity', 'coactivation', '--calib-text', calib, '--calib-samples', '3', '--calib-seq-len', '12', '--cpu', '--json'];
+    expect(await main(args, io)).toBe(0);
+    const j = JSON.parse(io.out()) as { report: { settings: Record<string, unknown>; keptExperts: Record<string, number[]> } };
+    expect(j.report.settings).toMatchObject({ similarity: 'coactivation', mode: 'uniform', keepPerLayer: 3, calibration: { text: 'calib.txt', samples: 3, requested_samples: 3, seq_len: 12, tokens: 36 } });
+    // Independent count from the reference routing: the removed expert belongs to a pair with the largest a_ij.
+    const files = await openNodeFileSet(MIXTRAL);
+    const tok = await loadTokenizer(files);
+    const windows = windowsOfText(tok, readFileSync(calib, 'utf8'), 'calib.txt', { count: 3, length: 12 });
+    const ref = await referenceForward(await openReferenceModel(files), windows.windows, { output: 'nll' });
+    for (const r of ref.routing) {
+      const a = new Array<number>(16).fill(0);
+      for (let t = 0; t < r.experts.length / 2; t++) {
+        const [x, y] = [r.experts[2 * t]!, r.experts[2 * t + 1]!];
+        a[x * 4 + y]!++;
+        a[y * 4 + x]!++;
+      }
+      const kept = j.report.keptExperts[String(r.layer)]!;
+      const removed = [0, 1, 2, 3].filter((e) => !kept.includes(e));
+      expect(removed).toHaveLength(1);
+      const best = Math.max(...a);
+      expect(Math.max(...kept.map((k) => a[removed[0]! * 4 + k]!)), `layer ${r.layer}`).toBe(best);
+    }
+    const readme = readFileSync(join(dir, 'README.md'), 'utf8');
+    expect(readme).toContain('| `similarity` | `"coactivation"` |');
+  });
+
+  it('mixed records μ; router runs keep the default settings without a calibration entry', async () => {
+    const io = collect();
+    const args = ['prune', MIXTRAL, '--out', join(TMP, 'mixed'), '--experts-per-layer', '3', '--similarity', 'mixed', '--mix-weight', '0.5', '--calib-text', calib, '--calib-seq-len', '12', '--cpu', '--json'];
+    expect(await main(args, io)).toBe(0);
+    const s = (JSON.parse(io.out()) as { report: { settings: Record<string, unknown> } }).report.settings;
+    expect(s).toMatchObject({ similarity: 'mixed', mixWeight: 0.5, calibration: { samples: 16, requested_samples: 16, seq_len: 12, tokens: 192 } });
+    const io2 = collect();
+    expect(await main(['prune', MIXTRAL, '--out', join(TMP, 'router'), '--experts-per-layer', '3', '--cpu', '--json'], io2)).toBe(0);
+    const s2 = (JSON.parse(io2.out()) as { report: { settings: Record<string, unknown> } }).report.settings;
+    expect(s2).toMatchObject({ similarity: 'router', mixWeight: 1 });
+    expect(s2).not.toHaveProperty('calibration');
   });
 });

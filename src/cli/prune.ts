@@ -1,9 +1,11 @@
+import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { catalogueCheckpoint, assertComplete } from '../models/catalogue.ts';
 import type { ExpertPlanSettings } from '../prune/experts/plan.ts';
+import { DEFAULT_CALIB_SAMPLES, DEFAULT_CALIB_SEQ_LEN, measureCoactivation, type MeasuredCoactivation } from '../pipeline/coactivation.ts';
 import { exportExpertPruned, runStageOne } from '../pipeline/expert-prune.ts';
 import { expertPlanEdits } from '../eval/gpu/plan.ts';
 import type { PrunePerplexity } from '../export/report.ts';
@@ -16,7 +18,8 @@ import { NodeOutputFolder } from './node-output.ts';
 
 const USAGE =
   'usage: moe-prune prune <checkpoint dir> | --demo  --out <dir> [--experts-per-layer K | --expert-sparsity E] ' +
-  '[--mode uniform|global] [--similarity router] [--normalize-router] [--reconstruct none|per-layer|per-cluster-size] [--kappa N] ' +
+  '[--mode uniform|global] [--similarity router|coactivation|mixed] [--mix-weight μ] ' +
+  '[--calib-text <file> [--calib-samples N] [--calib-seq-len L]] [--normalize-router] [--reconstruct none|per-layer|per-cluster-size] [--kappa N] ' +
   '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--cpu] [--force] [--json]';
 
 /** The demo checkpoint shipped with the app (public/demo/model). */
@@ -40,7 +43,7 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     const p = parseArgs(
       args,
       {
-        values: ['out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'eval-text', 'seq-len', 'max-windows'],
+        values: ['out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'eval-text', 'seq-len', 'max-windows', 'mix-weight', 'calib-text', 'calib-samples', 'calib-seq-len'],
         flags: ['demo', 'normalize-router', 'cpu', 'force', 'json', 'quiet', 'help'],
       },
       USAGE,
@@ -57,7 +60,17 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     if ((K === undefined) === (E === undefined)) throw new MoePruneError('InvalidArgument', `give exactly one of --experts-per-layer and --expert-sparsity; ${USAGE}`);
     const mode = choiceArg(p, 'mode', ['uniform', 'global'] as const, 'uniform');
     if (mode === 'global' && K !== undefined) throw new MoePruneError('InvalidArgument', '--mode global takes --expert-sparsity (a global target), not --experts-per-layer');
-    choiceArg(p, 'similarity', ['router'] as const, 'router');
+    const similarity = choiceArg(p, 'similarity', ['router', 'coactivation', 'mixed'] as const, 'router');
+    const mixWeight = numberArg(p, 'mix-weight', (n) => n >= 0, 'a non-negative number');
+    if (mixWeight !== undefined && similarity !== 'mixed') throw new MoePruneError('InvalidArgument', '--mix-weight only applies to --similarity mixed');
+    const calibText = p.values.get('calib-text');
+    if (similarity !== 'router' && !calibText)
+      throw new MoePruneError('InvalidArgument', `--similarity ${similarity} needs --calib-text <file>: co-activation is counted on calibration text`);
+    if (similarity === 'router' && calibText) throw new MoePruneError('InvalidArgument', '--calib-text is only used by --similarity coactivation or mixed');
+    for (const f of ['calib-samples', 'calib-seq-len'])
+      if (p.values.has(f) && !calibText) throw new MoePruneError('InvalidArgument', `--${f} needs --calib-text <file>`);
+    const calibSamples = maxWindowsArg(p, 'calib-samples', DEFAULT_CALIB_SAMPLES);
+    const calibSeqLen = seqLenArg(p, 'calib-seq-len', DEFAULT_CALIB_SEQ_LEN);
     const reconstruct = choiceArg(p, 'reconstruct', ['none', 'per-layer', 'per-cluster-size'] as const, 'none');
     const kappa = numberArg(p, 'kappa', (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
     const search = choiceArg(p, 'search', ['exact', 'official'] as const, 'exact');
@@ -68,7 +81,8 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     const n = cat.summary.expertsPerLayer;
     const settings: Partial<ExpertPlanSettings> = {
       mode,
-      similarity: 'router',
+      similarity,
+      ...(mixWeight !== undefined && { mixWeight }),
       normalize: p.flags.has('normalize-router'),
       reconstruct,
       search,
@@ -83,7 +97,16 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     } else io.stderr.write('moe-prune: --cpu: computing distances on the CPU\n');
     const onProgress = progressPrinter(io, p.flags.has('quiet') || p.flags.has('json'));
     const { signal } = io;
-    const stage = await runStageOne(cat, settings, gpu, { onProgress, signal });
+    let co: MeasuredCoactivation | undefined;
+    let calibWindows = 0;
+    if (calibText) {
+      // One calibration pass (no lm_head on the GPU) counts, per MoE layer, tokens that chose each pair of experts.
+      const windows = await evalWindows(files, calibText, calibSeqLen, calibSamples);
+      calibWindows = windows.windows.length;
+      co = await measureCoactivation(files, windows, gpu, { onProgress, signal });
+      if (!p.flags.has('json')) io.stderr.write(`moe-prune: co-activation counted on ${co.tokens} calibration tokens (${calibWindows} × ${calibSeqLen})\n`);
+    }
+    const stage = await runStageOne(cat, settings, gpu, { onProgress, signal, ...(co && { coactivation: co.byLayer }) });
     if (stage.plan.search && !stage.plan.search.exact) io.stderr.write(`moe-prune: ${stage.plan.search.message}\n`);
     const evalText = p.values.get('eval-text');
     let perplexity: PrunePerplexity | undefined;
@@ -101,7 +124,16 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
       signal,
       ...(perplexity ? { perplexity } : {}),
       tool: 'moe-prune prune',
-      settings: { experts_per_layer: K ?? null, expert_sparsity: E ?? null, normalize_router: p.flags.has('normalize-router'), device: gpu ? gpu.adapter.label : 'cpu' },
+      settings: {
+        experts_per_layer: K ?? null,
+        expert_sparsity: E ?? null,
+        normalize_router: p.flags.has('normalize-router'),
+        device: gpu ? gpu.adapter.label : 'cpu',
+        ...(calibText &&
+          co && {
+            calibration: { text: basename(calibText), samples: calibWindows, requested_samples: calibSamples, seq_len: calibSeqLen, tokens: co.tokens },
+          }),
+      },
     });
     const r = result.report;
     if (p.flags.has('json')) io.stdout.write(`${JSON.stringify({ out, files: result.files, report: r, timings: stage.timings }, null, 2)}\n`);

@@ -15,6 +15,7 @@ import type { ExpertIndex, LayerIndex } from '../models/types.ts';
 import { buildLayerPlan, planExpertPruning, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings, type LayerPlan } from '../prune/experts/plan.ts';
 import { selectRepresentative } from '../prune/experts/representative.ts';
 import { selectRepresentativeGpu } from '../prune/experts/representative-gpu.ts';
+import { withCoactivation, type CoactivationByLayer } from './coactivation.ts';
 import { expertParamSource } from './expert-params.ts';
 import { planPrunedTensors, type TensorPlan } from '../export/tensor-plan.ts';
 import { writePrunedCheckpoint, type ExportResult, type OutputFolder } from '../export/write-checkpoint.ts';
@@ -102,14 +103,20 @@ export interface StageOneResult {
   readonly timings: { routersMs: number; distancesMs: number; clusteringMs: number; representativesMs: number };
 }
 
+export interface StageOneOptions extends LongTask {
+  /** Co-activation per MoE layer from a calibration pass (similarity 'coactivation' / 'mixed'); see coactivation.ts. */
+  readonly coactivation?: CoactivationByLayer;
+}
+
 /** Router distances on the GPU when a device is given (else on the CPU), clustering, representatives. */
-export async function runStageOne(cat: Catalogue, settings: Partial<ExpertPlanSettings>, gpu: GpuContext | undefined, opts: LongTask = {}): Promise<StageOneResult> {
+export async function runStageOne(cat: Catalogue, settings: Partial<ExpertPlanSettings>, gpu: GpuContext | undefined, opts: StageOneOptions = {}): Promise<StageOneResult> {
   const t0 = performance.now();
   const routers = await loadRouters(cat, opts);
   const t1 = performance.now();
   const squared = gpu ? await routerSquaredDistancesGpu(gpu, routers, opts) : undefined;
   const t2 = performance.now();
-  const draft = planExpertPruning(layerInputs(cat, routers, squared), settings);
+  const inputs = layerInputs(cat, routers, squared);
+  const draft = planExpertPruning(opts.coactivation ? withCoactivation(inputs, opts.coactivation) : inputs, settings);
   const t3 = performance.now();
   const plan = await resolvePlan(cat, draft, gpu, opts);
   const t4 = performance.now();
