@@ -187,21 +187,23 @@ export function assertAlive(ctx: GpuContext): void {
  * Use around allocations and pipeline creation, where these errors are expected and actionable; `what` starts
  * the message ("allocating the router buffer").
  */
-export async function withErrorScopes<T>(device: GPUDevice, fn: () => T | Promise<T>, what = 'GPU operation'): Promise<T> {
+export async function withErrorScopes<T>(device: GPUDevice, fn: () => T, what = 'GPU operation'): Promise<T> {
+  // `fn` is synchronous and both scopes are popped before any await: error scopes are one stack per device, so
+  // concurrent GPU work must never run between our push and our pop.
   device.pushErrorScope('out-of-memory');
   device.pushErrorScope('validation');
   let result: T;
   try {
-    result = await fn();
+    result = fn();
   } catch (e) {
     // Keep the scope stack balanced even when fn throws.
-    await device.popErrorScope().catch(() => null);
-    await device.popErrorScope().catch(() => null);
+    void device.popErrorScope().catch(() => null);
+    void device.popErrorScope().catch(() => null);
     if (e instanceof MoePruneError) throw e;
     throw new MoePruneError('GpuValidation', `${what} failed: ${(e as Error).message}`, undefined, { cause: e });
   }
-  const validation = await device.popErrorScope();
-  const oom = await device.popErrorScope();
+  const popped = [device.popErrorScope(), device.popErrorScope()];
+  const [validation, oom] = await Promise.all(popped);
   if (oom)
     throw new MoePruneError(
       'GpuOutOfMemory',

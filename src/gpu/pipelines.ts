@@ -74,7 +74,8 @@ export class PipelineCache {
     const label = `${spec.name}:${spec.entryPoint}`;
     const module = entry.module;
     const compileError = await entry.error;
-    this.device.pushErrorScope('validation');
+    // No error scope around the async creation (scopes are one stack per device and other work runs meanwhile):
+    // createComputePipelineAsync rejects by itself when the pipeline is invalid.
     let pipeline: GPUComputePipeline | undefined;
     let failure: unknown = compileError ?? undefined;
     if (!compileError)
@@ -87,13 +88,12 @@ export class PipelineCache {
       } catch (e) {
         failure = e;
       }
-    const scoped = (await this.device.popErrorScope()) ?? compileError;
-    if (pipeline && !scoped) return pipeline;
+    if (pipeline && !compileError) return pipeline;
     // Name the WGSL line when the compiler reports one; the raw error alone rarely says which kernel broke.
     const info = await module.getCompilationInfo().catch(() => undefined);
     const firstError = info?.messages.find((m) => m.type === 'error');
     const where = firstError ? ` (line ${firstError.lineNum}: ${firstError.message})` : '';
-    const msg = scoped?.message ?? (failure instanceof Error ? failure.message : String(failure));
+    const msg = compileError?.message ?? (failure instanceof Error ? failure.message : String(failure));
     throw new MoePruneError('GpuValidation', `cannot build the GPU kernel ${label}${where}: ${msg}`, `shaders/${spec.name}.wgsl`, {
       cause: failure,
     });

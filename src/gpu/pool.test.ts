@@ -15,6 +15,19 @@ it('buckets: powers of two up to 1 MiB, then eighths of the power of two (≤12.
 });
 
 describeGpu('buffer pool', (gpu) => {
+  it('attributes a validation error to the right buffer when acquires run concurrently', async () => {
+    const { device } = gpu();
+    const pool = new BufferPool(device, gpu().limits.maxBufferSize);
+    const BAD = 0x0001 /* MAP_READ */ | 0x0080; /* STORAGE: an invalid combination */
+    const results = await Promise.allSettled([
+      pool.acquire(4096, STORAGE_USAGE, 'good-1'),
+      pool.acquire(4096, BAD, 'bad'),
+      pool.acquire(8192, STORAGE_USAGE, 'good-2'),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason.message).toMatch(/bad buffer/);
+  });
+
   it('reuses released buffers of the same bucket and usage, and tracks live and peak bytes', async () => {
     const { device } = gpu();
     const pool = new BufferPool(device, gpu().limits.maxBufferSize);

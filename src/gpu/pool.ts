@@ -65,11 +65,13 @@ export class BufferPool {
       this.markUsed(reused);
       return reused;
     }
+    // Push, create and pop with no await in between: error scopes are one stack per device, and concurrent
+    // acquires (layer weights upload in parallel) would otherwise pop each other's scopes.
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
     const buf = this.device.createBuffer({ size, usage, label });
-    const validation = await this.device.popErrorScope();
-    const oom = await this.device.popErrorScope();
+    const popped = [this.device.popErrorScope(), this.device.popErrorScope()];
+    const [validation, oom] = await Promise.all(popped);
     if (oom || validation) {
       buf.destroy();
       if (oom)
