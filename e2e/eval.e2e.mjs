@@ -1,7 +1,8 @@
 // Calibration and perplexity in the page: a generated checkpoint calibrated on a dropped text file (routing counts
 // per expert add up), perplexity before/after an expert plan equal to what `moe-prune eval` / `prune --eval-text`
 // print for the same windows, "after" marked stale when the plan changes; then the demo model on the built-in
-// samples, with a cancelled run.
+// samples, with a cancelled run. After calibration, the plan can cluster by co-activation (same experts as
+// `moe-prune prune --similarity coactivation --calib-text`) or the mixed distance.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -57,6 +58,10 @@ test('mixtral fixture: calibration on a dropped text, perplexity before/after K 
   await b.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
   await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
   await b.page.locator('[data-testid="eval-panel"][data-available="true"]').waitFor({ timeout: 10_000 });
+  // Co-activation similarity waits for a calibration run.
+  assert.equal(await attr('similarity', 'data-calibrated'), 'false');
+  assert.equal(await b.page.getByTestId('similarity').locator('[data-value="coactivation"]').isDisabled(), true);
+  assert.equal(await b.page.getByTestId('similarity').locator('[aria-checked="true"]').getAttribute('data-value'), 'router');
 
   // Calibration: 4 × 16 tokens of the user's file.
   const buffer = Buffer.from(TEXT);
@@ -132,6 +137,29 @@ test('mixtral fixture: calibration on a dropped text, perplexity before/after K 
   assert.equal(await b.page.getByTestId('ppl-progress').count(), 0);
   assert.equal(Number(await attr('ppl-after', 'data-value')), pAfter);
   await b.page.getByTestId('keep-input').fill('3');
+  await b.page.locator('[data-testid="ppl-after"][data-stale="false"]').waitFor();
+
+  // Co-activation similarity from this calibration: the plan and heatmap follow, and match the CLI's.
+  const keptRouter = await b.page.getByTestId('layer-kept').allInnerTexts();
+  await b.page.locator('[data-testid="similarity"][data-calibrated="true"]').waitFor();
+  await b.page.getByTestId('similarity').locator('[data-value="coactivation"]').click();
+  await b.page.getByTestId('heatmap-title').filter({ hasText: 'Co-activation distances' }).waitFor();
+  await b.page.locator('[data-testid="heatmap"][data-clusters="3"]').waitFor({ timeout: 5_000 });
+  assert.equal(await b.page.getByTestId('plan-error').count(), 0);
+  const coPr = cli(['prune', fixtureDir('mixtral'), '--out', out, '--experts-per-layer', '3', '--similarity', 'coactivation', '--calib-text', textFile, '--calib-samples', '4', '--calib-seq-len', '16', '--json', '--force']);
+  assert.equal(coPr.report.settings.similarity, 'coactivation');
+  assert.deepEqual(coPr.report.settings.calibration, { text: 'sentences.txt', samples: 4, requested_samples: 4, seq_len: 16, tokens: 64 });
+  const keptCo = await b.page.getByTestId('layer-kept').allInnerTexts();
+  assert.deepEqual(keptCo.map((t) => t.trim().split(/\s+/).map(Number)), Object.values(coPr.report.keptExperts), 'page and CLI cluster by the same co-activation');
+  // Mixed: μ box appears; μ = 0 is the router plan again.
+  await b.page.getByTestId('similarity').locator('[data-value="mixed"]').click();
+  await b.page.getByTestId('heatmap-title').filter({ hasText: 'Mixed distances' }).waitFor();
+  await setNumber('mix-weight', 0);
+  await b.page.locator('[data-testid="heatmap"][data-clusters="3"]').waitFor({ timeout: 5_000 });
+  assert.deepEqual(await b.page.getByTestId('layer-kept').allInnerTexts(), keptRouter);
+  await b.page.getByTestId('plan-panel').screenshot({ path: join(ARTIFACTS, 'eval-plan-panel-coactivation-mixtral.png') });
+  await b.page.getByTestId('similarity').locator('[data-value="router"]').click();
+  await b.page.getByTestId('heatmap-title').filter({ hasText: 'Router distances' }).waitFor();
   await b.page.locator('[data-testid="ppl-after"][data-stale="false"]').waitFor();
 
   await b.page.getByTestId('plan-panel').screenshot({ path: join(ARTIFACTS, 'eval-plan-panel-mixtral.png') });

@@ -71,7 +71,7 @@ export async function measureCoactivation(files: FileSet, windows: Windows, gpu:
   if (gpu) {
     const engine = await GpuForwardEngine.open(gpu, files, opts.signal);
     const r = await engine.forward(w, { ...task, output: 'none', stats: true });
-    return { byLayer: coactivationFromStats(r.stats!), tokens: r.tokens, device: gpu.adapter.label || 'WebGPU' };
+    return { byLayer: coactivationFromStats(r.stats!), tokens: r.stats!.tokens, device: gpu.adapter.label || 'WebGPU' };
   }
   const model = await openReferenceModel(files, opts.signal);
   const r = await referenceForward(model, w, { ...task, output: 'nll' });

@@ -1,14 +1,14 @@
 import { useEffect, type ReactNode } from 'react';
 import type { Catalogue } from '../models/catalogue.ts';
-import type { ExpertPlan, LayerPlan } from '../prune/experts/plan.ts';
+import type { ExpertPlan, LayerPlan, SimilarityMode } from '../prune/experts/plan.ts';
 import type { ReconstructRule } from '../prune/experts/representative.ts';
 import { formatBytes } from '../store/format.ts';
 import { DistanceHeatmap } from './DistanceHeatmap.tsx';
-import { useEvalBlocker } from './eval-state.ts';
+import { useEval, useEvalBlocker } from './eval-state.ts';
 import { ExportBox } from './ExportBox.tsx';
 import { KeptChart } from './KeptChart.tsx';
 import { PerplexityBox } from './PerplexityBox.tsx';
-import { preparePlan, selectLayer, setControls, usePlan, type PlanControls, type PlanNumbers } from './prune-state.ts';
+import { attachCalibration, preparePlan, selectLayer, setControls, usePlan, type PlanControls, type PlanNumbers } from './prune-state.ts';
 import { useApp } from './state.ts';
 
 function count(n: number): string {
@@ -59,7 +59,70 @@ function IntControl({ value, min, max, onChange, testid, suffix }: { value: numb
   );
 }
 
-function Controls({ c, cat }: { c: PlanControls; cat: Catalogue }) {
+const SIMILARITY_HINT: Record<SimilarityMode, string> = {
+  router: 'distance between router rows: experts the router treats alike',
+  coactivation: 'experts chosen together by the same calibration tokens are close (−a_ij / |mean a|)',
+  mixed: 'μ · co-activation distance + router distance',
+};
+
+/** Router / co-activation / mixed; the last two need this model's calibration statistics. */
+function SimilarityControl({ c, calibrated }: { c: PlanControls; calibrated: boolean }) {
+  const options: ReadonlyArray<readonly [SimilarityMode, string]> = [
+    ['router', 'router distance'],
+    ['coactivation', 'co-activation'],
+    ['mixed', 'mixed'],
+  ];
+  return (
+    <Field label="Similarity" hint={calibrated ? SIMILARITY_HINT[c.similarity] : `${SIMILARITY_HINT.router} · co-activation and mixed: run calibration first`}>
+      <div className="segmented" role="radiogroup" data-testid="similarity" data-calibrated={calibrated ? 'true' : 'false'}>
+        {options.map(([v, label]) => {
+          const off = v !== 'router' && !calibrated;
+          return (
+            <button
+              key={v}
+              type="button"
+              role="radio"
+              aria-checked={v === c.similarity}
+              className={v === c.similarity ? 'on' : ''}
+              data-value={v}
+              disabled={off}
+              title={off ? 'run calibration first (Calibration and perplexity panel)' : undefined}
+              onClick={() => setControls({ similarity: v })}
+            >
+              {label}
+            </button>
+          );
+        })}
+      </div>
+      <div className="inline">
+        {c.similarity !== 'coactivation' && (
+          <label className="check">
+            <input type="checkbox" checked={c.normalize} data-testid="normalize" onChange={(e) => setControls({ normalize: e.currentTarget.checked })} />
+            normalise router distance by ‖W‖<sub>F</sub>
+          </label>
+        )}
+        {c.similarity === 'mixed' && (
+          <label className="kappa">
+            μ
+            <input
+              type="number"
+              min={0}
+              step={0.1}
+              value={c.mixWeight}
+              data-testid="mix-weight"
+              onChange={(e) => {
+                const v = Number(e.currentTarget.value);
+                if (Number.isFinite(v) && v >= 0) setControls({ mixWeight: v });
+              }}
+            />
+          </label>
+        )}
+      </div>
+    </Field>
+  );
+}
+
+function Controls({ c, cat, calibrated }: { c: PlanControls; cat: Catalogue; calibrated: boolean }) {
   const n = cat.summary.expertsPerLayer;
   const layers = cat.moeLayers.length;
   return (
@@ -97,15 +160,7 @@ function Controls({ c, cat }: { c: PlanControls; cat: Catalogue }) {
           )}
         </Field>
       )}
-      <Field label="Similarity" hint="distance between router rows: experts the router treats alike">
-        <div className="inline">
-          <span className="chip">router distance</span>
-          <label className="check">
-            <input type="checkbox" checked={c.normalize} data-testid="normalize" onChange={(e) => setControls({ normalize: e.currentTarget.checked })} />
-            normalise by ‖W‖<sub>F</sub>
-          </label>
-        </div>
-      </Field>
+      <SimilarityControl c={c} calibrated={calibrated} />
       <Field
         label="Reconstruction"
         hint={
@@ -254,10 +309,16 @@ export function PlanPanel() {
   const st = usePlan();
   const evalBlocker = useEvalBlocker();
   const fileSet = cur?.summary ? cur.fileSet : null;
+  const calibration = useEval((s) => s.calibration);
+  const calibStats = fileSet && calibration?.source === fileSet ? calibration.stats : null;
 
   useEffect(() => {
     if (fileSet) void preparePlan(fileSet);
   }, [fileSet]);
+  // Re-attached when the model's plan cache is (re)built: preparePlan starts from an empty state.
+  useEffect(() => {
+    attachCalibration(calibStats);
+  }, [calibStats, st.model]);
 
   if (!cur?.summary || !fileSet) return null;
   // Until the effect above has switched the cache to this model, show nothing of the previous one.
@@ -271,7 +332,7 @@ export function PlanPanel() {
         <div>
           <h2>Expert pruning plan</h2>
           <div className="muted small">
-            STUN stage 1: cluster experts whose router rows are close, keep one expert per cluster. Router weights only, no forward pass.
+            STUN stage 1: cluster experts whose router rows are close (or, after a calibration run, that the same tokens choose together), keep one expert per cluster.
           </div>
         </div>
         {model && (
@@ -302,7 +363,7 @@ export function PlanPanel() {
 
       {model && controls && (
         <div className="plan-grid">
-          <Controls c={controls} cat={model.cat} />
+          <Controls c={controls} cat={model.cat} calibrated={st.calibration !== null} />
           <div className="plan-results">
             {st.planError && (
               <div className="notice notice-bad" data-testid="plan-error">
@@ -333,7 +394,7 @@ export function PlanPanel() {
       {plan && lp && (
         <>
           <div className="plan-layer-head">
-            <h3>Router distances, layer by layer</h3>
+            <h3 data-testid="heatmap-title">{controls?.similarity === 'coactivation' ? 'Co-activation distances' : controls?.similarity === 'mixed' ? 'Mixed distances (co-activation + router)' : 'Router distances'}, layer by layer</h3>
             {plan.layers.length > 1 && <LayerPicker plan={plan} index={plan.layers.indexOf(lp)} />}
           </div>
           <DistanceHeatmap lp={lp} />

@@ -1,17 +1,21 @@
 /**
  * State of the expert-pruning plan panel. Router rows and their GPU squared distances are computed once per
  * model and cached, with the final distance matrices for each `normalize` choice; every settings change only
- * re-runs the (pure, fast) clustering, so the plan follows the controls instantly.
+ * re-runs the (pure, fast) clustering, so the plan follows the controls instantly. Co-activation (and mixed)
+ * similarity reads the page's calibration statistics, attached by the panel through `attachCalibration`.
  */
 import { create } from 'zustand';
+import type { CalibrationStats } from '../eval/gpu/stats.ts';
 import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import { planPrunedTensors } from '../export/tensor-plan.ts';
 import { catalogueCheckpoint, type Catalogue } from '../models/catalogue.ts';
 import { expertCountProblems } from '../models/families.ts';
+import { coactivationFromStats } from '../pipeline/coactivation.ts';
 import { layerInputs, loadRouters, routerSquaredDistancesGpu } from '../pipeline/expert-prune.ts';
-import { DEFAULT_EXPERT_PLAN_SETTINGS, layerDistances, planExpertPruning, resolveExpertPlanSettings, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings } from '../prune/experts/plan.ts';
+import { DEFAULT_EXPERT_PLAN_SETTINGS, layerDistances, planExpertPruning, resolveExpertPlanSettings, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings, type SimilarityMode } from '../prune/experts/plan.ts';
+import { coactivationDistance, mixedDistance } from '../prune/experts/similarity.ts';
 import { DEFAULT_KAPPA, type ReconstructRule } from '../prune/experts/representative.ts';
 import { getGpuContext, useApp } from './state.ts';
 
@@ -25,8 +29,18 @@ export interface PlanControls {
   /** Percent of routed experts removed over all MoE layers. */
   readonly sparsityPct: number;
   readonly normalize: boolean;
+  /** 'coactivation' / 'mixed' need a calibration run of this model (see `attachCalibration`). */
+  readonly similarity: SimilarityMode;
+  /** μ of the mixed distance. */
+  readonly mixWeight: number;
   readonly reconstruct: ReconstructRule;
   readonly kappa: number;
+}
+
+/** Co-activation per MoE layer from the page's calibration run (planner form: zero diagonal). */
+export interface PlanCalibration {
+  readonly stats: CalibrationStats;
+  readonly byLayer: Map<number, Float64Array>;
 }
 
 /** What the plan means for the checkpoint: counts from planPrunedTensors, without reading any weights. */
@@ -65,6 +79,8 @@ export interface PlanState {
   /** Index into plan.layers of the layer shown in the heatmap. */
   layerIndex: number;
   planMs: number;
+  /** The calibration of this model, when one has run. */
+  calibration: PlanCalibration | null;
 }
 
 /** The state of a model whose plan has not been prepared yet. */
@@ -80,6 +96,7 @@ const EMPTY: PlanState = {
   exportProblems: [],
   layerIndex: 0,
   planMs: 0,
+  calibration: null,
 };
 
 export const usePlan = create<PlanState>(() => EMPTY);
@@ -118,6 +135,8 @@ export function defaultControls(cat: Catalogue): PlanControls {
     targetTotal: keep * layers,
     sparsityPct: Math.round((100 * (n - keep)) / n),
     normalize: DEFAULT_EXPERT_PLAN_SETTINGS.normalize,
+    similarity: DEFAULT_EXPERT_PLAN_SETTINGS.similarity,
+    mixWeight: DEFAULT_EXPERT_PLAN_SETTINGS.mixWeight,
     reconstruct: 'none',
     kappa: DEFAULT_KAPPA.none,
   };
@@ -125,18 +144,30 @@ export function defaultControls(cat: Catalogue): PlanControls {
 
 /** The core settings the controls stand for. */
 export function planSettings(c: PlanControls, cat: Catalogue): Partial<ExpertPlanSettings> {
-  const common = { similarity: 'router' as const, normalize: c.normalize, reconstruct: c.reconstruct, kappa: c.kappa };
+  const common = { similarity: c.similarity, ...(c.similarity === 'mixed' && { mixWeight: c.mixWeight }), normalize: c.normalize, reconstruct: c.reconstruct, kappa: c.kappa };
   if (c.mode === 'uniform') return { ...common, mode: 'uniform', keepPerLayer: c.keep };
   const all = cat.summary.expertsPerLayer * cat.moeLayers.length;
   const target = c.globalBy === 'total' ? c.targetTotal : Math.round(all * (1 - c.sparsityPct / 100));
   return { ...common, mode: 'global', targetTotal: target, search: 'exact' };
 }
 
-function computePlan(model: PlanModel, c: PlanControls): Pick<PlanState, 'plan' | 'planError' | 'numbers' | 'exportProblems' | 'planMs'> {
+/** The distance matrices the controls ask for: router ones from the cache, co-activation ones from the calibration. */
+function similarityDistances(model: PlanModel, c: PlanControls, calibration: PlanCalibration | null): Float64Array[] {
+  if (c.similarity === 'router') return distancesFor(model, c.normalize);
+  if (!calibration) throw new MoePruneError('InvalidPlan', `${c.similarity === 'mixed' ? 'mixed' : 'co-activation'} similarity needs a calibration run of this model; run calibration first`);
+  const router = c.similarity === 'mixed' ? distancesFor(model, c.normalize) : null;
+  return model.inputs.map((l, i) => {
+    const a = calibration.byLayer.get(l.layer);
+    if (!a || a.length !== l.n * l.n) throw new MoePruneError('InvalidPlan', `layer ${l.layer}: the calibration statistics hold no ${l.n}×${l.n} co-activation matrix for this layer`);
+    return router ? mixedDistance(router[i]!, a, l.n, c.mixWeight) : coactivationDistance(a, l.n);
+  });
+}
+
+function computePlan(model: PlanModel, c: PlanControls, calibration: PlanCalibration | null = usePlan.getState().calibration): Pick<PlanState, 'plan' | 'planError' | 'numbers' | 'exportProblems' | 'planMs'> {
   const t0 = performance.now();
   const { cat } = model;
   try {
-    const distances = distancesFor(model, c.normalize);
+    const distances = similarityDistances(model, c, calibration);
     const inputs = model.inputs.map((l, i) => ({ layer: l.layer, n: l.n, d: l.d, topK: l.topK, ...(l.groups && { groups: l.groups }), distances: distances[i]! }));
     const plan = planExpertPruning(inputs, planSettings(c, cat));
     const tensors = planPrunedTensors(cat, plan.layers);
@@ -177,6 +208,23 @@ export function setControls(patch: Partial<PlanControls>): void {
   if (patch.reconstruct !== undefined && patch.kappa === undefined) next.kappa = DEFAULT_KAPPA[patch.reconstruct];
   const layerIndex = Math.min(usePlan.getState().layerIndex, Math.max(0, model.inputs.length - 1));
   usePlan.setState({ controls: next, layerIndex, ...computePlan(model, next) });
+}
+
+/**
+ * Attaches (or, with null, detaches) the current model's calibration statistics. Without them a co-activation
+ * or mixed plan falls back to router similarity, so the plan never shows distances of another calibration.
+ */
+export function attachCalibration(stats: CalibrationStats | null): void {
+  const st = usePlan.getState();
+  if ((st.calibration?.stats ?? null) === stats) return;
+  const calibration = stats ? { stats, byLayer: coactivationFromStats(stats) } : null;
+  const { model, controls } = st;
+  if (!model || !controls) {
+    usePlan.setState({ calibration });
+    return;
+  }
+  const next = calibration || controls.similarity === 'router' ? controls : { ...controls, similarity: 'router' as const };
+  usePlan.setState({ calibration, controls: next, ...computePlan(model, next, calibration) });
 }
 
 export function selectLayer(index: number): void {
