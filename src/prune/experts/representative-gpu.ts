@@ -1,6 +1,6 @@
 /**
  * Closest-to-centroid selection with the distances on the GPU (shaders/rowdist.wgsl): for each chunk of θ the
- * members' chunks go up as one [m, C] matrix, the centroid chunk beside it, and ‖θ_i − θ̄‖² accumulates on the
+ * members' chunks go up as [m, C] matrices (in batches that fit one binding), the centroid chunk beside it, and ‖θ_i − θ̄‖² accumulates on the
  * GPU across chunks. Same rule and tie-break as the CPU `selectRepresentative` (lowest index wins).
  */
 import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
@@ -16,7 +16,7 @@ export async function selectRepresentativeGpu(
   ctx: GpuContext,
   members: readonly ExpertIndex[],
   source: ExpertParamSource,
-  opts: LongTask = {},
+  opts: LongTask & { readonly maxBindingBytes?: number } = {},
 ): Promise<{ representative: ExpertIndex; sqDistances: Float64Array }> {
   const sorted = [...members].sort((a, b) => a - b);
   if (sorted.length === 0) throw new MoePruneError('InvalidArgument', 'cannot choose a representative of an empty cluster');
@@ -25,6 +25,8 @@ export async function selectRepresentativeGpu(
   const accBytes = m * 4;
   const acc = await ctx.pool.acquire(accBytes, STORAGE_USAGE, 'centroid distances');
   ctx.device.queue.writeBuffer(acc, 0, new Float32Array(m));
+  // Members go up in batches that fit one binding (a cluster of many large experts would not).
+  const maxBinding = opts.maxBindingBytes ?? Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
   try {
     for (let c = 0; c < source.chunkCount; c++) {
       throwIfAborted(opts.signal);
@@ -32,20 +34,25 @@ export async function selectRepresentativeGpu(
       for (const e of sorted) rows.push(await source.chunk(e, c, opts.signal));
       const len = rows[0]!.length;
       if (rows.some((r) => r.length !== len)) throw new MoePruneError('InvalidArgument', `cluster members have different parameter counts in chunk ${c}`);
-      const x = new Float32Array(m * len);
       const centroid = new Float32Array(len);
-      rows.forEach((r, i) => {
-        x.set(r, i * len);
-        for (let t = 0; t < len; t++) centroid[t] = centroid[t]! + r[t]! / m;
-      });
-      const xb = await ctx.pool.acquire(x.byteLength, STORAGE_USAGE, 'cluster chunk');
+      for (const r of rows) for (let t = 0; t < len; t++) centroid[t] = centroid[t]! + r[t]! / m;
+      const perBatch = Math.max(1, Math.floor(maxBinding / (len * 4)));
       const cb = await ctx.pool.acquire(centroid.byteLength, STORAGE_USAGE, 'centroid chunk');
       try {
-        ctx.device.queue.writeBuffer(xb, 0, x);
         ctx.device.queue.writeBuffer(cb, 0, centroid);
-        await rowdistAccumulate(ctx, { buffer: xb, byteLength: x.byteLength }, { buffer: cb, byteLength: centroid.byteLength }, { buffer: acc, byteLength: accBytes }, { m, dc: len });
+        for (let first = 0; first < m; first += perBatch) {
+          const batch = rows.slice(first, first + perBatch);
+          const x = new Float32Array(batch.length * len);
+          batch.forEach((r, i) => x.set(r, i * len));
+          const xb = await ctx.pool.acquire(x.byteLength, STORAGE_USAGE, 'cluster chunk');
+          try {
+            ctx.device.queue.writeBuffer(xb, 0, x);
+            await rowdistAccumulate(ctx, { buffer: xb, byteLength: x.byteLength }, { buffer: cb, byteLength: centroid.byteLength }, { buffer: acc, byteLength: accBytes }, { m: batch.length, dc: len, accOffset: first });
+          } finally {
+            ctx.pool.release(xb);
+          }
+        }
       } finally {
-        ctx.pool.release(xb);
         ctx.pool.release(cb);
       }
       opts.onProgress?.({ phase: 'choosing representatives', done: c + 1, total: source.chunkCount, unit: 'steps' });
