@@ -28,8 +28,11 @@ class MemoryFolder implements OutputFolder {
     if ([...this.sinks.values()].some((s) => !s.closed)) throw new Error('commit with an open file');
     this.committed = true;
   }
+  /** Files still open when abort() ran (a real folder could not delete them on every OS, and leaks handles). */
+  openAtAbort: string[] = [];
   async abort(): Promise<void> {
     this.aborted = true;
+    this.openAtAbort = [...this.sinks].filter(([, s]) => !s.closed).map(([n]) => n);
     this.sinks.clear();
   }
   /** What a user would see: nothing until committed. */
@@ -144,6 +147,7 @@ describe('writePrunedCheckpoint on the sharded mixtral fixture', () => {
     });
     await expect(run).rejects.toMatchObject({ code: 'Cancelled' });
     expect(out.aborted).toBe(true);
+    expect(out.openAtAbort).toEqual([]);
     expect(out.committed).toBe(false);
     expect(out.visible().size).toBe(0);
   });
@@ -175,6 +179,7 @@ describe('writePrunedCheckpoint on the sharded mixtral fixture', () => {
     await expect(run).rejects.toMatchObject({ code: 'IoError', message: expect.stringContaining('disk went away') });
     expect(reads).toBe(4);
     expect([out.aborted, out.committed]).toEqual([true, false]);
+    expect(out.openAtAbort).toEqual([]);
   });
 });
 

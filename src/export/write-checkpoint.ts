@@ -109,8 +109,13 @@ export async function writePrunedCheckpoint(
 
   const writeFile = async (name: string, body: (sink: ByteSink) => Promise<number>): Promise<void> => {
     const sink = await out.create(name);
-    const bytes = await body(sink);
-    await sink.close();
+    let bytes: number;
+    try {
+      bytes = await body(sink);
+    } finally {
+      // Closed on failure too, so abort() can remove the file (no handle left open on a full disk or a cancel).
+      await sink.close();
+    }
     written.push({ name, bytes });
   };
   const writeText = (name: string, text: string): Promise<void> =>

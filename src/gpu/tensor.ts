@@ -116,18 +116,6 @@ function writePadded(queue: GPUQueue, buffer: GPUBuffer, offset: number, bytes: 
   queue.writeBuffer(buffer, offset, padded);
 }
 
-/** Creates an uninitialised tensor (kernel output) with parts planned for the device limits. */
-export async function allocTensor(ctx: GpuContext, dtype: DType, shape: Shape, opts: UploadOptions = {}): Promise<GpuTensor> {
-  const name = opts.name ?? 'tensor';
-  const { rows, rowBytes } = rowLayout(dtype, shape, name);
-  const parts: GpuTensorPart[] = [];
-  for (const p of planParts(rows, rowBytes, maxPartBytes(ctx, opts), name)) {
-    const byteLength = p.rows * rowBytes;
-    parts.push({ buffer: await ctx.pool.acquire(Math.max(4, byteLength), STORAGE_USAGE, name), rowStart: p.rowStart, rows: p.rows, byteLength });
-  }
-  return { dtype, shape: [...shape], rowBytes, parts };
-}
-
 /** Reads a whole tensor back (tests, small results). Large tensors should be read part by part. */
 export async function readTensor(ctx: GpuContext, t: GpuTensor): Promise<Uint8Array> {
   const out = new Uint8Array(t.parts.reduce((a, p) => a + p.byteLength, 0));

@@ -177,7 +177,10 @@ export class GpuForwardEngine {
 
     const tables = ropeTables(arch.rope, L);
     const cos = await uploadWords(ctx, tables.cos, 'rope cos');
-    const sin = await uploadWords(ctx, tables.sin, 'rope sin');
+    const sin = await uploadWords(ctx, tables.sin, 'rope sin').catch((e: unknown) => {
+      ctx.pool.release(cos.buffer);
+      throw e;
+    });
     const routing: LayerRouting[] = [];
     const layers: LayerReport[] = [];
     const stats: CalibrationStats | null = opts.stats
@@ -254,7 +257,12 @@ export class GpuForwardEngine {
     const idBuf = await uploadWords(ctx, Uint32Array.from(ids, (id) => local.get(id)!), 'token ids');
     try {
       const out = await outputBuffer(ctx, c.tokens * arch.hidden, 'hidden states');
-      await embed(ctx, t, idBuf, c.tokens, out);
+      try {
+        await embed(ctx, t, idBuf, c.tokens, out);
+      } catch (e) {
+        ctx.pool.release(out.buffer);
+        throw e;
+      }
       return out;
     } finally {
       releaseTensor(ctx, t);
