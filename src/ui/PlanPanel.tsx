@@ -311,14 +311,15 @@ export function PlanPanel() {
   const fileSet = cur?.summary ? cur.fileSet : null;
   const calibration = useEval((s) => s.calibration);
   const calibStats = fileSet && calibration?.source === fileSet ? calibration.stats : null;
+  const calibName = calibStats ? calibration!.textName : '';
 
   useEffect(() => {
     if (fileSet) void preparePlan(fileSet);
   }, [fileSet]);
   // Re-attached when the model's plan cache is (re)built: preparePlan starts from an empty state.
   useEffect(() => {
-    attachCalibration(calibStats);
-  }, [calibStats, st.model]);
+    attachCalibration(calibStats, calibName);
+  }, [calibStats, calibName, st.model]);
 
   if (!cur?.summary || !fileSet) return null;
   // Until the effect above has switched the cache to this model, show nothing of the previous one.

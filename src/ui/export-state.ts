@@ -10,7 +10,7 @@ import type { FileSet } from '../formats/bytes.ts';
 import { canPickDirectory, clickDownload, DirectoryOutputFolder, DownloadOutputFolder, pickDirectory, type DirectoryHandleLike } from '../export/browser-output.ts';
 import type { OutputFolder } from '../export/write-checkpoint.ts';
 import { exportExpertPruned, resolvePlan } from '../pipeline/expert-prune.ts';
-import { adoptResolvedPlan, planSettings, usePlan } from './prune-state.ts';
+import { adoptResolvedPlan, planCalibrationSettings, planSettings, usePlan } from './prune-state.ts';
 import { getGpuContext, showError, useApp } from './state.ts';
 
 export type ExportTarget = 'folder' | 'downloads';
@@ -88,6 +88,7 @@ export async function startExport(target: ExportTarget): Promise<void> {
         experts_per_layer: controls.mode === 'uniform' ? controls.keep : null,
         expert_sparsity: controls.mode === 'global' && controls.globalBy === 'sparsity' ? controls.sparsityPct / 100 : null,
         normalize_router: controls.normalize,
+        ...planCalibrationSettings(controls),
         device: gpu ? gpu.adapter.label : 'cpu',
         output: target,
       },

@@ -40,6 +40,8 @@ export interface PlanControls {
 /** Co-activation per MoE layer from the page's calibration run (planner form: zero diagonal). */
 export interface PlanCalibration {
   readonly stats: CalibrationStats;
+  /** Name of the calibration text (recorded in the export's report). */
+  readonly textName: string;
   readonly byLayer: Map<number, Float64Array>;
 }
 
@@ -214,10 +216,10 @@ export function setControls(patch: Partial<PlanControls>): void {
  * Attaches (or, with null, detaches) the current model's calibration statistics. Without them a co-activation
  * or mixed plan falls back to router similarity, so the plan never shows distances of another calibration.
  */
-export function attachCalibration(stats: CalibrationStats | null): void {
+export function attachCalibration(stats: CalibrationStats | null, textName = ''): void {
   const st = usePlan.getState();
   if ((st.calibration?.stats ?? null) === stats) return;
-  const calibration = stats ? { stats, byLayer: coactivationFromStats(stats) } : null;
+  const calibration = stats ? { stats, textName, byLayer: coactivationFromStats(stats) } : null;
   const { model, controls } = st;
   if (!model || !controls) {
     usePlan.setState({ calibration });
@@ -225,6 +227,13 @@ export function attachCalibration(stats: CalibrationStats | null): void {
   }
   const next = calibration || controls.similarity === 'router' ? controls : { ...controls, similarity: 'router' as const };
   usePlan.setState({ calibration, controls: next, ...computePlan(model, next, calibration) });
+}
+
+/** Report settings of the calibration a co-activation / mixed plan used (the CLI records the same keys). */
+export function planCalibrationSettings(c: PlanControls): { calibration?: Record<string, unknown> } {
+  const cal = usePlan.getState().calibration;
+  if (c.similarity === 'router' || !cal) return {};
+  return { calibration: { text: cal.textName, samples: cal.stats.windows, seq_len: cal.stats.seqLen, tokens: cal.stats.tokens } };
 }
 
 export function selectLayer(index: number): void {
