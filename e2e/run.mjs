@@ -4,7 +4,7 @@
 // fresh profile), then stops the server. `--json FILE` writes {passed, failed, skipped}; arguments ending in
 // .e2e.mjs select test files; E2E_SKIP_BUILD=1 reuses the last build.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ARTIFACTS, buildApp, REPO, startPreview } from './serve.mjs';
 
@@ -32,6 +32,8 @@ let code = 1;
 let server;
 try {
   mkdirSync(ARTIFACTS, { recursive: true });
+  // Exports from an earlier run must not stand in for this run's (the Python oracle loads them).
+  for (const d of readdirSync(ARTIFACTS)) if (d.startsWith('export-')) rmSync(join(ARTIFACTS, d), { recursive: true, force: true });
   if (!process.env.E2E_SKIP_BUILD) {
     console.log('e2e: vite build');
     buildApp();

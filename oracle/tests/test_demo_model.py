@@ -94,3 +94,32 @@ def test_texts_are_small_and_disjoint_from_training() -> None:
     for sp in splits:
         probe = sp.heldout[1000:1200]
         assert probe not in sp.train and probe not in sp.calibration
+
+
+def test_our_engine_and_prune_eval_agree_with_transformers(tmp_path: Path, heldout: str) -> None:
+    """The method behind the README's demo table: `moe-prune eval` on the original and the perplexity `prune
+    --eval-text` records for the plan applied on the fly both equal transformers' perplexity (of the original, and
+    of the exported pruned checkpoint) on the same windows. Fewer windows than the README to stay quick."""
+    import subprocess
+
+    windows = 8
+    text = str(DEMO_DIR / "heldout.txt")
+    ev = subprocess.run(
+        ["node", "bin/moe-prune.mjs", "eval", str(MODEL_DIR), "--text", text, "--seq-len", "128", "--max-windows", str(windows), "--json"],
+        cwd=REPO_ROOT, check=True, capture_output=True, text=True,
+    )
+    ours = json.loads(ev.stdout)["perplexity"]
+    ref = eval_ppl.perplexity(MODEL_DIR, heldout, seq_len=128, max_windows=windows)
+    assert abs(ours - ref) / ref < 1e-3, (ours, ref)
+
+    out = tmp_path / "k4"
+    subprocess.run(
+        ["node", "bin/moe-prune.mjs", "prune", "--demo", "--out", str(out), "--experts-per-layer", "4",
+         "--eval-text", text, "--seq-len", "128", "--max-windows", str(windows), "--quiet"],
+        cwd=REPO_ROOT, check=True, capture_output=True, text=True,
+    )
+    ppl = json.loads((out / "prune-report.json").read_text())["perplexity"]
+    assert abs(ppl["before"] - ref) / ref < 1e-3, (ppl, ref)
+    pruned = eval_ppl.perplexity(out, heldout, seq_len=128, max_windows=windows)
+    assert abs(ppl["after"] - pruned) / pruned < 1e-3, (ppl, pruned)
+    assert ppl["after"] != ppl["before"]

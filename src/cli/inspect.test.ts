@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { buildHeader } from '../formats/safetensors/writer.ts';
-import { formatRanges } from './inspect.ts';
+import { formatRanges } from '../core/format.ts';
 import { main, type CliIo } from './main.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

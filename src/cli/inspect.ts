@@ -1,3 +1,4 @@
+import { formatRanges } from '../core/format.ts';
 import { assertComplete, inspectCheckpoint } from '../models/catalogue.ts';
 import { familyById } from '../models/families.ts';
 import type { CheckpointSummary } from '../models/types.ts';
@@ -5,23 +6,6 @@ import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
 
 const USAGE = 'usage: moe-prune inspect <checkpoint folder | .safetensors file> [--json]';
-
-/** "0-3, 5, 7-9" */
-export function formatRanges(xs: readonly number[]): string {
-  if (xs.length === 0) return 'none';
-  const parts: string[] = [];
-  let start = xs[0]!;
-  let prev = start;
-  for (const x of [...xs.slice(1), NaN]) {
-    if (x === prev + 1) {
-      prev = x;
-      continue;
-    }
-    parts.push(start === prev ? `${start}` : `${start}-${prev}`);
-    start = prev = x;
-  }
-  return parts.join(', ');
-}
 
 const int = (n: number): string => n.toLocaleString('en-US');
 

@@ -1,19 +1,9 @@
 import type { ReactNode } from 'react';
+import { formatRanges } from '../core/format.ts';
+import { FAMILIES, familyById } from '../models/families.ts';
 import type { CheckpointSummary } from '../models/types.ts';
 import { formatBytes } from '../store/format.ts';
 import { storeCurrent, useApp, type CurrentModel } from './state.ts';
-
-const FAMILY_NAMES: Record<CheckpointSummary['family'], string> = {
-  mixtral: 'Mixtral',
-  qwen2_moe: 'Qwen2-MoE',
-  qwen3_moe: 'Qwen3-MoE',
-  olmoe: 'OLMoE',
-  phimoe: 'Phi-MoE',
-  deepseek_v2: 'DeepSeek-V2',
-  deepseek_v3: 'DeepSeek-V3',
-  arctic: 'Arctic',
-  granitemoe: 'Granite-MoE',
-};
 
 function count(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
@@ -23,21 +13,7 @@ function count(n: number): string {
 }
 
 /** "0–3, 5, 7–9" for a sorted list of layer indices. */
-function ranges(xs: readonly number[]): string {
-  if (xs.length === 0) return 'none';
-  const parts: string[] = [];
-  let start = xs[0]!;
-  let prev = start;
-  for (const x of [...xs.slice(1), Number.NaN]) {
-    if (x === prev + 1) {
-      prev = x;
-      continue;
-    }
-    parts.push(start === prev ? String(start) : `${start}–${prev}`);
-    start = prev = x;
-  }
-  return parts.join(', ');
-}
+const ranges = (xs: readonly number[]): string => formatRanges(xs, '–');
 
 function routingText(r: CheckpointSummary['routing']): string {
   const bits = [r.scoring, r.normTopkProb ? 'renormalised top-k' : 'no renormalisation'];
@@ -125,8 +101,8 @@ export function ModelSummary() {
       <section className="card empty" data-testid="model-summary-empty">
         <h2>No checkpoint loaded</h2>
         <p className="muted">
-          Drop a Hugging Face MoE checkpoint folder (Mixtral, Qwen2/3-MoE, OLMoE, Phi-MoE, DeepSeek-V2/V3, Arctic, Granite-MoE) or open one stored in
-          this browser. Only the headers are read to summarise it.
+          Drop a Hugging Face MoE checkpoint folder ({FAMILIES.map((f) => f.label).join(', ')}) or open one stored in this browser. Only
+          the headers are read to summarise it.
         </p>
       </section>
     );
@@ -154,7 +130,7 @@ export function ModelSummary() {
           <div className="headline">
             <div className="stat">
               <div className="stat-value" data-testid="summary-family">
-                {FAMILY_NAMES[s.family]}
+                {familyById(s.family).label}
               </div>
               <div className="stat-label">family</div>
             </div>
