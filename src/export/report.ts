@@ -69,7 +69,7 @@ export function buildPruneReport(
       routedExpertsAfter: s.params.routedExperts - removedSlots * s.params.perExpert,
     },
     bytes: { before: s.tensorBytes, after: tensors.bytes },
-    loadableBy: ['transformers (AutoModelForCausalLM, stock class)', 'vLLM (stock model class)'],
+    loadableBy: ['transformers (AutoModelForCausalLM, stock class)', 'vLLM (stock model class; layout as its loaders expect)'],
     ...(perplexity ? { perplexity } : {}),
   };
 }

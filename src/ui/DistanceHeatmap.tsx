@@ -70,7 +70,8 @@ function layoutOf(lp: LayerPlan): Layout {
   return { order, pos, blocks, min, max };
 }
 
-export function DistanceHeatmap({ lp }: { lp: LayerPlan }) {
+/** `measure` names the distance shown (router, co-activation or mixed) in the legend. */
+export function DistanceHeatmap({ lp, measure = 'router distance' }: { lp: LayerPlan; measure?: string }) {
   const canvas = useRef<HTMLCanvasElement>(null);
   const [hover, setHover] = useState<{ a: number; b: number; x: number; y: number } | null>(null);
   const L = useMemo(() => layoutOf(lp), [lp]);
@@ -179,7 +180,7 @@ export function DistanceHeatmap({ lp }: { lp: LayerPlan }) {
             <span>{fmt((L.min + L.max) / 2)}</span>
             <span data-testid="legend-max">{fmt(L.max)}</span>
           </div>
-          <div className="legend-caption small muted">router distance · similar ← → different</div>
+          <div className="legend-caption small muted">{measure} · similar ← → different</div>
         </div>
         <ul className="hm-key small">
           <li>

@@ -59,6 +59,13 @@ function IntControl({ value, min, max, onChange, testid, suffix }: { value: numb
   );
 }
 
+const MEASURE_TITLE: Record<SimilarityMode, string> = {
+  router: 'Router distances',
+  coactivation: 'Co-activation distances',
+  mixed: 'Mixed distances (co-activation + router)',
+};
+const MEASURE_LEGEND: Record<SimilarityMode, string> = { router: 'router distance', coactivation: 'co-activation distance', mixed: 'mixed distance' };
+
 const SIMILARITY_HINT: Record<SimilarityMode, string> = {
   router: 'distance between router rows: experts the router treats alike',
   coactivation: 'experts chosen together by the same calibration tokens are close (−a_ij / |mean a|)',
@@ -395,10 +402,10 @@ export function PlanPanel() {
       {plan && lp && (
         <>
           <div className="plan-layer-head">
-            <h3 data-testid="heatmap-title">{controls?.similarity === 'coactivation' ? 'Co-activation distances' : controls?.similarity === 'mixed' ? 'Mixed distances (co-activation + router)' : 'Router distances'}, layer by layer</h3>
+            <h3 data-testid="heatmap-title">{MEASURE_TITLE[controls?.similarity ?? 'router']}, layer by layer</h3>
             {plan.layers.length > 1 && <LayerPicker plan={plan} index={plan.layers.indexOf(lp)} />}
           </div>
-          <DistanceHeatmap lp={lp} />
+          <DistanceHeatmap lp={lp} measure={MEASURE_LEGEND[controls?.similarity ?? 'router']} />
           <ClusterList lp={lp} />
           <h3>Kept and removed experts</h3>
           <LayerTable plan={plan} selected={plan.layers.indexOf(lp)} />
