@@ -20,12 +20,12 @@ const USAGE =
   'usage: moe-prune prune <checkpoint dir> | --demo  --out <dir> [--experts-per-layer K | --expert-sparsity E] ' +
   '[--mode uniform|global] [--similarity router|coactivation|mixed] [--mix-weight μ] ' +
   '[--calib-text <file> [--calib-samples N] [--calib-seq-len L]] [--normalize-router] [--reconstruct none|per-layer|per-cluster-size] [--kappa N] ' +
-  '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--cpu] [--force] [--json]';
+  '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--cpu] [--force] [--json] [--quiet]';
 
 /** The demo checkpoint shipped with the app (public/demo/model). */
 export const DEMO_MODEL_DIR = fileURLToPath(new URL('../../public/demo/model', import.meta.url));
 
-/** Throttled one-line progress on stderr (a terminal sees it update in place). */
+/** Progress on stderr, at most two lines a second (plus each phase's last step), so logs stay readable. */
 function progressPrinter(io: CliIo, quiet: boolean): (p: Progress) => void {
   let last = 0;
   return (p) => {

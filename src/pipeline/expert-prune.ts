@@ -2,18 +2,17 @@
  * STUN stage 1 on a checkpoint, end to end: router rows → distances (GPU) → clusters → representatives (GPU,
  * streamed expert by expert) → a pruned checkpoint. The same functions serve the page and `moe-prune prune`.
  */
-import { MoePruneError, throwIfAborted } from '../core/errors.ts';
+import { asUserError, MoePruneError, throwIfAborted } from '../core/errors.ts';
 import type { LongTask } from '../core/progress.ts';
-import { readText, type FileSet } from '../formats/bytes.ts';
+import { readText, requireFile, type FileSet } from '../formats/bytes.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { sqdist } from '../gpu/kernels/sqdist.ts';
 import { readBuffer } from '../gpu/pool.ts';
 import { releaseTensor, uploadTensor } from '../gpu/tensor.ts';
 import type { Catalogue } from '../models/catalogue.ts';
 import { expertCountPatch, expertCountProblems, groupedRouting } from '../models/families.ts';
-import type { ExpertIndex, LayerIndex } from '../models/types.ts';
-import { buildLayerPlan, planExpertPruning, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings, type LayerPlan } from '../prune/experts/plan.ts';
-import { selectRepresentative } from '../prune/experts/representative.ts';
+import type { LayerIndex } from '../models/types.ts';
+import { planExpertPruning, resolveRepresentatives, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings } from '../prune/experts/plan.ts';
 import { selectRepresentativeGpu } from '../prune/experts/representative-gpu.ts';
 import { withCoactivation, type CoactivationByLayer } from './coactivation.ts';
 import { expertParamSource } from './expert-params.ts';
@@ -79,22 +78,10 @@ export function layerInputs(cat: Catalogue, routers: readonly RouterLayer[], squ
 
 /** Fills representatives of ≥3-member clusters by streaming the members' parameters (GPU when given). */
 export async function resolvePlan(cat: Catalogue, plan: ExpertPlan, gpu: GpuContext | undefined, opts: LongTask = {}): Promise<ExpertPlan> {
-  if (plan.unresolved === 0) return plan;
-  const layers: LayerPlan[] = [];
-  for (const lp of plan.layers) {
-    if (lp.clusters.every((c) => c.resolved)) {
-      layers.push(lp);
-      continue;
-    }
-    const src = expertParamSource(cat, lp.layer);
-    const reps: Array<ExpertIndex | undefined> = [];
-    for (const c of lp.clusters) {
-      if (c.resolved) reps.push(c.action === 'merge' ? undefined : c.representative);
-      else reps.push((gpu ? await selectRepresentativeGpu(gpu, c.members, src, opts) : await selectRepresentative(c.members, src, opts)).representative);
-    }
-    layers.push(buildLayerPlan(lp, lp.clusters.map((c) => c.members), plan.settings, reps));
-  }
-  return { ...plan, layers, unresolved: 0 };
+  return resolveRepresentatives(plan, (layer) => expertParamSource(cat, layer), {
+    ...opts,
+    ...(gpu && { select: (members, source, o) => selectRepresentativeGpu(gpu, members, source, o) }),
+  });
 }
 
 export interface StageOneResult {
@@ -143,29 +130,33 @@ export interface PruneExportResult extends ExportResult {
 
 /** Writes the pruned checkpoint: weights, patched config, index, copied tokenizer files, report, model card. */
 export async function exportExpertPruned(cat: Catalogue, files: FileSet, plan: ExpertPlan, out: OutputFolder, opts: ExportOptions): Promise<PruneExportResult> {
-  const tensorPlan = planPrunedTensors(cat, plan.layers);
-  const k = uniformCount(tensorPlan);
-  if (k === null) {
+  let prepared: { tensorPlan: TensorPlan; configText: string; report: PruneReport; extras: Array<{ name: string; text: string }> };
+  try {
+    // Everything that can refuse the plan runs before the first byte is written.
+    const tensorPlan = planPrunedTensors(cat, plan.layers);
+    const k = uniformCount(tensorPlan);
+    if (k === null) {
+      const counts = [...tensorPlan.expertsPerLayer.values()];
+      throw new MoePruneError(
+        'InvalidPlan',
+        `the plan keeps ${Math.min(...counts)}–${Math.max(...counts)} experts in different layers; Hugging Face configs hold one expert count, so ` +
+          'transformers and vLLM could not load it. Use uniform mode (same count in every layer) to export',
+      );
+    }
+    const problems = expertCountProblems(cat.adapter, cat.config, k);
+    if (problems.length) throw new MoePruneError('InvalidPlan', problems.join('; '), 'config.json');
+    const configText = patchTopLevelNumbers(await readText(requireFile(files, 'config.json'), opts.signal), expertCountPatch(cat.adapter, cat.config, k));
+    const report = buildPruneReport(cat, plan, tensorPlan, opts.settings, opts.tool, opts.perplexity);
+    const extras = [
+      { name: 'prune-report.json', text: JSON.stringify(report, null, 2) + '\n' },
+      { name: 'README.md', text: buildModelCard(cat, report) },
+    ];
+    prepared = { tensorPlan, configText, report, extras };
+  } catch (e) {
     await out.abort();
-    const counts = [...tensorPlan.expertsPerLayer.values()];
-    throw new MoePruneError(
-      'InvalidPlan',
-      `the plan keeps ${Math.min(...counts)}–${Math.max(...counts)} experts in different layers; Hugging Face configs hold one expert count, so ` +
-        'transformers and vLLM could not load it. Use uniform mode (same count in every layer) to export',
-    );
+    throw asUserError(e);
   }
-  const problems = expertCountProblems(cat.adapter, cat.config, k);
-  if (problems.length) {
-    await out.abort();
-    throw new MoePruneError('InvalidPlan', problems.join('; '), 'config.json');
-  }
-  const configText = patchTopLevelNumbers(await readText(files.get('config.json')!, opts.signal), expertCountPatch(cat.adapter, cat.config, k));
-  const report = buildPruneReport(cat, plan, tensorPlan, opts.settings, opts.tool, opts.perplexity);
-  const extras = [
-    { name: 'prune-report.json', text: JSON.stringify(report, null, 2) + '\n' },
-    { name: 'README.md', text: buildModelCard(cat, report) },
-  ];
-  const result = await writePrunedCheckpoint(cat, files, tensorPlan, { configText, extras }, out, opts);
-  return { ...result, report };
+  const result = await writePrunedCheckpoint(cat, files, prepared.tensorPlan, { configText: prepared.configText, extras: prepared.extras }, out, opts);
+  return { ...result, report: prepared.report };
 }
 

@@ -222,12 +222,20 @@ function summarise(settings: ExpertPlanSettings, layers: LayerPlan[], search: Th
   return search ? { settings, layers, totalExperts, totalKept, search, unresolved } : { settings, layers, totalExperts, totalKept, unresolved };
 }
 
-/** Fills in every unresolved representative by streaming the layer's expert parameters (two passes per chunk). */
+/** Chooses one cluster's representative from its members' parameters (CPU `selectRepresentative`, or the GPU's). */
+export type RepresentativeSelector = (members: readonly ExpertIndex[], source: ExpertParamSource, opts: RepresentativeOptions) => Promise<{ representative: ExpertIndex }>;
+
+/**
+ * Fills in every unresolved representative by streaming the layer's expert parameters (two passes per chunk).
+ * The one loop the page, the CLI and the oracle all use; `select` picks where the distances are computed.
+ */
 export async function resolveRepresentatives(
   plan: ExpertPlan,
   sourceFor: (layer: LayerIndex) => ExpertParamSource,
-  opts: RepresentativeOptions = {},
+  opts: RepresentativeOptions & { readonly select?: RepresentativeSelector } = {},
 ): Promise<ExpertPlan> {
+  if (plan.unresolved === 0) return plan;
+  const select = opts.select ?? selectRepresentative;
   const total = plan.unresolved;
   let done = 0;
   const layers: LayerPlan[] = [];
@@ -241,7 +249,7 @@ export async function resolveRepresentatives(
     for (const c of lp.clusters) {
       if (c.resolved) reps.push(c.action === 'merge' ? undefined : c.representative);
       else {
-        reps.push((await selectRepresentative(c.members, src, opts)).representative);
+        reps.push((await select(c.members, src, opts)).representative);
         opts.onProgress?.({ phase: 'choosing representatives', done: ++done, total, unit: 'steps', detail: `layer ${lp.layer}` });
       }
     }
