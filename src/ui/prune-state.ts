@@ -254,17 +254,23 @@ function gpuSettled(): Promise<void> {
 }
 
 /** Reads the routers and computes their distances for `fileSet` (once), then plans with the default controls. */
+/** Cancels the preparation of the previous model when another one is loaded: its reads and GPU work stop. */
+let preparing: AbortController | null = null;
+
 export async function preparePlan(fileSet: FileSet): Promise<void> {
   if (usePlan.getState().source === fileSet) return;
+  preparing?.abort();
+  const ac = (preparing = new AbortController());
+  const signal = ac.signal;
   usePlan.setState({ ...EMPTY, source: fileSet, preparing: { phase: 'reading headers', done: 0, total: 1, unit: 'steps' } });
-  const still = (): boolean => usePlan.getState().source === fileSet;
+  const still = (): boolean => usePlan.getState().source === fileSet && !signal.aborted;
   const onProgress = (p: Progress): void => {
     if (still()) usePlan.setState({ preparing: p });
   };
   try {
-    const cat = await catalogueCheckpoint(fileSet);
+    const cat = await catalogueCheckpoint(fileSet, { signal });
     if (cat.moeLayers.length === 0) throw new MoePruneError('InvalidPlan', 'this checkpoint has no MoE layer, so there are no experts to prune');
-    const routers = await loadRouters(cat, { onProgress });
+    const routers = await loadRouters(cat, { onProgress, signal });
     await gpuSettled();
     const gpu = getGpuContext();
     const t0 = performance.now();
@@ -272,9 +278,10 @@ export async function preparePlan(fileSet: FileSet): Promise<void> {
     let device = 'CPU';
     if (gpu) {
       try {
-        squared = await routerSquaredDistancesGpu(gpu, routers, { onProgress });
+        squared = await routerSquaredDistancesGpu(gpu, routers, { onProgress, signal });
         device = `GPU (${gpu.adapter.label || 'WebGPU'})`;
-      } catch {
+      } catch (e) {
+        if (signal.aborted) throw e;
         // A lost or failing device must not block planning: the CPU computes the same distances.
         squared = undefined;
       }
