@@ -1,7 +1,8 @@
 /**
  * STUN stage-1 plan: which experts each MoE layer keeps, which clusters merge, and the new expert order.
  * Router-only and instant (no parameter reads); cluster representatives that need parameter distances
- * (clusters of ≥ 3 members that select) are marked unresolved and filled in by `resolveRepresentatives`.
+ * (clusters of ≥ 3 members that select) are marked unresolved and filled in by `resolveRepresentatives`; the export
+ * writes merged slots as the members' mean (src/export/tensor-plan.ts).
  */
 import { MoePruneError } from '../../core/errors.ts';
 import type { LongTask } from '../../core/progress.ts';
@@ -258,19 +259,3 @@ export async function resolveRepresentatives(
   return summarise(plan.settings, layers, plan.search);
 }
 
-/** The pruned router weight (kept.length × d): the representative's row, or the member mean for merged clusters. */
-export function prunedRouterRows(lp: LayerPlan, W: Float32Array, d: number): Float32Array {
-  if (W.length !== lp.n * d) throw new MoePruneError('InvalidArgument', `layer ${lp.layer}: router weight must be ${lp.n}×${d}`);
-  const out = new Float32Array(lp.kept.length * d);
-  for (const c of lp.clusters) {
-    const dst = c.slot * d;
-    if (c.action === 'merge') {
-      for (let k = 0; k < d; k++) {
-        let s = 0;
-        for (const m of c.members) s += W[m * d + k]!;
-        out[dst + k] = s / c.members.length;
-      }
-    } else out.set(W.subarray(c.representative * d, (c.representative + 1) * d), dst);
-  }
-  return out;
-}

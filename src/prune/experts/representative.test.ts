@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { averageExpertChunk, averageRouterRows, clusterAction, memoryParamSource, selectRepresentative, selectRepresentatives, type ExpertParamSource } from './representative.ts';
+import { clusterAction, memoryParamSource, selectRepresentative, type ExpertParamSource } from './representative.ts';
 
 function thetas(count: number, len: number, seed: number): Float32Array[] {
   let s = seed;
@@ -54,15 +54,6 @@ describe('closest-to-centroid representative (streaming)', () => {
     expect((await selectRepresentative([5], noRead)).representative).toBe(5);
   });
 
-  it('selectRepresentatives reports progress in chunk reads', async () => {
-    const seen: number[] = [];
-    const src = memoryParamSource(th, 20);
-    const reps = await selectRepresentatives([[0], [1, 2], [3, 4, 5]], src, { onProgress: (p) => seen.push(p.done / p.total) });
-    expect(reps).toEqual([0, 1, direct([3, 4, 5], th)]);
-    expect(seen.at(-1)).toBe(1);
-    expect(seen).toHaveLength(3 * src.chunkCount);
-  });
-
   it('rejects mismatched chunk lengths', async () => {
     const src: ExpertParamSource = { chunkCount: 1, chunk: (e) => new Float32Array(e === 1 ? 4 : 5) };
     await expect(selectRepresentative([0, 1, 2], src)).rejects.toThrow(/expert 1 parameter chunk 0 has 4 values, other members have 5/);
@@ -79,10 +70,5 @@ describe('reconstruction rules', () => {
     expect(clusterAction('per-cluster-size', 3, 40, 2)).toBe('merge');
     expect(clusterAction('per-cluster-size', 3, 40, 3)).toBe('select');
     expect(clusterAction('none', 3, 1, 2)).toBe('select');
-  });
-  it('averages parameters chunk-wise and router rows', async () => {
-    const th = [Float32Array.from([1, 2, 3]), Float32Array.from([3, 4, 5]), Float32Array.from([5, 9, 1])];
-    expect([...(await averageExpertChunk([0, 1, 2], memoryParamSource(th, 2), 1))]).toEqual([3]);
-    expect([...averageRouterRows(Float32Array.from([1, 2, 3, 4, 5, 6]), 2, [0, 2])]).toEqual([3, 4]);
   });
 });

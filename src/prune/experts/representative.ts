@@ -98,49 +98,8 @@ export async function selectRepresentative(
   return { representative: sorted[best]!, sqDistances: dist };
 }
 
-/** Representatives for every cluster of a layer that needs one (size ≥ 3), with progress in chunk reads. */
-export async function selectRepresentatives(
-  clusters: readonly (readonly ExpertIndex[])[],
-  source: ExpertParamSource,
-  opts: RepresentativeOptions = {},
-): Promise<ExpertIndex[]> {
-  const passes = opts.memory === 'refetch' ? 2 : 1;
-  const total = clusters.reduce((s, c) => s + (c.length > 2 ? c.length * source.chunkCount * passes : 0), 0);
-  let done = 0;
-  const tick = (): void => {
-    done++;
-    opts.onProgress?.({ phase: 'choosing representatives', done, total, unit: 'steps' });
-  };
-  const out: ExpertIndex[] = [];
-  for (const c of clusters) out.push((await selectRepresentative(c, source, opts, tick)).representative);
-  return out;
-}
 
-/** Chunk `chunk` of the member-average θ (reconstruction), float64 accumulation rounded once to float32. */
-export async function averageExpertChunk(
-  members: readonly ExpertIndex[],
-  source: ExpertParamSource,
-  chunk: number,
-  signal?: AbortSignal,
-): Promise<Float32Array> {
-  if (members.length === 0) throw new MoePruneError('InvalidArgument', 'cannot average an empty cluster');
-  let sum: Float64Array | undefined;
-  for (const m of members) {
-    const x = await fetchChunk(source, m, chunk, sum?.length, signal);
-    sum ??= new Float64Array(x.length);
-    for (let t = 0; t < x.length; t++) sum[t] = sum[t]! + x[t]!;
-  }
-  const out = new Float32Array(sum!.length);
-  for (let t = 0; t < out.length; t++) out[t] = sum![t]! / members.length;
-  return out;
-}
 
-/** Mean of the members' router rows (the merged cluster's new router row). */
-export function averageRouterRows(W: Float32Array, d: number, members: readonly ExpertIndex[]): Float32Array {
-  const out = new Float64Array(d);
-  for (const m of members) for (let k = 0; k < d; k++) out[k] = out[k]! + W[m * d + k]!;
-  return Float32Array.from(out, (v) => v / members.length);
-}
 
 /** An in-memory ExpertParamSource over per-expert θ vectors, split into chunks of `chunkSize` (tests, small models). */
 export function memoryParamSource(thetas: readonly Float32Array[], chunkSize: number): ExpertParamSource {
