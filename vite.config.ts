@@ -6,5 +6,19 @@ export default defineConfig({
   plugins: [react()],
   server: { host: '127.0.0.1', port: 5173 },
   preview: { host: '127.0.0.1', port: 5173 },
-  build: { target: 'es2022', sourcemap: true },
+  build: {
+    target: 'es2022',
+    sourcemap: true,
+    // The chart library, the tokenizer and the GPU engine load with the panels that use them, each in its own chunk.
+    rolldownOptions: {
+      output: {
+        advancedChunks: {
+          groups: [
+            { name: 'charts', test: /node_modules[\\/](recharts|d3-[a-z-]+|victory-vendor|decimal\.js-light|es-toolkit|immer|reselect|@reduxjs|react-redux)[\\/]/ },
+            { name: 'tokenizers', test: /node_modules[\\/]@huggingface[\\/]/ },
+          ],
+        },
+      },
+    },
+  },
 });

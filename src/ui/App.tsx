@@ -1,14 +1,17 @@
-import { useEffect } from 'react';
+import { lazy, Suspense, useEffect } from 'react';
 import { AdapterPanel } from './AdapterPanel.tsx';
 import { DemoButton } from './DemoButton.tsx';
 import { DropZone } from './DropZone.tsx';
 import { ErrorBanner } from './ErrorBanner.tsx';
-import { EvalPanel } from './EvalPanel.tsx';
 import { IngestPanel } from './IngestPanel.tsx';
 import { ModelSummary } from './ModelSummary.tsx';
-import { PlanPanel } from './PlanPanel.tsx';
 import { StoredModels } from './StoredModels.tsx';
 import { initGpu, refreshModels } from './state.ts';
+
+// The pruning and evaluation panels (and the chart library they use) load on first need, so the page that
+// summarises a checkpoint comes up fast.
+const PlanPanel = lazy(async () => ({ default: (await import('./PlanPanel.tsx')).PlanPanel }));
+const EvalPanel = lazy(async () => ({ default: (await import('./EvalPanel.tsx')).EvalPanel }));
 
 export function App() {
   useEffect(() => {
@@ -42,8 +45,10 @@ export function App() {
         <div className="col-main">
           <IngestPanel />
           <ModelSummary />
-          <PlanPanel />
-          <EvalPanel />
+          <Suspense fallback={null}>
+            <PlanPanel />
+            <EvalPanel />
+          </Suspense>
         </div>
       </main>
     </div>
