@@ -41,6 +41,7 @@ export async function benchEngine(gpu: GpuContext, workDir: string, layers: numb
   const ids = Array.from({ length: windows }, () => Int32Array.from({ length: seqLen }, () => (s = (s * 1103515245 + 12345) >>> 0) % shape.vocab));
   await engine.forward(ids.slice(0, 1), { output: 'none' }); // warm-up: pipeline compilation
   global.gc?.();
+  gpu.pool.trim(); // buffers left free by the previous run must not count as this run's memory
   const t = performance.now();
   const { value: r, peak } = await withHeapPeak(() => engine.forward(ids, { output: 'nll', stats: true }));
   const seconds = (performance.now() - t) / 1000;
