@@ -9,18 +9,12 @@
  * or {"<dir>": {"error": "..."}} when a checkpoint fails.
  */
 import { openNodeFileSet } from '../../src/cli/node-files.ts';
+import { parseForwardArgs } from './args.ts';
 import { perplexityFromNll } from '../../src/eval/perplexity.ts';
 import { openReferenceModel, referenceForward } from '../../src/eval/reference/forward.ts';
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const windows: number[][] = [];
-  const dirs: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--ids') windows.push(args[++i]!.split(',').map(Number));
-    else dirs.push(args[i]!);
-  }
-  if (!windows.length || !dirs.length) throw new Error('usage: forward-logits.ts --ids 1,2,3 [--ids ...] <dir> [<dir> ...]');
+  const { windows, dirs } = parseForwardArgs(process.argv.slice(2), 'forward-logits.ts');
   const out: Record<string, unknown> = {};
   for (const dir of dirs) {
     try {

@@ -20,14 +20,8 @@ async function main(): Promise<void> {
   const { closeNodeGpu, openNodeGpu } = await import('../../src/cli/node-gpu.ts');
   const { GpuForwardEngine } = await import('../../src/eval/gpu/engine.ts');
   const { perplexityFromNll } = await import('../../src/eval/perplexity.ts');
-  const args = process.argv.slice(2);
-  const windows: number[][] = [];
-  const dirs: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--ids') windows.push(args[++i]!.split(',').map(Number));
-    else dirs.push(args[i]!);
-  }
-  if (!windows.length || !dirs.length) throw new Error('usage: gpu-forward.ts --ids 1,2,3 [--ids ...] <dir> [<dir> ...]');
+  const { parseForwardArgs } = await import('./args.ts');
+  const { windows, dirs } = parseForwardArgs(process.argv.slice(2), 'gpu-forward.ts');
   const gpu = await openNodeGpu();
   const results: Record<string, unknown> = {};
   try {

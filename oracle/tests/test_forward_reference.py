@@ -183,19 +183,23 @@ def torch_reference(d: Path):
 # ------------------------------------------------------------------------------------------------- tests
 
 
-@pytest.fixture(scope="module")
-def js_results() -> dict:
+def run_js_forward(script: str, timeout: int) -> dict:
+    """Runs one of the oracle/js forward drivers over every fixture on WINDOWS, in one process; its JSON output."""
     dirs = [str(d.relative_to(REPO)) for d in fixture_dirs()]
-    if not dirs:
-        pytest.skip("no fixture checkpoints under fixtures/models")
+    assert dirs, "no fixture checkpoints under fixtures/models"
     args = [a for w in WINDOWS for a in ("--ids", ",".join(map(str, w)))]
     npx = shutil.which("npx") or "npx"
     run = subprocess.run(
-        [npx, "tsx", "oracle/js/forward-logits.ts", *args, *dirs],
-        cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, "NODE_NO_WARNINGS": "1"},
+        [npx, "tsx", script, *args, *dirs],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, "NODE_NO_WARNINGS": "1"},
     )
     assert run.returncode == 0, run.stderr[-4000:]
     return json.loads(run.stdout)
+
+
+@pytest.fixture(scope="module")
+def js_results() -> dict:
+    return run_js_forward("oracle/js/forward-logits.ts", 900)
 
 
 @pytest.mark.parametrize("fixture", [d.name for d in fixture_dirs()])

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from test_forward_reference import FIXTURES, LOGIT_RTOL, PPL_RTOL, REPO, WINDOWS, arctic_forward, fixture_dirs, load_tensors_f32
+from test_forward_reference import FIXTURES, LOGIT_RTOL, PPL_RTOL, REPO, WINDOWS, arctic_forward, fixture_dirs, load_tensors_f32, run_js_forward
 
 NORM_RTOL = 1e-3
 
@@ -147,17 +145,7 @@ def arctic_run(d: Path, ids: torch.Tensor):
 
 @pytest.fixture(scope="module")
 def gpu_results() -> dict:
-    dirs = [str(d.relative_to(REPO)) for d in fixture_dirs()]
-    if not dirs:
-        pytest.skip("no fixture checkpoints under fixtures/models")
-    args = [a for win in WINDOWS for a in ("--ids", ",".join(map(str, win)))]
-    npx = shutil.which("npx") or "npx"
-    run = subprocess.run(
-        [npx, "tsx", "oracle/js/gpu-forward.ts", *args, *dirs],
-        cwd=REPO, capture_output=True, text=True, timeout=1200, env={**os.environ, "NODE_NO_WARNINGS": "1"},
-    )
-    assert run.returncode == 0, run.stderr[-4000:]
-    return json.loads(run.stdout)
+    return run_js_forward("oracle/js/gpu-forward.ts", 1200)
 
 
 @pytest.mark.parametrize("fixture", [d.name for d in fixture_dirs()])
