@@ -234,3 +234,30 @@ test('export into a picked folder: streamed, marker removed on commit, named <mo
   assert.deepEqual(b.consoleErrors, []);
   assert.deepEqual(b.foreignRequests(BASE), []);
 });
+
+test('a model stored in IndexedDB prunes from the store, and its export equals the CLI export byte for byte', { timeout: 90_000 }, async () => {
+  const fixture = 'mixtral';
+  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.getByTestId('model-files').setInputFiles(fixtureFiles(fixture));
+  await b.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+  await b.page.getByTestId('store-button').click();
+  await b.page.locator('[data-testid="stored-model"][data-complete="true"]').first().waitFor({ timeout: 30_000 });
+  // After a reload the dropped files are gone: everything below reads from IndexedDB.
+  await b.page.reload();
+  await b.page.getByTestId('stored-model').first().getByTestId('stored-open').click();
+  await b.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+  assert.equal(await b.page.getByTestId('mode').innerText(), 'Stored in this browser');
+  await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
+  await setKeep(3);
+  const dir = join(ARTIFACTS, 'export-mixtral-from-store');
+  await exportDownloads(dir);
+
+  const cli = join(ARTIFACTS, 'cli-mixtral-k3');
+  rmSync(cli, { recursive: true, force: true });
+  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'moe-prune.mjs'), 'prune', join(REPO, 'fixtures', 'models', fixture), '--out', cli, '--experts-per-layer', '3', '--cpu', '--quiet'], { cwd: REPO, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const shards = readdirSync(cli).filter((f) => f.endsWith('.safetensors') || f === 'config.json' || f === 'model.safetensors.index.json');
+  assert.ok(shards.length >= 3);
+  for (const f of shards) assert.ok(readFileSync(join(dir, f)).equals(readFileSync(join(cli, f))), `${f} differs between the page (from IndexedDB) and the CLI`);
+  rmSync(cli, { recursive: true, force: true });
+});
