@@ -6,7 +6,8 @@
 import { asUserError, MoePruneError, throwIfAborted } from '../core/errors.ts';
 import type { LongTask } from '../core/progress.ts';
 import { readText, type FileSet } from '../formats/bytes.ts';
-import { decodeToF32, dtypeBits, encodeFromF32 } from '../formats/dtype.ts';
+import { dtypeBits } from '../formats/dtype.ts';
+import { meanInDtype } from '../formats/mean.ts';
 import { formatShardIndex, INDEX_FILE, shardFileName, SINGLE_FILE } from '../formats/safetensors/index-file.ts';
 import { buildHeader, writeSafetensors, type ByteSink, type WriterTensor } from '../formats/safetensors/writer.ts';
 import type { Catalogue } from '../models/catalogue.ts';
@@ -50,7 +51,7 @@ async function* readRange(cat: Catalogue, r: ByteRange, signal?: AbortSignal): A
   }
 }
 
-/** Element-wise mean of equal-length ranges, read and written in aligned pieces. */
+/** Element-wise mean of equal-length ranges (see formats/mean.ts), read and written in aligned pieces. */
 async function* meanRanges(cat: Catalogue, p: Extract<Piece, { kind: 'mean' }>, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   const len = p.ranges[0]!.length;
   if (p.ranges.some((r) => r.length !== len)) throw new MoePruneError('InvalidPlan', 'merged experts have different sizes');
@@ -59,18 +60,13 @@ async function* meanRanges(cat: Catalogue, p: Extract<Piece, { kind: 'mean' }>, 
   for (let off = 0; off < len; off += step) {
     throwIfAborted(signal);
     const n = Math.min(step, len - off);
-    let acc: Float32Array | null = null;
+    const parts: Uint8Array[] = [];
     for (const r of p.ranges) {
       const entry = cat.tensors.get(r.tensor)!;
       const file = cat.shards.get(entry.file)!;
-      const bytes = await file.source.read(file.dataStart + file.info(r.tensor).begin + r.offset + off, n, signal);
-      const x = decodeToF32(p.dtype, bytes, r.tensor);
-      if (!acc) acc = x;
-      else for (let i = 0; i < x.length; i++) acc[i] = acc[i]! + x[i]!;
+      parts.push(await file.source.read(file.dataStart + file.info(r.tensor).begin + r.offset + off, n, signal));
     }
-    const inv = 1 / p.ranges.length;
-    for (let i = 0; i < acc!.length; i++) acc![i] = acc![i]! * inv;
-    yield encodeFromF32(p.dtype, acc!, p.ranges[0]!.tensor);
+    yield meanInDtype(p.dtype, parts, p.ranges[0]!.tensor);
   }
 }
 

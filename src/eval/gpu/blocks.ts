@@ -21,7 +21,9 @@ import type { ArchConfig, MhaSpec, MlaSpec, NormKind } from '../reference/arch.t
 import type { LayerWeights } from './layer-weights.ts';
 import type { ExpertEdits } from './plan.ts';
 import type { InputNormAccumulators } from './stats.ts';
-import { f32ToStored, storedToF32, subTensor, type GpuWeightSource, type StoredTensor } from './weights.ts';
+import { decodeToF32, encodeFromF32, numel } from '../../formats/dtype.ts';
+import { meanF32, meanInDtype } from '../../formats/mean.ts';
+import { elemBytes, f32ToStored, storedToF32, subTensor, type GpuWeightSource, type StoredTensor } from './weights.ts';
 
 /** Buffers of one step; everything not `keep`-ed is returned to the pool by `release`. */
 export class Scratch {
@@ -217,17 +219,19 @@ function expertSource(e: LayerEnv, ex: number): { names: readonly [string, strin
   return { names, load: async () => Promise.all(names.map((n) => src.rows(n, 0, undefined, signal))) as Promise<[StoredTensor, StoredTensor, StoredTensor]> };
 }
 
-/** Element-wise mean of the members' tensors in the stored dtype (f32 sum in member order, × 1/n: as the export). */
-async function meanOf(parts: StoredTensor[], signal?: AbortSignal): Promise<StoredTensor> {
-  let acc: Float32Array | null = null;
-  for (const t of parts) {
-    const x = await storedToF32(t, signal);
-    if (!acc) acc = x;
-    else for (let i = 0; i < x.length; i++) acc[i] = acc[i]! + x[i]!;
-  }
-  const inv = 1 / parts.length;
-  for (let i = 0; i < acc!.length; i++) acc![i] = acc![i]! * inv;
-  return f32ToStored(acc!, parts[0]!.dtype, parts[0]!.shape);
+/** Bytes of a stored tensor (reads a file range). */
+async function storedBytes(t: StoredTensor, signal?: AbortSignal): Promise<Uint8Array> {
+  return t.bytes instanceof Uint8Array ? t.bytes : t.bytes.source.read(t.bytes.offset, numel(t.shape) * elemBytes(t.dtype), signal);
+}
+
+/**
+ * Element-wise mean of the members' tensors, exactly as the export writes it (formats/mean.ts). Block-FP8
+ * members are averaged after dequantising and stay F32: requantising would need new block scales.
+ */
+async function meanOf(parts: StoredTensor[], name: string, signal?: AbortSignal): Promise<StoredTensor> {
+  const { dtype, shape, scale } = parts[0]!;
+  if (scale) return f32ToStored(meanF32(await Promise.all(parts.map((t) => storedToF32(t, signal))), name), dtype, shape);
+  return { dtype, shape, bytes: meanInDtype(dtype, await Promise.all(parts.map((t) => storedBytes(t, signal))), name) };
 }
 
 async function expertWeights(e: LayerEnv, ex: number, edits: ExpertEdits | undefined): Promise<ExpertWeights> {
@@ -238,7 +242,7 @@ async function expertWeights(e: LayerEnv, ex: number, edits: ExpertEdits | undef
     (loaded ??= merge
       ? (async () => {
           const members = await Promise.all(merge.members.map((m) => expertSource(e, m).load()));
-          return Promise.all([0, 1, 2].map((i) => meanOf(members.map((t) => t[i]!), e.signal))) as Promise<[StoredTensor, StoredTensor, StoredTensor]>;
+          return Promise.all([0, 1, 2].map((i) => meanOf(members.map((t) => t[i]!), me.names[i]!, e.signal))) as Promise<[StoredTensor, StoredTensor, StoredTensor]>;
         })()
       : me.load());
   const [gate, up, down] = await Promise.all(me.names.map((n, i) => e.w.put(n, async () => (await all())[i]!)));
@@ -254,24 +258,20 @@ async function routerWeight(e: LayerEnv, name: string, edits: ExpertEdits | unde
     const d = st.shape[1]!;
     const W = await storedToF32(st, e.signal);
     const out = W.slice();
-    for (const m of edits.merges!) {
-      const row = new Float32Array(d);
-      for (const mem of m.members) for (let i = 0; i < d; i++) row[i] = row[i]! + W[mem * d + i]!;
-      for (let i = 0; i < d; i++) row[i] = row[i]! * (1 / m.members.length);
-      out.set(row, m.into * d);
-    }
+    const row = (r: number) => W.subarray(r * d, (r + 1) * d);
+    for (const m of edits.merges!) out.set(meanF32(m.members.map(row), name), m.into * d);
     return f32ToStored(out, st.dtype, st.shape);
   });
 }
 
 async function correctionBias(e: LayerEnv, name: string, edits: ExpertEdits | undefined): Promise<BufferView> {
   return e.w.f32(name, async () => {
-    const b = await storedToF32(await e.src.rows(name, 0, undefined, e.signal), e.signal);
-    for (const m of edits?.merges ?? []) {
-      let s = 0;
-      for (const mem of m.members) s = Math.fround(s + b[mem]!);
-      b[m.into] = Math.fround(s * (1 / m.members.length));
-    }
+    const st = await e.src.rows(name, 0, undefined, e.signal);
+    const b = await storedToF32(st, e.signal);
+    const orig = b.slice();
+    // Rounded to the stored dtype, as the export writes it (real checkpoints store this bias as F32).
+    const stored = (v: Float32Array): Float32Array => (st.scale ? v : decodeToF32(st.dtype, encodeFromF32(st.dtype, v, name), name));
+    for (const m of edits?.merges ?? []) b[m.into] = stored(meanF32(m.members.map((mem) => orig.subarray(mem, mem + 1)), name))[0]!;
     return b;
   });
 }

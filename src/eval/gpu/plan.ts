@@ -5,6 +5,7 @@
  * them), and per-tensor bit masks (the unstructured stage's hook) zero single weights inside the matmul.
  */
 import { MoePruneError } from '../../core/errors.ts';
+import { meanF32 } from '../../formats/mean.ts';
 import type { ArchConfig } from '../reference/arch.ts';
 import { overlayWeights, type WeightSource } from '../reference/weights.ts';
 
@@ -65,15 +66,7 @@ export function referencePlan(
     if (!edits?.merges?.length) continue;
     const blk = `model.layers.${layer}.${arch.names.moeBlock}`;
     const fused = weights.has(`${blk}.experts.gate_up_proj`);
-    const mean = (read: (e: number) => Promise<Float32Array>, members: readonly number[]) => async () => {
-      let acc: Float32Array | null = null;
-      for (const m of members) {
-        const x = await read(m);
-        if (!acc) acc = x.slice();
-        else for (let i = 0; i < x.length; i++) acc[i] = acc[i]! + x[i]!;
-      }
-      return acc!.map((v) => v * (1 / members.length));
-    };
+    const mean = (read: (e: number) => Promise<Float32Array>, members: readonly number[]) => async () => meanF32(await Promise.all(members.map(read)));
     for (const m of edits.merges) {
       if (fused)
         for (const t of [`${blk}.experts.gate_up_proj`, `${blk}.experts.down_proj`]) merged.set(`${t}#${m.into}`, mean((e) => weights.readRows(t, e, 1), m.members));
@@ -88,12 +81,8 @@ export function referencePlan(
     if (edits) {
       const d = v.length / (weights.shape(name)?.[0] ?? 1);
       v = v.slice();
-      for (const m of edits)
-        for (let i = 0; i < d; i++) {
-          let s = 0;
-          for (const mem of m.members) s += values[mem * d + i]!;
-          v[m.into * d + i] = s * (1 / m.members.length);
-        }
+      const row = (r: number) => values.subarray(r * d, (r + 1) * d);
+      for (const m of edits) v.set(meanF32(m.members.map(row), name), m.into * d);
     }
     const mask = plan.mask?.(name);
     if (mask && rows === null) v = v.map((x, i) => ((mask[i >>> 5]! >>> (i & 31)) & 1 ? x : 0));
