@@ -261,3 +261,102 @@ test('a model stored in IndexedDB prunes from the store, and its export equals t
   for (const f of shards) assert.ok(readFileSync(join(dir, f)).equals(readFileSync(join(cli, f))), `${f} differs between the page (from IndexedDB) and the CLI`);
   rmSync(cli, { recursive: true, force: true });
 });
+
+// Cancel mid-export. `slowExport` pauses after each file (test-only), so the tiny fixtures export slowly enough
+// to press Cancel between files; the pause ends early on cancel.
+const SLOW_MS = 800;
+
+/** Every directory directly in the origin-private root, with its files and their sizes. */
+function opfsListing() {
+  return b.page.evaluate(async () => {
+    const root = await navigator.storage.getDirectory();
+    const out = {};
+    for await (const [name, h] of root.entries()) {
+      if (h.kind !== 'directory') continue;
+      out[name] = {};
+      for await (const [f, fh] of h.entries()) out[name][f] = fh.kind === 'file' ? (await fh.getFile()).size : -1;
+    }
+    return out;
+  });
+}
+
+/** Waits for the cancelled notice; the export left no success notice and no error banner. */
+async function expectCancelled() {
+  const stopped = b.page.getByTestId('export-stopped');
+  await stopped.waitFor({ timeout: 10_000 });
+  assert.match(await stopped.innerText(), /cancelled/i);
+  assert.equal(await b.page.getByTestId('export-done').count(), 0, 'no success notice after cancel');
+  assert.equal(await b.page.getByTestId('error-banner').count(), 0, 'cancel is not an error');
+  assert.equal(await b.page.getByTestId('export-cancel').count(), 0, 'the cancel button goes with the export');
+}
+
+test('cancel a folder export mid-way: the <model>-pruned-K folder is removed, never left looking finished', { timeout: 90_000 }, async () => {
+  await b.page.goto(`${BASE}/?test=1&exportTo=opfs&slowExport=${SLOW_MS}`);
+  const pageErrors = b.consoleErrors.length;
+  await loadFixture('mixtral');
+  const K = 2;
+  await setKeep(K);
+  await chooseTarget('folder');
+  const before = await opfsListing();
+  const isNew = (name) => !(name in before);
+  await b.page.getByTestId('export-button').click();
+
+  // Wait until the first shard is written (an OPFS file shows its bytes once its writable is closed).
+  let during;
+  for (const t0 = Date.now(); Date.now() - t0 < 20_000; await b.page.waitForTimeout(50)) {
+    during = Object.entries(await opfsListing()).find(([name, files]) => isNew(name) && Object.entries(files).some(([f, n]) => f.endsWith('.safetensors') && n > 0));
+    if (during) break;
+  }
+  assert.ok(during, 'a shard was written before cancel');
+  const [folder, files] = during;
+  assert.match(folder, new RegExp(`-pruned-${K}$`));
+  assert.ok('EXPORT_INCOMPLETE' in files, 'a folder being written carries the marker');
+  assert.equal('prune-report.json' in files, false, 'no report before the end');
+  assert.equal(await b.page.getByTestId('export-progress').getAttribute('data-phase'), 'export');
+  await b.page.getByTestId('export-cancel').click();
+  await expectCancelled();
+
+  const after = await opfsListing();
+  assert.deepEqual(Object.keys(after).filter(isNew), [], 'the cancelled export folder is gone');
+  assert.equal(Object.keys(after).some((n) => new RegExp(`-pruned-${K}(-\\d+)?$`).test(n)), false, `no -pruned-${K} folder at all`);
+  assert.deepEqual(b.consoleErrors.slice(pageErrors), []);
+});
+
+test('cancel a downloads export mid-way: no prune-report.json ever arrives; the next export completes, report last', { timeout: 90_000 }, async () => {
+  await b.page.goto(`${BASE}/?test=1&slowExport=${SLOW_MS}`);
+  const pageErrors = b.consoleErrors.length;
+  await loadFixture('mixtral');
+  await setKeep(3);
+  await chooseTarget('downloads');
+  const names = [];
+  let firstDownload;
+  const firstSeen = new Promise((r) => (firstDownload = r));
+  const onDownload = (d) => {
+    names.push(d.suggestedFilename());
+    firstDownload();
+  };
+  b.page.on('download', onDownload);
+  try {
+    await b.page.getByTestId('export-button').click();
+    await Promise.race([firstSeen, new Promise((_, rej) => setTimeout(() => rej(new Error('no download started')), 20_000))]);
+    await b.page.getByTestId('export-cancel').click();
+    await expectCancelled();
+    assert.match(await b.page.getByTestId('export-stopped').innerText(), /no prune-report\.json; delete them/);
+    // Longer than any pause: nothing still in flight may deliver the report late.
+    await b.page.waitForTimeout(3 * SLOW_MS);
+  } finally {
+    b.page.off('download', onDownload);
+  }
+  assert.ok(names.length >= 1 && names[0].endsWith('.safetensors'), `the first shard was downloaded (${names})`);
+  assert.equal(names.includes('prune-report.json'), false, `no report after cancel (${names})`);
+  assert.ok(names.length < 5, `cancel stopped the export early (${names})`);
+
+  // The page is ready again: a second export runs to the end, report last.
+  const dir = join(ARTIFACTS, 'export-mixtral-after-cancel');
+  const again = await exportDownloads(dir);
+  assert.equal(again.at(-1), 'prune-report.json', 'the report is downloaded last');
+  assert.equal(again.filter((n) => n === 'prune-report.json').length, 1);
+  assert.equal(inspect(dir).expertsPerLayer, 3);
+  assert.equal(await b.page.getByTestId('export-stopped').count(), 0, 'the cancelled notice is cleared by the next export');
+  assert.deepEqual(b.consoleErrors.slice(pageErrors), []);
+});

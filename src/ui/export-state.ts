@@ -4,7 +4,7 @@
  * saved as downloads. Progress and cancel live here; the plan panel only renders them.
  */
 import { create } from 'zustand';
-import { asUserError } from '../core/errors.ts';
+import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import { canPickDirectory, clickDownload, DirectoryOutputFolder, DownloadOutputFolder, pickDirectory, type DirectoryHandleLike } from '../export/browser-output.ts';
@@ -47,6 +47,39 @@ function testDirectoryRequested(): boolean {
   return q.get('test') === '1' && q.get('exportTo') === 'opfs';
 }
 
+/** Test-only: `?test=1&slowExport=<ms>` pauses after each file the export writes, so a test can cancel mid-export. */
+function testExportDelayMs(): number {
+  if (typeof location === 'undefined') return 0;
+  const q = new URLSearchParams(location.search);
+  const ms = Number(q.get('slowExport'));
+  return q.get('test') === '1' && Number.isSafeInteger(ms) && ms > 0 ? ms : 0;
+}
+
+/** Wraps an output so every closed file is followed by a pause that ends early (as a cancel) on abort. */
+function pausingAfterEachFile(out: OutputFolder, ms: number, signal: AbortSignal): OutputFolder {
+  const pause = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const cancelled = (): void => (clearTimeout(t), reject(new MoePruneError('Cancelled', 'cancelled by the user')));
+      const t = setTimeout(() => (signal.removeEventListener('abort', cancelled), resolve()), ms);
+      if (signal.aborted) cancelled();
+      else signal.addEventListener('abort', cancelled, { once: true });
+    });
+  return {
+    async create(name) {
+      const sink = await out.create(name);
+      return {
+        write: (bytes) => sink.write(bytes),
+        async close() {
+          await sink.close();
+          await pause();
+        },
+      };
+    },
+    commit: () => out.commit(),
+    abort: () => out.abort(),
+  };
+}
+
 export function folderExportAvailable(): boolean {
   return canPickDirectory() || testDirectoryRequested();
 }
@@ -73,6 +106,8 @@ export async function startExport(target: ExportTarget): Promise<void> {
   } else out = new DownloadOutputFolder(clickDownload);
 
   const controller = new AbortController();
+  const delayMs = testExportDelayMs();
+  if (delayMs) out = pausingAfterEachFile(out, delayMs, controller.signal);
   useExport.setState({ running: { target, progress: null, controller }, stopped: null, done: null });
   const onProgress = (p: Progress): void => useExport.setState((s) => (s.running ? { running: { ...s.running, progress: p } } : {}));
   const gpu = getGpuContext();
