@@ -8,6 +8,7 @@
  */
 import { MoePruneError } from '../core/errors.ts';
 import { dtypeBits, numel, type DType } from '../formats/dtype.ts';
+import { AVERAGEABLE_DTYPES } from '../formats/mean.ts';
 import type { Catalogue } from '../models/catalogue.ts';
 import { isQuantScale, renameExpertTensor } from '../models/families.ts';
 import type { ExpertIndex, LayerIndex, TensorEntry } from '../models/types.ts';
@@ -67,10 +68,8 @@ function slotMembers(keep: LayerKeep): ExpertIndex[][] {
 }
 
 /** Averaging decodes to f32 and re-encodes; quantised dtypes would need requantising, so they are refused up front. */
-const AVERAGEABLE: ReadonlySet<DType> = new Set(['F32', 'F64', 'F16', 'BF16']);
-
 function checkAverageable(e: TensorEntry): void {
-  if (!AVERAGEABLE.has(e.dtype))
+  if (!AVERAGEABLE_DTYPES.has(e.dtype))
     throw new MoePruneError('InvalidPlan', `cannot average experts stored as ${e.dtype} ("${e.name}") without requantising; use reconstruction "none"`, e.file);
 }
 
