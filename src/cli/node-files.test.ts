@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MoePruneError } from '../core/errors.ts';
 import { NodeFileSource, openNodeFileSet } from './node-files.ts';
+import { rejection } from '../../tests/errors.ts';
 
 let dir: string;
 const bytes = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) & 0xff);
@@ -23,16 +23,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function failure(p: Promise<unknown>): Promise<MoePruneError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof MoePruneError) return e;
-    throw e;
-  }
-  throw new Error('expected a MoePruneError');
-}
-
 describe('NodeFileSource', () => {
   it('reads exactly the requested range', async () => {
     const src = await NodeFileSource.open(join(dir, 'model.safetensors'));
@@ -44,22 +34,22 @@ describe('NodeFileSource', () => {
   });
   it('refuses ranges past the end, bad ranges, and aborted reads', async () => {
     const src = await NodeFileSource.open(join(dir, 'model.safetensors'));
-    expect((await failure(src.read(995, 10))).code).toBe('TruncatedFile');
-    expect((await failure(src.read(-1, 2))).code).toBe('InvalidArgument');
+    expect((await rejection(src.read(995, 10))).code).toBe('TruncatedFile');
+    expect((await rejection(src.read(-1, 2))).code).toBe('InvalidArgument');
     const ac = new AbortController();
     ac.abort();
-    expect((await failure(src.read(0, 1, ac.signal))).code).toBe('Cancelled');
+    expect((await rejection(src.read(0, 1, ac.signal))).code).toBe('Cancelled');
   });
   it('notices a file that shrank after it was measured', async () => {
     const p = join(dir, 'shrinks.bin');
     writeFileSync(p, bytes);
     const src = await NodeFileSource.open(p);
     writeFileSync(p, bytes.subarray(0, 100));
-    const e = await failure(src.read(50, 200));
+    const e = await rejection(src.read(50, 200));
     expect([e.code, e.file]).toEqual(['TruncatedFile', 'shrinks.bin']);
   });
   it('a missing file is MissingFile', async () => {
-    expect((await failure(NodeFileSource.open(join(dir, 'nope.bin')))).code).toBe('MissingFile');
+    expect((await rejection(NodeFileSource.open(join(dir, 'nope.bin')))).code).toBe('MissingFile');
   });
 });
 
@@ -76,9 +66,9 @@ describe('openNodeFileSet', () => {
     expect(single.get('config.json')?.size).toBe(2);
   });
   it('refuses other files and missing paths with the path named', async () => {
-    const e = await failure(openNodeFileSet(join(dir, 'config.json')));
+    const e = await rejection(openNodeFileSet(join(dir, 'config.json')));
     expect(e.code).toBe('InvalidArgument');
     expect(e.file).toBe(join(dir, 'config.json'));
-    expect((await failure(openNodeFileSet(join(dir, 'absent')))).code).toBe('MissingFile');
+    expect((await rejection(openNodeFileSet(join(dir, 'absent')))).code).toBe('MissingFile');
   });
 });

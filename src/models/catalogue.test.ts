@@ -3,11 +3,11 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { NodeFileSource, openNodeFileSet } from '../cli/node-files.ts';
-import { MoePruneError } from '../core/errors.ts';
 import { MapFileSet, MemorySource, type FileSet } from '../formats/bytes.ts';
 import { openSafetensors } from '../formats/safetensors/reader.ts';
 import { buildHeader } from '../formats/safetensors/writer.ts';
 import { assertComplete, catalogueCheckpoint, catalogueFromIndex, inspectCheckpoint } from './catalogue.ts';
+import { rejection, thrown } from '../../tests/errors.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const METADATA = resolve(ROOT, '../shared/reference/model-metadata');
@@ -51,16 +51,6 @@ async function rewriteShard(files: Map<string, Uint8Array>, shard: string, edit:
   const list = [...st.tensors.values()].map((t) => ({ name: t.name, dtype: t.dtype as 'F32' | 'BF16', shape: [...t.shape] }));
   edit(list);
   files.set(shard, shardBytes(list));
-}
-
-async function failure(p: Promise<unknown>): Promise<MoePruneError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof MoePruneError) return e;
-    throw e;
-  }
-  throw new Error('expected a MoePruneError');
 }
 
 describe('Atenia tiny random fixtures (single files)', () => {
@@ -193,12 +183,12 @@ describe('broken checkpoints', () => {
   const index = 'model.safetensors.index.json';
 
   it('no config.json → MissingFile naming it', async () => {
-    const e = await failure(inspectCheckpoint(memorySet(mixtralDir, (f) => f.delete('config.json'))));
+    const e = await rejection(inspectCheckpoint(memorySet(mixtralDir, (f) => f.delete('config.json'))));
     expect([e.code, e.file]).toEqual(['MissingFile', 'config.json']);
   });
 
   it('a shard named by the index is absent → MissingFile naming the shard', async () => {
-    const e = await failure(inspectCheckpoint(memorySet(mixtralDir, (f) => f.delete('model-00002-of-00003.safetensors'))));
+    const e = await rejection(inspectCheckpoint(memorySet(mixtralDir, (f) => f.delete('model-00002-of-00003.safetensors'))));
     expect([e.code, e.file]).toEqual(['MissingFile', 'model-00002-of-00003.safetensors']);
     expect(e.message).toContain(index);
   });
@@ -209,7 +199,7 @@ describe('broken checkpoints', () => {
     const [name, shard] = Object.entries(idx.weight_map).find(([, s]) => s === 'model-00001-of-00003.safetensors')!;
     idx.weight_map[name] = 'model-00003-of-00003.safetensors';
     files.set(index, bytesOf(idx));
-    const e = await failure(inspectCheckpoint(toSet(files)));
+    const e = await rejection(inspectCheckpoint(toSet(files)));
     expect([e.code, e.file]).toEqual(['MissingTensor', 'model-00003-of-00003.safetensors']);
     expect(e.message).toContain(name);
     expect(e.message).toContain(`it is in ${shard}`);
@@ -230,14 +220,7 @@ describe('broken checkpoints', () => {
     const s = await inspectCheckpoint(toSet(files));
     expect(s.missingTensors).toEqual([victim]);
     expect(s.extraTensors).toEqual(['model.layers.1.block_sparse_moe.experts.4.w3.weight']);
-    let err: unknown;
-    try {
-      assertComplete(s);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(MoePruneError);
-    expect((err as MoePruneError).message).toContain(victim);
+    expect(thrown(() => assertComplete(s)).message).toContain(victim);
   });
 
   it('DeepSeek-V3 MTP layers after num_hidden_layers are neither extra nor counted; layers beyond them are extra', async () => {
@@ -262,13 +245,13 @@ describe('broken checkpoints', () => {
     const cfg = json(files.get('config.json')!) as Record<string, unknown>;
     cfg['num_local_experts'] = 6;
     files.set('config.json', bytesOf(cfg));
-    const e = await failure(inspectCheckpoint(toSet(files)));
+    const e = await rejection(inspectCheckpoint(toSet(files)));
     expect(e.code).toBe('InvalidShape');
     expect(e.message).toMatch(/"model\.layers\.\d+\.mlp\.(experts\.gate_up_proj|experts\.down_proj|gate\.weight)" has shape \[8, \d+(, \d+)?\] but config\.json implies \[6, /);
   });
 
   it('an unsupported architecture names config.json and the supported list', async () => {
-    const e = await failure(
+    const e = await rejection(
       inspectCheckpoint(
         memorySet(mixtralDir, (f) => {
           f.set('config.json', bytesOf({ architectures: ['GptOssForCausalLM'], model_type: 'gpt_oss' }));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MoePruneError } from '../core/errors.ts';
+import { thrown } from '../../tests/errors.ts';
 import {
   classifyTensor,
   detectFamily,
@@ -22,16 +22,6 @@ const v3 = familyById('deepseek_v3');
 const arctic = familyById('arctic');
 const granite = familyById('granitemoe');
 
-function caught(f: () => unknown): MoePruneError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof MoePruneError) return e;
-    throw e;
-  }
-  throw new Error('expected a MoePruneError');
-}
-
 describe('detectFamily', () => {
   it('picks by architecture, then by model_type', () => {
     expect(detectFamily({ architectures: ['Qwen3MoeForCausalLM'] }).id).toBe('qwen3_moe');
@@ -43,7 +33,7 @@ describe('detectFamily', () => {
   });
 
   it('names config.json, the architecture and the supported list for an unknown family', () => {
-    const e = caught(() => detectFamily({ architectures: ['LlamaForCausalLM'], model_type: 'llama' }));
+    const e = thrown(() => detectFamily({ architectures: ['LlamaForCausalLM'], model_type: 'llama' }));
     expect(e.code).toBe('UnsupportedFamily');
     expect(e.file).toBe('config.json');
     expect(e.message).toContain('LlamaForCausalLM');
@@ -67,7 +57,7 @@ describe('which layers are MoE', () => {
     expect(layerKinds(mixtral, { num_hidden_layers: 2, num_local_experts: 0 }).moe).toEqual([]);
   });
   it('a missing count field is a named config error', () => {
-    const e = caught(() => layerKinds(mixtral, { num_hidden_layers: 2 }));
+    const e = thrown(() => layerKinds(mixtral, { num_hidden_layers: 2 }));
     expect(e.code).toBe('InvalidConfig');
     expect(e.message).toContain('num_local_experts');
   });
@@ -159,7 +149,7 @@ describe('names for the pruning stage', () => {
     expect(expertTensorNames(v3.namings[0]!, 1, 0, true).map((t) => t.name)).toContain('model.layers.1.mlp.experts.0.down_proj.weight_scale_inv');
     expect(renameExpertTensor(qwenNaming, 'model.layers.11.mlp.experts.42.down_proj.weight', 3)).toBe('model.layers.11.mlp.experts.3.down_proj.weight');
     expect(renameExpertTensor(qwenNaming, 'model.layers.1.mlp.experts.7.gate_proj.weight_scale_inv', 0)).toBe('model.layers.1.mlp.experts.0.gate_proj.weight_scale_inv');
-    expect(caught(() => renameExpertTensor(qwenNaming, 'model.layers.1.mlp.gate.weight', 0)).code).toBe('InvalidArgument');
+    expect(thrown(() => renameExpertTensor(qwenNaming, 'model.layers.1.mlp.gate.weight', 0)).code).toBe('InvalidArgument');
     expect(routerTensorNames(v3, v3.namings[0]!, 3)).toEqual({ weight: 'model.layers.3.mlp.gate.weight', correctionBias: 'model.layers.3.mlp.gate.e_score_correction_bias' });
     expect(routerTensorNames(mixtral, perExpert, 0)).toEqual({ weight: 'model.layers.0.block_sparse_moe.gate.weight' });
     expect(fusedExpertTensorNames(granite.namings[0]!, 0).map((t) => t.name)).toEqual([
