@@ -98,6 +98,18 @@ fn x_row(j: u32) -> u32 {
   return j;
 }
 
+// Start of the x rows of tokens t0 .. t0 + 3 (clamped to the last token); `off` and `row_len` in
+// the units the caller indexes x in (f32 or vec4).
+fn x_rows(t0: u32, off: u32, row_len: u32) -> vec4u {
+  let j = min(vec4u(t0) + vec4u(0u, 1u, 2u, 3u), vec4u(p.t - 1u));
+  return vec4u(off) + vec4u(x_row(j.x), x_row(j.y), x_row(j.z), x_row(j.w)) * row_len;
+}
+
+// This part's weight rows o0 .. o0 + 3, clamped to its last row.
+fn w_rows(o0: u32) -> vec4u {
+  return min(vec4u(o0) + vec4u(0u, 1u, 2u, 3u), vec4u(p.n - 1u));
+}
+
 fn store(j: u32, o: u32, acc: f32) {
   var v = acc;
   if (HAS_BIAS == 1u) {
@@ -133,30 +145,22 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (o0 >= p.n || t0 >= p.t) {
     return;
   }
-  let lt = p.t - 1u;
-  let ln = p.n - 1u;
-  let a0 = p.x_off + x_row(min(t0, lt)) * p.k;
-  let a1 = p.x_off + x_row(min(t0 + 1u, lt)) * p.k;
-  let a2 = p.x_off + x_row(min(t0 + 2u, lt)) * p.k;
-  let a3 = p.x_off + x_row(min(t0 + 3u, lt)) * p.k;
-  let b0 = min(o0, ln) * p.k;
-  let b1 = min(o0 + 1u, ln) * p.k;
-  let b2 = min(o0 + 2u, ln) * p.k;
-  let b3 = min(o0 + 3u, ln) * p.k;
+  let a = x_rows(t0, p.x_off, p.k);
+  let r = w_rows(o0);
+  let b = r * p.k;
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
-  let r = min(vec4u(o0, o0 + 1u, o0 + 2u, o0 + 3u), vec4u(ln));
   for (var i = 0u; i < p.k; i++) {
-    var wv = vec4f(w_at(b0 + i), w_at(b1 + i), w_at(b2 + i), w_at(b3 + i));
+    var wv = vec4f(w_at(b.x + i), w_at(b.y + i), w_at(b.z + i), w_at(b.w + i));
     if (HAS_SCALE == 1u) {
       wv *= vec4f(scale_at(r.x, i), scale_at(r.y, i), scale_at(r.z, i), scale_at(r.w, i));
     }
-    acc0 += x[a0 + i] * wv;
-    acc1 += x[a1 + i] * wv;
-    acc2 += x[a2 + i] * wv;
-    acc3 += x[a3 + i] * wv;
+    acc0 += x[a.x + i] * wv;
+    acc1 += x[a.y + i] * wv;
+    acc2 += x[a.z + i] * wv;
+    acc3 += x[a.w + i] * wv;
   }
   store_block(t0, o0, array<vec4f, 4>(acc0, acc1, acc2, acc3));
 }
@@ -169,39 +173,30 @@ fn main_vec4(@builtin(global_invocation_id) gid: vec3u) {
   if (o0 >= p.n || t0 >= p.t) {
     return;
   }
-  let lt = p.t - 1u;
-  let ln = p.n - 1u;
   let k4 = p.k / 4u;
-  let xo = p.x_off / 4u;
-  let a0 = xo + x_row(min(t0, lt)) * k4;
-  let a1 = xo + x_row(min(t0 + 1u, lt)) * k4;
-  let a2 = xo + x_row(min(t0 + 2u, lt)) * k4;
-  let a3 = xo + x_row(min(t0 + 3u, lt)) * k4;
-  let b0 = min(o0, ln) * p.k;
-  let b1 = min(o0 + 1u, ln) * p.k;
-  let b2 = min(o0 + 2u, ln) * p.k;
-  let b3 = min(o0 + 3u, ln) * p.k;
+  let a = x_rows(t0, p.x_off / 4u, k4); // in vec4s
+  let r = w_rows(o0);
+  let b = r * p.k;
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
-  let r = min(vec4u(o0, o0 + 1u, o0 + 2u, o0 + 3u), vec4u(ln));
   for (var i = 0u; i < k4; i++) {
     let e = i * 4u;
-    var w0 = w4_at(b0 + e);
-    var w1 = w4_at(b1 + e);
-    var w2 = w4_at(b2 + e);
-    var w3 = w4_at(b3 + e);
+    var w0 = w4_at(b.x + e);
+    var w1 = w4_at(b.y + e);
+    var w2 = w4_at(b.z + e);
+    var w3 = w4_at(b.w + e);
     if (HAS_SCALE == 1u) {
       w0 *= scale_at(r.x, e);
       w1 *= scale_at(r.y, e);
       w2 *= scale_at(r.z, e);
       w3 *= scale_at(r.w, e);
     }
-    let q0 = x4[a0 + i];
-    let q1 = x4[a1 + i];
-    let q2 = x4[a2 + i];
-    let q3 = x4[a3 + i];
+    let q0 = x4[a.x + i];
+    let q1 = x4[a.y + i];
+    let q2 = x4[a.z + i];
+    let q3 = x4[a.w + i];
     acc0 += vec4f(dot(q0, w0), dot(q0, w1), dot(q0, w2), dot(q0, w3));
     acc1 += vec4f(dot(q1, w0), dot(q1, w1), dot(q1, w2), dot(q1, w3));
     acc2 += vec4f(dot(q2, w0), dot(q2, w1), dot(q2, w2), dot(q2, w3));

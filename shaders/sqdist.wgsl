@@ -18,6 +18,12 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
+// Start of rows r0 .. r0 + 3; rows past n are clamped to the last row so loads stay in bounds (their results
+// are not written). `off` and `row_len` in the units the caller indexes x in (f32 or vec4).
+fn rows(r0: u32, off: u32, row_len: u32) -> vec4u {
+  return vec4u(off) + min(vec4u(r0) + vec4u(0u, 1u, 2u, 3u), vec4u(p.n - 1u)) * row_len;
+}
+
 @compute @workgroup_size(WG, WG)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let nb = (p.n + 3u) / 4u;
@@ -28,27 +34,18 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   }
   let i0 = bi * 4u;
   let j0 = bj * 4u;
-  let last = p.n - 1u;
-  // Rows past n are clamped to the last row so loads stay in bounds; their results are not written.
-  let a0 = p.x_offset + min(i0, last) * p.d;
-  let a1 = p.x_offset + min(i0 + 1u, last) * p.d;
-  let a2 = p.x_offset + min(i0 + 2u, last) * p.d;
-  let a3 = p.x_offset + min(i0 + 3u, last) * p.d;
-  let b0 = p.x_offset + min(j0, last) * p.d;
-  let b1 = p.x_offset + min(j0 + 1u, last) * p.d;
-  let b2 = p.x_offset + min(j0 + 2u, last) * p.d;
-  let b3 = p.x_offset + min(j0 + 3u, last) * p.d;
-
+  let a = rows(i0, p.x_offset, p.d);
+  let b = rows(j0, p.x_offset, p.d);
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
   for (var k = 0u; k < p.d; k++) {
-    let b = vec4f(x[b0 + k], x[b1 + k], x[b2 + k], x[b3 + k]);
-    let d0 = x[a0 + k] - b;
-    let d1 = x[a1 + k] - b;
-    let d2 = x[a2 + k] - b;
-    let d3 = x[a3 + k] - b;
+    let q = vec4f(x[b.x + k], x[b.y + k], x[b.z + k], x[b.w + k]);
+    let d0 = x[a.x + k] - q;
+    let d1 = x[a.y + k] - q;
+    let d2 = x[a.z + k] - q;
+    let d3 = x[a.w + k] - q;
     acc0 += d0 * d0;
     acc1 += d1 * d1;
     acc2 += d2 * d2;
@@ -69,31 +66,22 @@ fn main_vec4(@builtin(global_invocation_id) gid: vec3u) {
   }
   let i0 = bi * 4u;
   let j0 = bj * 4u;
-  let last = p.n - 1u;
   let d4 = p.d / 4u;
-  let o4 = p.x_offset / 4u;
-  let a0 = o4 + min(i0, last) * d4;
-  let a1 = o4 + min(i0 + 1u, last) * d4;
-  let a2 = o4 + min(i0 + 2u, last) * d4;
-  let a3 = o4 + min(i0 + 3u, last) * d4;
-  let b0 = o4 + min(j0, last) * d4;
-  let b1 = o4 + min(j0 + 1u, last) * d4;
-  let b2 = o4 + min(j0 + 2u, last) * d4;
-  let b3 = o4 + min(j0 + 3u, last) * d4;
-
+  let a = rows(i0, p.x_offset / 4u, d4); // in vec4s
+  let b = rows(j0, p.x_offset / 4u, d4);
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
   for (var k = 0u; k < d4; k++) {
-    let q0 = x4[b0 + k];
-    let q1 = x4[b1 + k];
-    let q2 = x4[b2 + k];
-    let q3 = x4[b3 + k];
-    acc0 += row_dists(x4[a0 + k], q0, q1, q2, q3);
-    acc1 += row_dists(x4[a1 + k], q0, q1, q2, q3);
-    acc2 += row_dists(x4[a2 + k], q0, q1, q2, q3);
-    acc3 += row_dists(x4[a3 + k], q0, q1, q2, q3);
+    let q0 = x4[b.x + k];
+    let q1 = x4[b.y + k];
+    let q2 = x4[b.z + k];
+    let q3 = x4[b.w + k];
+    acc0 += row_dists(x4[a.x + k], q0, q1, q2, q3);
+    acc1 += row_dists(x4[a.y + k], q0, q1, q2, q3);
+    acc2 += row_dists(x4[a.z + k], q0, q1, q2, q3);
+    acc3 += row_dists(x4[a.w + k], q0, q1, q2, q3);
   }
   store_block(i0, j0, array<vec4f, 4>(acc0, acc1, acc2, acc3));
 }
