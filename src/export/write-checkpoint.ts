@@ -10,7 +10,7 @@ import { dtypeBits } from '../formats/dtype.ts';
 import { meanInDtype } from '../formats/mean.ts';
 import { formatShardIndex, INDEX_FILE, shardFileName, SINGLE_FILE } from '../formats/safetensors/index-file.ts';
 import { buildHeader, writeSafetensors, type ByteSink, type WriterTensor } from '../formats/safetensors/writer.ts';
-import type { Catalogue } from '../models/catalogue.ts';
+import { shardOf, type Catalogue } from '../models/catalogue.ts';
 import type { ByteRange, OutputTensor, Piece, TensorPlan } from './tensor-plan.ts';
 
 /** Where an export goes: a folder on disk (CLI), a folder the user picked (File System Access), or downloads. */
@@ -41,13 +41,10 @@ const REWRITTEN = new Set(['config.json', INDEX_FILE, SINGLE_FILE, 'README.md', 
 const PIECE_BYTES = 8 << 20;
 
 async function* readRange(cat: Catalogue, r: ByteRange, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-  const entry = cat.tensors.get(r.tensor);
-  const file = entry && cat.shards.get(entry.file);
-  if (!entry || !file) throw new MoePruneError('MissingTensor', `no tensor "${r.tensor}" to read`);
-  const base = file.dataStart + file.info(r.tensor).begin + r.offset;
+  const file = shardOf(cat, r.tensor);
   for (let off = 0; off < r.length; off += PIECE_BYTES) {
     throwIfAborted(signal);
-    yield await file.source.read(base + off, Math.min(PIECE_BYTES, r.length - off), signal);
+    yield await file.readRange(r.tensor, r.offset + off, Math.min(PIECE_BYTES, r.length - off), signal);
   }
 }
 
@@ -61,11 +58,7 @@ async function* meanRanges(cat: Catalogue, p: Extract<Piece, { kind: 'mean' }>, 
     throwIfAborted(signal);
     const n = Math.min(step, len - off);
     const parts: Uint8Array[] = [];
-    for (const r of p.ranges) {
-      const entry = cat.tensors.get(r.tensor)!;
-      const file = cat.shards.get(entry.file)!;
-      parts.push(await file.source.read(file.dataStart + file.info(r.tensor).begin + r.offset + off, n, signal));
-    }
+    for (const r of p.ranges) parts.push(await shardOf(cat, r.tensor).readRange(r.tensor, r.offset + off, n, signal));
     yield meanInDtype(p.dtype, parts, p.ranges[0]!.tensor);
   }
 }

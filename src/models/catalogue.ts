@@ -339,6 +339,14 @@ export async function catalogueCheckpoint(files: FileSet, opts: LongTask = {}): 
   return { summary, adapter, config, naming: structure.naming, tensors, moeLayers: structure.layerInfos, shards: opened, indexFile: index ? INDEX_FILE : null };
 }
 
+/** The opened shard that holds tensor `name` (read its bytes with `.readRange` / `.readF32`). */
+export function shardOf(cat: Catalogue, name: string): SafetensorsFile {
+  const e = cat.tensors.get(name);
+  const file = e && cat.shards.get(e.file);
+  if (!file) throw new MoePruneError('MissingTensor', `the checkpoint has no tensor "${name}"`, cat.indexFile ?? undefined);
+  return file;
+}
+
 /** `moe-prune inspect`: the summary only. */
 export async function inspectCheckpoint(files: FileSet, opts: LongTask = {}): Promise<CheckpointSummary> {
   return (await catalogueCheckpoint(files, opts)).summary;

@@ -5,7 +5,7 @@
  */
 import { MoePruneError } from '../core/errors.ts';
 import { decodeToF32, dtypeBits } from '../formats/dtype.ts';
-import type { Catalogue } from '../models/catalogue.ts';
+import { shardOf, type Catalogue } from '../models/catalogue.ts';
 import { expertTensorNames, fusedExpertTensorNames } from '../models/families.ts';
 import type { ExpertIndex, LayerIndex } from '../models/types.ts';
 import type { ExpertParamSource } from '../prune/experts/representative.ts';
@@ -52,11 +52,11 @@ export function expertParamSource(cat: Catalogue, layer: LayerIndex, chunkElems 
         const a = Math.max(lo, base);
         const b = Math.min(hi, base + s.elems);
         if (a < b) {
-          const e = cat.tensors.get(s.tensor)!;
-          const file = cat.shards.get(e.file)!;
-          const bytesPer = dtypeBits(e.dtype) / 8;
-          const bytes = await file.source.read(file.dataStart + file.info(s.tensor).begin + s.offset + (a - base) * bytesPer, (b - a) * bytesPer, signal);
-          out.set(decodeToF32(e.dtype, bytes, s.tensor), a - lo);
+          const file = shardOf(cat, s.tensor);
+          const dtype = file.info(s.tensor).dtype;
+          const bytesPer = dtypeBits(dtype) / 8;
+          const bytes = await file.readRange(s.tensor, s.offset + (a - base) * bytesPer, (b - a) * bytesPer, signal);
+          out.set(decodeToF32(dtype, bytes, s.tensor), a - lo);
         }
         base += s.elems;
       }

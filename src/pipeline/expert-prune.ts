@@ -9,7 +9,7 @@ import type { GpuContext } from '../gpu/device.ts';
 import { sqdist } from '../gpu/kernels/sqdist.ts';
 import { readBuffer } from '../gpu/pool.ts';
 import { releaseTensor, uploadTensor } from '../gpu/tensor.ts';
-import type { Catalogue } from '../models/catalogue.ts';
+import { shardOf, type Catalogue } from '../models/catalogue.ts';
 import { expertCountPatch, expertCountProblems, groupedRouting } from '../models/families.ts';
 import type { LayerIndex } from '../models/types.ts';
 import { planExpertPruning, resolveRepresentatives, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings } from '../prune/experts/plan.ts';
@@ -34,11 +34,9 @@ export async function loadRouters(cat: Catalogue, opts: LongTask = {}): Promise<
   const out: RouterLayer[] = [];
   for (const [i, l] of cat.moeLayers.entries()) {
     throwIfAborted(opts.signal);
-    const e = cat.tensors.get(l.routerTensor);
-    const file = e && cat.shards.get(e.file);
-    if (!e || !file) throw new MoePruneError('MissingTensor', `layer ${l.layer}: no router tensor "${l.routerTensor}"`);
-    const [n, d] = e.shape as [number, number];
-    out.push({ layer: l.layer, n, d, rows: await file.readF32(e.name, opts.signal) });
+    const file = shardOf(cat, l.routerTensor);
+    const [n, d] = file.info(l.routerTensor).shape as [number, number];
+    out.push({ layer: l.layer, n, d, rows: await file.readF32(l.routerTensor, opts.signal) });
     opts.onProgress?.({ phase: 'reading routers', done: i + 1, total: cat.moeLayers.length, unit: 'layers' });
   }
   return out;
@@ -68,12 +66,16 @@ export async function routerSquaredDistancesGpu(ctx: GpuContext, routers: readon
 
 export function layerInputs(cat: Catalogue, routers: readonly RouterLayer[], squared?: readonly Float32Array[]): ExpertLayerInput[] {
   const g = groupedRouting(cat.adapter, cat.config);
-  return routers.map((r, i) => {
-    let frob = 0;
-    for (const v of r.rows) frob += v * v;
-    const base = { layer: r.layer, n: r.n, d: r.d, topK: cat.summary.topK, ...(g && { groups: { nGroup: g.nGroup, topkGroup: g.topkGroup } }) };
-    return squared ? { ...base, squaredDistances: squared[i]!, routerFrobenius: Math.sqrt(frob), routerRows: r.rows } : { ...base, routerRows: r.rows };
-  });
+  // With the rows at hand the planner derives ‖W‖_F itself; GPU squared distances, when given, spare it the O(n²d) pass.
+  return routers.map((r, i) => ({
+    layer: r.layer,
+    n: r.n,
+    d: r.d,
+    topK: cat.summary.topK,
+    routerRows: r.rows,
+    ...(g && { groups: { nGroup: g.nGroup, topkGroup: g.topkGroup } }),
+    ...(squared && { squaredDistances: squared[i]! }),
+  }));
 }
 
 /** Fills representatives of ≥3-member clusters by streaming the members' parameters (GPU when given). */

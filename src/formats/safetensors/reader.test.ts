@@ -98,6 +98,8 @@ describe('safetensors reader: reads ranges on demand', () => {
     for await (const c of file.chunks('w', 8)) pieces.push(c.bytes.byteLength);
     expect(pieces).toEqual([8, 8, 8]);
     await expect(file.readRows('w', 2, 2)).rejects.toThrow(/out of range/);
+    expect([...new Float32Array((await file.readRange('w', 8, 8)).slice().buffer)]).toEqual([3, 4]);
+    await expect(file.readRange('w', 20, 8)).rejects.toThrow(/bytes 20..28 out of range/);
   });
 });
 

@@ -35,12 +35,20 @@ export class SafetensorsFile {
     return t;
   }
 
+  /** `length` bytes of a tensor from byte `offset` inside it: the one place tensor bytes are located in the file. */
+  async readRange(name: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const t = this.info(name);
+    if (offset < 0 || length < 0 || offset + length > t.byteLength)
+      throw new MoePruneError('InvalidArgument', `bytes ${offset}..${offset + length} out of range for "${name}" of ${t.byteLength} bytes`, this.name);
+    return this.source.read(this.dataStart + t.begin + offset, length, signal);
+  }
+
   /** All bytes of a tensor (refused above MAX_WHOLE_READ_BYTES: use readRows or chunks). */
   async readBytes(name: string, signal?: AbortSignal): Promise<Uint8Array> {
     const t = this.info(name);
     if (t.byteLength > MAX_WHOLE_READ_BYTES)
       throw new MoePruneError('InvalidArgument', `tensor "${name}" is ${t.byteLength} bytes; read it by rows or chunks`, this.name);
-    return this.source.read(this.dataStart + t.begin, t.byteLength, signal);
+    return this.readRange(name, 0, t.byteLength, signal);
   }
 
   /** Bytes of rows [rowStart, rowStart+rowCount) along dim 0 (a row = one slice of the remaining dims). */
@@ -50,7 +58,7 @@ export class SafetensorsFile {
     if (rowStart < 0 || rowCount < 0 || rowStart + rowCount > rows)
       throw new MoePruneError('InvalidArgument', `rows ${rowStart}..${rowStart + rowCount} out of range for "${name}" with ${rows} rows`, this.name);
     const rowBytes = rows === 0 ? 0 : t.byteLength / rows;
-    return this.source.read(this.dataStart + t.begin + rowStart * rowBytes, rowCount * rowBytes, signal);
+    return this.readRange(name, rowStart * rowBytes, rowCount * rowBytes, signal);
   }
 
   /** Streams a tensor's bytes in pieces of at most `maxBytes` (aligned to the element size). */
@@ -60,7 +68,7 @@ export class SafetensorsFile {
     for (let off = 0; off < t.byteLength; off += step) {
       throwIfAborted(signal);
       const len = Math.min(step, t.byteLength - off);
-      yield { offset: off, bytes: await this.source.read(this.dataStart + t.begin + off, len, signal) };
+      yield { offset: off, bytes: await this.readRange(name, off, len, signal) };
     }
   }
 
