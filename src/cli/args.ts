@@ -1,6 +1,6 @@
 import { MoePruneError } from '../core/errors.ts';
 
-/** `--name value`, `--name=value` and boolean `--flag` options plus positional arguments. */
+/** `--name value`, `--name=value` and boolean `--flag` options (`-h` for `--help`) plus positional arguments. */
 export interface ParsedArgs {
   readonly positional: string[];
   readonly values: Map<string, string>;
@@ -13,6 +13,10 @@ export function parseArgs(args: readonly string[], spec: { values: readonly stri
   const flags = new Set<string>();
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
+    if (a === '-h' && spec.flags.includes('help')) {
+      flags.add('help');
+      continue;
+    }
     if (!a.startsWith('--')) {
       positional.push(a);
       continue;

@@ -13,7 +13,7 @@ import { windowsOfText, type Windows } from '../eval/windows.ts';
 import { numberArg, parseArgs } from './args.ts';
 import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
-import { closeNodeGpu, openNodeGpu } from './node-gpu.ts';
+import { closeNodeGpu, openCommandGpu } from './node-gpu.ts';
 
 const USAGE = 'usage: moe-prune eval <checkpoint dir> --text <file> [--seq-len L] [--max-windows N] [--json] [--cpu]';
 
@@ -67,10 +67,7 @@ export async function runEval(args: string[], io: CliIo): Promise<number> {
     const maxWindows = maxWindowsArg(p);
     const files = await openNodeFileSet(dir);
     const windows = await evalWindows(files, text, seqLen, maxWindows);
-    if (!p.flags.has('cpu')) {
-      gpu = await openNodeGpu();
-      io.stderr.write(`moe-prune: using WebGPU adapter ${gpu.adapter.label}\n`);
-    } else io.stderr.write('moe-prune: --cpu: running the CPU reference forward pass\n');
+    gpu = await openCommandGpu(p.flags.has('cpu'), io.stderr, 'running the CPU reference forward pass');
     const t0 = performance.now();
     const r = await evalPerplexity(files, windows, gpu, undefined, io.signal);
     const seconds = (performance.now() - t0) / 1000;

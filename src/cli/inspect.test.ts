@@ -96,6 +96,14 @@ describe('moe-prune inspect', () => {
     const d = collect();
     expect(await main(['--help'], d)).toBe(0);
     expect(d.out()).toContain('moe-prune inspect');
+    for (const h of ['-h', '--help']) {
+      const e = collect();
+      expect(await main(['inspect', h], e)).toBe(0);
+      expect(e.out()).toBe('usage: moe-prune inspect <checkpoint folder | .safetensors file> [--json]\n');
+    }
+    const f = collect();
+    expect(await main(['inspect', 'a', 'b'], f)).toBe(2);
+    expect(f.err()).toContain('usage: moe-prune inspect');
   });
 
   it('formatRanges', () => {

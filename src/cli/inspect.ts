@@ -1,7 +1,9 @@
+import { MoePruneError } from '../core/errors.ts';
 import { formatRanges } from '../core/format.ts';
 import { assertComplete, inspectCheckpoint } from '../models/catalogue.ts';
 import { familyById } from '../models/families.ts';
 import type { CheckpointSummary } from '../models/types.ts';
+import { parseArgs } from './args.ts';
 import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
 
@@ -60,26 +62,16 @@ export function formatSummary(path: string, s: CheckpointSummary): string {
 
 /** `moe-prune inspect`: exit 0 when the checkpoint is complete, 2 on bad input (one line on stderr), 1 on an internal failure. */
 export async function runInspect(args: string[], io: CliIo): Promise<number> {
-  let json = false;
-  const paths: string[] = [];
-  for (const a of args) {
-    if (a === '--json') json = true;
-    else if (a === '--help' || a === '-h') {
+  try {
+    const p = parseArgs(args, { values: [], flags: ['json', 'help'] }, USAGE);
+    if (p.flags.has('help')) {
       io.stdout.write(`${USAGE}\n`);
       return 0;
-    } else if (a.startsWith('-')) {
-      io.stderr.write(`moe-prune inspect: unknown option "${a}"; ${USAGE}\n`);
-      return 2;
-    } else paths.push(a);
-  }
-  if (paths.length !== 1) {
-    io.stderr.write(`${USAGE}\n`);
-    return 2;
-  }
-  const path = paths[0]!;
-  try {
+    }
+    const path = p.positional[0];
+    if (!path || p.positional.length !== 1) throw new MoePruneError('InvalidArgument', USAGE);
     const summary = await inspectCheckpoint(await openNodeFileSet(path));
-    io.stdout.write(json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(path, summary));
+    io.stdout.write(p.flags.has('json') ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(path, summary));
     assertComplete(summary);
     return 0;
   } catch (e) {

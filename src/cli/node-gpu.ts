@@ -138,3 +138,14 @@ export function closeNodeGpu(ctx: GpuContext): void {
   ctx.destroy();
   gpus.delete(ctx);
 }
+
+/** The GPU of a CLI command, or undefined under `--cpu`; either way the choice is announced on stderr. */
+export async function openCommandGpu(cpu: boolean, stderr: { write(s: string): unknown }, cpuNote: string): Promise<NodeGpuContext | undefined> {
+  if (cpu) {
+    stderr.write(`moe-prune: --cpu: ${cpuNote}\n`);
+    return undefined;
+  }
+  const gpu = await openNodeGpu();
+  stderr.write(`moe-prune: using WebGPU adapter ${gpu.adapter.label}\n`);
+  return gpu;
+}

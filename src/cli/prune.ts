@@ -13,7 +13,7 @@ import { choiceArg, numberArg, parseArgs } from './args.ts';
 import { evalPerplexity, evalWindows, maxWindowsArg, seqLenArg } from './eval.ts';
 import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
-import { closeNodeGpu, openNodeGpu } from './node-gpu.ts';
+import { closeNodeGpu, openCommandGpu } from './node-gpu.ts';
 import { NodeOutputFolder } from './node-output.ts';
 
 const USAGE =
@@ -91,10 +91,7 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
         ? { keepPerLayer: K ?? n - Math.round(E! * n) }
         : { targetTotal: Math.round((1 - E!) * n * cat.moeLayers.length) }),
     };
-    if (!p.flags.has('cpu')) {
-      gpu = await openNodeGpu();
-      io.stderr.write(`moe-prune: using WebGPU adapter ${gpu.adapter.label}\n`);
-    } else io.stderr.write('moe-prune: --cpu: computing distances on the CPU\n');
+    gpu = await openCommandGpu(p.flags.has('cpu'), io.stderr, 'computing distances on the CPU');
     const onProgress = progressPrinter(io, p.flags.has('quiet') || p.flags.has('json'));
     const { signal } = io;
     let co: MeasuredCoactivation | undefined;
