@@ -12,6 +12,14 @@ export function formatBytes(n: number): string {
   return `${n < 0 ? '-' : ''}${s} ${units[u]}`;
 }
 
+/** Parameter and token counts: "1.23 B", "45.60 M", "7.5 k" (decimal, as model cards write them). */
+export function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;
+  return String(n);
+}
+
 /** Always in MB/s above 1 MB/s (comparable between runs); smaller rates in the unit that shows digits. */
 export function formatRate(bytesPerSec: number): string {
   return bytesPerSec >= 1e6 ? `${(bytesPerSec / 1e6).toFixed(1)} MB/s` : `${formatBytes(bytesPerSec)}/s`;

@@ -19,7 +19,7 @@ import {
   type TextChoice,
   type TextRole,
 } from './eval-state.ts';
-import { Field, Segmented } from './PlanPanel.tsx';
+import { Field, Segmented } from './controls.tsx';
 import { usePlan } from './prune-state.ts';
 import { RoutedChart } from './RoutedChart.tsx';
 import { RunProgress } from './RunProgress.tsx';

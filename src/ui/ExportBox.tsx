@@ -1,8 +1,14 @@
 import { DOWNLOAD_WARN_BYTES, INCOMPLETE_MARKER, REPORT_FILE } from '../export/browser-output.ts';
 import { formatBytes } from '../store/format.ts';
-import { cancelExport, exportFolderName, folderExportAvailable, setExportTarget, startExport, useExport } from './export-state.ts';
+import { Segmented } from './controls.tsx';
+import { cancelExport, exportFolderName, folderExportAvailable, setExportTarget, startExport, useExport, type ExportTarget } from './export-state.ts';
 import { usePlan } from './prune-state.ts';
 import { useApp } from './state.ts';
+
+const TARGETS: ReadonlyArray<readonly [ExportTarget, string]> = [
+  ['folder', 'Into a folder I pick'],
+  ['downloads', 'As downloads'],
+];
 
 export function ExportBox() {
   const { model, numbers, exportProblems, plan } = usePlan();
@@ -19,14 +25,13 @@ export function ExportBox() {
     <div className="export" data-testid="export-box">
       <h3>Export</h3>
       <div className="export-row">
-        <div className="segmented" role="radiogroup" data-testid="export-target">
-          <button type="button" role="radio" aria-checked={target === 'folder'} className={target === 'folder' ? 'on' : ''} disabled={!canFolder} data-value="folder" onClick={() => setExportTarget('folder')}>
-            Into a folder I pick
-          </button>
-          <button type="button" role="radio" aria-checked={target === 'downloads'} className={target === 'downloads' ? 'on' : ''} data-value="downloads" onClick={() => setExportTarget('downloads')}>
-            As downloads
-          </button>
-        </div>
+        <Segmented<ExportTarget>
+          value={target}
+          options={TARGETS}
+          onChange={setExportTarget}
+          testid="export-target"
+          offReason={(v) => (v === 'folder' && !canFolder ? 'this browser has no File System Access API' : undefined)}
+        />
         <button className="btn btn-primary" data-testid="export-button" disabled={blocked || running !== null} onClick={() => void startExport(target)}>
           Export pruned checkpoint
         </button>

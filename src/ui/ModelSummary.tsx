@@ -2,15 +2,8 @@ import type { ReactNode } from 'react';
 import { formatRanges } from '../core/format.ts';
 import { FAMILIES, familyById } from '../models/families.ts';
 import type { CheckpointSummary } from '../models/types.ts';
-import { formatBytes } from '../store/format.ts';
+import { formatBytes, formatCount } from '../store/format.ts';
 import { storeCurrent, useApp, type CurrentModel } from './state.ts';
-
-function count(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;
-  return String(n);
-}
 
 /** "0–3, 5, 7–9" for a sorted list of layer indices. */
 const ranges = (xs: readonly number[]): string => formatRanges(xs, '–');
@@ -155,7 +148,7 @@ export function ModelSummary() {
             </div>
             <div className="stat">
               <div className="stat-value" data-testid="summary-params">
-                {count(s.params.total)}
+                {formatCount(s.params.total)}
               </div>
               <div className="stat-label">parameters</div>
             </div>
@@ -184,7 +177,7 @@ export function ModelSummary() {
               <code>{s.expertCountField}</code>
             </Fact>
             <Fact label="Parameters" testid="summary-param-split">
-              {count(s.params.total)} total · {count(s.params.routedExperts)} in routed experts · {count(s.params.perExpert)} per expert
+              {formatCount(s.params.total)} total · {formatCount(s.params.routedExperts)} in routed experts · {formatCount(s.params.perExpert)} per expert
             </Fact>
             <Fact label="Size" testid="summary-bytes">
               {formatBytes(s.bytesOnDisk)} on disk · {formatBytes(s.tensorBytes)} tensor data

@@ -1,8 +1,9 @@
-import { useEffect, type ReactNode } from 'react';
+import { useEffect } from 'react';
 import type { Catalogue } from '../models/catalogue.ts';
 import type { ExpertPlan, LayerPlan, SimilarityMode } from '../prune/experts/plan.ts';
 import type { ReconstructRule } from '../prune/experts/representative.ts';
-import { formatBytes } from '../store/format.ts';
+import { formatBytes, formatCount } from '../store/format.ts';
+import { Field, Segmented } from './controls.tsx';
 import { DistanceHeatmap } from './DistanceHeatmap.tsx';
 import { useEval, useEvalBlocker } from './eval-state.ts';
 import { ExportBox } from './ExportBox.tsx';
@@ -11,37 +12,8 @@ import { PerplexityBox } from './PerplexityBox.tsx';
 import { attachCalibration, preparePlan, selectLayer, setControls, usePlan, type PlanControls, type PlanNumbers } from './prune-state.ts';
 import { useApp } from './state.ts';
 
-function count(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;
-  return String(n);
-}
-
 function pct(after: number, before: number): string {
   return before > 0 ? `${(100 * (1 - after / before)).toFixed(1)} % smaller` : '';
-}
-
-export function Field({ label, hint, children }: { label: string; hint?: string; children: ReactNode }) {
-  return (
-    <div className="field">
-      <div className="field-label">{label}</div>
-      <div className="field-body">{children}</div>
-      {hint && <div className="field-hint small muted">{hint}</div>}
-    </div>
-  );
-}
-
-export function Segmented<T extends string>({ value, options, onChange, testid }: { value: T; options: ReadonlyArray<readonly [T, string]>; onChange: (v: T) => void; testid: string }) {
-  return (
-    <div className="segmented" role="radiogroup" data-testid={testid}>
-      {options.map(([v, label]) => (
-        <button key={v} type="button" role="radio" aria-checked={v === value} className={v === value ? 'on' : ''} data-value={v} onClick={() => onChange(v)}>
-          {label}
-        </button>
-      ))}
-    </div>
-  );
 }
 
 /** Slider plus number box, both editing one integer. */
@@ -81,26 +53,14 @@ function SimilarityControl({ c, calibrated }: { c: PlanControls; calibrated: boo
   ];
   return (
     <Field label="Similarity" hint={calibrated ? SIMILARITY_HINT[c.similarity] : `${SIMILARITY_HINT.router} · co-activation and mixed: run calibration first`}>
-      <div className="segmented" role="radiogroup" data-testid="similarity" data-calibrated={calibrated ? 'true' : 'false'}>
-        {options.map(([v, label]) => {
-          const off = v !== 'router' && !calibrated;
-          return (
-            <button
-              key={v}
-              type="button"
-              role="radio"
-              aria-checked={v === c.similarity}
-              className={v === c.similarity ? 'on' : ''}
-              data-value={v}
-              disabled={off}
-              title={off ? 'run calibration first (Calibration and perplexity panel)' : undefined}
-              onClick={() => setControls({ similarity: v })}
-            >
-              {label}
-            </button>
-          );
-        })}
-      </div>
+      <Segmented
+        value={c.similarity}
+        options={options}
+        onChange={(similarity) => setControls({ similarity })}
+        testid="similarity"
+        data={{ 'data-calibrated': calibrated ? 'true' : 'false' }}
+        offReason={(v) => (v !== 'router' && !calibrated ? 'run calibration first (Calibration and perplexity panel)' : undefined)}
+      />
       <div className="inline">
         {c.similarity !== 'coactivation' && (
           <label className="check">
@@ -219,7 +179,7 @@ function Numbers({ nums, plan }: { nums: PlanNumbers; plan: ExpertPlan }) {
       </div>
       <div className="stat">
         <div className="stat-value" data-testid="plan-params" data-before={nums.paramsBefore} data-after={nums.paramsAfter}>
-          {count(nums.paramsBefore)} → {count(nums.paramsAfter)}
+          {formatCount(nums.paramsBefore)} → {formatCount(nums.paramsAfter)}
         </div>
         <div className="stat-label">parameters · {pct(nums.paramsAfter, nums.paramsBefore)}</div>
       </div>
