@@ -14,7 +14,7 @@ import { STORAGE_USAGE } from '../src/gpu/pool.ts';
 import { sqdist } from '../src/gpu/kernels/sqdist.ts';
 import { uploadTensor, releaseTensor } from '../src/gpu/tensor.ts';
 import { catalogueCheckpoint } from '../src/models/catalogue.ts';
-import { exportExpertPruned, layerInputs, routerSquaredDistancesGpu, runStageOne, type RouterLayer } from '../src/pipeline/expert-prune.ts';
+import { exportExpertPruned, routerSquaredDistancesGpu, runStageOne, type RouterLayer } from '../src/pipeline/expert-prune.ts';
 import { planExpertPruning } from '../src/prune/experts/plan.ts';
 import { writeSyntheticMixtral } from './synthetic.ts';
 import { benchMatmulPeer } from './matmul-peer.ts';
@@ -66,8 +66,9 @@ async function benchStageOne(gpu: GpuContext): Promise<BenchRow[]> {
   const t0 = now();
   const sq = await routerSquaredDistancesGpu(gpu, routers); // reads results back, so the GPU work is done
   const t1 = now();
-  const fakeCat = { adapter: { routing: {} }, config: {}, summary: { topK: 2 } } as unknown as Parameters<typeof layerInputs>[0];
-  const plan = planExpertPruning(layerInputs(fakeCat, routers, sq), { mode: 'global', targetTotal: 3570, normalize: false });
+  // Arctic routes top-2 with no groups.
+  const inputs = routers.map((r, i) => ({ layer: r.layer, n: r.n, d: r.d, topK: 2, routerRows: r.rows, squaredDistances: sq[i]! }));
+  const plan = planExpertPruning(inputs, { mode: 'global', targetTotal: 3570, normalize: false });
   const t2 = now();
   // Baseline: the same router bytes through a plain copy kernel, one layer at a time.
   const copyMs = await timeIt(async () => {

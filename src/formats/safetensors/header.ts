@@ -1,5 +1,6 @@
 import { MoePruneError } from '../../core/errors.ts';
 import { DTYPE_BITS, isDType, type DType } from '../dtype.ts';
+import { topLevelMembers } from '../json-members.ts';
 
 /** The reference reader's limit (safetensors 0.8, Rust): a larger header is rejected as a likely attack. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -19,33 +20,6 @@ export interface ParsedHeader {
   readonly metadata: Record<string, string> | null;
   /** In data order (ascending offsets). */
   readonly tensors: readonly TensorInfo[];
-}
-
-/**
- * Top-level keys of a JSON object text, in order, duplicates kept. JSON.parse silently keeps the last of
- * duplicate keys (as serde does); the spec forbids duplicates, so we detect them ourselves.
- */
-function topLevelKeys(text: string): string[] {
-  const keys: string[] = [];
-  let depth = 0;
-  let expectKey = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      let j = i + 1;
-      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      if (depth === 1 && expectKey) {
-        keys.push(JSON.parse(text.slice(i, j + 1)) as string);
-        expectKey = false;
-      }
-      i = j;
-    } else if (c === '{' || c === '[') {
-      depth++;
-      if (depth === 1) expectKey = true;
-    } else if (c === '}' || c === ']') depth--;
-    else if (c === ',' && depth === 1) expectKey = true;
-  }
-  return keys;
 }
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -83,7 +57,8 @@ export function parseHeader(file: string, prefix: Uint8Array, headerBytes: Uint8
   const obj = json as Record<string, unknown>;
 
   const seen = new Set<string>();
-  for (const k of topLevelKeys(text)) {
+  // JSON.parse silently keeps the last of duplicate keys (as serde does); the spec forbids duplicates.
+  for (const { key: k } of topLevelMembers(text)) {
     if (seen.has(k)) throw new MoePruneError('DuplicateTensor', `tensor "${k}" appears twice in the header`, file);
     seen.add(k);
   }
