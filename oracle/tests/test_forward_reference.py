@@ -197,6 +197,25 @@ def run_js_forward(script: str, timeout: int) -> dict:
     return json.loads(run.stdout)
 
 
+def assert_matches_torch(fixture: str, ours: dict, logits: torch.Tensor, routing: dict, loss: float) -> None:
+    """A JS driver's result for one fixture against torch: logits, perplexity and each MoE layer's expert sets."""
+    ref = logits.reshape(-1, logits.shape[-1]).numpy()
+    got = np.asarray(ours["logits"], dtype=np.float64)
+    assert got.shape == ref.shape
+    rel = np.abs(got - ref) / np.abs(ref).max(axis=1, keepdims=True)
+    assert rel.max() < LOGIT_RTOL, f"{fixture}: logits differ by {rel.max():.2e} of the row scale"
+
+    ppl_ref, ppl = math.exp(loss), ours["perplexity"]
+    assert abs(ppl - ppl_ref) / ppl_ref < PPL_RTOL, f"{fixture}: perplexity {ppl} vs {ppl_ref}"
+
+    assert sorted(routing) == [r["layer"] for r in ours["routing"]], f"{fixture}: MoE layers differ"
+    for r in ours["routing"]:
+        want = [sorted(map(int, row)) for row in routing[r["layer"]].tolist()]
+        have = [sorted(row) for row in r["experts"]]
+        bad = [t for t in range(len(want)) if want[t] != have[t]]
+        assert not bad, f"{fixture}: layer {r['layer']} routes tokens {bad} differently: {[(want[t], have[t]) for t in bad]}"
+
+
 @pytest.fixture(scope="module")
 def js_results() -> dict:
     return run_js_forward("oracle/js/forward-logits.ts", 900)
@@ -208,19 +227,4 @@ def test_reference_forward_matches_torch(fixture: str, js_results: dict) -> None
     ours = js_results[str(d.relative_to(REPO))]
     assert "error" not in ours, ours.get("error")
     logits, routing, loss = torch_reference(d)
-    ref = logits.reshape(-1, logits.shape[-1]).numpy()
-    got = np.asarray(ours["logits"], dtype=np.float64)
-    assert got.shape == ref.shape
-    scale = np.abs(ref).max(axis=1, keepdims=True)
-    rel = np.abs(got - ref) / scale
-    assert rel.max() < LOGIT_RTOL, f"{fixture}: logits differ by {rel.max():.2e} of the row scale"
-
-    assert sorted(routing) == [r["layer"] for r in ours["routing"]], f"{fixture}: MoE layers differ"
-    for r in ours["routing"]:
-        want = [sorted(map(int, row)) for row in routing[r["layer"]].tolist()]
-        have = [sorted(row) for row in r["experts"]]
-        bad = [t for t in range(len(want)) if want[t] != have[t]]
-        assert not bad, f"{fixture}: layer {r['layer']} routes tokens {bad} differently: {[(want[t], have[t]) for t in bad]}"
-
-    ppl_ref, ppl = math.exp(loss), ours["perplexity"]
-    assert abs(ppl - ppl_ref) / ppl_ref < PPL_RTOL, f"{fixture}: perplexity {ppl} vs {ppl_ref}"
+    assert_matches_torch(fixture, ours, logits, routing, loss)

@@ -12,7 +12,6 @@ inputs, the chosen experts and the checkpoint's expert weights (transformers 5 r
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from test_forward_reference import FIXTURES, LOGIT_RTOL, PPL_RTOL, REPO, WINDOWS, arctic_forward, fixture_dirs, load_tensors_f32, run_js_forward
+from test_forward_reference import FIXTURES, REPO, WINDOWS, arctic_forward, assert_matches_torch, fixture_dirs, load_tensors_f32, run_js_forward
 
 NORM_RTOL = 1e-3
 
@@ -156,22 +155,7 @@ def test_gpu_engine_matches_torch(fixture: str, gpu_results: dict) -> None:
     ids = torch.tensor(WINDOWS)
     is_arctic = json.loads((d / "config.json").read_text())["model_type"] == "arctic"
     logits, routing, loss, sums = (arctic_run if is_arctic else transformers_run)(d, ids)
-
-    ref = logits.reshape(-1, logits.shape[-1]).numpy()
-    got = np.asarray(ours["logits"], dtype=np.float64)
-    assert got.shape == ref.shape
-    rel = np.abs(got - ref) / np.abs(ref).max(axis=1, keepdims=True)
-    assert rel.max() < LOGIT_RTOL, f"{fixture}: logits differ by {rel.max():.2e} of the row scale"
-
-    ppl_ref = math.exp(loss)
-    assert abs(ours["perplexity"] - ppl_ref) / ppl_ref < PPL_RTOL, f"{fixture}: perplexity {ours['perplexity']} vs {ppl_ref}"
-
-    assert sorted(routing) == [r["layer"] for r in ours["routing"]], f"{fixture}: MoE layers differ"
-    for r in ours["routing"]:
-        want = [sorted(map(int, row)) for row in routing[r["layer"]].tolist()]
-        have = [sorted(row) for row in r["experts"]]
-        bad = [t for t in range(len(want)) if want[t] != have[t]]
-        assert not bad, f"{fixture}: layer {r['layer']} routes tokens {bad} differently"
+    assert_matches_torch(fixture, ours, logits, routing, loss)
 
     norms = ours["input_norms"]
     expert_keys = {k for k in sums.sums if ".experts." in k}
