@@ -13,6 +13,9 @@ import type { GpuTensor } from '../tensor.ts';
 export const WEIGHT_DTYPE_CODE = { F32: 0, F16: 1, BF16: 2 } as const;
 export type WeightDType = keyof typeof WEIGHT_DTYPE_CODE;
 
+/** Every DTYPE value of lib/widen.wgsl: the weight dtypes plus F8_E4M3 (read only where its block scales are handled). */
+export const WIDEN_DTYPE_CODE = { ...WEIGHT_DTYPE_CODE, F8_E4M3: 3 } as const;
+
 export function weightDtypeCode(dtype: DType, what: string): number {
   if (!(dtype in WEIGHT_DTYPE_CODE))
     throw new MoePruneError('UnsupportedDtype', `${what}: the GPU kernels read F32, F16 or BF16 weights, not ${dtype} (dequantise it first)`);

@@ -4,15 +4,12 @@ import { dequantBlockFp8 } from '../../formats/fp8.ts';
 import type { GpuContext } from '../device.ts';
 import { submitDispatches, uniformParams, type BufferView, type Dispatch } from '../dispatch.ts';
 import type { GpuTensor } from '../tensor.ts';
-import { needElems, needInt, outputBuffer, placeholder, weightDtypeCode } from './kernel-args.ts';
+import { needElems, needInt, outputBuffer, placeholder, weightDtypeCode, WIDEN_DTYPE_CODE } from './kernel-args.ts';
 import kernel from '../../../shaders/matmul.wgsl?raw';
 import widen from '../../../shaders/lib/widen.wgsl?raw';
 
 /** The kernel reads stored-dtype tensors through the shared helpers of lib/widen.wgsl (appended, so line numbers hold). */
 const code = `${kernel}\n${widen}`;
-
-/** The shaders' DTYPE for F8_E4M3 (lib/widen.wgsl); only matmul reads FP8, so it is not a general weight dtype. */
-const FP8_CODE = 3;
 
 /** Threads per workgroup side; each thread owns 4 tokens × 4 outputs, so a workgroup covers 32 × 32. */
 const SIDE = 8;
@@ -105,7 +102,7 @@ export async function matmul(ctx: GpuContext, a: MatmulArgs): Promise<void> {
   const what = `matmul ${w.dtype}${JSON.stringify(w.shape)}`;
   if (w.shape.length !== 2) throw new MoePruneError('InvalidShape', `${what}: the weight must be 2-D [out, in]`);
   const [outDim, inDim] = w.shape as [number, number];
-  const dtype = w.dtype === 'F8_E4M3' ? FP8_CODE : weightDtypeCode(w.dtype, what);
+  const dtype = w.dtype === 'F8_E4M3' ? WIDEN_DTYPE_CODE.F8_E4M3 : weightDtypeCode(w.dtype, what);
   const sc = a.scale;
   const scaleCols = sc ? Math.ceil(inDim / sc.block[1]) : 0;
   const rowOffset = sc?.rowOffset ?? 0;

@@ -4,6 +4,7 @@ import type { GpuContext } from '../device.ts';
 import { grid2d, submitDispatches, uniformParams, workgroupSize, type Dispatch } from '../dispatch.ts';
 import { STORAGE_USAGE } from '../pool.ts';
 import { maxPartBytes, planParts, type GpuTensor, type GpuTensorPart, type SplitOptions } from '../tensor.ts';
+import { WIDEN_DTYPE_CODE } from './kernel-args.ts';
 import kernel from '../../../shaders/unpack.wgsl?raw';
 import widen from '../../../shaders/lib/widen.wgsl?raw';
 
@@ -13,12 +14,11 @@ const code = `${kernel}\n${widen}`;
 /** Elements per invocation: 8 ran about 2x faster than 1 on SwiftShader and stays coalesced on GPUs. */
 const ITEMS = 8;
 
-/** dtypes the unpack kernel widens, with the shader's DTYPE override value (FP8 without its block scales). */
-const DTYPE_CODE = { F32: 0, F16: 1, BF16: 2, F8_E4M3: 3 } as const;
-export type UnpackDType = keyof typeof DTYPE_CODE;
+/** dtypes the unpack kernel widens: all of lib/widen.wgsl's (FP8 without its block scales). */
+export type UnpackDType = keyof typeof WIDEN_DTYPE_CODE;
 
-export function canUnpack(dtype: DType): dtype is UnpackDType {
-  return dtype in DTYPE_CODE;
+function canUnpack(dtype: DType): dtype is UnpackDType {
+  return dtype in WIDEN_DTYPE_CODE;
 }
 
 /** CPU reference: the same widening the kernel does, from little-endian bytes. */
@@ -36,7 +36,7 @@ export async function unpack(ctx: GpuContext, src: GpuTensor, opts: SplitOptions
   const rowElems = src.rowBytes / elemBytes;
   const outRowBytes = rowElems * 4;
   const wg = workgroupSize(ctx);
-  const pipeline = await ctx.pipelines.get({ name: 'unpack', code, entryPoint: 'main', constants: { DTYPE: DTYPE_CODE[src.dtype], WG: wg, ITEMS } });
+  const pipeline = await ctx.pipelines.get({ name: 'unpack', code, entryPoint: 'main', constants: { DTYPE: WIDEN_DTYPE_CODE[src.dtype], WG: wg, ITEMS } });
 
   const parts: GpuTensorPart[] = [];
   const dispatches: Dispatch[] = [];
