@@ -21,9 +21,9 @@ import type { ArchConfig, MhaSpec, MlaSpec, NormKind } from '../reference/arch.t
 import type { LayerWeights } from './layer-weights.ts';
 import type { ExpertEdits } from './plan.ts';
 import type { InputNormAccumulators } from './stats.ts';
-import { decodeToF32, encodeFromF32, numel } from '../../formats/dtype.ts';
+import { decodeToF32, encodeFromF32 } from '../../formats/dtype.ts';
 import { meanF32, meanInDtype } from '../../formats/mean.ts';
-import { elemBytes, f32ToStored, storedToF32, subTensor, type GpuWeightSource, type StoredTensor } from './weights.ts';
+import { f32ToStored, storedBytes, storedToF32, subTensor, type GpuWeightSource, type StoredTensor } from './weights.ts';
 
 /** Buffers of one step; everything not `keep`-ed is returned to the pool by `release`. */
 export class Scratch {
@@ -217,11 +217,6 @@ function expertSource(e: LayerEnv, ex: number): { names: readonly [string, strin
   const [g, u, d] = arch.names.expertProj;
   const names = [`${blk}.experts.${ex}.${g}.weight`, `${blk}.experts.${ex}.${u}.weight`, `${blk}.experts.${ex}.${d}.weight`] as const;
   return { names, load: async () => Promise.all(names.map((n) => src.rows(n, 0, undefined, signal))) as Promise<[StoredTensor, StoredTensor, StoredTensor]> };
-}
-
-/** Bytes of a stored tensor (reads a file range). */
-async function storedBytes(t: StoredTensor, signal?: AbortSignal): Promise<Uint8Array> {
-  return t.bytes instanceof Uint8Array ? t.bytes : t.bytes.source.read(t.bytes.offset, numel(t.shape) * elemBytes(t.dtype), signal);
 }
 
 /**

@@ -19,13 +19,13 @@ import { readBuffer, STORAGE_USAGE } from '../../gpu/pool.ts';
 import { releaseTensor, uploadTensor, type GpuTensor } from '../../gpu/tensor.ts';
 import type { NllForward } from '../perplexity.ts';
 import { readArchConfig, type ArchConfig } from '../reference/arch.ts';
-import type { LayerRouting } from '../reference/forward.ts';
+import { checkWindows, type LayerRouting } from '../reference/forward.ts';
 import { ropeTables } from '../reference/rope.ts';
 import { attentionBlock, countCoactivation, moeBlock, normRows, Scratch, swiglu, type ChunkRouting, type LayerEnv } from './blocks.ts';
 import { LayerWeights } from './layer-weights.ts';
 import type { WeightPlan } from './plan.ts';
 import { InputNormAccumulators, LogitMoments, type CalibrationStats, type MoeLayerStats } from './stats.ts';
-import { CheckpointTensors, elemBytes, storedToF32, widenBlockFp8, type GpuWeightSource, type StoredTensor } from './weights.ts';
+import { CheckpointTensors, elemBytes, storedBytes, storedToF32, widenBlockFp8, type GpuWeightSource, type StoredTensor } from './weights.ts';
 
 const MiB = 2 ** 20;
 
@@ -90,19 +90,6 @@ interface Chunk {
   cpu: Float32Array | null;
 }
 
-function checkWindows(windows: ReadonlyArray<ArrayLike<number>>, vocab: number): { W: number; L: number } {
-  if (!windows.length) throw new MoePruneError('InvalidArgument', 'the forward pass needs at least one window');
-  const L = windows[0]!.length;
-  if (L < 1) throw new MoePruneError('InvalidArgument', 'windows must hold at least one token');
-  for (const w of windows) {
-    if (w.length !== L) throw new MoePruneError('InvalidArgument', `all windows must have the same length (${L}); one has ${w.length}`);
-    for (let i = 0; i < w.length; i++)
-      if (!Number.isInteger(w[i]) || w[i]! < 0 || w[i]! >= vocab)
-        throw new MoePruneError('InvalidArgument', `token id ${w[i]} is outside the vocabulary (0..${vocab - 1})`);
-  }
-  return { W: windows.length, L };
-}
-
 /** Widest per-token activation (f32 elements) any block of this architecture allocates. */
 export function widestActivation(arch: ArchConfig): number {
   const a = arch.attention;
@@ -110,11 +97,6 @@ export function widestActivation(arch: ArchConfig): number {
   if (a.kind === 'mha') w.push(a.heads * a.headDim, a.kvHeads * a.headDim);
   else w.push(a.heads * (a.nopeDim + a.ropeDim), a.kvLoraRank + a.ropeDim, a.heads * (a.nopeDim + a.vDim), a.qLoraRank ?? 0);
   return Math.max(...w);
-}
-
-async function storedBytes(t: StoredTensor, signal?: AbortSignal): Promise<Uint8Array> {
-  const n = t.shape.reduce((a, x) => a * x, 1) * elemBytes(t.dtype);
-  return t.bytes instanceof Uint8Array ? t.bytes : t.bytes.source.read(t.bytes.offset, n, signal);
 }
 
 async function uploadWords(ctx: GpuContext, data: Uint32Array | Float32Array, label: string): Promise<BufferView> {
@@ -154,7 +136,7 @@ export class GpuForwardEngine {
 
   async forward(windows: ReadonlyArray<ArrayLike<number>>, opts: GpuForwardOptions = {}): Promise<GpuForwardResult> {
     const { ctx, arch } = this;
-    const { W, L } = checkWindows(windows, arch.vocab);
+    const { windows: W, tokens: L } = checkWindows(windows, arch.vocab);
     const H = arch.hidden;
     const N = W * L;
     const budgets = { activationBytes: 256 * MiB, hiddenBytes: 1024 * MiB, headBytes: 1024 * MiB, ...opts.budgets };

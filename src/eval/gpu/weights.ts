@@ -5,11 +5,9 @@
  * the CPU. Nothing is read before the engine asks for it.
  */
 import { MoePruneError } from '../../core/errors.ts';
-import { requireFile, type FileSet } from '../../formats/bytes.ts';
-import { decodeToF32, encodeFromF32, type Shape } from '../../formats/dtype.ts';
+import type { FileSet } from '../../formats/bytes.ts';
+import { decodeToF32, encodeFromF32, numel, type Shape } from '../../formats/dtype.ts';
 import { dequantBlockFp8 } from '../../formats/fp8.ts';
-import { INDEX_FILE, readShardIndex, SINGLE_FILE } from '../../formats/safetensors/index-file.ts';
-import { openSafetensors, type SafetensorsFile } from '../../formats/safetensors/reader.ts';
 import type { WeightDType } from '../../gpu/kernels/kernel-args.ts';
 import type { TensorBytes } from '../../gpu/tensor.ts';
 import { CheckpointWeights } from '../reference/weights.ts';
@@ -53,7 +51,7 @@ export function elemBytes(dtype: StoredDType): number {
 /** A sub-block of a stored tensor: `shape` elements starting `elemOffset` elements in (contiguous). */
 export function subTensor(t: StoredTensor, elemOffset: number, shape: Shape): StoredTensor {
   const b = elemOffset * elemBytes(t.dtype);
-  const n = shape.reduce((a, x) => a * x, 1) * elemBytes(t.dtype);
+  const n = numel(shape) * elemBytes(t.dtype);
   const bytes = t.bytes instanceof Uint8Array ? t.bytes.subarray(b, b + n) : { source: t.bytes.source, offset: t.bytes.offset + b };
   if (!t.scale) return { dtype: t.dtype, shape, bytes };
   const cols = t.shape[t.shape.length - 1]!;
@@ -62,11 +60,14 @@ export function subTensor(t: StoredTensor, elemOffset: number, shape: Shape): St
   return { dtype: t.dtype, shape, bytes, scale: { ...t.scale, rowOffset: t.scale.rowOffset + elemOffset / cols } };
 }
 
+/** Bytes of a stored tensor in its dtype (reads a file range). */
+export async function storedBytes(t: StoredTensor, signal?: AbortSignal): Promise<Uint8Array> {
+  return t.bytes instanceof Uint8Array ? t.bytes : t.bytes.source.read(t.bytes.offset, numel(t.shape) * elemBytes(t.dtype), signal);
+}
+
 /** Values of a stored tensor as f32 (reads file ranges). */
 export async function storedToF32(t: StoredTensor, signal?: AbortSignal): Promise<Float32Array> {
-  const n = t.shape.reduce((a, x) => a * x, 1) * elemBytes(t.dtype);
-  const bytes = t.bytes instanceof Uint8Array ? t.bytes : await t.bytes.source.read(t.bytes.offset, n, signal);
-  const values = decodeToF32(t.dtype, bytes);
+  const values = decodeToF32(t.dtype, await storedBytes(t, signal));
   const s = t.scale;
   return s ? dequantBlockFp8(values, t.shape[t.shape.length - 1]!, s.values, s.cols, s.block, s.rowOffset) : values;
 }
@@ -85,44 +86,32 @@ export function f32ToStored(values: Float32Array, dtype: StoredDType, shape: Sha
   return { dtype: d, shape, bytes: encodeFromF32(d, values) };
 }
 
-/** The tensors of a checkpoint folder (sharded with an index, a single model.safetensors, or loose shards). */
+/**
+ * The tensors of a checkpoint folder, located through the reference's CheckpointWeights (one read of the shard
+ * headers), which also widens the dtypes the GPU does not read.
+ */
 export class CheckpointTensors implements GpuWeightSource {
-  private constructor(
-    private readonly where: ReadonlyMap<string, SafetensorsFile>,
-    /** Widening reader for dtypes the GPU does not read (and block-FP8 weights outside the 2-D case). */
-    private readonly f32: CheckpointWeights,
-  ) {}
+  private constructor(private readonly f32: CheckpointWeights) {}
 
   /** Block scales by weight name, read once (tiny next to the weight). */
   private readonly scales = new Map<string, Promise<Float32Array>>();
 
   static async open(files: FileSet, signal?: AbortSignal): Promise<CheckpointTensors> {
-    let shards: string[];
-    if (files.get(INDEX_FILE)) shards = [...new Set((await readShardIndex(requireFile(files, INDEX_FILE), signal)).weightMap.values())];
-    else if (files.get(SINGLE_FILE)) shards = [SINGLE_FILE];
-    else shards = files.names().filter((n) => n.endsWith('.safetensors'));
-    if (!shards.length) throw new MoePruneError('MissingFile', `the checkpoint has no ${INDEX_FILE}, ${SINGLE_FILE} or .safetensors file`);
-    const where = new Map<string, SafetensorsFile>();
-    for (const s of shards.sort()) {
-      const st = await openSafetensors(requireFile(files, s), signal);
-      for (const name of st.tensors.keys()) where.set(name, st);
-    }
-    return new CheckpointTensors(where, await CheckpointWeights.open(files, signal));
+    return new CheckpointTensors(await CheckpointWeights.open(files, signal));
   }
 
   names(): string[] {
-    return [...this.where.keys()];
+    return this.f32.names();
   }
   has(name: string): boolean {
-    return this.where.has(name);
+    return this.f32.has(name);
   }
   shape(name: string): Shape | undefined {
-    return this.where.get(name)?.tensors.get(name)?.shape;
+    return this.f32.shape(name);
   }
 
   async rows(name: string, start = 0, count?: number, signal?: AbortSignal): Promise<StoredTensor> {
-    const f = this.where.get(name);
-    if (!f) throw new MoePruneError('MissingTensor', `the checkpoint has no tensor "${name}"`);
+    const f = this.f32.file(name);
     const info = f.info(name);
     const total = info.shape.length === 0 ? 1 : info.shape[0]!;
     const n = count ?? total - start;
@@ -133,7 +122,7 @@ export class CheckpointTensors implements GpuWeightSource {
     const bytes = { source: f.source, offset: f.dataStart + info.begin + start * rowBytes };
     if (KERNEL_DTYPES.has(info.dtype)) return { dtype: info.dtype as WeightDType, shape, bytes };
     const scaleName = `${name}_scale_inv`;
-    if (info.dtype === 'F8_E4M3' && info.shape.length === 2 && this.where.has(scaleName)) {
+    if (info.dtype === 'F8_E4M3' && info.shape.length === 2 && this.has(scaleName)) {
       const block = this.f32.blockSize;
       const [R, C] = info.shape as [number, number];
       const want = [Math.ceil(R / block[0]), Math.ceil(C / block[1])];

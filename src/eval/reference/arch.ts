@@ -362,7 +362,7 @@ export function readArchConfig(json: unknown, file = 'config.json', tensorNames_
       intermediate: expertSize,
       shared: shared ? { intermediate: shared.intermediateSize, sigmoidGate: adapter.shared?.gate !== undefined } : null,
     },
-    denseIntermediate: c.int('intermediate_size', 0),
+    denseIntermediate: adapter.fields.denseIntermediate ? c.int(adapter.fields.denseIntermediate, 0) : 0,
     parallelResidualMlp: (fwd.parallelResidualMlp?.(c) ?? false) && residualEnabled(adapter, config),
     tieEmbeddings: c.bool('tie_word_embeddings', false),
     lmHeadBias: fwd.lmHeadBias?.(c) ?? false,

@@ -82,7 +82,8 @@ class LayerReader {
   }
 }
 
-function checkWindows(windows: ReadonlyArray<ArrayLike<number>>, vocab: number): Batch {
+/** Checks a batch of token windows (non-empty, equal lengths, ids in the vocabulary) and returns its size. */
+export function checkWindows(windows: ReadonlyArray<ArrayLike<number>>, vocab: number): Batch {
   if (!windows.length) throw new MoePruneError('InvalidArgument', 'the forward pass needs at least one window');
   const T = windows[0]!.length;
   if (T < 1) throw new MoePruneError('InvalidArgument', 'windows must hold at least one token');

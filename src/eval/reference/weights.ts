@@ -60,7 +60,8 @@ export class CheckpointWeights implements WeightSource {
   shape(name: string): Shape | undefined {
     return this.where.get(name)?.tensors.get(name)?.shape;
   }
-  private file(name: string): SafetensorsFile {
+  /** The shard holding `name` (MissingTensor when none does). */
+  file(name: string): SafetensorsFile {
     const f = this.where.get(name);
     if (!f) throw new MoePruneError('MissingTensor', `the checkpoint has no tensor "${name}"`);
     return f;
