@@ -24,6 +24,7 @@ async function main(): Promise<void> {
       const logits: number[][] = [];
       for (let p = 0; p < res.windows * res.tokens; p++) logits.push(Array.from(res.logits!.subarray(p * V, p * V + V)));
       const nll = Array.from(res.nll!);
+      const ppl = perplexityFromNll(res.nll!);
       out[dir] = {
         logits,
         routing: res.routing.map((r) => ({
@@ -32,8 +33,8 @@ async function main(): Promise<void> {
           weights: Array.from({ length: res.windows * res.tokens }, (_, t) => Array.from(r.weights.subarray(t * r.topK, t * r.topK + r.topK))),
         })),
         nll,
-        mean_nll: perplexityFromNll(res.nll!).meanNll,
-        perplexity: perplexityFromNll(res.nll!).perplexity,
+        mean_nll: ppl.meanNll,
+        perplexity: ppl.perplexity,
         peak_layer_weight_bytes: res.peakLayerWeightBytes,
       };
     } catch (e) {

@@ -29,6 +29,14 @@ describe('readArchConfig takes the MoE structure from the family table', () => {
     expect(readArchConfig(a1).moe.router.normTopkProb).toBe(false);
     expect(routingOf(detectFamily(a1), a1).normTopkProb).toBe(false);
   });
+
+  it('reads the dense MLP width only for families whose table has dense layers', () => {
+    // Mixtral's intermediate_size is the expert width; it has no dense MLP.
+    expect(readArchConfig(config('mixtral')).denseIntermediate).toBe(0);
+    const q = config('qwen2_moe');
+    expect(readArchConfig(q).denseIntermediate).toBe(q.intermediate_size);
+    expect(q.intermediate_size).toBeGreaterThan(0);
+  });
 });
 
 describe('every family in the adapter table has a forward pass, or says it has none', () => {
