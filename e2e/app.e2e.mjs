@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { expected, fixtureFiles } from './fixtures.mjs';
+import { dropFolder, expected, fixtureFiles, loadFixture, summaryOf } from './fixtures.mjs';
 
 let b;
 const BASE = baseUrl();
@@ -18,7 +18,6 @@ after(async () => {
   await b?.close();
 });
 
-const summary = (page) => page.getByTestId('model-summary');
 
 test('adapter panel shows the SwiftShader adapter and its limits', async () => {
   const panel = b.page.getByTestId('adapter-panel');
@@ -41,8 +40,7 @@ test('without a WebGPU adapter the panel explains what to do and loading still w
     assert.match(text, /Chrome or Edge 113/);
     assert.match(text, /--enable-unsafe-webgpu/);
     assert.match(text, /hardware acceleration/);
-    await nogpu.page.getByTestId('model-files').setInputFiles(fixtureFiles('mixtral'));
-    await nogpu.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+    await loadFixture(nogpu.page, 'mixtral');
     await nogpu.page.screenshot({ path: join(process.env.E2E_ARTIFACTS ?? '.', 'no-webgpu.png') });
   } finally {
     await nogpu.close();
@@ -51,8 +49,7 @@ test('without a WebGPU adapter the panel explains what to do and loading still w
 
 test('a sharded checkpoint picked with the file input is summarised', async () => {
   const exp = expected('mixtral');
-  await b.page.getByTestId('model-files').setInputFiles(fixtureFiles('mixtral'));
-  await summary(b.page).and(b.page.locator('[data-family="mixtral"]')).waitFor();
+  await loadFixture(b.page, 'mixtral');
   assert.equal(await b.page.getByTestId('summary-family').innerText(), 'Mixtral');
   assert.equal(await b.page.getByTestId('summary-experts').innerText(), String(exp.num_experts));
   assert.equal(await b.page.getByTestId('summary-topk').innerText(), String(exp.top_k));
@@ -65,60 +62,16 @@ test('a sharded checkpoint picked with the file input is summarised', async () =
   assert.equal(await b.page.getByTestId('mode').innerText(), 'Reading the dropped files · nothing copied');
 });
 
-/** Drops `files` ({path, base64}) as one folder through a directory-entry tree built in the page. */
-async function dropFolder(page, folder, files) {
-  await page.evaluate(
-    ({ folder, files }) => {
-      const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-      const fileEntry = (name, bytes, fullPath) => ({
-        isFile: true,
-        isDirectory: false,
-        name,
-        fullPath,
-        file: (ok) => ok(new File([bytes], name, { lastModified: 1_700_000_000_000 })),
-      });
-      const dirEntry = (name, children, fullPath) => ({
-        isFile: false,
-        isDirectory: true,
-        name,
-        fullPath,
-        // Like Chromium, hand out entries in batches, then an empty batch at the end.
-        createReader() {
-          let i = 0;
-          return {
-            readEntries(ok) {
-              const batch = children.slice(i, i + 3);
-              i += batch.length;
-              setTimeout(() => ok(batch), 0);
-            },
-          };
-        },
-      });
-      const root = dirEntry(
-        folder,
-        files.map((f) => fileEntry(f.name, decode(f.base64), `/${folder}/${f.name}`)),
-        `/${folder}`,
-      );
-      const dt = new DataTransfer();
-      const ev = new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: dt });
-      const item = { kind: 'file', type: '', webkitGetAsEntry: () => root, getAsFile: () => null };
-      Object.defineProperty(ev, 'dataTransfer', { value: { items: [item], files: [], dropEffect: 'copy' } });
-      document.querySelector('[data-testid="drop-zone"]').dispatchEvent(ev);
-    },
-    { folder, files },
-  );
-}
-
 test('a checkpoint folder dropped on the page is walked recursively and summarised', async () => {
   const exp = expected('qwen3_moe');
-  const files = fixtureFiles('qwen3_moe').map((p) => ({ name: basename(p), base64: readFileSync(p).toString('base64') }));
+  const files = fixtureFiles('qwen3_moe');
   await dropFolder(b.page, 'Qwen3-tiny', files);
-  await summary(b.page).and(b.page.locator('[data-family="qwen3_moe"]')).waitFor();
+  await summaryOf(b.page, 'qwen3_moe').waitFor();
   assert.equal(await b.page.getByTestId('model-name').innerText(), 'Qwen3-tiny');
   assert.equal(await b.page.getByTestId('summary-experts').innerText(), String(exp.num_experts));
   assert.equal(await b.page.getByTestId('summary-topk').innerText(), String(exp.top_k));
   const names = await b.page.getByTestId('summary-files').locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-file')));
-  assert.deepEqual(names, files.map((f) => f.name).sort());
+  assert.deepEqual(names, files.map((p) => basename(p)).sort());
 });
 
 test('files dropped through a real DataTransfer are summarised', async () => {
@@ -130,7 +83,7 @@ test('files dropped through a real DataTransfer are summarised', async () => {
     return dt;
   }, payload);
   await b.page.dispatchEvent('[data-testid="drop-zone"]', 'drop', { dataTransfer: dt });
-  await summary(b.page).and(b.page.locator('[data-family="olmoe"]')).waitFor();
+  await summaryOf(b.page, 'olmoe').waitFor();
   assert.equal(await b.page.getByTestId('summary-experts').innerText(), String(expected('olmoe').num_experts));
 });
 
@@ -147,13 +100,11 @@ test('a malformed shard shows a dismissible error naming the file, and the page 
   await b.page.screenshot({ path: join(process.env.E2E_ARTIFACTS ?? '.', 'error-banner.png') });
   await b.page.getByTestId('error-dismiss').first().click();
   assert.equal(await b.page.getByTestId('error-banner').count(), 0);
-  await b.page.getByTestId('model-files').setInputFiles(fixtureFiles('mixtral'));
-  await summary(b.page).and(b.page.locator('[data-family="mixtral"]')).waitFor();
+  await loadFixture(b.page, 'mixtral');
 });
 
 test('screenshot of the loaded summary, and no request left the page origin', async () => {
-  await b.page.getByTestId('model-files').setInputFiles(fixtureFiles('deepseek_v3'));
-  await summary(b.page).and(b.page.locator('[data-family="deepseek_v3"]')).waitFor();
+  await loadFixture(b.page, 'deepseek_v3');
   await b.page.screenshot({ path: join(process.env.E2E_ARTIFACTS ?? '.', 'main-page.png'), fullPage: true });
   assert.deepEqual(b.foreignRequests(BASE), []);
   assert.ok(b.requests.length >= 3, 'the page and its assets were requested');
@@ -166,12 +117,11 @@ test('a lost GPU device is reported, the loaded model stays, and Reconnect bring
   try {
     await page.goto(`${BASE}/?test=1`);
     await page.locator('[data-testid="adapter-panel"][data-status="ready"]').waitFor({ timeout: 20_000 });
-    await page.getByTestId('model-files').setInputFiles(fixtureFiles('mixtral'));
-    await page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+    await loadFixture(page, 'mixtral');
     assert.equal(await page.evaluate(() => window.__moePrune.loseGpu()), true);
     await page.locator('[data-testid="adapter-panel"][data-status="unavailable"]').waitFor({ timeout: 20_000 });
     assert.match(await page.getByTestId('error-banner').first().innerText(), /GPU device .* was lost/);
-    assert.equal(await page.locator('[data-testid="model-summary"][data-family="mixtral"]').isVisible(), true);
+    assert.equal(await summaryOf(page, 'mixtral').isVisible(), true);
     await page.getByTestId('gpu-reconnect').click();
     await page.locator('[data-testid="adapter-panel"][data-status="ready"]').waitFor({ timeout: 20_000 });
   } finally {

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { REPO } from './fixtures.mjs';
+import { REPO, summaryOf } from './fixtures.mjs';
 import { DIST } from './serve.mjs';
 
 const BASE = baseUrl();
@@ -32,7 +32,7 @@ test('Try the demo model → keep 4 of 8 → export works, and the files pass mo
   await b.page.goto(`${BASE}/?test=1`);
   await b.page.locator('[data-testid="demo-card"][data-available="true"]').waitFor();
   await b.page.getByTestId('demo-button').click();
-  await b.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor({ timeout: 20_000 });
+  await summaryOf(b.page, 'mixtral').waitFor({ timeout: 20_000 });
   assert.equal(await b.page.getByTestId('model-name').innerText(), 'moe-demo');
   assert.equal(await b.page.getByTestId('summary-experts').innerText(), '8');
   await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });

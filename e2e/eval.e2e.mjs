@@ -9,7 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { expected, fixtureDir, fixtureFiles, REPO } from './fixtures.mjs';
+import { expected, fixtureDir, loadFixture, REPO } from './fixtures.mjs';
 
 const BASE = baseUrl();
 const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
@@ -54,8 +54,7 @@ test('mixtral fixture: calibration on a dropped text, perplexity before/after K 
   writeFileSync(textFile, TEXT);
 
   await b.page.goto(`${BASE}/?test=1`);
-  await b.page.getByTestId('model-files').setInputFiles(fixtureFiles('mixtral'));
-  await b.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+  await loadFixture(b.page, 'mixtral');
   await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
   await b.page.locator('[data-testid="eval-panel"][data-available="true"]').waitFor({ timeout: 10_000 });
   // Co-activation similarity waits for a calibration run.

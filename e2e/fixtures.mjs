@@ -1,6 +1,6 @@
 // Test checkpoints on disk and the small readers the tests use to know what the page should show.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,4 +33,55 @@ export function tensorBytesOnDisk(name, tensor) {
   const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
   const [b, e] = header[tensor].data_offsets;
   return buf.subarray(8 + n + b, 8 + n + e);
+}
+
+/** Locator of the model summary once it shows a checkpoint of `family`. */
+export function summaryOf(page, family) {
+  return page.locator(`[data-testid="model-summary"][data-family="${family}"]`);
+}
+
+/** Picks a fixture's files with the file input and waits for its summary. */
+export async function loadFixture(page, name, { timeout } = {}) {
+  await page.getByTestId('model-files').setInputFiles(fixtureFiles(name));
+  await summaryOf(page, expected(name).model_type).waitFor({ timeout });
+}
+
+/** Drops files from disk (`paths`) as one folder named `folder`, through a directory-entry tree built in the page
+ * that hands out entries in batches and then an empty batch, as Chromium does. */
+export async function dropFolder(page, folder, paths) {
+  const files = paths.map((p) => ({ name: basename(p), base64: readFileSync(p).toString('base64') }));
+  await page.evaluate(
+    ({ folder, files }) => {
+      const decode = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const fileEntry = (name, bytes) => ({
+        isFile: true,
+        isDirectory: false,
+        name,
+        fullPath: `/${folder}/${name}`,
+        file: (ok) => ok(new File([bytes], name, { lastModified: 1_700_000_000_000 })),
+      });
+      const children = files.map((f) => fileEntry(f.name, decode(f.base64)));
+      const root = {
+        isFile: false,
+        isDirectory: true,
+        name: folder,
+        fullPath: `/${folder}`,
+        createReader() {
+          let i = 0;
+          return {
+            readEntries(ok) {
+              const batch = children.slice(i, i + 3);
+              i += batch.length;
+              setTimeout(() => ok(batch), 0);
+            },
+          };
+        },
+      };
+      const ev = new DragEvent('drop', { bubbles: true, cancelable: true });
+      const item = { kind: 'file', type: '', webkitGetAsEntry: () => root, getAsFile: () => null };
+      Object.defineProperty(ev, 'dataTransfer', { value: { items: [item], files: [], dropEffect: 'copy' } });
+      document.querySelector('[data-testid="drop-zone"]').dispatchEvent(ev);
+    },
+    { folder, files },
+  );
 }

@@ -7,7 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { expected, fixtureFiles, REPO } from './fixtures.mjs';
+import { dropFolder, expected, loadFixture, REPO, summaryOf } from './fixtures.mjs';
 
 const BASE = baseUrl();
 const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
@@ -23,9 +23,8 @@ after(async () => {
 
 const panel = () => b.page.getByTestId('plan-panel');
 
-async function loadFixture(name) {
-  await b.page.getByTestId('model-files').setInputFiles(fixtureFiles(name));
-  await b.page.locator(`[data-testid="model-summary"][data-family="${expected(name).model_type}"]`).waitFor();
+async function loadForPlan(name) {
+  await loadFixture(b.page, name);
   await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
 }
 
@@ -85,35 +84,9 @@ function inspect(dir) {
   return JSON.parse(r.stdout);
 }
 
-/** Drops a folder from disk onto the drop zone (a directory-entry tree built in the page, as Chromium hands it over). */
-async function dropFolder(folder, dir) {
-  const files = readdirSync(dir).map((name) => ({ name, base64: readFileSync(join(dir, name)).toString('base64') }));
-  await b.page.evaluate(
-    ({ folder, files }) => {
-      const decode = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-      const entries = files.map((f) => ({ isFile: true, isDirectory: false, name: f.name, fullPath: `/${folder}/${f.name}`, file: (ok) => ok(new File([decode(f.base64)], f.name)) }));
-      const root = {
-        isFile: false,
-        isDirectory: true,
-        name: folder,
-        fullPath: `/${folder}`,
-        createReader() {
-          let done = false;
-          return { readEntries: (ok) => setTimeout(() => ok(done ? [] : ((done = true), entries)), 0) };
-        },
-      };
-      const ev = new DragEvent('drop', { bubbles: true, cancelable: true });
-      const item = { kind: 'file', type: '', webkitGetAsEntry: () => root, getAsFile: () => null };
-      Object.defineProperty(ev, 'dataTransfer', { value: { items: [item], files: [], dropEffect: 'copy' } });
-      document.querySelector('[data-testid="drop-zone"]').dispatchEvent(ev);
-    },
-    { folder, files },
-  );
-}
-
 test('mixtral: plan K, heatmap with clusters, instant numbers, constraint message, export as downloads, inspect, re-import', { timeout: 90_000 }, async () => {
   const exp = expected('mixtral');
-  await loadFixture('mixtral');
+  await loadForPlan('mixtral');
   const n = exp.num_experts;
   const layers = exp.moe_layers.length;
   // Default: half the experts (never fewer than top-k).
@@ -168,16 +141,16 @@ test('mixtral: plan K, heatmap with clusters, instant numbers, constraint messag
   assert.equal(report.params.after, Number(await attr('plan-params', 'data-after')), 'the page predicted the exported parameter count');
 
   // Re-import the export: the summary shows the reduced expert count.
-  await dropFolder('mixtral-pruned', dir);
+  await dropFolder(b.page, 'mixtral-pruned', readdirSync(dir).map((f) => join(dir, f)));
   await b.page.locator('[data-testid="model-name"]', { hasText: 'mixtral-pruned' }).waitFor();
-  await b.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+  await summaryOf(b.page, 'mixtral').waitFor();
   assert.equal(await b.page.getByTestId('summary-experts').innerText(), String(K));
   await b.page.locator(`[data-testid="heatmap"][data-n="${K}"]`).waitFor();
 });
 
 test('qwen3_moe fused: keep 4 of 8 with averaging, global target that cannot export, export, inspect', { timeout: 90_000 }, async () => {
   const exp = expected('qwen3_moe-fused');
-  await loadFixture('qwen3_moe-fused');
+  await loadForPlan('qwen3_moe-fused');
   const n = exp.num_experts;
   await setKeep(n / 2);
   await b.page.getByTestId('reconstruct').selectOption('per-cluster-size');
@@ -210,7 +183,7 @@ test('qwen3_moe fused: keep 4 of 8 with averaging, global target that cannot exp
 });
 
 test('export into a picked folder: streamed, marker removed on commit, named <model>-pruned-K', { timeout: 90_000 }, async () => {
-  await loadFixture('mixtral');
+  await loadForPlan('mixtral');
   await setKeep(3);
   await chooseTarget('folder');
   await b.page.getByTestId('export-button').click();
@@ -238,14 +211,13 @@ test('export into a picked folder: streamed, marker removed on commit, named <mo
 test('a model stored in IndexedDB prunes from the store, and its export equals the CLI export byte for byte', { timeout: 90_000 }, async () => {
   const fixture = 'mixtral';
   await b.page.goto(`${BASE}/?test=1`);
-  await b.page.getByTestId('model-files').setInputFiles(fixtureFiles(fixture));
-  await b.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+  await loadFixture(b.page, fixture);
   await b.page.getByTestId('store-button').click();
   await b.page.locator('[data-testid="stored-model"][data-complete="true"]').first().waitFor({ timeout: 30_000 });
   // After a reload the dropped files are gone: everything below reads from IndexedDB.
   await b.page.reload();
   await b.page.getByTestId('stored-model').first().getByTestId('stored-open').click();
-  await b.page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+  await summaryOf(b.page, 'mixtral').waitFor();
   assert.equal(await b.page.getByTestId('mode').innerText(), 'Stored in this browser');
   await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
   await setKeep(3);
@@ -293,7 +265,7 @@ async function expectCancelled() {
 test('cancel a folder export mid-way: the <model>-pruned-K folder is removed, never left looking finished', { timeout: 90_000 }, async () => {
   await b.page.goto(`${BASE}/?test=1&exportTo=opfs&slowExport=${SLOW_MS}`);
   const pageErrors = b.consoleErrors.length;
-  await loadFixture('mixtral');
+  await loadForPlan('mixtral');
   const K = 2;
   await setKeep(K);
   await chooseTarget('folder');
@@ -325,7 +297,7 @@ test('cancel a folder export mid-way: the <model>-pruned-K folder is removed, ne
 test('cancel a downloads export mid-way: no prune-report.json ever arrives; the next export completes, report last', { timeout: 90_000 }, async () => {
   await b.page.goto(`${BASE}/?test=1&slowExport=${SLOW_MS}`);
   const pageErrors = b.consoleErrors.length;
-  await loadFixture('mixtral');
+  await loadForPlan('mixtral');
   await setKeep(3);
   await chooseTarget('downloads');
   const names = [];

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { fixtureDir, fixtureFiles, tensorBytesOnDisk } from './fixtures.mjs';
+import { fixtureDir, fixtureFiles, loadFixture, summaryOf, tensorBytesOnDisk } from './fixtures.mjs';
 
 let b;
 const BASE = baseUrl();
@@ -25,11 +25,6 @@ const models = (page) => page.evaluate(() => window.__moePrune.models());
 const readTensor = (page, id, name) => page.evaluate(([id, name]) => window.__moePrune.readTensor(id, name), [id, name]);
 const weightMap = (name) => JSON.parse(readFileSync(join(fixtureDir(name), 'model.safetensors.index.json'), 'utf8')).weight_map;
 
-async function loadFixture(page, name, family) {
-  await page.getByTestId('model-files').setInputFiles(fixtureFiles(name));
-  await page.locator(`[data-testid="model-summary"][data-family="${family}"]`).waitFor();
-}
-
 async function assertTensorsMatchDisk(page, id, fixture, names) {
   for (const t of names) {
     const got = Buffer.from(await readTensor(page, id, t), 'base64');
@@ -40,7 +35,7 @@ async function assertTensorsMatchDisk(page, id, fixture, names) {
 test('ingest shows per-file and overall progress, then reads tensors back byte-identical', async () => {
   const { page } = b;
   await page.goto(url(40));
-  await loadFixture(page, 'mixtral', 'mixtral');
+  await loadFixture(page, 'mixtral');
   await page.getByTestId('store-button').click();
   const progress = page.getByTestId('ingest-progress');
   await progress.getByTestId('ingest-file').waitFor();
@@ -71,7 +66,7 @@ test('a stored model survives a reload and opens from the store', async () => {
   assert.equal(await row.count(), 1);
   assert.equal(await row.first().getAttribute('data-complete'), 'true');
   await row.first().getByTestId('stored-open').click();
-  await page.locator('[data-testid="model-summary"][data-family="mixtral"]').waitFor();
+  await summaryOf(page, 'mixtral').waitFor();
   assert.equal(await page.getByTestId('mode').innerText(), 'Stored in this browser');
   await assertTensorsMatchDisk(page, null, 'mixtral', ['lm_head.weight']);
 });
@@ -79,7 +74,7 @@ test('a stored model survives a reload and opens from the store', async () => {
 test('an ingest interrupted by a reload resumes where it stopped when the same files are selected again', async () => {
   const { page } = b;
   await page.goto(url(120));
-  await loadFixture(page, 'qwen3_moe', 'qwen3_moe');
+  await loadFixture(page, 'qwen3_moe');
   await page.getByTestId('store-button').click();
   await page.waitForFunction(() => {
     const bar = document.querySelector('[data-testid="ingest-overall-bar"]');
@@ -94,7 +89,7 @@ test('an ingest interrupted by a reload resumes where it stopped when the same f
   assert.match(await page.getByTestId('stored-partial').innerText(), /Incomplete: .+ of .+ stored/);
 
   await page.goto(url(5));
-  await loadFixture(page, 'qwen3_moe', 'qwen3_moe');
+  await loadFixture(page, 'qwen3_moe');
   const button = page.getByTestId('store-button');
   assert.match(await button.innerText(), /^Resume storing \(.+ left\)$/);
   await button.click();
@@ -111,7 +106,7 @@ test('an ingest interrupted by a reload resumes where it stopped when the same f
 test('cancel stops an ingest without an error and leaves a resumable record', async () => {
   const { page } = b;
   await page.goto(url(100));
-  await loadFixture(page, 'olmoe', 'olmoe');
+  await loadFixture(page, 'olmoe');
   await page.getByTestId('store-button').click();
   await page.getByTestId('ingest-file').waitFor();
   await page.getByTestId('ingest-cancel').click();
@@ -132,7 +127,7 @@ test('the stored copy is independent of the source files: it reads back after th
     });
     await page.goto(url(0));
     await page.getByTestId('model-files').setInputFiles(copies);
-    await page.locator('[data-testid="model-summary"][data-family="phimoe"]').waitFor();
+    await summaryOf(page, 'phimoe').waitFor();
     await page.getByTestId('store-button').click();
     await page.getByTestId('notice').filter({ hasText: 'is stored in this browser' }).waitFor({ timeout: 60_000 });
     const id = await page.evaluate(() => window.__moePrune.current().storedId);
