@@ -1,6 +1,6 @@
 import { DOWNLOAD_WARN_BYTES, INCOMPLETE_MARKER, REPORT_FILE } from '../export/browser-output.ts';
 import { formatBytes } from '../store/format.ts';
-import { Segmented } from './controls.tsx';
+import { Bar, Segmented } from './controls.tsx';
 import { cancelExport, exportFolderName, folderExportAvailable, setExportTarget, startExport, useExport, type ExportTarget } from './export-state.ts';
 import { usePlan } from './prune-state.ts';
 import { useApp } from './state.ts';
@@ -20,7 +20,6 @@ export function ExportBox() {
   const blocked = k === null || exportProblems.length > 0;
   const biggest = Math.max(0, ...[...model.cat.shards.values()].map((s) => s.source.size));
   const p = running?.progress;
-  const frac = p && p.total ? p.done / p.total : 0;
   return (
     <div className="export" data-testid="export-box">
       <h3>Export</h3>
@@ -76,9 +75,7 @@ export function ExportBox() {
               {p ? (p.unit === 'bytes' ? `${formatBytes(p.done)} / ${formatBytes(p.total)}` : `${p.done} / ${p.total} ${p.unit}`) : ''}
             </span>
           </div>
-          <div className="bar">
-            <div className="bar-fill" style={{ width: `${Math.min(100, frac * 100)}%` }} />
-          </div>
+          <Bar done={p?.done ?? 0} total={p?.total ?? 0} />
         </div>
       )}
       {!running && stopped && (

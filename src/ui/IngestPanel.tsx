@@ -1,14 +1,6 @@
 import { formatBytes, formatEta, formatRate } from '../store/format.ts';
+import { Bar } from './controls.tsx';
 import { cancelIngest, useApp } from './state.ts';
-
-function Bar({ done, total, testid }: { done: number; total: number; testid: string }) {
-  const pct = total > 0 ? Math.min(100, (done / total) * 100) : 0;
-  return (
-    <div className="bar" data-testid={testid} data-done={done} data-total={total}>
-      <div className="bar-fill" style={{ width: `${pct}%` }} />
-    </div>
-  );
-}
 
 export function IngestPanel() {
   const ingest = useApp((s) => s.ingest);

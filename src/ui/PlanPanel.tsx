@@ -3,7 +3,7 @@ import type { Catalogue } from '../models/catalogue.ts';
 import type { ExpertPlan, LayerPlan, SimilarityMode } from '../prune/experts/plan.ts';
 import type { ReconstructRule } from '../prune/experts/representative.ts';
 import { formatBytes, formatCount } from '../store/format.ts';
-import { Field, Segmented } from './controls.tsx';
+import { Bar, Field, Segmented } from './controls.tsx';
 import { DistanceHeatmap } from './DistanceHeatmap.tsx';
 import { useEval, useEvalBlocker } from './eval-state.ts';
 import { ExportBox } from './ExportBox.tsx';
@@ -318,9 +318,7 @@ export function PlanPanel() {
               {st.preparing.done} / {st.preparing.total} {st.preparing.unit}
             </span>
           </div>
-          <div className="bar">
-            <div className="bar-fill" style={{ width: `${st.preparing.total ? (100 * st.preparing.done) / st.preparing.total : 0}%` }} />
-          </div>
+          <Bar done={st.preparing.done} total={st.preparing.total} />
         </div>
       )}
       {fresh && st.prepareError && (

@@ -1,4 +1,5 @@
 import { formatBytes } from '../store/format.ts';
+import { Bar } from './controls.tsx';
 import { cancelEval, type RunKind, type RunView } from './eval-state.ts';
 
 const KIND: Record<RunKind, string> = { calibration: 'Calibration', before: 'Perplexity of the original model', after: 'Perplexity of the plan' };
@@ -24,7 +25,6 @@ export function tokensPerSecond(r: RunView): number | null {
 /** One run's progress line, bar and Cancel. */
 export function RunProgress({ run, testid }: { run: RunView; testid: string }) {
   const p = run.progress;
-  const frac = p && p.total ? p.done / p.total : 0;
   const rate = tokensPerSecond(run);
   const cancelling = run.controller.signal.aborted;
   return (
@@ -40,9 +40,7 @@ export function RunProgress({ run, testid }: { run: RunView; testid: string }) {
         </span>
       </div>
       <div className="run-bar">
-        <div className="bar">
-          <div className="bar-fill" style={{ width: `${Math.min(100, frac * 100)}%` }} />
-        </div>
+        <Bar done={p?.done ?? 0} total={p?.total ?? 0} />
         <button className="btn btn-small" data-testid={`${testid}-cancel`} disabled={cancelling} onClick={cancelEval}>
           Cancel
         </button>

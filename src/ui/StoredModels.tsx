@@ -1,4 +1,5 @@
 import { formatBytes } from '../store/format.ts';
+import { Bar } from './controls.tsx';
 import { deleteStored, openStored, useApp } from './state.ts';
 
 export function StoredModels() {
@@ -6,7 +7,6 @@ export function StoredModels() {
   const usage = useApp((s) => s.usage);
   const ingesting = useApp((s) => s.ingest !== null);
   const currentId = useApp((s) => s.current?.storedId ?? null);
-  const pct = usage?.quota ? Math.min(100, ((usage.usage ?? 0) / usage.quota) * 100) : 0;
   return (
     <section className="card stored" data-testid="stored-models">
       <div className="card-head">
@@ -14,9 +14,7 @@ export function StoredModels() {
       </div>
       {usage?.quota != null && (
         <div className="usage" data-testid="storage-usage">
-          <div className="bar">
-            <div className="bar-fill" style={{ width: `${pct}%` }} />
-          </div>
+          <Bar done={usage.usage ?? 0} total={usage.quota} />
           <div className="muted small">
             {formatBytes(usage.usage ?? 0)} used of {formatBytes(usage.quota)} this site may use
             {usage.persisted ? ' · persistent' : ' · may be evicted under storage pressure'}

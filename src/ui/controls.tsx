@@ -1,5 +1,15 @@
 import type { ReactNode } from 'react';
 
+/** A progress bar; `done` and `total` are also data attributes so tests read the numbers, not the width. */
+export function Bar({ done, total, testid }: { done: number; total: number; testid?: string }) {
+  const pct = total > 0 ? Math.min(100, (done / total) * 100) : 0;
+  return (
+    <div className="bar" data-testid={testid} data-done={done} data-total={total}>
+      <div className="bar-fill" style={{ width: `${pct}%` }} />
+    </div>
+  );
+}
+
 /** A labelled form row with an optional hint under it. */
 export function Field({ label, hint, children }: { label: string; hint?: string; children: ReactNode }) {
   return (
