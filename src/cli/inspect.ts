@@ -1,5 +1,5 @@
 import { MoePruneError } from '../core/errors.ts';
-import { formatRanges } from '../core/format.ts';
+import { formatBytes, formatRanges } from '../core/format.ts';
 import { assertComplete, inspectCheckpoint } from '../models/catalogue.ts';
 import { familyById } from '../models/families.ts';
 import type { CheckpointSummary } from '../models/types.ts';
@@ -11,16 +11,6 @@ const USAGE = 'usage: moe-prune inspect <checkpoint folder | .safetensors file> 
 
 const int = (n: number): string => n.toLocaleString('en-US');
 
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
 
 function routingText(s: CheckpointSummary): string {
   const r = s.routing;
@@ -51,7 +41,7 @@ export function formatSummary(path: string, s: CheckpointSummary): string {
     ['shared', s.sharedExperts ? `${s.sharedExperts.count} shared expert(s), width ${s.sharedExperts.intermediateSize}` : 'none'],
     ['sizes', `hidden ${s.hiddenSize}, expert FFN ${s.expertIntermediateSize}, vocab ${s.vocabSize}`],
     ['parameters', `${int(s.params.total)} total; routed experts ${int(s.params.routedExperts)}${pct}, ${int(s.params.perExpert)} per expert`],
-    ['files', `${s.shards.length} shard(s), ${bytes(s.bytesOnDisk)} on disk, ${bytes(s.tensorBytes)} of tensors`],
+    ['files', `${s.shards.length} shard(s), ${formatBytes(s.bytesOnDisk)} on disk, ${formatBytes(s.tensorBytes)} of tensors`],
     ['dtypes', Object.entries(s.dtypes).map(([d, n]) => `${d}×${n}`).join(', ')],
     ['quantization', s.quantization ?? 'none'],
     ['check', problems.length ? problems.join('; ') : 'ok: every tensor the config implies is present'],

@@ -1,4 +1,5 @@
 /** `prune-report.json` (machine-readable) and the `README.md` model card written beside a pruned checkpoint. */
+import { formatBytes } from '../core/format.ts';
 import type { Catalogue } from '../models/catalogue.ts';
 import type { ExpertPlan } from '../prune/experts/plan.ts';
 import type { TensorPlan } from './tensor-plan.ts';
@@ -75,7 +76,6 @@ export function buildPruneReport(
 }
 
 const fmt = (n: number): string => n.toLocaleString('en-US');
-const mib = (b: number): string => `${(b / 2 ** 20).toFixed(2)} MiB`;
 
 export function buildModelCard(cat: Catalogue, r: PruneReport): string {
   const layers = Object.entries(r.keptExperts)
@@ -106,7 +106,7 @@ other tensor is copied unchanged, in its original dtype and layout (${r.source.l
 | experts per token (top-k) | ${r.source.topK} | ${r.source.topK} |
 | parameters | ${fmt(r.params.before)} | ${fmt(r.params.after)} |
 | routed-expert parameters | ${fmt(r.params.routedExpertsBefore)} | ${fmt(r.params.routedExpertsAfter)} |
-| tensor bytes | ${mib(r.bytes.before)} | ${mib(r.bytes.after)} |
+| tensor bytes | ${formatBytes(r.bytes.before)} | ${formatBytes(r.bytes.after)} |
 
 **Loads with:** ${r.loadableBy.join('; ')}. Only \`${cat.summary.expertCountField}\` changed in \`config.json\`.
 

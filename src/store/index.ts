@@ -7,4 +7,4 @@ export { MemoryKv, type ChunkKv } from './kv.ts';
 export { browserStorageAccess, fixedStorageAccess, type StorageAccess } from './storage-access.ts';
 export { DEFAULT_CHUNK_SIZE, keys, matchesFiles, type FileIdentity, type ModelRecord, type StorageMode, type StoredFile } from './records.ts';
 export { checkpointName, directFileSet, toSourceFiles, type PickedFile } from './source-files.ts';
-export { formatBytes, formatCount, formatEta, formatRate } from './format.ts';
+export { formatBytes, formatCount, formatEta, formatRate } from '../core/format.ts';

@@ -16,7 +16,7 @@ import {
   type StoredFile,
 } from './records.ts';
 import type { StorageAccess } from './storage-access.ts';
-import { formatBytes } from './format.ts';
+import { formatBytes } from '../core/format.ts';
 
 /** A file handed to ingest: its name inside the checkpoint folder, identity, and the Blob to copy from. */
 export interface SourceFile extends FileIdentity {

@@ -1,4 +1,4 @@
-import { formatBytes } from '../store/format.ts';
+import { formatBytes } from '../core/format.ts';
 import { initGpu, useApp, type AdapterInfo } from './state.ts';
 
 const KEY_LIMITS: ReadonlyArray<{ key: keyof AdapterInfo['limits']; label: string; bytes: boolean }> = [

@@ -1,6 +1,6 @@
 import { useEffect, type ChangeEvent } from 'react';
 import type { Sampling } from '../eval/windows.ts';
-import { formatBytes } from '../store/format.ts';
+import { formatBytes } from '../core/format.ts';
 import { CoactivationMap } from './CoactivationMap.tsx';
 import {
   chooseSample,

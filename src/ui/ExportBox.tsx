@@ -1,5 +1,5 @@
 import { DOWNLOAD_WARN_BYTES, INCOMPLETE_MARKER, REPORT_FILE } from '../export/browser-output.ts';
-import { formatBytes } from '../store/format.ts';
+import { formatBytes } from '../core/format.ts';
 import { Bar, Segmented } from './controls.tsx';
 import { cancelExport, exportFolderName, folderExportAvailable, setExportTarget, startExport, useExport, type ExportTarget } from './export-state.ts';
 import { usePlan } from './prune-state.ts';

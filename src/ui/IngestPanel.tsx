@@ -1,4 +1,4 @@
-import { formatBytes, formatEta, formatRate } from '../store/format.ts';
+import { formatBytes, formatEta, formatRate } from '../core/format.ts';
 import { Bar } from './controls.tsx';
 import { cancelIngest, useApp } from './state.ts';
 

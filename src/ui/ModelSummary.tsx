@@ -1,8 +1,7 @@
 import type { ReactNode } from 'react';
-import { formatRanges } from '../core/format.ts';
 import { FAMILIES, familyById } from '../models/families.ts';
 import type { CheckpointSummary } from '../models/types.ts';
-import { formatBytes, formatCount } from '../store/format.ts';
+import { formatBytes, formatCount, formatRanges } from '../core/format.ts';
 import { storeCurrent, useApp, type CurrentModel } from './state.ts';
 
 /** "0–3, 5, 7–9" for a sorted list of layer indices. */

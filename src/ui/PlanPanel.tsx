@@ -2,7 +2,7 @@ import { useEffect } from 'react';
 import type { Catalogue } from '../models/catalogue.ts';
 import type { ExpertPlan, LayerPlan, SimilarityMode } from '../prune/experts/plan.ts';
 import type { ReconstructRule } from '../prune/experts/representative.ts';
-import { formatBytes, formatCount } from '../store/format.ts';
+import { formatBytes, formatCount } from '../core/format.ts';
 import { Bar, Field, Segmented } from './controls.tsx';
 import { DistanceHeatmap } from './DistanceHeatmap.tsx';
 import { useEval, useEvalBlocker } from './eval-state.ts';

@@ -1,4 +1,4 @@
-import { formatBytes } from '../store/format.ts';
+import { formatBytes } from '../core/format.ts';
 import { Bar } from './controls.tsx';
 import { cancelEval, type RunKind, type RunView } from './eval-state.ts';
 
