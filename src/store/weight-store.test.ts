@@ -5,6 +5,7 @@ import { keys } from './records.ts';
 import { directFileSet, toSourceFiles } from './source-files.ts';
 import { fixedStorageAccess } from './storage-access.ts';
 import { WeightStore, type IngestProgress, type SourceFile } from './weight-store.ts';
+import { rejection } from '../../tests/errors.ts';
 
 function randomBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(n);
@@ -36,16 +37,6 @@ async function chunkBytes(v: unknown): Promise<Uint8Array> {
   throw new Error(`not a chunk value: ${String(v)}`);
 }
 
-async function caught(p: Promise<unknown>): Promise<MoePruneError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof MoePruneError) return e;
-    throw e;
-  }
-  throw new Error('expected a MoePruneError');
-}
-
 const a = randomBytes(2500, 1);
 const b = randomBytes(1000, 2);
 const files = () => [source('model-00001-of-00002.safetensors', a), source('model-00002-of-00002.safetensors', b), source('config.json', new TextEncoder().encode('{"x":1}'))];
@@ -75,7 +66,7 @@ describe.each(['blob', 'bytes'] as const)('chunks written as %s', (f) => {
       expect(src.size).toBe(2500);
       for (const [off, len] of [[0, 2500], [999, 2], [1500, 1000], [2499, 1], [0, 0], [10, 1990]] as const)
         expect(await src.read(off, len)).toEqual(a.slice(off, off + len));
-      expect((await caught(src.read(2000, 501))).code).toBe('TruncatedFile');
+      expect((await rejection(src.read(2000, 501))).code).toBe('TruncatedFile');
     });
 
     it('reports per-file and overall progress ending at the total', async () => {
@@ -132,7 +123,7 @@ describe.each(['blob', 'bytes'] as const)('chunks written as %s', (f) => {
       const kv = new MemoryKv();
       const store = makeStore(kv);
       const ac = new AbortController();
-      const err = await caught(
+      const err = await rejection(
         store.ingest('tiny', files(), {
           signal: ac.signal,
           onIngest: (p) => {
@@ -144,7 +135,7 @@ describe.each(['blob', 'bytes'] as const)('chunks written as %s', (f) => {
       const [listed] = await store.listModels();
       expect(listed!.record.complete).toBe(false);
       expect(listed!.storedBytes).toBe(2000);
-      expect((await caught(store.openFileSet('m1'))).code).toBe('StorageError');
+      expect((await rejection(store.openFileSet('m1'))).code).toBe('StorageError');
 
       const writesBefore = kv.writes;
       const res = await store.ingest('tiny again', files());
@@ -183,7 +174,7 @@ describe.each(['blob', 'bytes'] as const)('chunks written as %s', (f) => {
       await store.ingest('tiny', files());
       const name = 'model-00002-of-00002.safetensors';
       kv.map.set(keys.chunk('m1', name, 0), new ArrayBuffer(999));
-      const err = await caught((await store.openFileSet('m1')).get(name)!.read(0, 4));
+      const err = await rejection((await store.openFileSet('m1')).get(name)!.read(0, 4));
       expect(err.code).toBe('TruncatedFile');
       expect(err.message).toContain(name);
       expect(err.message).toContain('999');
@@ -222,7 +213,7 @@ describe.each(['blob', 'bytes'] as const)('chunks written as %s', (f) => {
       const kv = new MemoryKv();
       const storage = fixedStorageAccess(10_000, 8_000);
       const store = new WeightStore(kv, { chunkSize: 1000, storage });
-      const err = await caught(store.ingest('tiny', files()));
+      const err = await rejection(store.ingest('tiny', files()));
       expect(err.code).toBe('StorageFull');
       expect(err.message).toContain('tiny');
       expect(err.message).toContain('3.51 kB');
@@ -235,7 +226,7 @@ describe.each(['blob', 'bytes'] as const)('chunks written as %s', (f) => {
     it('a quota error mid-write names the file and chunk, keeps what is stored, and resume finishes later', async () => {
       const kv = new MemoryKv(2200);
       const store = makeStore(kv);
-      const err = await caught(store.ingest('tiny', files()));
+      const err = await rejection(store.ingest('tiny', files()));
       expect(err.code).toBe('StorageFull');
       expect(err.message).toContain('model-00001-of-00002.safetensors');
       expect(err.message).toContain('writing chunk 2');
@@ -256,7 +247,7 @@ describe.each(['blob', 'bytes'] as const)('chunks written as %s', (f) => {
       kv.beforeSet = () => {
         if (++n === 3) throw new DOMException('transaction aborted', 'AbortError');
       };
-      const err = await caught(makeStore(kv).ingest('tiny', files()));
+      const err = await rejection(makeStore(kv).ingest('tiny', files()));
       expect(err.code).toBe('StorageError');
       expect(err.message).toContain('writing chunk 1');
     });
