@@ -1,5 +1,4 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MoePruneError } from '../core/errors.ts';
 import { MemoryKv } from './kv.ts';
 import { keys } from './records.ts';
 import { directFileSet, toSourceFiles } from './source-files.ts';
