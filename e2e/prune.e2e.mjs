@@ -238,15 +238,30 @@ test('a model stored in IndexedDB prunes from the store, and its export equals t
 // to press Cancel between files; the pause ends early on cancel.
 const SLOW_MS = 800;
 
-/** Every directory directly in the origin-private root, with its files and their sizes. */
+/** Every directory directly in the origin-private root, with its files and their sizes. The export runs while we
+ * list, so an entry may vanish between being listed and being read (a swap file, a folder removed on cancel): such
+ * entries are left out rather than failing the listing. */
 function opfsListing() {
   return b.page.evaluate(async () => {
+    const gone = (e) => e instanceof DOMException && e.name === 'NotFoundError';
     const root = await navigator.storage.getDirectory();
     const out = {};
     for await (const [name, h] of root.entries()) {
       if (h.kind !== 'directory') continue;
-      out[name] = {};
-      for await (const [f, fh] of h.entries()) out[name][f] = fh.kind === 'file' ? (await fh.getFile()).size : -1;
+      const files = {};
+      try {
+        for await (const [f, fh] of h.entries()) {
+          try {
+            files[f] = fh.kind === 'file' ? (await fh.getFile()).size : -1;
+          } catch (e) {
+            if (!gone(e)) throw e;
+          }
+        }
+      } catch (e) {
+        if (!gone(e)) throw e;
+        continue;
+      }
+      out[name] = files;
     }
     return out;
   });
