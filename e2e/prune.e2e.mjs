@@ -95,14 +95,15 @@ test('mixtral: plan K, heatmap with clusters, instant numbers, constraint messag
   assert.equal(await attr('plan-experts', 'data-after'), String(k0 * layers));
 
   // Numbers follow the controls at once (no I/O: the plan is re-clustered from cached distances).
+  // Speed belongs to the bench; here: the cached distances are reused (same chip, nothing being prepared).
   const paramsBefore = Number(await attr('plan-params', 'data-after'));
-  const t0 = Date.now();
+  const distancesChip = await b.page.getByTestId('plan-device').innerText();
   await setKeep(n - 1);
-  const dt = Date.now() - t0;
+  assert.equal(await b.page.getByTestId('plan-preparing').count(), 0, 'changing K prepares nothing again');
+  assert.equal(await b.page.getByTestId('plan-device').innerText(), distancesChip, 'router distances were not recomputed');
   const paramsAfter = Number(await attr('plan-params', 'data-after'));
   assert.ok(paramsAfter > paramsBefore, `keeping more experts keeps more parameters (${paramsBefore} → ${paramsAfter})`);
   assert.equal(await attr('plan-experts', 'data-after'), String((n - 1) * layers));
-  assert.ok(dt < 2000, `re-planning took ${dt} ms`);
   // n−1 kept of n: exactly one 2-member cluster outlined.
   assert.equal(await b.page.getByTestId('cluster-outline').count(), 1);
 

@@ -94,17 +94,14 @@ describe('planExpertPruning', () => {
     expect(resolveExpertPlanSettings({ reconstruct: 'per-cluster-size' }).kappa).toBe(3);
   });
 
-  it('plans Arctic-shaped routing quickly (35 layers × 128 experts; d reduced to keep the unit test light)', () => {
+  it('plans Arctic-shaped routing: the global search keeps exactly the target (35 layers × 128 experts; d reduced; timing is in the bench)', () => {
     const L = 35, n = 128, d = 256;
     let s = 1;
     const r = () => ((s = (s * 48271) % 2147483647) / 2147483647) - 0.5;
     const layers: ExpertLayerInput[] = Array.from({ length: L }, (_, l) => ({ layer: l, n, d, topK: 2, routerRows: Float32Array.from({ length: n * d }, r) }));
-    const t0 = performance.now();
     const p = planExpertPruning(layers, { mode: 'global', targetTotal: 3570, normalize: false });
-    const ms = performance.now() - t0;
     expect(p.search?.exact).toBe(true);
     expect(p.totalKept).toBe(3570);
     expect(p.layers.every((l) => l.kept.length >= 2)).toBe(true);
-    expect(ms).toBeLessThan(20_000);
   });
 });

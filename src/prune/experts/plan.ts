@@ -5,7 +5,6 @@
  * writes merged slots as the members' mean (src/export/tensor-plan.ts).
  */
 import { MoePruneError } from '../../core/errors.ts';
-import type { LongTask } from '../../core/progress.ts';
 import type { ExpertIndex, LayerIndex } from '../../models/types.ts';
 import { LayerClusterer, searchThresholdExact, searchThresholdOfficial, type RoutingGroups, type SearchMethod, type ThresholdSearchResult } from './cluster.ts';
 import { clusterAction, DEFAULT_KAPPA, selectRepresentative, type ClusterAction, type ExpertParamSource, type ReconstructRule, type RepresentativeOptions } from './representative.ts';
