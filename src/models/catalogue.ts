@@ -25,9 +25,8 @@ import {
   type ExpertNaming,
   type FamilyAdapter,
   type ModelConfig,
-  type RoutingSummary,
 } from './families.ts';
-import type { CheckpointSummary, ExpertLayout, FamilyId, MoeLayerInfo, TensorEntry, TensorRole } from './types.ts';
+import type { CheckpointSummary, MoeLayerInfo, TensorEntry, TensorRole } from './types.ts';
 
 /**
  * The checkpoint catalogue: reads config.json, the shard index and every shard's header (never tensor data),
@@ -63,27 +62,16 @@ export interface Catalogue {
 }
 
 /** What `catalogueFromIndex` can tell from tensor names alone (no shapes, dtypes or sizes). */
-export interface IndexCatalogue {
-  readonly family: FamilyId;
-  readonly architecture: string;
-  readonly modelType: string;
-  readonly layers: number;
-  readonly moeLayers: number[];
-  readonly denseLayers: number[];
-  readonly expertsPerLayer: number;
-  readonly topK: number;
-  readonly routing: RoutingSummary;
-  readonly sharedExperts: { count: number; intermediateSize: number } | null;
-  readonly layout: ExpertLayout;
+export type IndexCatalogue = Pick<
+  CheckpointSummary,
+  | 'family' | 'architecture' | 'modelType' | 'layers' | 'moeLayers' | 'denseLayers' | 'expertsPerLayer' | 'topK' | 'routing'
+  | 'sharedExperts' | 'layout' | 'expertCountField' | 'shards' | 'missingTensors' | 'extraTensors'
+> & {
   readonly naming: string;
   /** Experts found per MoE layer (parallel to moeLayers); a fused layout is assumed to hold the configured count. */
   readonly expertsFound: number[];
-  readonly expertCountField: string;
-  readonly shards: string[];
   readonly tensorCount: number;
-  readonly missingTensors: string[];
-  readonly extraTensors: string[];
-}
+};
 
 function asConfig(json: unknown, file = CONFIG_FILE): ModelConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new MoePruneError('InvalidConfig', 'must be a JSON object', file);

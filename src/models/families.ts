@@ -1,5 +1,5 @@
 import { MoePruneError } from '../core/errors.ts';
-import type { ExpertIndex, ExpertLayout, FamilyId, LayerIndex, RouterScoring, TensorRole } from './types.ts';
+import type { ExpertIndex, ExpertLayout, FamilyId, LayerIndex, RouterScoring, RoutingSummary, TensorRole } from './types.ts';
 
 /**
  * The MoE family adapter table. Everything that differs between families (config field names, which layers
@@ -451,14 +451,6 @@ export function layerKinds(adapter: FamilyAdapter, config: ModelConfig): { moe: 
 /** Number of layers stored after the decoder layers (DeepSeek-V3 MTP); they hold an MoE block too. */
 export function extraLayerCount(adapter: FamilyAdapter, config: ModelConfig): number {
   return adapter.extraLayersField ? optNumber(config, adapter.extraLayersField, 0) : 0;
-}
-
-export interface RoutingSummary {
-  scoring: RouterScoring;
-  normTopkProb: boolean;
-  groups?: { nGroup: number; topkGroup: number };
-  routedScalingFactor?: number;
-  correctionBias: boolean;
 }
 
 export interface GroupedRouting {

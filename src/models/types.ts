@@ -52,6 +52,15 @@ export interface MoeLayerInfo {
   readonly hasCorrectionBias: boolean;
 }
 
+/** How the router scores and combines experts, as the config sets it. */
+export interface RoutingSummary {
+  scoring: RouterScoring;
+  normTopkProb: boolean;
+  groups?: { nGroup: number; topkGroup: number };
+  routedScalingFactor?: number;
+  correctionBias: boolean;
+}
+
 /** Everything `moe-prune inspect` reports; JSON-serialisable. */
 export interface CheckpointSummary {
   readonly family: FamilyId;
@@ -62,7 +71,7 @@ export interface CheckpointSummary {
   readonly denseLayers: number[];
   readonly expertsPerLayer: number;
   readonly topK: number;
-  readonly routing: { scoring: RouterScoring; normTopkProb: boolean; groups?: { nGroup: number; topkGroup: number }; routedScalingFactor?: number; correctionBias: boolean };
+  readonly routing: RoutingSummary;
   readonly sharedExperts: { count: number; intermediateSize: number } | null;
   readonly hiddenSize: number;
   readonly expertIntermediateSize: number;
