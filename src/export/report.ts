@@ -70,12 +70,23 @@ export function buildPruneReport(
       routedExpertsAfter: s.params.routedExperts - removedSlots * s.params.perExpert,
     },
     bytes: { before: s.tensorBytes, after: tensors.bytes },
-    loadableBy: ['transformers (AutoModelForCausalLM, stock class)', 'vLLM (stock model class; layout as its loaders expect)'],
+    loadableBy: loadersOf(cat),
     ...(perplexity ? { perplexity } : {}),
   };
 }
 
 const fmt = (n: number): string => n.toLocaleString('en-US');
+
+/** Runtimes that load the export as they load the source: names, layout and config keys are the source's own. */
+export function loadersOf(cat: Catalogue): string[] {
+  const arch = cat.summary.architecture;
+  return [
+    cat.adapter.remoteCode
+      ? `transformers with trust_remote_code=True (the checkpoint's own ${arch} code, as for the original)`
+      : `transformers (AutoModelForCausalLM, stock ${arch} class)`,
+    `vLLM (its ${arch} class; same tensor names and config keys as the original)`,
+  ];
+}
 
 export function buildModelCard(cat: Catalogue, r: PruneReport): string {
   const layers = Object.entries(r.keptExperts)

@@ -107,6 +107,8 @@ export interface FamilyAdapter {
   readonly namings: readonly ExpertNaming[];
   /** Config key counting extra (MTP) layers stored after the decoder layers, which are not "extra" tensors. */
   readonly extraLayersField?: string;
+  /** Arctic's modeling code ships with the checkpoint, not with transformers (loaded with trust_remote_code). */
+  readonly remoteCode?: true;
 }
 
 const LAYER_PREFIX = 'model.layers.';
@@ -323,6 +325,8 @@ export const FAMILIES: readonly FamilyAdapter[] = [
     dense: { prefix: 'block_sparse_moe.mlp', projs: W1_W3_W2 },
     residual: { prefix: 'residual_mlp', norm: 'residual_layernorm', projs: W1_W3_W2, enableField: 'use_residual', enableDefault: true },
     namings: [perExpert('block_sparse_moe.experts.{e}.w1/w3/w2', 'block_sparse_moe', ['gate.weight'], W1_W3_W2)],
+
+    remoteCode: true,
   },
   {
     id: 'granitemoe',
