@@ -166,3 +166,64 @@ test('delete removes stored models and their bytes', async () => {
   assert.match(await page.getByTestId('stored-models').innerText(), /Nothing stored/);
   assert.deepEqual(b.foreignRequests(BASE), []);
 });
+
+/** Entries in the page's handle database (file handles kept for resuming an unfinished ingest). */
+const savedHandleCount = (page) =>
+  page.evaluate(
+    () =>
+      new Promise((ok, fail) => {
+        const r = indexedDB.open('moe-prune-studio-handles');
+        r.onupgradeneeded = () => r.result.createObjectStore('handles');
+        r.onerror = () => fail(r.error);
+        r.onsuccess = () => {
+          const q = r.result.transaction('handles').objectStore('handles').count();
+          q.onsuccess = () => (ok(q.result), r.result.close());
+          q.onerror = () => fail(q.error);
+        };
+      }),
+  );
+
+test('an ingest interrupted by a reload resumes from the dropped folder itself, with no new drop', async () => {
+  const { page } = b;
+  const fixture = 'qwen2_moe';
+  await page.goto(url(120));
+  // Chromium hands a dropped folder over as a handle; an origin-private folder stands in for the user's disk
+  // (Playwright's synthetic drops carry no handles).
+  const files = fixtureFiles(fixture).map((p) => ({ name: basename(p), base64: readFileSync(p).toString('base64') }));
+  await page.evaluate(async ([folder, files]) => {
+    const root = await navigator.storage.getDirectory();
+    await root.removeEntry(folder, { recursive: true }).catch(() => undefined);
+    const dir = await root.getDirectoryHandle(folder, { create: true });
+    for (const f of files) {
+      const w = await (await dir.getFileHandle(f.name, { create: true })).createWritable();
+      await w.write(Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0)));
+      await w.close();
+    }
+    await window.__moePrune.dropHandle(dir);
+  }, [fixture, files]);
+  await summaryOf(page, 'qwen2_moe').waitFor();
+  assert.equal((await page.evaluate(() => window.__moePrune.current())).name, fixture, 'named after the dropped folder');
+  await page.getByTestId('store-button').click();
+  await page.waitForFunction(() => {
+    const bar = document.querySelector('[data-testid="ingest-overall-bar"]');
+    return bar && Number(bar.getAttribute('data-done')) > 0.3 * Number(bar.getAttribute('data-total'));
+  }, undefined, { timeout: 60_000 });
+  assert.equal(await savedHandleCount(page), 1, 'the handles of the unfinished ingest are kept');
+  await page.goto(url(5));
+
+  const row = page.locator('[data-testid="stored-model"][data-complete="false"]');
+  await row.waitFor();
+  assert.match(await row.getByTestId('stored-partial').innerText(), /Resume reads the same files again/);
+  const [partial] = await models(page);
+  assert.ok(partial.storedBytes > 0 && partial.storedBytes < partial.totalBytes, JSON.stringify(partial));
+  await row.getByTestId('stored-resume').click();
+  await page.getByTestId('notice').filter({ hasText: 'resumed where it stopped' }).waitFor({ timeout: 60_000 });
+  assert.equal(await page.getByTestId('error-banner').count(), 0);
+  const [done] = await models(page);
+  assert.deepEqual([done.id, done.complete, done.storedBytes], [partial.id, true, partial.totalBytes], 'the same record was completed');
+  assert.equal(await page.getByTestId('mode').innerText(), 'Stored in this browser');
+  await assertTensorsMatchDisk(page, done.id, fixture, Object.keys(weightMap(fixture)));
+  assert.equal(await savedHandleCount(page), 0, 'handles are forgotten once the copy is complete');
+  assert.equal(await page.getByTestId('stored-resume').count(), 0);
+  await page.evaluate((folder) => navigator.storage.getDirectory().then((root) => root.removeEntry(folder, { recursive: true })), fixture);
+});

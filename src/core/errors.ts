@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'DuplicateTensor'
   | 'TruncatedFile'
   | 'MissingFile'
+  | 'FileChanged'
+  | 'PermissionDenied'
   | 'MissingTensor'
   | 'InvalidIndex'
   | 'InvalidConfig'

@@ -1,10 +1,13 @@
 import { BlobSource, MapFileSet, type FileSet } from '../formats/bytes.ts';
+import type { ReopenableFile } from './source-handles.ts';
 import type { SourceFile } from './weight-store.ts';
 
 /** A picked or dropped file with the path it had under the dropped folder ('' or its own name for loose files). */
 export interface PickedFile {
   readonly file: File;
   readonly path: string;
+  /** Present when the browser gave a handle (drops in Chromium): lets an interrupted ingest resume after a reload. */
+  readonly handle?: ReopenableFile;
 }
 
 /**
@@ -21,6 +24,7 @@ export function toSourceFiles(picked: readonly PickedFile[]): SourceFile[] {
     size: p.file.size,
     lastModified: p.file.lastModified,
     blob: p.file,
+    ...(p.handle ? { handle: p.handle } : {}),
   }));
 }
 

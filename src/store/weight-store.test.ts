@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { MemoryKv } from './kv.ts';
 import { keys } from './records.ts';
 import { directFileSet, toSourceFiles } from './source-files.ts';
+import { MemoryHandleStore, type ReopenableFile } from './source-handles.ts';
 import { fixedStorageAccess } from './storage-access.ts';
 import { WeightStore, type IngestProgress, type SourceFile } from './weight-store.ts';
 import { rejection } from '../../tests/errors.ts';
@@ -252,6 +253,94 @@ describe.each(['blob', 'bytes'] as const)('chunks written as %s', (f) => {
     });
   });
 
+});
+
+/** A file handle as a browser gives one for a drop: `file()` is what getFile() returns now (tests change it). */
+function fakeHandle(name: string, file: () => File, permission: PermissionState = 'granted'): ReopenableFile & { asked: number } {
+  let state = permission;
+  const h = {
+    kind: 'file' as const,
+    name,
+    asked: 0,
+    getFile: async () => file(),
+    queryPermission: async () => state,
+    requestPermission: async () => {
+      h.asked++;
+      if (state === 'prompt') state = 'granted';
+      return state;
+    },
+  };
+  return h;
+}
+
+describe('resume after a reload from saved file handles (no new drop)', () => {
+  const bytesOf: Record<string, Uint8Array<ArrayBuffer>> = { 'a.safetensors': a, 'b.safetensors': b };
+  const withHandles = (permission: PermissionState = 'granted', changed: Record<string, Uint8Array<ArrayBuffer>> = {}) =>
+    Object.entries(bytesOf).map(([name, bytes]) => {
+      const file = () => new File([changed[name] ?? bytes], name, { lastModified: 1000 });
+      return { ...source(name, bytes), handle: fakeHandle(name, file, permission) };
+    });
+  const make = (handles: MemoryHandleStore, kv = new MemoryKv()) => {
+    let n = 0;
+    return new WeightStore(kv, { chunkSize: 1000, storage: fixedStorageAccess(1e9), newId: () => `m${++n}`, handles });
+  };
+  async function interrupted(handles: MemoryHandleStore, sources: SourceFile[], kv = new MemoryKv()) {
+    const store = make(handles, kv);
+    const ac = new AbortController();
+    const onIngest = (p: IngestProgress) => void (p.done >= 2000 && ac.abort());
+    expect((await rejection(store.ingest('tiny', sources, { signal: ac.signal, onIngest }))).code).toBe('Cancelled');
+    return { store, kv };
+  }
+
+  it('keeps the handles of an unfinished ingest, reopens them, resumes, and forgets them once complete', async () => {
+    const handles = new MemoryHandleStore();
+    const { store, kv } = await interrupted(handles, withHandles('prompt'));
+    expect([...handles.map.get('m1')!].map((x) => x.name)).toEqual(['a.safetensors', 'b.safetensors']);
+    // A "reload": a new store over the same database.
+    const again = make(handles, kv);
+    const [listed] = await again.listModels();
+    expect(listed!.reopenable).toBe(true);
+    const reopened = await again.reopenSources('m1');
+    expect(reopened.map((f) => f.name)).toEqual(['a.safetensors', 'b.safetensors']);
+    expect((reopened[0]!.handle as ReturnType<typeof fakeHandle>).asked).toBe(1);
+    const res = await again.ingest('tiny', reopened);
+    expect(res.resumed).toBe(true);
+    expect(res.skippedBytes).toBe(2000);
+    expect(await (await again.openFileSet('m1')).get('a.safetensors')!.read(0, 2500)).toEqual(a);
+    expect(handles.map.has('m1')).toBe(false);
+    expect((await again.listModels())[0]!.reopenable).toBe(false);
+    expect((await store.listModels())[0]!.record.complete).toBe(true);
+  });
+
+  it('names the file that changed or that the browser will not let us read, and keeps the partial copy', async () => {
+    const handles = new MemoryHandleStore();
+    const { kv } = await interrupted(handles, withHandles());
+    expect((await make(handles, kv).reopenSources('m1')).map((f) => f.size)).toEqual([2500, 1000]);
+    // The saved handles now read a file with other bytes (the user edited it): refused, naming it.
+    handles.map.set('m1', withHandles('granted', { 'b.safetensors': randomBytes(999, 9) }).map((f) => ({ name: f.name, handle: f.handle })));
+    const err = await rejection(make(handles, kv).reopenSources('m1'));
+    expect(err.code).toBe('FileChanged');
+    expect(err.file).toBe('b.safetensors');
+    handles.map.set('m1', withHandles('denied').map((f) => ({ name: f.name, handle: f.handle })));
+    const denied = await rejection(make(handles, kv).reopenSources('m1'));
+    expect(denied.code).toBe('PermissionDenied');
+    expect(denied.file).toBe('a.safetensors');
+    expect((await make(handles, kv).listModels())[0]!.storedBytes).toBe(2000);
+  });
+
+  it('without handles (a plain file input) nothing is saved, and deleting a model forgets its handles', async () => {
+    const handles = new MemoryHandleStore();
+    const { store } = await interrupted(handles, Object.entries(bytesOf).map(([n, x]) => source(n, x)));
+    expect(handles.map.size).toBe(0);
+    expect((await store.listModels())[0]!.reopenable).toBe(false);
+    expect((await rejection(store.reopenSources('m1'))).code).toBe('MissingFile');
+    const kept = new MemoryHandleStore();
+    const other = await interrupted(kept, withHandles());
+    expect(kept.map.has('m1')).toBe(true);
+    await other.store.deleteModel('m1');
+    expect(await other.store.listModels()).toEqual([]);
+    expect(kept.map.has('m1')).toBe(false);
+  });
 });
 
 describe('dropped file naming and direct reads', () => {

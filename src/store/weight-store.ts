@@ -15,12 +15,15 @@ import {
   type ModelRecord,
   type StoredFile,
 } from './records.ts';
+import { reopenSources, type ReopenableFile, type SavedSource, type SourceHandleStore } from './source-handles.ts';
 import type { StorageAccess } from './storage-access.ts';
 import { formatBytes } from '../core/format.ts';
 
 /** A file handed to ingest: its name inside the checkpoint folder, identity, and the Blob to copy from. */
 export interface SourceFile extends FileIdentity {
   readonly blob: Blob;
+  /** How to reopen the file after a reload, when the browser gave a handle for it. */
+  readonly handle?: ReopenableFile;
 }
 
 /** Per-file and overall progress of one ingest; bytes already stored before a resume count as done. */
@@ -60,6 +63,8 @@ export interface StoredModel {
   readonly record: ModelRecord;
   /** Bytes of verified chunks; equals record.totalBytes when complete. */
   readonly storedBytes: number;
+  /** Incomplete, and the source files can be reopened from saved handles (no new drop needed to resume). */
+  readonly reopenable: boolean;
 }
 
 export interface StorageUsage {
@@ -79,6 +84,8 @@ export interface WeightStoreOptions {
    * hold Blobs). Reads accept both, so a store may mix them.
    */
   readonly chunkFormat?: 'blob' | 'bytes';
+  /** Keeps the source files' handles of an unfinished ingest, so it can resume after a reload without a new drop. */
+  readonly handles?: SourceHandleStore;
   /** Test-only: pause after every chunk write so an end-to-end test can reload mid-ingest. */
   readonly writeDelayMs?: number;
   readonly now?: () => number;
@@ -158,7 +165,10 @@ export class WeightStore {
     const ids = (await this.kv.keysWithPrefix(keys.allModels)).filter(isModelKey);
     const records = (await this.kv.getMany<ModelRecord>(ids)).filter((r): r is ModelRecord => r !== undefined);
     const out: StoredModel[] = [];
-    for (const record of records) out.push({ record, storedBytes: await this.storedBytes(record) });
+    for (const record of records) {
+      const reopenable = !record.complete && (await this.savedSources(record.id)) !== undefined;
+      out.push({ record, storedBytes: await this.storedBytes(record), reopenable });
+    }
     return out.sort((a, b) => b.record.createdAt - a.record.createdAt);
   }
 
@@ -188,9 +198,26 @@ export class WeightStore {
     await this.kv.setMany([[keys.model(id), { ...r, summary, updatedAt: this.now() }]]);
   }
 
+  private async savedSources(id: string): Promise<readonly SavedSource[] | undefined> {
+    return this.opts.handles?.load(id).catch(() => undefined);
+  }
+
+  /**
+   * The source files of an unfinished ingest, opened again from the handles saved when it started (asks for
+   * read permission where needed: call from a click). Feed them to `ingest` to resume.
+   */
+  async reopenSources(id: string): Promise<SourceFile[]> {
+    const r = await this.getModel(id);
+    if (!r) throw new MoePruneError('MissingFile', `no stored model with id ${id}`);
+    const saved = await this.savedSources(id);
+    if (!saved) throw new MoePruneError('MissingFile', 'the browser gave no reopenable handles for these files; drop the same files again to resume', r.name);
+    return reopenSources(saved, r.files);
+  }
+
   /** Deletes the model's chunks, then its record (so a failed delete can simply be retried). */
   async deleteModel(id: string): Promise<void> {
     try {
+      await this.opts.handles?.drop(id);
       await this.kv.deletePrefix(keys.modelPrefix(id));
       await this.kv.delete(keys.model(id));
     } catch (e) {
@@ -260,6 +287,9 @@ export class WeightStore {
     } catch (e) {
       throw this.writeError(e, name, 'saving the model record', 0, record.totalBytes);
     }
+    // Best effort: without handles a resume simply needs the files dropped again.
+    if (this.opts.handles && files.every((f) => f.handle))
+      await this.opts.handles.save(record.id, files.map((f) => ({ name: f.name, handle: f.handle! }))).catch(() => undefined);
 
     const meter = new RateMeter();
     let done = resumedBytes;
@@ -347,6 +377,7 @@ export class WeightStore {
       throw new MoePruneError('StorageError', `after storing, ${stored} of ${record.totalBytes} bytes verify; drop the same files again to repair`, name);
     const final: ModelRecord = { ...record, complete: true, updatedAt: this.now() };
     await this.kv.setMany([[keys.model(record.id), final]]);
+    await this.opts.handles?.drop(record.id).catch(() => undefined);
     return { record: final, reused: false, resumed: existing !== undefined, writtenBytes: written, skippedBytes: resumedBytes, persisted };
   }
 

@@ -1,6 +1,6 @@
 import { formatBytes } from '../core/format.ts';
 import { Bar } from './controls.tsx';
-import { deleteStored, openStored, useApp } from './state.ts';
+import { deleteStored, openStored, resumeStored, useApp } from './state.ts';
 
 export function StoredModels() {
   const models = useApp((s) => s.models);
@@ -35,11 +35,19 @@ export function StoredModels() {
                 </div>
                 {!m.record.complete && (
                   <div className="partial small" data-testid="stored-partial">
-                    Incomplete: {formatBytes(m.storedBytes)} of {formatBytes(m.record.totalBytes)} stored. Drop the same files again to resume.
+                    Incomplete: {formatBytes(m.storedBytes)} of {formatBytes(m.record.totalBytes)} stored.{' '}
+                    {m.reopenable
+                      ? 'Resume reads the same files again from where they were dropped (the browser may ask to allow it).'
+                      : 'Drop the same files again to resume.'}
                   </div>
                 )}
               </div>
               <div className="model-actions">
+                {m.reopenable && (
+                  <button className="btn btn-small" data-testid="stored-resume" disabled={ingesting} onClick={() => void resumeStored(m)}>
+                    Resume
+                  </button>
+                )}
                 {m.record.complete && (
                   <button className="btn btn-small" data-testid="stored-open" disabled={ingesting} onClick={() => void openStored(m)}>
                     Open

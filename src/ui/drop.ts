@@ -1,3 +1,4 @@
+import type { ReopenableFile } from '../store/source-handles.ts';
 import type { PickedFile } from '../store/source-files.ts';
 
 /**
@@ -6,40 +7,44 @@ import type { PickedFile } from '../store/source-files.ts';
  * `takeDropped` runs in the handler and `collectDropped` awaits the walk.
  */
 
-/** The two directory APIs browsers offer; only the members we call are described. */
-interface DirectoryHandleLike {
+/** A File System Access handle, as far as we call it (a file handle is also what resume reopens). */
+export interface HandleLike {
   readonly kind: 'file' | 'directory';
   readonly name: string;
   getFile?(): Promise<File>;
-  values?(): AsyncIterable<DirectoryHandleLike>;
+  values?(): AsyncIterable<HandleLike>;
 }
-type ItemWithHandle = DataTransferItem & { getAsFileSystemHandle?: () => Promise<DirectoryHandleLike | null> };
+type ItemWithHandle = DataTransferItem & { getAsFileSystemHandle?: () => Promise<HandleLike | null> };
 
-export type DroppedItem =
-  | { readonly kind: 'entry'; readonly entry: FileSystemEntry }
-  | { readonly kind: 'handle'; readonly handle: Promise<DirectoryHandleLike | null>; readonly file: File | null }
-  | { readonly kind: 'file'; readonly file: File };
+/**
+ * One dropped item, every way the browser offers to read it. The handle (Chromium) is preferred: its files can be
+ * reopened after a reload, so an interrupted ingest resumes without a new drop. The entry and the file are fallbacks.
+ */
+export interface DroppedItem {
+  readonly handle: Promise<HandleLike | null> | null;
+  readonly entry: FileSystemEntry | null;
+  readonly file: File | null;
+}
 
 export function takeDropped(dt: DataTransfer): DroppedItem[] {
   const out: DroppedItem[] = [];
   const items = dt.items ? [...dt.items].filter((it) => it.kind === 'file') : [];
   for (const it of items) {
-    const entry = typeof it.webkitGetAsEntry === 'function' ? it.webkitGetAsEntry() : null;
-    if (entry) {
-      out.push({ kind: 'entry', entry });
-      continue;
-    }
     const withHandle = it as ItemWithHandle;
-    if (typeof withHandle.getAsFileSystemHandle === 'function') {
-      out.push({ kind: 'handle', handle: withHandle.getAsFileSystemHandle(), file: it.getAsFile() });
-      continue;
-    }
+    const handle = typeof withHandle.getAsFileSystemHandle === 'function' ? withHandle.getAsFileSystemHandle() : null;
+    handle?.catch(() => undefined); // a refused handle is handled in collectDropped, not reported as unhandled
+    const entry = typeof it.webkitGetAsEntry === 'function' ? it.webkitGetAsEntry() : null;
     const file = it.getAsFile();
-    if (file) out.push({ kind: 'file', file });
+    if (handle || entry || file) out.push({ handle, entry, file });
   }
   // Some synthetic or older drops fill `files` but not `items`.
-  if (out.length === 0 && dt.files) for (const file of [...dt.files]) out.push({ kind: 'file', file });
+  if (out.length === 0 && dt.files) for (const file of [...dt.files]) out.push({ handle: null, entry: null, file });
   return out;
+}
+
+/** A dropped folder given as a handle (tests hand in an origin-private folder the same way). */
+export function droppedHandle(handle: HandleLike): DroppedItem {
+  return { handle: Promise.resolve(handle), entry: null, file: null };
 }
 
 function isDir(e: FileSystemEntry): e is FileSystemDirectoryEntry {
@@ -70,21 +75,19 @@ async function walkEntry(e: FileSystemEntry, prefix: string, out: PickedFile[]):
   else if (isDir(e)) for (const child of await readAll(e)) await walkEntry(child, path, out);
 }
 
-async function walkHandle(h: DirectoryHandleLike, prefix: string, out: PickedFile[]): Promise<void> {
+async function walkHandle(h: HandleLike, prefix: string, out: PickedFile[]): Promise<void> {
   const path = prefix ? `${prefix}/${h.name}` : h.name;
-  if (h.kind === 'file' && h.getFile) out.push({ file: await h.getFile(), path });
+  if (h.kind === 'file' && h.getFile) out.push({ file: await h.getFile(), path, handle: h as ReopenableFile });
   else if (h.kind === 'directory' && h.values) for await (const child of h.values()) await walkHandle(child, path, out);
 }
 
 export async function collectDropped(items: readonly DroppedItem[]): Promise<PickedFile[]> {
   const out: PickedFile[] = [];
   for (const it of items) {
-    if (it.kind === 'entry') await walkEntry(it.entry, '', out);
-    else if (it.kind === 'handle') {
-      const h = await it.handle.catch(() => null);
-      if (h) await walkHandle(h, '', out);
-      else if (it.file) out.push({ file: it.file, path: it.file.name });
-    } else out.push({ file: it.file, path: it.file.name });
+    const h = it.handle ? await it.handle.catch(() => null) : null;
+    if (h) await walkHandle(h, '', out);
+    else if (it.entry) await walkEntry(it.entry, '', out);
+    else if (it.file) out.push({ file: it.file, path: it.file.name });
   }
   // Hidden files (.DS_Store, .git) are never part of a checkpoint.
   return out.filter((p) => !p.path.split('/').some((seg) => seg.startsWith('.')));

@@ -1,5 +1,6 @@
 import { browserStorageAccess } from '../store/storage-access.ts';
 import { createIdbKv } from '../store/idb-kv.ts';
+import { createIdbHandleStore } from '../store/source-handles.ts';
 import { WeightStore } from '../store/weight-store.ts';
 
 /**
@@ -40,6 +41,7 @@ export function getServices(): Services {
     const test = readTestParams(typeof location === 'undefined' ? '' : location.search);
     const store = new WeightStore(createIdbKv(), {
       storage: browserStorageAccess(),
+      handles: createIdbHandleStore(),
       chunkSize: test.chunkSize,
       writeDelayMs: test.writeDelayMs,
     });

@@ -155,9 +155,26 @@ export async function loadPicked(picked: readonly PickedFile[]): Promise<void> {
     showError(new MoePruneError('MissingFile', 'nothing to load: the drop held no files (drop the checkpoint folder or its files)'));
     return;
   }
-  const sources = toSourceFiles(picked);
+  await loadSources(toSourceFiles(picked), checkpointName(picked));
+}
+
+/**
+ * Resumes an interrupted ingest from the files it was reading, reopened through the handles saved when it started
+ * (the browser may ask the user for read permission: call from a click). No new drop is needed.
+ */
+export async function resumeStored(m: StoredModel): Promise<void> {
+  if (useApp.getState().ingest) return;
+  try {
+    const sources = await getServices().store.reopenSources(m.record.id);
+    await loadSources(sources, m.record.name);
+    await storeCurrent();
+  } catch (e) {
+    showError(e);
+  }
+}
+
+async function loadSources(sources: readonly SourceFile[], folder: string | null): Promise<void> {
   const fileSet = directFileSet(sources);
-  const folder = checkpointName(picked);
   const name = folder ?? 'Dropped files';
   const match = matchFor(sources, await getServices().store.listModels().catch(() => []));
   useApp.setState({

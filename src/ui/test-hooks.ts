@@ -3,7 +3,8 @@ import { requireFile, type FileSet } from '../formats/bytes.ts';
 import { INDEX_FILE, readShardIndex } from '../formats/safetensors/index-file.ts';
 import { openSafetensors } from '../formats/safetensors/reader.ts';
 import { getServices } from './services.ts';
-import { getGpuContext, useApp } from './state.ts';
+import { collectDropped, droppedHandle, type HandleLike } from './drop.ts';
+import { getGpuContext, loadPicked, useApp } from './state.ts';
 
 /**
  * `window.__moePrune`, installed only with `?test=1`, lets end-to-end tests check what the page stored
@@ -18,6 +19,8 @@ export interface TestHooks {
   benchIngest(mb?: number, chunkSize?: number, repeats?: number): Promise<import('../../bench/ingest-bench.ts').IngestBenchResult>;
   /** Destroys the GPUDevice behind the app's back, as a driver reset would: the page must report it and stay usable. */
   loseGpu(): boolean;
+  /** Loads a folder handle as a Chromium drop delivers one (tests pass an origin-private folder; synthetic drops carry no handles). */
+  dropHandle(dir: HandleLike): Promise<void>;
 }
 
 declare global {
@@ -69,6 +72,9 @@ export function installTestHooks(): void {
     async benchIngest(mb, chunkSize, repeats) {
       const { runIngestBench } = await import('../../bench/ingest-bench.ts');
       return runIngestBench(mb, chunkSize, repeats);
+    },
+    async dropHandle(dir) {
+      await loadPicked(await collectDropped([droppedHandle(dir)]));
     },
     loseGpu() {
       const ctx = getGpuContext();
