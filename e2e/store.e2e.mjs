@@ -167,7 +167,7 @@ test('delete removes stored models and their bytes', async () => {
   assert.deepEqual(b.foreignRequests(BASE), []);
 });
 
-/** Entries in the page's handle database (file handles kept for resuming an unfinished ingest). */
+/** File handles kept for resuming an unfinished ingest (the 'ingest:' entries of the page's handle database). */
 const savedHandleCount = (page) =>
   page.evaluate(
     () =>
@@ -176,19 +176,16 @@ const savedHandleCount = (page) =>
         r.onupgradeneeded = () => r.result.createObjectStore('handles');
         r.onerror = () => fail(r.error);
         r.onsuccess = () => {
-          const q = r.result.transaction('handles').objectStore('handles').count();
+          const q = r.result.transaction('handles').objectStore('handles').count(IDBKeyRange.bound('ingest:', 'ingest:\uffff'));
           q.onsuccess = () => (ok(q.result), r.result.close());
           q.onerror = () => fail(q.error);
         };
       }),
   );
 
-test('an ingest interrupted by a reload resumes from the dropped folder itself, with no new drop', async () => {
-  const { page } = b;
-  const fixture = 'qwen2_moe';
-  await page.goto(url(120));
-  // Chromium hands a dropped folder over as a handle; an origin-private folder stands in for the user's disk
-  // (Playwright's synthetic drops carry no handles).
+/** Drops a fixture's files as a folder handle, as Chromium hands over a dropped folder; an origin-private folder
+ * stands in for the user's disk (Playwright's synthetic drops carry no handles). */
+async function dropAsHandle(page, fixture) {
   const files = fixtureFiles(fixture).map((p) => ({ name: basename(p), base64: readFileSync(p).toString('base64') }));
   await page.evaluate(async ([folder, files]) => {
     const root = await navigator.storage.getDirectory();
@@ -201,6 +198,17 @@ test('an ingest interrupted by a reload resumes from the dropped folder itself, 
     }
     await window.__moePrune.dropHandle(dir);
   }, [fixture, files]);
+}
+
+const removeHandleFolder = (page, folder) => page.evaluate((folder) => navigator.storage.getDirectory().then((root) => root.removeEntry(folder, { recursive: true })), folder);
+
+test('an ingest interrupted by a reload resumes from the dropped folder itself, with no new drop', async () => {
+  const { page } = b;
+  const fixture = 'qwen2_moe';
+  await page.goto(url(120));
+  // Chromium hands a dropped folder over as a handle; an origin-private folder stands in for the user's disk
+  // (Playwright's synthetic drops carry no handles).
+  await dropAsHandle(page, fixture);
   await summaryOf(page, 'qwen2_moe').waitFor();
   assert.equal((await page.evaluate(() => window.__moePrune.current())).name, fixture, 'named after the dropped folder');
   await page.getByTestId('store-button').click();
@@ -225,5 +233,45 @@ test('an ingest interrupted by a reload resumes from the dropped folder itself, 
   await assertTensorsMatchDisk(page, done.id, fixture, Object.keys(weightMap(fixture)));
   assert.equal(await savedHandleCount(page), 0, 'handles are forgotten once the copy is complete');
   assert.equal(await page.getByTestId('stored-resume').count(), 0);
-  await page.evaluate((folder) => navigator.storage.getDirectory().then((root) => root.removeEntry(folder, { recursive: true })), fixture);
+  await removeHandleFolder(page, fixture);
+});
+
+test('a checkpoint read in place is listed after a reload and opens again from the same files, copying nothing', async () => {
+  const { page } = b;
+  const fixture = 'deepseek_v2';
+  await page.goto(url(0));
+  for (const m of await models(page)) await page.locator(`[data-testid="stored-model"][data-id="${m.id}"]`).getByTestId('stored-delete').click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="stored-model"]').length === 0);
+  await dropAsHandle(page, fixture);
+  await summaryOf(page, 'deepseek_v2').waitFor();
+  await page.locator(`[data-testid="recent-model"]`).filter({ hasText: fixture }).waitFor();
+  await page.reload();
+
+  const row = page.locator('[data-testid="recent-model"]').filter({ hasText: fixture });
+  await row.waitFor();
+  assert.match(await row.innerText(), /\d+ files · .+ · \d+ experts × \d+ layers/);
+  await page.getByTestId('recent-in-place').screenshot({ path: join(process.env.E2E_ARTIFACTS ?? '.', 'recent-in-place.png') });
+  await row.getByTestId('recent-open').click();
+  await summaryOf(page, 'deepseek_v2').waitFor();
+  assert.equal(await page.getByTestId('mode').innerText(), 'Reading the dropped files · nothing copied');
+  await assertTensorsMatchDisk(page, null, fixture, Object.keys(weightMap(fixture)).slice(0, 6));
+  assert.deepEqual(await models(page), [], 'nothing was copied into the store');
+  assert.equal(await page.locator('[data-testid="recent-model"]').filter({ hasText: fixture }).count(), 1, 'reopening does not list it twice');
+
+  // The file changed on disk since: refused by name, the page stays usable, Forget removes the entry.
+  await page.evaluate(async (folder) => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(folder);
+    const w = await (await dir.getFileHandle('config.json')).createWritable();
+    await w.write('{}');
+    await w.close();
+  }, fixture);
+  await page.reload();
+  await row.getByTestId('recent-open').click();
+  const banner = page.getByTestId('error-banner');
+  await banner.waitFor();
+  assert.match(await banner.innerText(), /config\.json.*changed on disk/s);
+  await row.getByTestId('recent-forget').click();
+  await row.waitFor({ state: 'detached' });
+  assert.deepEqual(b.foreignRequests(BASE), []);
+  await removeHandleFolder(page, fixture);
 });

@@ -4,8 +4,9 @@
  * give handles for drops (DataTransferItem.getAsFileSystemHandle) and pickers; a handle is structured-cloneable,
  * so IndexedDB keeps it, and reading through it again needs the user's permission (asked on a click).
  */
-import { createStore, del, get, set, type UseStore } from 'idb-keyval';
+import { createStore, del, entries, get, set, type UseStore } from 'idb-keyval';
 import { MoePruneError } from '../core/errors.ts';
+import type { CheckpointSummary } from '../models/types.ts';
 import { sameIdentity, type FileIdentity } from './records.ts';
 
 /** The members of FileSystemFileHandle we use (typed here: TypeScript's DOM lib lacks the permission calls). */
@@ -23,16 +24,56 @@ export interface SavedSource {
   readonly handle: ReopenableFile;
 }
 
-/** Where handles are kept, by stored-model id. */
+/** Where the handles of unfinished ingests are kept, by stored-model id. */
 export interface SourceHandleStore {
   save(id: string, sources: readonly SavedSource[]): Promise<void>;
   load(id: string): Promise<readonly SavedSource[] | undefined>;
   drop(id: string): Promise<void>;
 }
 
-/** Handles in memory (Node tests): the same objects come back, as a structured clone of a handle behaves. */
-export class MemoryHandleStore implements SourceHandleStore {
+/**
+ * A checkpoint the user read in place (nothing copied), kept so that after a reload it can be opened again from
+ * the same files: the point of the no-copy mode is to not make users keep a second copy of a multi-GB model.
+ */
+export interface RecentCheckpoint {
+  readonly id: string;
+  readonly name: string;
+  readonly files: readonly FileIdentity[];
+  readonly sources: readonly SavedSource[];
+  readonly summary: CheckpointSummary | null;
+  readonly openedAt: number;
+}
+
+export interface RecentStore {
+  /** Newest first. */
+  listRecent(): Promise<RecentCheckpoint[]>;
+  putRecent(r: RecentCheckpoint): Promise<void>;
+  dropRecent(id: string): Promise<void>;
+}
+
+/** How many read-in-place checkpoints are remembered. */
+export const MAX_RECENT = 5;
+
+const sameFiles = (a: readonly FileIdentity[], b: readonly FileIdentity[]): boolean =>
+  a.length === b.length && a.every((f) => b.some((g) => sameIdentity(f, g)));
+
+/**
+ * Remembers a checkpoint read in place: replaces an entry of the very same files, keeps the newest MAX_RECENT.
+ * Returns the new list.
+ */
+export async function rememberRecent(store: RecentStore, r: RecentCheckpoint): Promise<RecentCheckpoint[]> {
+  const before = await store.listRecent();
+  for (const old of before) if (old.id !== r.id && sameFiles(old.files, r.files)) await store.dropRecent(old.id);
+  await store.putRecent(r);
+  const after = await store.listRecent();
+  for (const old of after.slice(MAX_RECENT)) await store.dropRecent(old.id);
+  return after.slice(0, MAX_RECENT);
+}
+
+/** Both stores in memory (Node tests): the same handle objects come back, as a structured clone of one behaves. */
+export class MemoryHandleStore implements SourceHandleStore, RecentStore {
   readonly map = new Map<string, readonly SavedSource[]>();
+  readonly recent = new Map<string, RecentCheckpoint>();
   async save(id: string, sources: readonly SavedSource[]): Promise<void> {
     this.map.set(id, [...sources]);
   }
@@ -42,18 +83,39 @@ export class MemoryHandleStore implements SourceHandleStore {
   async drop(id: string): Promise<void> {
     this.map.delete(id);
   }
+  async listRecent(): Promise<RecentCheckpoint[]> {
+    return [...this.recent.values()].sort((a, b) => b.openedAt - a.openedAt);
+  }
+  async putRecent(r: RecentCheckpoint): Promise<void> {
+    this.recent.set(r.id, r);
+  }
+  async dropRecent(id: string): Promise<void> {
+    this.recent.delete(id);
+  }
 }
 
 export const HANDLE_DB_NAME = 'moe-prune-studio-handles';
+const INGEST_KEY = 'ingest:';
+const RECENT_KEY = 'recent:';
 
-/** Handles in their own small IndexedDB database, apart from the weight chunks. */
-export function createIdbHandleStore(): SourceHandleStore {
+/** Handles in their own small IndexedDB database, apart from the weight chunks: ingest sources and recent in-place reads. */
+export function createIdbHandleStore(): SourceHandleStore & RecentStore {
   let store: UseStore | undefined;
   const s = (): UseStore => (store ??= createStore(HANDLE_DB_NAME, 'handles'));
+  const plain = (sources: readonly SavedSource[]): SavedSource[] => sources.map((x) => ({ name: x.name, handle: x.handle }));
   return {
-    save: (id, sources) => set(id, sources.map((x) => ({ name: x.name, handle: x.handle })), s()),
-    load: (id) => get<SavedSource[]>(id, s()),
-    drop: (id) => del(id, s()),
+    save: (id, sources) => set(INGEST_KEY + id, plain(sources), s()),
+    load: (id) => get<SavedSource[]>(INGEST_KEY + id, s()),
+    drop: (id) => del(INGEST_KEY + id, s()),
+    async listRecent() {
+      const all = await entries<string, unknown>(s());
+      return all
+        .filter(([k]) => String(k).startsWith(RECENT_KEY))
+        .map(([, v]) => v as RecentCheckpoint)
+        .sort((a, b) => b.openedAt - a.openedAt);
+    },
+    putRecent: (r) => set(RECENT_KEY + r.id, { ...r, files: r.files.map((f) => ({ ...f })), sources: plain(r.sources) }, s()),
+    dropRecent: (id) => del(RECENT_KEY + id, s()),
   };
 }
 

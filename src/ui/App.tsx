@@ -6,7 +6,8 @@ import { ErrorBanner } from './ErrorBanner.tsx';
 import { IngestPanel } from './IngestPanel.tsx';
 import { ModelSummary } from './ModelSummary.tsx';
 import { StoredModels } from './StoredModels.tsx';
-import { initGpu, refreshModels } from './state.ts';
+import { RecentInPlace } from './RecentInPlace.tsx';
+import { initGpu, refreshModels, refreshRecent } from './state.ts';
 
 // The pruning and evaluation panels (and the chart library they use) load on first need, so the page that
 // summarises a checkpoint comes up fast.
@@ -17,6 +18,7 @@ export function App() {
   useEffect(() => {
     void initGpu();
     void refreshModels();
+    void refreshRecent();
   }, []);
   return (
     <div className="app">
@@ -41,6 +43,7 @@ export function App() {
           <DemoButton />
           <DropZone />
           <StoredModels />
+          <RecentInPlace />
         </div>
         <div className="col-main">
           <IngestPanel />

@@ -1,6 +1,6 @@
 import { browserStorageAccess } from '../store/storage-access.ts';
 import { createIdbKv } from '../store/idb-kv.ts';
-import { createIdbHandleStore } from '../store/source-handles.ts';
+import { createIdbHandleStore, type RecentStore } from '../store/source-handles.ts';
 import { WeightStore } from '../store/weight-store.ts';
 
 /**
@@ -31,6 +31,8 @@ export function readTestParams(search: string): TestParams {
 
 export interface Services {
   readonly store: WeightStore;
+  /** Checkpoints read in place, reopenable after a reload from their saved file handles. */
+  readonly recent: RecentStore;
   readonly test: TestParams;
 }
 
@@ -39,13 +41,14 @@ let services: Services | undefined;
 export function getServices(): Services {
   if (!services) {
     const test = readTestParams(typeof location === 'undefined' ? '' : location.search);
+    const handles = createIdbHandleStore();
     const store = new WeightStore(createIdbKv(), {
       storage: browserStorageAccess(),
-      handles: createIdbHandleStore(),
+      handles,
       chunkSize: test.chunkSize,
       writeDelayMs: test.writeDelayMs,
     });
-    services = { store, test };
+    services = { store, recent: handles, test };
   }
   return services;
 }

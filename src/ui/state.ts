@@ -5,6 +5,7 @@ import { createDevice, describeAdapter, type GpuContext } from '../gpu/device.ts
 import { inspectCheckpoint } from '../models/catalogue.ts';
 import type { CheckpointSummary } from '../models/types.ts';
 import { matchesFiles, type StorageMode } from '../store/records.ts';
+import { rememberRecent, reopenSources, type RecentCheckpoint } from '../store/source-handles.ts';
 import { checkpointName, directFileSet, toSourceFiles, type PickedFile } from '../store/source-files.ts';
 import type { IngestProgress, SourceFile, StoredModel } from '../store/weight-store.ts';
 import { browserGpu } from './gpu-access.ts';
@@ -55,6 +56,8 @@ export interface AppState {
   current: CurrentModel | null;
   ingest: IngestView | null;
   models: readonly StoredModel[];
+  /** Checkpoints read in place earlier, reopenable without a new drop (newest first). */
+  recent: readonly RecentCheckpoint[];
   usage: UsageView | null;
   errors: readonly Banner[];
   notice: string | null;
@@ -65,6 +68,7 @@ export const useApp = create<AppState>(() => ({
   current: null,
   ingest: null,
   models: [],
+  recent: [],
   usage: null,
   errors: [],
   notice: null,
@@ -166,14 +170,14 @@ export async function resumeStored(m: StoredModel): Promise<void> {
   if (useApp.getState().ingest) return;
   try {
     const sources = await getServices().store.reopenSources(m.record.id);
-    await loadSources(sources, m.record.name);
+    await loadSources(sources, m.record.name, false);
     await storeCurrent();
   } catch (e) {
     showError(e);
   }
 }
 
-async function loadSources(sources: readonly SourceFile[], folder: string | null): Promise<void> {
+async function loadSources(sources: readonly SourceFile[], folder: string | null, rememberIt = true): Promise<void> {
   const fileSet = directFileSet(sources);
   const name = folder ?? 'Dropped files';
   const match = matchFor(sources, await getServices().store.listModels().catch(() => []));
@@ -194,6 +198,47 @@ async function loadSources(sources: readonly SourceFile[], folder: string | null
   const summary = await summarize(fileSet);
   const named = folder ?? summary?.architecture ?? name;
   useApp.setState((s) => (s.current?.fileSet === fileSet ? { current: { ...s.current, name: named, summary, inspecting: false } } : {}));
+  if (rememberIt && summary && sources.every((f) => f.handle)) await remember(named, sources, summary);
+}
+
+/** Keeps a checkpoint read through file handles in the recent list (best effort: the page works without it). */
+async function remember(name: string, sources: readonly SourceFile[], summary: CheckpointSummary): Promise<void> {
+  const entry: RecentCheckpoint = {
+    id: Date.now().toString(36) + Math.random().toString(36).slice(2, 8),
+    name,
+    files: sources.map(({ name, size, lastModified }) => ({ name, size, lastModified })),
+    sources: sources.map((f) => ({ name: f.name, handle: f.handle! })),
+    summary,
+    openedAt: Date.now(),
+  };
+  try {
+    useApp.setState({ recent: await rememberRecent(getServices().recent, entry) });
+  } catch {
+    // A browser that cannot keep handles in IndexedDB just has no recent list.
+  }
+}
+
+export async function refreshRecent(): Promise<void> {
+  try {
+    useApp.setState({ recent: await getServices().recent.listRecent() });
+  } catch {
+    useApp.setState({ recent: [] });
+  }
+}
+
+/** Opens a checkpoint read in place earlier from the same files (the browser may ask for permission: call from a click). */
+export async function openRecent(r: RecentCheckpoint): Promise<void> {
+  if (useApp.getState().ingest) return;
+  try {
+    await loadSources(await reopenSources(r.sources, r.files), r.name);
+  } catch (e) {
+    showError(e);
+  }
+}
+
+export async function forgetRecent(id: string): Promise<void> {
+  await getServices().recent.dropRecent(id).catch(() => undefined);
+  await refreshRecent();
 }
 
 /** Copies the current dropped files into IndexedDB (or finishes an interrupted copy of them). */
