@@ -8,7 +8,10 @@ export interface ByteSink {
   close(): Promise<void>;
 }
 
-/** A tensor to write: its bytes are produced on demand, in any number of pieces, so nothing is held whole. */
+/**
+ * A tensor to write: its bytes are produced on demand, in any number of pieces, so nothing is held whole. Each piece
+ * must be a fresh array (the writer still holds one while the next is produced).
+ */
 export interface WriterTensor {
   readonly name: string;
   readonly dtype: DType;
@@ -59,29 +62,63 @@ export interface WriteOptions {
   readonly onProgress?: ProgressSink;
 }
 
-/** Streams one .safetensors file into `sink`; checks each tensor produced exactly its declared byte count. */
+/**
+ * Iterates `src` with its next item already requested while the caller handles the current one, so reading the
+ * next piece overlaps writing this one; at most one item waits in memory.
+ */
+export async function* readAhead<T>(src: AsyncIterable<T>): AsyncGenerator<T> {
+  const it = src[Symbol.asyncIterator]();
+  let next = it.next();
+  try {
+    for (;;) {
+      const r = await next;
+      if (r.done) return;
+      next = it.next();
+      // A failure of the read ahead surfaces when it is awaited, or is dropped when the caller stops early.
+      next.catch(() => undefined);
+      yield r.value;
+    }
+  } finally {
+    await it.return?.()?.catch(() => undefined);
+  }
+}
+
+/** Every tensor's pieces in file order, tagged with the tensor's position in `order`. */
+async function* piecesInOrder(tensors: readonly WriterTensor[]): AsyncGenerator<{ index: number; piece: Uint8Array }> {
+  for (let index = 0; index < tensors.length; index++) for await (const piece of tensors[index]!.data()) yield { index, piece };
+}
+
+/**
+ * Streams one .safetensors file into `sink`, reading the next piece (of this tensor or the next) while the current
+ * one is written; checks each tensor produced exactly its declared byte count.
+ */
 export async function writeSafetensors(sink: ByteSink, tensors: readonly WriterTensor[], opts: WriteOptions = {}): Promise<number> {
   const { bytes, order, dataBytes } = buildHeader(tensors, opts.metadata === undefined ? { format: 'pt' } : opts.metadata);
   const byName = new Map(tensors.map((t) => [t.name, t]));
+  const ordered = order.map((n) => byName.get(n)!);
+  const expected = ordered.map((t) => byteSize(t.dtype, t.shape));
+  const wrongSize = (i: number, n: number): MoePruneError =>
+    new MoePruneError('IoError', `tensor "${ordered[i]!.name}" produced ${n} bytes, expected ${expected[i]}`, opts.file);
   await sink.write(bytes);
   let written = bytes.byteLength;
   const total = bytes.byteLength + dataBytes;
-  for (const name of order) {
-    const t = byName.get(name)!;
-    const expected = byteSize(t.dtype, t.shape);
-    let got = 0;
-    for await (const piece of t.data()) {
-      throwIfAborted(opts.signal);
-      got += piece.byteLength;
-      if (got > expected) break;
-      await sink.write(piece);
-      written += piece.byteLength;
-      opts.onBytes?.(written);
-      opts.onProgress?.({ phase: 'write', done: written, total, unit: 'bytes', file: opts.file });
-    }
-    if (got !== expected)
-      throw new MoePruneError('IoError', `tensor "${name}" produced ${got} bytes, expected ${expected}`, opts.file);
+  let cur = 0;
+  let got = 0;
+  // Tensors before `upTo` are finished: each must have produced exactly its size (none at all for those skipped).
+  const finish = (upTo: number): void => {
+    for (; cur < upTo; cur++, got = 0) if (got !== expected[cur]) throw wrongSize(cur, got);
+  };
+  for await (const { index, piece } of readAhead(piecesInOrder(ordered))) {
+    throwIfAborted(opts.signal);
+    finish(index);
+    got += piece.byteLength;
+    if (got > expected[index]!) throw wrongSize(index, got);
+    await sink.write(piece);
+    written += piece.byteLength;
+    opts.onBytes?.(written);
+    opts.onProgress?.({ phase: 'write', done: written, total, unit: 'bytes', file: opts.file });
   }
+  finish(ordered.length);
   return written;
 }
 
