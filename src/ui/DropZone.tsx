@@ -1,5 +1,5 @@
-import { useEffect, useRef, useState, type DragEvent } from 'react';
-import { collectDropped, filesFromInput, takeDropped } from './drop.ts';
+import { useEffect, useRef, useState, type DragEvent, type MouseEvent } from 'react';
+import { collectDropped, filesFromInput, hasPicker, pickWithHandles, takeDropped } from './drop.ts';
 import { loadPicked, showError, useApp } from './state.ts';
 
 export function DropZone() {
@@ -12,6 +12,16 @@ export function DropZone() {
     folderInput.current?.setAttribute('webkitdirectory', '');
     folderInput.current?.setAttribute('directory', '');
   }, []);
+
+  // Chromium's pickers give file handles (the checkpoint can be reopened after a reload); elsewhere the label
+  // opens its file input as usual.
+  const pick = (what: 'folder' | 'files') => (ev: MouseEvent<HTMLLabelElement>) => {
+    if (busy || !hasPicker(what)) return;
+    ev.preventDefault();
+    pickWithHandles(what)
+      .then((picked) => (picked && picked.length ? loadPicked(picked) : undefined))
+      .catch(showError);
+  };
 
   const onDrop = (ev: DragEvent<HTMLDivElement>) => {
     ev.preventDefault();
@@ -41,7 +51,7 @@ export function DropZone() {
         config.json, model.safetensors.index.json and the *.safetensors shards. Files are read where they are; nothing is uploaded.
       </div>
       <div className="dropzone-buttons">
-        <label className="btn">
+        <label className="btn" onClick={pick('files')}>
           Choose files…
           <input
             type="file"
@@ -54,7 +64,7 @@ export function DropZone() {
             }}
           />
         </label>
-        <label className="btn">
+        <label className="btn" onClick={pick('folder')}>
           Choose folder…
           <input
             ref={folderInput}

@@ -99,3 +99,29 @@ export function filesFromInput(list: FileList | null): PickedFile[] {
     .map((file) => ({ file, path: file.webkitRelativePath || file.name }))
     .filter((p) => !p.path.split('/').some((seg) => seg.startsWith('.')));
 }
+
+type PickerWindow = {
+  showDirectoryPicker?: (o?: { mode?: 'read' }) => Promise<HandleLike>;
+  showOpenFilePicker?: (o?: { multiple?: boolean }) => Promise<HandleLike[]>;
+};
+
+/** Whether the browser has the File System Access picker for `what`. */
+export function hasPicker(what: 'folder' | 'files', w: PickerWindow = window as unknown as PickerWindow): boolean {
+  return typeof (what === 'folder' ? w.showDirectoryPicker : w.showOpenFilePicker) === 'function';
+}
+
+/**
+ * Picks a folder or files through the File System Access pickers where the browser has them (Chromium), so the
+ * files come with handles (reopenable after a reload, like a drop); null where it has none (use the file input).
+ * A dismissed picker yields no files.
+ */
+export async function pickWithHandles(what: 'folder' | 'files', w: PickerWindow = window as unknown as PickerWindow): Promise<PickedFile[] | null> {
+  if (!hasPicker(what, w)) return null;
+  try {
+    const handles = what === 'folder' ? [await w.showDirectoryPicker!({ mode: 'read' })] : await w.showOpenFilePicker!({ multiple: true });
+    return await collectDropped(handles.map(droppedHandle));
+  } catch (e) {
+    if (e instanceof DOMException && e.name === 'AbortError') return [];
+    throw e;
+  }
+}
