@@ -149,7 +149,7 @@ test('mixtral: plan K, heatmap with clusters, instant numbers, constraint messag
   await b.page.locator(`[data-testid="heatmap"][data-n="${K}"]`).waitFor();
 });
 
-test('qwen3_moe fused: keep 4 of 8 with averaging, global target that cannot export, export, inspect', { timeout: 90_000 }, async () => {
+test('qwen3_moe fused: keep 4 of 8 with averaging, a global plan exported as a per-layer variant, use uniform, export, inspect', { timeout: 90_000 }, async () => {
   const exp = expected('qwen3_moe-fused');
   await loadForPlan('qwen3_moe-fused');
   const n = exp.num_experts;
@@ -160,18 +160,37 @@ test('qwen3_moe fused: keep 4 of 8 with averaging, global target that cannot exp
   const table = await b.page.getByTestId('layer-table').innerText();
   assert.equal(merged > 0, /\[\d+\+\d+\]/.test(table), 'merged outlines agree with the table');
 
-  // Global target with an odd total over 2 layers: non-uniform, so export is refused with a clear message.
+  // Global target with an odd total over 2 layers: non-uniform. Stock export is refused with a clear message; a
+  // per-layer variant can be exported once the user ticks it, and "use uniform" offers the nearest uniform plan.
   await b.page.getByTestId('plan-mode').locator('[data-value="global"]').click();
   await b.page.getByTestId('global-by').locator('[data-value="total"]').click();
   await b.page.getByTestId('target-total-input').fill(String(n + 1));
   const c = b.page.getByTestId('plan-constraint');
   await c.waitFor();
-  assert.match(await c.innerText(), /cannot export as a stock checkpoint.*switch to uniform/);
+  assert.match(await c.innerText(), /keeps \d+–\d+ experts in different layers.*per-layer variant \(needs custom code\) or switch to uniform/s);
   assert.equal(await b.page.getByTestId('export-button').isDisabled(), true);
+  assert.match(await b.page.getByTestId('export-blocked').innerText(), /Tick the per-layer variant/);
+  await b.page.getByTestId('per-layer-variant').check();
+  assert.equal(await b.page.getByTestId('export-button').isDisabled(), false);
   await panel().screenshot({ path: join(ARTIFACTS, 'plan-panel-global.png') });
+  const variantDir = join(ARTIFACTS, 'export-qwen3_moe-fused-per-layer');
+  const variantNames = await exportDownloads(variantDir);
+  assert.equal(variantNames.at(-1), 'prune-report.json');
+  assert.match(await b.page.getByTestId('export-done').innerText(), /per-layer variant: needs custom code/);
+  const variant = JSON.parse(readFileSync(join(variantDir, 'prune-report.json'), 'utf8'));
+  assert.equal(variant.variant, 'per-layer');
+  assert.equal(Object.values(variant.keptExperts).reduce((t, k) => t + k.length, 0), n + 1);
+  assert.match(variant.loadableBy[0], /^custom code only/);
+  const variantSummary = inspect(variantDir);
+  assert.deepEqual(variantSummary.expertsByLayer, Object.fromEntries(Object.entries(variant.keptExperts).map(([l, k]) => [l, k.length])));
+  assert.deepEqual(JSON.parse(readFileSync(join(variantDir, 'config.json'), 'utf8')).moe_prune_experts_per_layer, variantSummary.expertsByLayer);
+  assert.match(readFileSync(join(variantDir, 'README.md'), 'utf8'), /Needs custom code/);
 
-  await b.page.getByTestId('plan-mode').locator('[data-value="uniform"]').click();
-  await b.page.locator(`[data-testid="heatmap"][data-clusters="${n / 2}"]`).waitFor();
+  await b.page.getByTestId('use-uniform').click();
+  await b.page.getByTestId('plan-constraint').waitFor({ state: 'detached' });
+  assert.equal(await b.page.getByTestId('plan-mode').locator('[data-value="uniform"]').getAttribute('aria-checked'), 'true');
+  assert.equal(await b.page.getByTestId('keep-input').inputValue(), String(Math.round((n + 1) / 2)));
+  await setKeep(n / 2);
   const dir = join(ARTIFACTS, 'export-qwen3_moe-fused');
   const names = await exportDownloads(dir);
   assert.equal(names.at(-1), 'prune-report.json');

@@ -1,6 +1,6 @@
 import { MoePruneError } from '../core/errors.ts';
 import { formatBytes, formatRanges } from '../core/format.ts';
-import { assertComplete, inspectCheckpoint } from '../models/catalogue.ts';
+import { assertComplete, expertsPerLayerText, inspectCheckpoint } from '../models/catalogue.ts';
 import { familyById } from '../models/families.ts';
 import type { CheckpointSummary } from '../models/types.ts';
 import { parseArgs } from './args.ts';
@@ -36,7 +36,12 @@ export function formatSummary(path: string, s: CheckpointSummary): string {
     ['checkpoint', path],
     ['family', `${familyById(s.family).label} (${s.architecture}, model_type ${s.modelType})`],
     ['layers', `${s.layers}: MoE ${formatRanges(s.moeLayers)}; dense ${formatRanges(s.denseLayers)}`],
-    ['experts', `${s.expertsPerLayer} per MoE layer (${s.expertCountField}), ${s.layout} layout`],
+    [
+      'experts',
+      s.expertsByLayer
+        ? `${expertsPerLayerText(s)} (${Object.entries(s.expertsByLayer).map(([l, n]) => `layer ${l}: ${n}`).join(', ')}; a per-layer variant, ${s.expertCountField} holds the largest), ${s.layout} layout`
+        : `${s.expertsPerLayer} per MoE layer (${s.expertCountField}), ${s.layout} layout`,
+    ],
     ['routing', routingText(s)],
     ['shared', s.sharedExperts ? `${s.sharedExperts.count} shared expert(s), width ${s.sharedExperts.intermediateSize}` : 'none'],
     ['sizes', `hidden ${s.hiddenSize}, expert FFN ${s.expertIntermediateSize}, vocab ${s.vocabSize}`],

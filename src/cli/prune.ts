@@ -8,7 +8,7 @@ import type { ExpertPlanSettings } from '../prune/experts/plan.ts';
 import { DEFAULT_CALIB_SAMPLES, DEFAULT_CALIB_SEQ_LEN, measureCoactivation, type MeasuredCoactivation } from '../pipeline/coactivation.ts';
 import { exportExpertPruned, runStageOne } from '../pipeline/expert-prune.ts';
 import { expertPlanEdits } from '../eval/gpu/plan.ts';
-import type { PrunePerplexity } from '../export/report.ts';
+import type { PrunePerplexity, PruneReport } from '../export/report.ts';
 import { choiceArg, numberArg, parseArgs } from './args.ts';
 import { evalPerplexity, evalWindows, maxWindowsArg, seqLenArg } from './eval.ts';
 import { reportFailure, type CliIo } from './main.ts';
@@ -18,9 +18,15 @@ import { NodeOutputFolder } from './node-output.ts';
 
 const USAGE =
   'usage: moe-prune prune <checkpoint dir> | --demo  --out <dir> [--experts-per-layer K | --expert-sparsity E] ' +
-  '[--mode uniform|global] [--similarity router|coactivation|mixed] [--mix-weight μ] ' +
+  '[--mode uniform|global [--per-layer-variant]] [--similarity router|coactivation|mixed] [--mix-weight μ] ' +
   '[--calib-text <file> [--calib-samples N] [--calib-seq-len L]] [--normalize-router] [--reconstruct none|per-layer|per-cluster-size] [--kappa N] ' +
   '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--cpu] [--force] [--json] [--quiet]';
+
+/** "4", or for a per-layer variant "3–5 (per-layer variant: needs custom code)". */
+function perLayerText(r: PruneReport): string {
+  const by = Object.values(r.expertsPerLayer.afterByLayer ?? {});
+  return r.variant === 'per-layer' ? `${Math.min(...by)}–${r.expertsPerLayer.after} (per-layer variant: needs custom code)` : String(r.expertsPerLayer.after);
+}
 
 /** The demo checkpoint shipped with the app (public/demo/model). */
 export const DEMO_MODEL_DIR = fileURLToPath(new URL('../../public/demo/model', import.meta.url));
@@ -44,7 +50,7 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
       args,
       {
         values: ['out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'eval-text', 'seq-len', 'max-windows', 'mix-weight', 'calib-text', 'calib-samples', 'calib-seq-len'],
-        flags: ['demo', 'normalize-router', 'cpu', 'force', 'json', 'quiet', 'help'],
+        flags: ['demo', 'normalize-router', 'per-layer-variant', 'cpu', 'force', 'json', 'quiet', 'help'],
       },
       USAGE,
     );
@@ -120,11 +126,13 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
       onProgress,
       signal,
       ...(perplexity ? { perplexity } : {}),
+      perLayerVariant: p.flags.has('per-layer-variant'),
       tool: 'moe-prune prune',
       settings: {
         experts_per_layer: K ?? null,
         expert_sparsity: E ?? null,
         normalize_router: p.flags.has('normalize-router'),
+        per_layer_variant: p.flags.has('per-layer-variant'),
         device: gpu ? gpu.adapter.label : 'cpu',
         ...(calibText &&
           co && {
@@ -136,7 +144,7 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     if (p.flags.has('json')) io.stdout.write(`${JSON.stringify({ out, files: result.files, report: r, timings: stage.timings }, null, 2)}\n`);
     else
       io.stdout.write(
-        `wrote ${out}: ${r.expertsPerLayer.before} → ${r.expertsPerLayer.after} experts per MoE layer, ` +
+        `wrote ${out}: ${r.expertsPerLayer.before} → ${perLayerText(r)} experts per MoE layer, ` +
           `${r.params.before.toLocaleString('en-US')} → ${r.params.after.toLocaleString('en-US')} parameters, ${result.shards.length} shard(s)\n`,
       );
     return 0;

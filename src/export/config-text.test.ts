@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MoePruneError } from '../core/errors.ts';
-import { patchTopLevelNumbers } from './config-text.ts';
+import { appendTopLevelMember, patchTopLevelNumbers } from './config-text.ts';
 
 const CONFIG = `{
   "note": "\\"num_local_experts\\": 99 in a string",
@@ -39,5 +39,19 @@ describe('patchTopLevelNumbers', () => {
         expect((e as MoePruneError).message).toMatch(/^config\.json: /);
       }
     }
+  });
+});
+
+describe('appendTopLevelMember', () => {
+  it('adds a member after the last one with the same indentation, keeping every other byte', () => {
+    const out = appendTopLevelMember(CONFIG, 'moe_prune_experts_per_layer', { '1': 6, '3': 4 });
+    expect(out).toBe(CONFIG.replace('"rope_theta": 1e6\n}', '"rope_theta": 1e6,\n  "moe_prune_experts_per_layer": {"1":6,"3":4}\n}'));
+    expect(JSON.parse(out).moe_prune_experts_per_layer).toEqual({ '1': 6, '3': 4 });
+    expect(appendTopLevelMember('{"a":1}', 'b', [1])).toBe('{"a":1, "b": [1]}');
+    expect(appendTopLevelMember('{}', 'b', 2)).toBe('{"b": 2}');
+  });
+
+  it('refuses a key that is already there', () => {
+    expect(() => appendTopLevelMember(CONFIG, 'rope_theta', 1)).toThrow(/already has a top-level "rope_theta"/);
   });
 });

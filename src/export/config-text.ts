@@ -30,3 +30,25 @@ export function patchTopLevelNumbers(text: string, patch: Readonly<Record<string
   for (const e of edits.sort((a, b) => b.from - a.from)) out = out.slice(0, e.from) + e.value + out.slice(e.to);
   return out;
 }
+
+/**
+ * Appends a member to the top-level object of a JSON text, keeping every other byte: after the last member, with
+ * the same indentation as the first one. Refuses a key that is already there.
+ */
+export function appendTopLevelMember(text: string, key: string, value: unknown, file = 'config.json'): string {
+  try {
+    JSON.parse(text);
+  } catch (e) {
+    throw new MoePruneError('InvalidConfig', `not valid JSON (${(e as Error).message})`, file);
+  }
+  const members = topLevelMembers(text);
+  if (members.some((m) => m.key === key)) throw new MoePruneError('InvalidConfig', `already has a top-level "${key}"`, file);
+  // Where the last member ends (before the closing brace and any whitespace), and the whitespace that precedes the
+  // first member: its last line is the indentation a new member gets.
+  const end = text.slice(0, text.lastIndexOf('}')).trimEnd().length;
+  const open = text.indexOf('{');
+  const lead = /^[ \t\r\n]*/.exec(text.slice(open + 1))![0];
+  const nl = lead.lastIndexOf('\n');
+  const sep = members.length === 0 ? (nl >= 0 ? lead : '') : nl >= 0 ? `,\n${lead.slice(nl + 1)}` : ', ';
+  return text.slice(0, end) + sep + `${JSON.stringify(key)}: ${JSON.stringify(value)}` + text.slice(end);
+}

@@ -1,6 +1,7 @@
 /** `prune-report.json` (machine-readable) and the `README.md` model card written beside a pruned checkpoint. */
 import { formatBytes } from '../core/format.ts';
 import type { Catalogue } from '../models/catalogue.ts';
+import { PER_LAYER_KEY } from '../models/families.ts';
 import type { ExpertPlan } from '../prune/experts/plan.ts';
 import type { TensorPlan } from './tensor-plan.ts';
 
@@ -19,7 +20,13 @@ export interface PruneReport {
   /** Per MoE layer index: every cluster's original members, and which slot its tokens now reach. */
   readonly clusters: Record<string, Array<{ members: number[]; slot: number; action: string }>>;
   readonly threshold: { mode: string; tau: number | null; exact: boolean | null; message: string | null };
-  readonly expertsPerLayer: { before: number; after: number };
+  /** `after` is the count of every MoE layer, or the largest one in a per-layer variant (see `afterByLayer`). */
+  readonly expertsPerLayer: { before: number; after: number; afterByLayer?: Record<string, number> };
+  /**
+   * 'stock': one expert count, loads in the stock classes. 'per-layer': layers keep different counts (global mode);
+   * config.json lists them under PER_LAYER_KEY and only custom code loads it.
+   */
+  readonly variant: ExportVariant;
   readonly params: { before: number; after: number; routedExpertsBefore: number; routedExpertsAfter: number };
   readonly bytes: { before: number; after: number };
   readonly loadableBy: string[];
@@ -36,6 +43,8 @@ export interface PrunePerplexity {
   readonly windows: number;
 }
 
+export type ExportVariant = 'stock' | 'per-layer';
+
 const byLayer = <T>(plan: ExpertPlan, f: (l: ExpertPlan['layers'][number]) => T): Record<string, T> =>
   Object.fromEntries(plan.layers.map((l) => [String(l.layer), f(l)]));
 
@@ -43,7 +52,9 @@ export function buildPruneReport(
   cat: Catalogue, plan: ExpertPlan, tensors: TensorPlan, settings: Record<string, unknown>, tool: string, perplexity?: PrunePerplexity,
 ): PruneReport {
   const s = cat.summary;
-  const after = plan.layers[0]?.kept.length ?? s.expertsPerLayer;
+  const counts = plan.layers.map((l) => l.kept.length);
+  const variant: ExportVariant = new Set(counts).size > 1 ? 'per-layer' : 'stock';
+  const after = counts.length ? Math.max(...counts) : s.expertsPerLayer;
   const removedSlots = plan.layers.reduce((n, l) => n + l.removed.length, 0);
   const search = plan.search;
   return {
@@ -62,7 +73,8 @@ export function buildPruneReport(
       exact: search ? search.exact : null,
       message: search ? search.message : null,
     },
-    expertsPerLayer: { before: s.expertsPerLayer, after },
+    expertsPerLayer: { before: s.expertsPerLayer, after, ...(variant === 'per-layer' ? { afterByLayer: byLayer(plan, (l) => l.kept.length) } : {}) },
+    variant,
     params: {
       before: s.params.total,
       after: tensors.params,
@@ -70,7 +82,7 @@ export function buildPruneReport(
       routedExpertsAfter: s.params.routedExperts - removedSlots * s.params.perExpert,
     },
     bytes: { before: s.tensorBytes, after: tensors.bytes },
-    loadableBy: loadersOf(cat),
+    loadableBy: loadersOf(cat, variant),
     ...(perplexity ? { perplexity } : {}),
   };
 }
@@ -78,8 +90,13 @@ export function buildPruneReport(
 const fmt = (n: number): string => n.toLocaleString('en-US');
 
 /** Runtimes that load the export as they load the source: names, layout and config keys are the source's own. */
-export function loadersOf(cat: Catalogue): string[] {
+export function loadersOf(cat: Catalogue, variant: ExportVariant = 'stock'): string[] {
   const arch = cat.summary.architecture;
+  if (variant === 'per-layer')
+    return [
+      `custom code only: build ${arch} with each MoE layer's experts and router resized to config.json's ` +
+        `"${PER_LAYER_KEY}"[layer], then load the weights; stock transformers and vLLM classes refuse it (size mismatch)`,
+    ];
   return [
     cat.adapter.remoteCode
       ? `transformers with trust_remote_code=True (the checkpoint's own ${arch} code, as for the original)`
@@ -104,7 +121,16 @@ base_model_architecture: ${r.source.architecture}
 ---
 
 # Expert-pruned ${r.source.family} checkpoint
-
+${
+  r.variant === 'per-layer'
+    ? `
+> **Needs custom code.** MoE layers keep different numbers of experts (${Object.entries(r.expertsPerLayer.afterByLayer ?? {})
+        .map(([l, n]) => `layer ${l}: ${n}`)
+        .join(', ')}), listed in \`config.json\` as \`"${PER_LAYER_KEY}"\`; \`${cat.summary.expertCountField}\` holds the largest.
+> Stock transformers and vLLM classes hold one count for every layer and refuse these weights (size mismatch).
+`
+    : ''
+}
 Made with MoE Prune Studio (${r.tool}) by **${r.method}**. Each MoE layer's experts were clustered by the distance
 between their router rows; one representative per cluster was kept (the member closest to the cluster's parameter
 centroid${Object.values(r.mergedExperts).some((m) => m.length) ? ', or the members\u2019 average where the reconstruction rule applied' : ''}),
@@ -113,13 +139,13 @@ other tensor is copied unchanged, in its original dtype and layout (${r.source.l
 
 | | before | after |
 |---|---|---|
-| routed experts per MoE layer | ${r.expertsPerLayer.before} | ${r.expertsPerLayer.after} |
+| routed experts per MoE layer | ${r.expertsPerLayer.before} | ${r.variant === 'per-layer' ? `${Math.min(...Object.values(r.expertsPerLayer.afterByLayer ?? {}))}–${r.expertsPerLayer.after}` : r.expertsPerLayer.after} |
 | experts per token (top-k) | ${r.source.topK} | ${r.source.topK} |
 | parameters | ${fmt(r.params.before)} | ${fmt(r.params.after)} |
 | routed-expert parameters | ${fmt(r.params.routedExpertsBefore)} | ${fmt(r.params.routedExpertsAfter)} |
 | tensor bytes | ${formatBytes(r.bytes.before)} | ${formatBytes(r.bytes.after)} |
 
-**Loads with:** ${r.loadableBy.join('; ')}. Only \`${cat.summary.expertCountField}\` changed in \`config.json\`.
+**Loads with:** ${r.loadableBy.join('; ')}. Only \`${cat.summary.expertCountField}\` changed in \`config.json\`${r.variant === 'per-layer' ? ` (and \`${PER_LAYER_KEY}\` added)` : ''}.
 
 ## Kept experts per MoE layer (original indices)
 

@@ -7,6 +7,7 @@ import { openSafetensors, type SafetensorsFile } from '../formats/safetensors/re
 import {
   classifyTensor,
   denseMlpTensorNames,
+  expertCountAt,
   detectFamily,
   expertTensorNames,
   extraLayerCount,
@@ -14,6 +15,7 @@ import {
   isQuantScale,
   layerKinds,
   numLayers,
+  perLayerExpertCounts,
   requireConfigNumber,
   residualEnabled,
   residualTensorNames,
@@ -112,7 +114,7 @@ function analyse(
   file: string,
   fusedExperts: (layer: number) => number | undefined,
 ): Structure {
-  const experts = requireConfigNumber(config, adapter.fields.expertCount).value;
+  const experts = expertCountAt(adapter, config);
   const layers = numLayers(config);
   const lastLayer = layers + extraLayerCount(adapter, config);
   const { moe, dense } = layerKinds(adapter, config);
@@ -143,7 +145,7 @@ function analyse(
       continue;
     }
     if (role.kind === 'expert') {
-      if (role.expert >= experts) extra.push(name);
+      if (role.expert >= experts(layer)) extra.push(name);
       else {
         let s = expertIds.get(layer);
         if (!s) expertIds.set(layer, (s = new Set()));
@@ -172,11 +174,11 @@ function analyse(
     if (router.correctionBias) expected.push(router.correctionBias);
     if (shared) expected.push(...sharedExpertTensorNames(adapter, l));
     if (residual) expected.push(...residualTensorNames(adapter, l));
-    if (naming.layout === 'per-expert') for (let e = 0; e < experts; e++) expected.push(...expertTensorNames(naming, l, e, withScales).map((t) => t.name));
+    if (naming.layout === 'per-expert') for (let e = 0; e < experts(l); e++) expected.push(...expertTensorNames(naming, l, e, withScales).map((t) => t.name));
     else expected.push(...fusedExpertTensorNames(naming, l, withScales).map((t) => t.name));
     layerInfos.push({
       layer: l,
-      experts: naming.layout === 'per-expert' ? (expertIds.get(l)?.size ?? 0) : (fusedExperts(l) ?? experts),
+      experts: naming.layout === 'per-expert' ? (expertIds.get(l)?.size ?? 0) : (fusedExperts(l) ?? experts(l)),
       layout: naming.layout,
       routerTensor: routerName.get(l) ?? router.weight,
       hasSharedExpert: hasShared.has(l),
@@ -211,12 +213,13 @@ function expectShape(shard: string, name: string, actual: Shape, expected: reado
 
 /** Router and expert weights must have the shapes the config implies (FP8 weights keep them; their scales do not). */
 function checkShapes(adapter: FamilyAdapter, config: ModelConfig, tensors: ReadonlyMap<string, TensorEntry>): void {
-  const E = requireConfigNumber(config, adapter.fields.expertCount).value;
+  const experts = expertCountAt(adapter, config);
   const H = requireConfigNumber(config, ['hidden_size']).value;
   let I: number | undefined;
   const needI = (): number => (I ??= requireConfigNumber(config, adapter.fields.expertIntermediate).value);
   for (const t of tensors.values()) {
     const r = t.role;
+    const E = 'layer' in r && r.layer !== undefined ? experts(r.layer) : 0;
     if (r.kind === 'router') expectShape(t.file, t.name, t.shape, r.part === 'weight' ? [E, H] : [E]);
     else if (r.kind === 'expert' && r.part === 'weight') expectShape(t.file, t.name, t.shape, r.proj === 'down' ? [H, needI()] : [needI(), H]);
     else if (r.kind === 'fused_experts' && r.part === 'weight') expectShape(t.file, t.name, t.shape, r.proj === 'down' ? [E, H, needI()] : [E, 2 * needI(), H]);
@@ -298,6 +301,7 @@ export async function catalogueCheckpoint(files: FileSet, opts: LongTask = {}): 
     if (r.kind === 'expert' || r.kind === 'fused_experts') routed += n;
   }
   const expertSlots = structure.layerInfos.reduce((s, l) => s + l.experts, 0);
+  const perLayer = perLayerExpertCounts(config, CONFIG_FILE);
   const architecture = Array.isArray(config['architectures']) && typeof config['architectures'][0] === 'string' ? config['architectures'][0] : adapter.architectures[0]!;
   const summary: CheckpointSummary = {
     family: adapter.id,
@@ -307,6 +311,7 @@ export async function catalogueCheckpoint(files: FileSet, opts: LongTask = {}): 
     moeLayers: structure.moe,
     denseLayers: structure.dense,
     expertsPerLayer: requireConfigNumber(config, adapter.fields.expertCount).value,
+    ...(perLayer && { expertsByLayer: Object.fromEntries(perLayer) }),
     topK: requireConfigNumber(config, adapter.fields.topK).value,
     routing: routingOf(adapter, config),
     sharedExperts: sharedExpertsOf(adapter, config),
@@ -325,6 +330,13 @@ export async function catalogueCheckpoint(files: FileSet, opts: LongTask = {}): 
     quantization: describeQuantization(config, dtypes),
   };
   return { summary, adapter, config, naming: structure.naming, tensors, moeLayers: structure.layerInfos, shards: opened, indexFile: index ? INDEX_FILE : null };
+}
+
+/** "8", or for a per-layer variant "2–3 per layer" (the counts differ between MoE layers). */
+export function expertsPerLayerText(s: Pick<CheckpointSummary, 'expertsPerLayer' | 'expertsByLayer'>): string {
+  if (!s.expertsByLayer) return String(s.expertsPerLayer);
+  const n = Object.values(s.expertsByLayer);
+  return `${Math.min(...n)}–${Math.max(...n)} per layer`;
 }
 
 /** The opened shard that holds tensor `name` (read its bytes with `.readRange` / `.readF32`). */

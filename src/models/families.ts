@@ -410,6 +410,35 @@ export function expertCountField(adapter: FamilyAdapter, config: ModelConfig): s
   return requireConfigNumber(config, adapter.fields.expertCount).field;
 }
 
+/**
+ * The config key of a per-layer variant (written by a global-mode export): MoE layer index → routed experts kept.
+ * Stock classes ignore it and refuse such weights; we read it so the variant can be inspected and re-imported.
+ */
+export const PER_LAYER_KEY = 'moe_prune_experts_per_layer';
+
+/** The per-layer expert counts of a per-layer variant, or null; malformed values are refused naming the key. */
+export function perLayerExpertCounts(config: ModelConfig, file = 'config.json'): ReadonlyMap<number, number> | null {
+  const v = config[PER_LAYER_KEY];
+  if (v === undefined) return null;
+  const bad = (): never => {
+    throw new MoePruneError('InvalidConfig', `"${PER_LAYER_KEY}" must map layer indices to positive expert counts`, file);
+  };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad();
+  const out = new Map<number, number>();
+  for (const [k, n] of Object.entries(v as Record<string, unknown>)) {
+    if (!/^\d+$/.test(k) || typeof n !== 'number' || !Number.isInteger(n) || n < 1) bad();
+    out.set(Number(k), n as number);
+  }
+  return out;
+}
+
+/** Routed experts in a MoE layer: the config's count, or the layer's own in a per-layer variant. */
+export function expertCountAt(adapter: FamilyAdapter, config: ModelConfig): (layer: number) => number {
+  const n = requireConfigNumber(config, adapter.fields.expertCount).value;
+  const perLayer = perLayerExpertCounts(config);
+  return (layer) => perLayer?.get(layer) ?? n;
+}
+
 /** The config edit that sets the routed-expert count to `k` (only the key the checkpoint uses). */
 export function expertCountPatch(adapter: FamilyAdapter, config: ModelConfig, k: number): Record<string, number> {
   return { [expertCountField(adapter, config)]: k };

@@ -70,6 +70,8 @@ export interface CheckpointSummary {
   readonly moeLayers: number[];
   readonly denseLayers: number[];
   readonly expertsPerLayer: number;
+  /** A per-layer variant (layers keep different counts; expertsPerLayer is the largest): MoE layer → experts. */
+  readonly expertsByLayer?: Record<string, number>;
   readonly topK: number;
   readonly routing: RoutingSummary;
   readonly sharedExperts: { count: number; intermediateSize: number } | null;

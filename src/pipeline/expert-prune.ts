@@ -10,7 +10,7 @@ import { sqdist } from '../gpu/kernels/sqdist.ts';
 import { readBuffer } from '../gpu/pool.ts';
 import { releaseTensor, uploadTensor } from '../gpu/tensor.ts';
 import { shardOf, type Catalogue } from '../models/catalogue.ts';
-import { expertCountPatch, expertCountProblems, groupedRouting } from '../models/families.ts';
+import { expertCountPatch, expertCountProblems, groupedRouting, PER_LAYER_KEY } from '../models/families.ts';
 import type { LayerIndex } from '../models/types.ts';
 import { planExpertPruning, resolveRepresentatives, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings } from '../prune/experts/plan.ts';
 import { selectRepresentativeGpu } from '../prune/experts/representative-gpu.ts';
@@ -18,7 +18,7 @@ import { withCoactivation, type CoactivationByLayer } from './coactivation.ts';
 import { expertParamSource } from './expert-params.ts';
 import { planPrunedTensors, type TensorPlan } from '../export/tensor-plan.ts';
 import { writePrunedCheckpoint, type ExportResult, type OutputFolder } from '../export/write-checkpoint.ts';
-import { patchTopLevelNumbers } from '../export/config-text.ts';
+import { appendTopLevelMember, patchTopLevelNumbers } from '../export/config-text.ts';
 import { buildModelCard, buildPruneReport, type PrunePerplexity, type PruneReport } from '../export/report.ts';
 
 export interface RouterLayer {
@@ -124,6 +124,12 @@ export interface ExportOptions extends LongTask {
   readonly tool: string;
   /** Perplexity before/after measured on the fly (recorded in prune-report.json). */
   readonly perplexity?: PrunePerplexity;
+  /**
+   * A plan whose layers keep different counts (global mode) is refused unless this is set; then the export is a
+   * per-layer variant: the largest count in the config's count field, each layer's in PER_LAYER_KEY, labelled as
+   * needing custom code (stock classes refuse it loudly, with a size mismatch).
+   */
+  readonly perLayerVariant?: boolean;
 }
 
 export interface PruneExportResult extends ExportResult {
@@ -137,17 +143,17 @@ export async function exportExpertPruned(cat: Catalogue, files: FileSet, plan: E
     // Everything that can refuse the plan runs before the first byte is written.
     const tensorPlan = planPrunedTensors(cat, plan.layers);
     const k = uniformCount(tensorPlan);
-    if (k === null) {
-      const counts = [...tensorPlan.expertsPerLayer.values()];
+    const counts = [...tensorPlan.expertsPerLayer.values()];
+    if (k === null && !opts.perLayerVariant)
       throw new MoePruneError(
         'InvalidPlan',
         `the plan keeps ${Math.min(...counts)}–${Math.max(...counts)} experts in different layers; Hugging Face configs hold one expert count, so ` +
-          'transformers and vLLM could not load it. Use uniform mode (same count in every layer) to export',
+          'transformers and vLLM could not load it. Use uniform mode (same count in every layer), or export a per-layer variant that needs custom code (--per-layer-variant; in the page, its checkbox)',
       );
-    }
-    const problems = expertCountProblems(cat.adapter, cat.config, k);
-    if (problems.length) throw new MoePruneError('InvalidPlan', problems.join('; '), 'config.json');
-    const configText = patchTopLevelNumbers(await readText(requireFile(files, 'config.json'), opts.signal), expertCountPatch(cat.adapter, cat.config, k));
+    const problems = [...new Set(counts)].flatMap((n) => expertCountProblems(cat.adapter, cat.config, n));
+    if (problems.length) throw new MoePruneError('InvalidPlan', [...new Set(problems)].join('; '), 'config.json');
+    let configText = patchTopLevelNumbers(await readText(requireFile(files, 'config.json'), opts.signal), expertCountPatch(cat.adapter, cat.config, k ?? Math.max(...counts)));
+    if (k === null) configText = appendTopLevelMember(configText, PER_LAYER_KEY, Object.fromEntries(tensorPlan.expertsPerLayer));
     const report = buildPruneReport(cat, plan, tensorPlan, opts.settings, opts.tool, opts.perplexity);
     const extras = [
       { name: 'prune-report.json', text: JSON.stringify(report, null, 2) + '\n' },

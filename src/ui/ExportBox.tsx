@@ -1,8 +1,8 @@
 import { DOWNLOAD_WARN_BYTES, INCOMPLETE_MARKER, REPORT_FILE } from '../export/browser-output.ts';
 import { formatBytes } from '../core/format.ts';
 import { Bar, Segmented } from './controls.tsx';
-import { cancelExport, exportFolderName, folderExportAvailable, setExportTarget, startExport, useExport, type ExportTarget } from './export-state.ts';
-import { usePlan } from './prune-state.ts';
+import { cancelExport, exportFolderName, folderExportAvailable, setExportTarget, setPerLayerVariant, startExport, useExport, type ExportTarget } from './export-state.ts';
+import { expertsRange, nearestUniformK, setControls, usePlan } from './prune-state.ts';
 import { useApp } from './state.ts';
 
 const TARGETS: ReadonlyArray<readonly [ExportTarget, string]> = [
@@ -12,17 +12,33 @@ const TARGETS: ReadonlyArray<readonly [ExportTarget, string]> = [
 
 export function ExportBox() {
   const { model, numbers, exportProblems, plan } = usePlan();
-  const { running, done, stopped, target } = useExport();
+  const { running, done, stopped, target, perLayerVariant } = useExport();
   const name = useApp((s) => s.current?.name ?? 'model');
   const canFolder = folderExportAvailable();
   if (!model || !numbers || !plan) return null;
   const k = numbers.uniformK;
-  const blocked = k === null || exportProblems.length > 0;
+  const blocked = (k === null && !perLayerVariant) || exportProblems.length > 0;
+  const folderK = k ?? (perLayerVariant ? expertsRange(plan).replace('–', '-') : 'K');
+  const uniformK = k === null ? nearestUniformK() : null;
   const biggest = Math.max(0, ...[...model.cat.shards.values()].map((s) => s.source.size));
   const p = running?.progress;
   return (
     <div className="export" data-testid="export-box">
       <h3>Export</h3>
+      {k === null && (
+        <div className="export-variant small" data-testid="per-layer-box">
+          <label>
+            <input type="checkbox" data-testid="per-layer-variant" checked={perLayerVariant} disabled={running !== null} onChange={(e) => setPerLayerVariant(e.currentTarget.checked)} />{' '}
+            Export a <strong>per-layer variant</strong> ({expertsRange(plan)} experts per layer). It needs custom code to load: stock transformers and vLLM
+            refuse it with a size mismatch, never silently. <code>config.json</code> lists each layer&apos;s count.
+          </label>
+          {uniformK !== null && (
+            <button className="btn btn-small" data-testid="use-uniform" disabled={running !== null} onClick={() => setControls({ mode: 'uniform', keep: uniformK })}>
+              Use {uniformK} per layer instead (loads anywhere)
+            </button>
+          )}
+        </div>
+      )}
       <div className="export-row">
         <Segmented<ExportTarget>
           value={target}
@@ -43,7 +59,7 @@ export function ExportBox() {
       <div className="small muted export-explain">
         {target === 'folder' ? (
           <>
-            Writes a new folder <code>{exportFolderName(name, k ?? 'K')}</code> inside the folder you pick, streaming shard by shard. It holds an{' '}
+            Writes a new folder <code>{exportFolderName(name, folderK)}</code> inside the folder you pick, streaming shard by shard. It holds an{' '}
             <code>{INCOMPLETE_MARKER}</code> file until the last byte is written, and is deleted if you cancel.
           </>
         ) : (
@@ -62,7 +78,7 @@ export function ExportBox() {
       </div>
       {blocked && (
         <div className="small warn-text" data-testid="export-blocked">
-          {k === null ? 'Switch to uniform mode (the same count per layer) to export a checkpoint stock runtimes load.' : 'Fix the plan above to export.'}
+          {exportProblems.length ? 'Fix the plan above to export.' : 'Tick the per-layer variant, or switch to uniform mode (the same count per layer) to export a checkpoint stock runtimes load.'}
         </div>
       )}
       {running && (
@@ -86,7 +102,7 @@ export function ExportBox() {
       )}
       {!running && done?.source === model.fileSet && (
         <div className="notice notice-ok" data-testid="export-done" data-files={done.files.length} data-k={done.expertsPerLayer}>
-          Exported {done.expertsPerLayer} experts per layer: {done.files.length} files
+          Exported {done.expertsPerLayer} experts per layer{done.expertsPerLayer.includes('–') ? ' (per-layer variant: needs custom code)' : ''}: {done.files.length} files
           {done.folder ? (
             <>
               {' '}

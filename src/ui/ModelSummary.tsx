@@ -1,4 +1,5 @@
 import type { ReactNode } from 'react';
+import { expertsPerLayerText } from '../models/catalogue.ts';
 import { FAMILIES, familyById } from '../models/families.ts';
 import type { CheckpointSummary } from '../models/types.ts';
 import { formatBytes, formatCount, formatRanges } from '../core/format.ts';
@@ -128,7 +129,7 @@ export function ModelSummary() {
             </div>
             <div className="stat">
               <div className="stat-value" data-testid="summary-experts">
-                {s.expertsPerLayer}
+                {expertsPerLayerText(s)}
               </div>
               <div className="stat-label">experts / layer</div>
             </div>

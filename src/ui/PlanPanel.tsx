@@ -9,7 +9,7 @@ import { useEval, useEvalBlocker } from './eval-state.ts';
 import { ExportBox } from './ExportBox.tsx';
 import { KeptChart } from './KeptChart.tsx';
 import { PerplexityBox } from './PerplexityBox.tsx';
-import { attachCalibration, preparePlan, selectLayer, setControls, usePlan, type PlanControls, type PlanNumbers } from './prune-state.ts';
+import { attachCalibration, expertsRange, preparePlan, selectLayer, setControls, usePlan, type PlanControls, type PlanNumbers } from './prune-state.ts';
 import { useApp } from './state.ts';
 
 function pct(after: number, before: number): string {
@@ -343,6 +343,12 @@ export function PlanPanel() {
                 {plan.search && !plan.search.exact && (
                   <div className="notice notice-warn" data-testid="plan-search-note">
                     {plan.search.message}
+                  </div>
+                )}
+                {numbers.uniformK === null && (
+                  <div className="notice notice-warn" data-testid="plan-constraint">
+                    This plan keeps {expertsRange(plan)} experts in different layers. Hugging Face configs hold one expert count, so stock transformers and
+                    vLLM load only a uniform plan; export it as a per-layer variant (needs custom code) or switch to uniform mode.
                   </div>
                 )}
                 {st.exportProblems.map((p) => (

@@ -10,7 +10,7 @@ import type { FileSet } from '../formats/bytes.ts';
 import { canPickDirectory, clickDownload, DirectoryOutputFolder, DownloadOutputFolder, pickDirectory, type DirectoryHandleLike } from '../export/browser-output.ts';
 import type { OutputFolder } from '../export/write-checkpoint.ts';
 import { exportExpertPruned, resolvePlan } from '../pipeline/expert-prune.ts';
-import { adoptResolvedPlan, planCalibrationSettings, planSettings, usePlan } from './prune-state.ts';
+import { adoptResolvedPlan, expertsRange, planCalibrationSettings, planSettings, usePlan } from './prune-state.ts';
 import { getGpuContext, showError, useApp } from './state.ts';
 
 export type ExportTarget = 'folder' | 'downloads';
@@ -22,7 +22,8 @@ export interface ExportDone {
   /** Subfolder written (folder target) or null (downloads). */
   readonly folder: string | null;
   readonly files: ReadonlyArray<{ name: string; bytes: number }>;
-  readonly expertsPerLayer: number;
+  /** "4", or "3–5" for a per-layer variant. */
+  readonly expertsPerLayer: string;
 }
 
 export interface ExportState {
@@ -32,12 +33,18 @@ export interface ExportState {
   done: ExportDone | null;
   /** Last export ended by cancel or failure (the message), cleared on the next start. */
   stopped: string | null;
+  /** The user chose to export a non-uniform (global) plan as a per-layer variant that needs custom code. */
+  perLayerVariant: boolean;
 }
 
-export const useExport = create<ExportState>(() => ({ target: folderExportAvailable() ? 'folder' : 'downloads', running: null, done: null, stopped: null }));
+export const useExport = create<ExportState>(() => ({ target: folderExportAvailable() ? 'folder' : 'downloads', running: null, done: null, stopped: null, perLayerVariant: false }));
 
 export function setExportTarget(target: ExportTarget): void {
   useExport.setState({ target });
+}
+
+export function setPerLayerVariant(on: boolean): void {
+  useExport.setState({ perLayerVariant: on });
 }
 
 /** Test-only: `?test=1&exportTo=opfs` writes "picked folder" exports into the origin-private file system. */
@@ -84,7 +91,7 @@ export function folderExportAvailable(): boolean {
   return canPickDirectory() || testDirectoryRequested();
 }
 
-/** A file-system-safe folder name: `<model>-pruned-<K>`. */
+/** A file-system-safe folder name: `<model>-pruned-<K>` (`<model>-pruned-3-5` for a per-layer variant). */
 export function exportFolderName(model: string, k: number | string): string {
   const base = model.replace(/[\\/:*?"<>|\u0000-\u001f]+/g, '_').replace(/^\.+/, '').trim() || 'model';
   return `${base}-pruned-${k}`;
@@ -93,8 +100,10 @@ export function exportFolderName(model: string, k: number | string): string {
 export async function startExport(target: ExportTarget): Promise<void> {
   const { model, plan, controls, numbers, exportProblems } = usePlan.getState();
   const cur = useApp.getState().current;
-  if (!model || !plan || !controls || !numbers?.uniformK || exportProblems.length || !cur || useExport.getState().running) return;
-  const k = numbers.uniformK;
+  const perLayer = numbers?.uniformK === null;
+  if (!model || !plan || !controls || !numbers || exportProblems.length || !cur || useExport.getState().running) return;
+  if (perLayer && !useExport.getState().perLayerVariant) return;
+  const k = numbers.uniformK === null ? expertsRange(plan) : String(numbers.uniformK);
   let out: OutputFolder;
   let dirOut: DirectoryOutputFolder | null = null;
   if (target === 'folder') {
@@ -102,7 +111,7 @@ export async function startExport(target: ExportTarget): Promise<void> {
       ? ((await navigator.storage.getDirectory()) as unknown as DirectoryHandleLike)
       : await pickDirectory().catch((e: unknown) => (showError(e), null));
     if (!parent) return;
-    out = dirOut = new DirectoryOutputFolder(parent, exportFolderName(cur.name, k));
+    out = dirOut = new DirectoryOutputFolder(parent, exportFolderName(cur.name, k.replace('–', '-')));
   } else out = new DownloadOutputFolder(clickDownload);
 
   const controller = new AbortController();
@@ -117,12 +126,14 @@ export async function startExport(target: ExportTarget): Promise<void> {
     const result = await exportExpertPruned(model.cat, model.fileSet, resolved, out, {
       onProgress,
       signal: controller.signal,
+      perLayerVariant: perLayer,
       tool: 'MoE Prune Studio (page)',
       settings: {
         ...planSettings(controls, model.cat),
         experts_per_layer: controls.mode === 'uniform' ? controls.keep : null,
         expert_sparsity: controls.mode === 'global' && controls.globalBy === 'sparsity' ? controls.sparsityPct / 100 : null,
         normalize_router: controls.normalize,
+        per_layer_variant: perLayer,
         ...planCalibrationSettings(controls),
         device: gpu ? gpu.adapter.label : 'cpu',
         output: target,

@@ -76,7 +76,7 @@ export interface PlanState {
   plan: ExpertPlan | null;
   planError: string | null;
   numbers: PlanNumbers | null;
-  /** Why the plan cannot be written as a stock checkpoint (empty: it can). */
+  /** Why the plan cannot be written at all (empty: it can; a non-uniform plan only as a per-layer variant). */
   exportProblems: string[];
   /** Index into plan.layers of the layer shown in the heatmap. */
   layerIndex: number;
@@ -175,13 +175,7 @@ function computePlan(model: PlanModel, c: PlanControls, calibration: PlanCalibra
     const tensors = planPrunedTensors(cat, plan.layers);
     const counts = new Set(tensors.expertsPerLayer.values());
     const uniformK = counts.size === 1 ? [...counts][0]! : null;
-    const exportProblems =
-      uniformK === null
-        ? [
-            `this plan keeps ${Math.min(...counts)}–${Math.max(...counts)} experts in different layers, so it cannot export as a stock checkpoint ` +
-              '(Hugging Face configs hold one expert count); switch to uniform mode to export',
-          ]
-        : expertCountProblems(cat.adapter, cat.config, uniformK);
+    const exportProblems = [...new Set([...counts].flatMap((k) => expertCountProblems(cat.adapter, cat.config, k)))];
     return {
       plan,
       planError: null,
@@ -203,6 +197,20 @@ function computePlan(model: PlanModel, c: PlanControls, calibration: PlanCalibra
 }
 
 /** Updates the controls and re-plans at once (clustering only; distances come from the cache). */
+/** "3–5": the smallest and largest number of experts a plan keeps in a layer. */
+export function expertsRange(plan: ExpertPlan): string {
+  const n = plan.layers.map((l) => l.kept.length);
+  return `${Math.min(...n)}–${Math.max(...n)}`;
+}
+
+/** The uniform count closest to a global plan's average (never below top-k): what "use uniform" switches to. */
+export function nearestUniformK(): number | null {
+  const { model, plan } = usePlan.getState();
+  if (!model || !plan || plan.layers.length === 0) return null;
+  const n = model.cat.summary.expertsPerLayer;
+  return Math.min(n, Math.max(model.cat.summary.topK, Math.round(plan.totalKept / plan.layers.length)));
+}
+
 export function setControls(patch: Partial<PlanControls>): void {
   const { model, controls } = usePlan.getState();
   if (!model || !controls) return;

@@ -9,6 +9,8 @@ import {
   detectFamily,
   groupedRouting,
   layerKinds,
+  perLayerExpertCounts,
+  PER_LAYER_KEY,
   requireConfigNumber,
   residualEnabled,
   routingOf,
@@ -319,6 +321,12 @@ export function readArchConfig(json: unknown, file = 'config.json', tensorNames_
   const hidden = c.int('hidden_size');
   const layers = c.int('num_hidden_layers');
   const experts = requireConfigNumber(config, adapter.fields.expertCount, file).value;
+  if (perLayerExpertCounts(config, file))
+    throw new MoePruneError(
+      'UnsupportedFamily',
+      `a per-layer variant ("${PER_LAYER_KEY}": layers keep different expert counts) has no forward pass here; measure the plan on the original checkpoint instead (it is applied on the fly)`,
+      file,
+    );
   const topK = requireConfigNumber(config, adapter.fields.topK, file).value;
   if (topK < 1 || topK > experts) throw new MoePruneError('InvalidConfig', `num_experts_per_tok ${topK} must be in 1..${experts}`, file);
   const expertSize = requireConfigNumber(config, adapter.fields.expertIntermediate, file).value;
