@@ -135,8 +135,10 @@ class Run:
         return json.loads((self.out / "prune-report.json").read_text())
 
 
-def prune(src: Path, out: Path, k: int, *extra: str, gpu: bool = False, timeout: int = 120) -> Run:
-    args = [*CLI, "prune", str(src), "--out", str(out), "--experts-per-layer", str(k), *extra, "--quiet"]
+def prune(src: Path, out: Path, k: int | None, *extra: str, gpu: bool = False, timeout: int = 120) -> Run:
+    """`moe-prune prune`; k None leaves the target to `extra` (global mode)."""
+    keep = [] if k is None else ["--experts-per-layer", str(k)]
+    args = [*CLI, "prune", str(src), "--out", str(out), *keep, *extra, "--quiet"]
     if not gpu:
         args.append("--cpu")
     env = dict(os.environ, NODE_NO_WARNINGS="1")
@@ -254,12 +256,16 @@ def is_row_sliced(name: str, layer: str, router_pattern: str) -> bool:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_every_tensor_is_a_copy_a_row_slice_or_a_renamed_expert(runs, name: str) -> None:
-    """An independent numpy edit of the raw original bytes; merged slots are checked in torch below."""
     case, r = CASES[name], ok_run(runs, name)
-    rep = r.report
-    orig, _ = read_folder(MODELS / case.fixture)
-    got, _ = read_folder(r.out)
-    router_pattern = expected_json(case.fixture)["router_tensor"]
+    check_raw_edit(case.fixture, r.out, r.report)
+
+
+def check_raw_edit(fixture: str, out: Path, rep: dict) -> None:
+    """An independent numpy edit of the raw original bytes, layer by layer from the report (so it holds for per-layer
+    variants too); merged slots are checked in torch below."""
+    orig, _ = read_folder(MODELS / fixture)
+    got, _ = read_folder(out)
+    router_pattern = expected_json(fixture)["router_tensor"]
     want: dict[str, tuple[str, list[int], np.ndarray | None]] = {}
     for tname, (dtype, shape, raw) in orig.items():
         m = EXPERT_RE.match(tname)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MoePruneError } from '../core/errors.ts';
-import { appendTopLevelMember, patchTopLevelNumbers } from './config-text.ts';
+import { appendTopLevelMember, patchTopLevelValues } from './config-text.ts';
 
 const CONFIG = `{
   "note": "\\"num_local_experts\\": 99 in a string",
@@ -11,26 +11,28 @@ const CONFIG = `{
 }
 `;
 
-describe('patchTopLevelNumbers', () => {
+describe('patchTopLevelValues', () => {
   it('changes only the top-level value, keeping every other byte (0.0 stays 0.0)', () => {
-    const out = patchTopLevelNumbers(CONFIG, { num_local_experts: 5 });
+    const out = patchTopLevelValues(CONFIG, { num_local_experts: 5 });
     expect(out).toBe(CONFIG.replace('"num_local_experts" :  8', '"num_local_experts" :  5'));
     expect(out).toContain('"router_jitter_noise": 0.0,');
     const j = JSON.parse(out) as { num_local_experts: number; text_config: { num_local_experts: number } };
     expect([j.num_local_experts, j.text_config.num_local_experts]).toEqual([5, 8]);
   });
 
-  it('patches several keys and numbers in any JSON number syntax', () => {
-    expect(patchTopLevelNumbers('{"a":-1.5e+3,"b":[0],"c":7}', { a: 2, c: 3 })).toBe('{"a":2,"b":[0],"c":3}');
+  it('patches several keys and numbers in any JSON number syntax, and strings', () => {
+    expect(patchTopLevelValues('{"a":-1.5e+3,"b":[0],"c":7}', { a: 2, c: 3 })).toBe('{"a":2,"b":[0],"c":3}');
+    expect(patchTopLevelValues('{"t": "mix\\"tral", "n": 1}', { t: 'x_y' })).toBe('{"t": "x_y", "n": 1}');
   });
 
   it('refuses a missing key or a non-number value with InvalidConfig naming the file', () => {
     for (const [text, re] of [
       ['{"x": {"n": 1}}', /no top-level "n"/],
       ['{"n": "4"}', /"n" is not a number/],
+      ['{"n": 4}', /"n" is not a string/],
     ] as const) {
       try {
-        patchTopLevelNumbers(text, { n: 2 });
+        patchTopLevelValues(text, { n: re.source.includes('string') ? 's' : 2 });
         throw new Error('expected a throw');
       } catch (e) {
         expect(e).toBeInstanceOf(MoePruneError);

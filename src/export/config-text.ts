@@ -1,5 +1,5 @@
 /**
- * Patches top-level numbers of a JSON text in place, keeping every other byte. Re-serialising a parsed config is not
+ * Patches top-level values of a JSON text in place, keeping every other byte. Re-serialising a parsed config is not
  * safe: JavaScript has one number type, so `0.0` would come back as `0`, and transformers 5 validates config fields
  * strictly (a float field given an int fails to load, e.g. Mixtral's `router_jitter_noise`).
  */
@@ -7,9 +7,13 @@ import { MoePruneError } from '../core/errors.ts';
 import { topLevelMembers } from '../formats/json-members.ts';
 
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const STRING = /"(?:[^"\\]|\\.)*"/y;
 
-/** Replaces the values of the given keys of the top-level object; each must exist and hold a number. */
-export function patchTopLevelNumbers(text: string, patch: Readonly<Record<string, number>>, file = 'config.json'): string {
+/**
+ * Replaces the values of the given keys of the top-level object; each must exist and already hold a value of the
+ * same JSON type (a number stays a number, a string a string).
+ */
+export function patchTopLevelValues(text: string, patch: Readonly<Record<string, number | string>>, file = 'config.json'): string {
   const pending = new Map(Object.entries(patch));
   const edits: Array<{ from: number; to: number; value: string }> = [];
   try {
@@ -20,9 +24,10 @@ export function patchTopLevelNumbers(text: string, patch: Readonly<Record<string
   for (const { key, valueAt } of topLevelMembers(text)) {
     const value = pending.get(key);
     if (value === undefined) continue;
-    NUMBER.lastIndex = valueAt;
-    if (!NUMBER.test(text)) throw new MoePruneError('InvalidConfig', `"${key}" is not a number`, file);
-    edits.push({ from: valueAt, to: NUMBER.lastIndex, value: String(value) });
+    const token = typeof value === 'number' ? NUMBER : STRING;
+    token.lastIndex = valueAt;
+    if (!token.test(text)) throw new MoePruneError('InvalidConfig', `"${key}" is not a ${typeof value}`, file);
+    edits.push({ from: valueAt, to: token.lastIndex, value: JSON.stringify(value) });
     pending.delete(key);
   }
   if (pending.size) throw new MoePruneError('InvalidConfig', `no top-level "${[...pending.keys()].join('", "')}" to update`, file);

@@ -1,7 +1,7 @@
 /** `prune-report.json` (machine-readable) and the `README.md` model card written beside a pruned checkpoint. */
 import { formatBytes } from '../core/format.ts';
 import type { Catalogue } from '../models/catalogue.ts';
-import { PER_LAYER_KEY } from '../models/families.ts';
+import { BASE_MODEL_TYPE_KEY, PER_LAYER_KEY } from '../models/families.ts';
 import type { ExpertPlan } from '../prune/experts/plan.ts';
 import type { TensorPlan } from './tensor-plan.ts';
 
@@ -94,8 +94,8 @@ export function loadersOf(cat: Catalogue, variant: ExportVariant = 'stock'): str
   const arch = cat.summary.architecture;
   if (variant === 'per-layer')
     return [
-      `custom code only: build ${arch} with each MoE layer's experts and router resized to config.json's ` +
-        `"${PER_LAYER_KEY}"[layer], then load the weights; stock transformers and vLLM classes refuse it (size mismatch)`,
+      `custom code only: build ${arch} (original model_type under "${BASE_MODEL_TYPE_KEY}") with each MoE layer's experts and router resized to ` +
+        `config.json's "${PER_LAYER_KEY}"[layer], then load the weights; stock transformers and vLLM refuse its model_type`,
     ];
   return [
     cat.adapter.remoteCode
@@ -127,7 +127,8 @@ ${
 > **Needs custom code.** MoE layers keep different numbers of experts (${Object.entries(r.expertsPerLayer.afterByLayer ?? {})
         .map(([l, n]) => `layer ${l}: ${n}`)
         .join(', ')}), listed in \`config.json\` as \`"${PER_LAYER_KEY}"\`; \`${cat.summary.expertCountField}\` holds the largest.
-> Stock transformers and vLLM classes hold one count for every layer and refuse these weights (size mismatch).
+> Stock classes hold one count for every layer, so \`model_type\` is marked (the original is under \`${BASE_MODEL_TYPE_KEY}\`)
+> and stock transformers and vLLM refuse to load it rather than re-initialise experts at random.
 `
     : ''
 }
@@ -145,7 +146,7 @@ other tensor is copied unchanged, in its original dtype and layout (${r.source.l
 | routed-expert parameters | ${fmt(r.params.routedExpertsBefore)} | ${fmt(r.params.routedExpertsAfter)} |
 | tensor bytes | ${formatBytes(r.bytes.before)} | ${formatBytes(r.bytes.after)} |
 
-**Loads with:** ${r.loadableBy.join('; ')}. Only \`${cat.summary.expertCountField}\` changed in \`config.json\`${r.variant === 'per-layer' ? ` (and \`${PER_LAYER_KEY}\` added)` : ''}.
+**Loads with:** ${r.loadableBy.join('; ')}. Only \`${cat.summary.expertCountField}\` changed in \`config.json\`${r.variant === 'per-layer' ? ` (and \`model_type\`, with \`${BASE_MODEL_TYPE_KEY}\` and \`${PER_LAYER_KEY}\` added)` : ''}.
 
 ## Kept experts per MoE layer (original indices)
 

@@ -415,6 +415,13 @@ export function expertCountField(adapter: FamilyAdapter, config: ModelConfig): s
  * Stock classes ignore it and refuse such weights; we read it so the variant can be inspected and re-imported.
  */
 export const PER_LAYER_KEY = 'moe_prune_experts_per_layer';
+/**
+ * A per-layer variant's model_type gets this suffix (the original is kept under BASE_MODEL_TYPE_KEY): transformers and
+ * vLLM then refuse the config outright. With the stock model_type transformers 5.18 would "load" it, re-initialising
+ * the mismatched experts at random with only a warning.
+ */
+export const PER_LAYER_MODEL_TYPE_SUFFIX = '_per_layer_experts';
+export const BASE_MODEL_TYPE_KEY = 'moe_prune_base_model_type';
 
 /** The per-layer expert counts of a per-layer variant, or null; malformed values are refused naming the key. */
 export function perLayerExpertCounts(config: ModelConfig, file = 'config.json'): ReadonlyMap<number, number> | null {

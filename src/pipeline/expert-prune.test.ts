@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { openNodeFileSet } from '../cli/node-files.ts';
 import type { OutputFolder } from '../export/write-checkpoint.ts';
+import { MapFileSet, MemorySource } from '../formats/bytes.ts';
 import { MemorySink } from '../formats/safetensors/writer.ts';
 import { catalogueCheckpoint } from '../models/catalogue.ts';
 import { exportExpertPruned, runStageOne } from './expert-prune.ts';
@@ -61,9 +62,36 @@ describe('exportExpertPruned', () => {
     const out = new MemoryFolder();
     await expect(exportExpertPruned(cat, files, stage.plan, out, { tool: 'test', settings: {} })).rejects.toMatchObject({
       code: 'InvalidPlan',
-      message: expect.stringMatching(/keeps 2–3 experts in different layers.*Use uniform mode/),
+      message: expect.stringMatching(/keeps 2–3 experts in different layers.*Use uniform mode.*or export a per-layer variant.*--per-layer-variant/),
     });
     expect(out.state).toBe('aborted');
     expect(out.files.size).toBe(0);
+  });
+
+  it('on request, the same plan is a per-layer variant that no stock runtime loads by accident, and our catalogue reads it', async () => {
+    const { files, cat } = await open('mixtral');
+    const stage = await runStageOne(cat, { mode: 'global', targetTotal: 5 }, undefined);
+    const out = new MemoryFolder();
+    const r = await exportExpertPruned(cat, files, stage.plan, out, { tool: 'test', settings: {}, perLayerVariant: true });
+    expect(out.state).toBe('committed');
+    const byLayer = Object.fromEntries(stage.plan.layers.map((l) => [String(l.layer), l.kept.length]));
+    expect(r.report.variant).toBe('per-layer');
+    expect(r.report.expertsPerLayer).toEqual({ before: 4, after: 3, afterByLayer: byLayer });
+    expect(r.report.loadableBy).toEqual([expect.stringMatching(/^custom code only/)]);
+    const input = readFileSync(join(MODELS, 'mixtral', 'config.json'), 'utf8');
+    const config = out.text('config.json');
+    expect(config).toBe(
+      input
+        .replace('"num_local_experts": 4', '"num_local_experts": 3')
+        .replace('"model_type": "mixtral"', '"model_type": "mixtral_per_layer_experts"')
+        .replace(/\n}\s*$/, `,\n  "moe_prune_base_model_type": "mixtral",\n  "moe_prune_experts_per_layer": ${JSON.stringify(byLayer)}\n}\n`),
+    );
+    expect(out.text('README.md')).toMatch(/Needs custom code/);
+    // Re-imported: the catalogue takes each layer's count from the config.
+    const exported = new MapFileSet([...out.files].map(([name, sink]) => new MemorySource(name, sink.bytes() as Uint8Array<ArrayBuffer>)));
+    const again = await catalogueCheckpoint(exported);
+    expect(again.summary.expertsByLayer).toEqual(byLayer);
+    expect(again.summary.missingTensors).toEqual([]);
+    expect(again.moeLayers.map((l) => l.experts)).toEqual(stage.plan.layers.map((l) => l.kept.length));
   });
 });

@@ -10,7 +10,7 @@ import { sqdist } from '../gpu/kernels/sqdist.ts';
 import { readBuffer } from '../gpu/pool.ts';
 import { releaseTensor, uploadTensor } from '../gpu/tensor.ts';
 import { shardOf, type Catalogue } from '../models/catalogue.ts';
-import { expertCountPatch, expertCountProblems, groupedRouting, PER_LAYER_KEY } from '../models/families.ts';
+import { BASE_MODEL_TYPE_KEY, expertCountPatch, expertCountProblems, groupedRouting, PER_LAYER_KEY, PER_LAYER_MODEL_TYPE_SUFFIX } from '../models/families.ts';
 import type { LayerIndex } from '../models/types.ts';
 import { planExpertPruning, resolveRepresentatives, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings } from '../prune/experts/plan.ts';
 import { selectRepresentativeGpu } from '../prune/experts/representative-gpu.ts';
@@ -18,7 +18,7 @@ import { withCoactivation, type CoactivationByLayer } from './coactivation.ts';
 import { expertParamSource } from './expert-params.ts';
 import { planPrunedTensors, type TensorPlan } from '../export/tensor-plan.ts';
 import { writePrunedCheckpoint, type ExportResult, type OutputFolder } from '../export/write-checkpoint.ts';
-import { appendTopLevelMember, patchTopLevelNumbers } from '../export/config-text.ts';
+import { appendTopLevelMember, patchTopLevelValues } from '../export/config-text.ts';
 import { buildModelCard, buildPruneReport, type PrunePerplexity, type PruneReport } from '../export/report.ts';
 
 export interface RouterLayer {
@@ -127,13 +127,27 @@ export interface ExportOptions extends LongTask {
   /**
    * A plan whose layers keep different counts (global mode) is refused unless this is set; then the export is a
    * per-layer variant: the largest count in the config's count field, each layer's in PER_LAYER_KEY, labelled as
-   * needing custom code (stock classes refuse it loudly, with a size mismatch).
+   * needing custom code (its model_type is marked so stock runtimes refuse it).
    */
   readonly perLayerVariant?: boolean;
 }
 
 export interface PruneExportResult extends ExportResult {
   readonly report: PruneReport;
+}
+
+/**
+ * config.json of a per-layer variant: the largest count in the count field, each layer's count under PER_LAYER_KEY,
+ * and a model_type no stock runtime knows (the original kept beside it), so nothing loads it by accident.
+ */
+function perLayerConfig(cat: Catalogue, text: string, tensors: TensorPlan): string {
+  const modelType = typeof cat.config['model_type'] === 'string' ? cat.config['model_type'] : cat.adapter.modelTypes[0]!;
+  const max = Math.max(...tensors.expertsPerLayer.values());
+  let out = patchTopLevelValues(text, expertCountPatch(cat.adapter, cat.config, max));
+  const variantType = modelType + PER_LAYER_MODEL_TYPE_SUFFIX;
+  out = 'model_type' in cat.config ? patchTopLevelValues(out, { model_type: variantType }) : appendTopLevelMember(out, 'model_type', variantType);
+  out = appendTopLevelMember(out, BASE_MODEL_TYPE_KEY, modelType);
+  return appendTopLevelMember(out, PER_LAYER_KEY, Object.fromEntries(tensors.expertsPerLayer));
 }
 
 /** Writes the pruned checkpoint: weights, patched config, index, copied tokenizer files, report, model card. */
@@ -152,8 +166,8 @@ export async function exportExpertPruned(cat: Catalogue, files: FileSet, plan: E
       );
     const problems = [...new Set(counts)].flatMap((n) => expertCountProblems(cat.adapter, cat.config, n));
     if (problems.length) throw new MoePruneError('InvalidPlan', [...new Set(problems)].join('; '), 'config.json');
-    let configText = patchTopLevelNumbers(await readText(requireFile(files, 'config.json'), opts.signal), expertCountPatch(cat.adapter, cat.config, k ?? Math.max(...counts)));
-    if (k === null) configText = appendTopLevelMember(configText, PER_LAYER_KEY, Object.fromEntries(tensorPlan.expertsPerLayer));
+    const original = await readText(requireFile(files, 'config.json'), opts.signal);
+    const configText = k === null ? perLayerConfig(cat, original, tensorPlan) : patchTopLevelValues(original, expertCountPatch(cat.adapter, cat.config, k));
     const report = buildPruneReport(cat, plan, tensorPlan, opts.settings, opts.tool, opts.perplexity);
     const extras = [
       { name: 'prune-report.json', text: JSON.stringify(report, null, 2) + '\n' },

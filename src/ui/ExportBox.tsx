@@ -29,8 +29,8 @@ export function ExportBox() {
         <div className="export-variant small" data-testid="per-layer-box">
           <label>
             <input type="checkbox" data-testid="per-layer-variant" checked={perLayerVariant} disabled={running !== null} onChange={(e) => setPerLayerVariant(e.currentTarget.checked)} />{' '}
-            Export a <strong>per-layer variant</strong> ({expertsRange(plan)} experts per layer). It needs custom code to load: stock transformers and vLLM
-            refuse it with a size mismatch, never silently. <code>config.json</code> lists each layer&apos;s count.
+            Export a <strong>per-layer variant</strong> ({expertsRange(plan)} experts per layer). It needs custom code to load: its <code>model_type</code> is marked so that
+            stock transformers and vLLM refuse it instead of re-initialising experts at random. <code>config.json</code> lists each layer&apos;s count.
           </label>
           {uniformK !== null && (
             <button className="btn btn-small" data-testid="use-uniform" disabled={running !== null} onClick={() => setControls({ mode: 'uniform', keep: uniformK })}>
