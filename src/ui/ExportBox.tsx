@@ -65,7 +65,7 @@ export function ExportBox() {
         ) : (
           <>
             Saves each file as a download once it is complete; <code>{REPORT_FILE}</code> comes last, so a download folder without it is an unfinished
-            export. Put the files into one folder to load them.
+            export. Put the files into one folder to load them. The browser may ask once to allow this page to download several files.
             {!canFolder && ' This browser cannot write into a folder directly (no File System Access API).'}
             {biggest > DOWNLOAD_WARN_BYTES && (
               <strong className="warn-text">
