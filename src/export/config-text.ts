@@ -6,6 +6,14 @@
 import { MoePruneError } from '../core/errors.ts';
 import { topLevelMembers } from '../formats/json-members.ts';
 
+function assertJson(text: string, file: string): void {
+  try {
+    JSON.parse(text);
+  } catch (e) {
+    throw new MoePruneError('InvalidConfig', `not valid JSON (${(e as Error).message})`, file);
+  }
+}
+
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const STRING = /"(?:[^"\\]|\\.)*"/y;
 
@@ -16,11 +24,7 @@ const STRING = /"(?:[^"\\]|\\.)*"/y;
 export function patchTopLevelValues(text: string, patch: Readonly<Record<string, number | string>>, file = 'config.json'): string {
   const pending = new Map(Object.entries(patch));
   const edits: Array<{ from: number; to: number; value: string }> = [];
-  try {
-    JSON.parse(text);
-  } catch (e) {
-    throw new MoePruneError('InvalidConfig', `not valid JSON (${(e as Error).message})`, file);
-  }
+  assertJson(text, file);
   for (const { key, valueAt } of topLevelMembers(text)) {
     const value = pending.get(key);
     if (value === undefined) continue;
@@ -41,11 +45,7 @@ export function patchTopLevelValues(text: string, patch: Readonly<Record<string,
  * the same indentation as the first one. Refuses a key that is already there.
  */
 export function appendTopLevelMember(text: string, key: string, value: unknown, file = 'config.json'): string {
-  try {
-    JSON.parse(text);
-  } catch (e) {
-    throw new MoePruneError('InvalidConfig', `not valid JSON (${(e as Error).message})`, file);
-  }
+  assertJson(text, file);
   const members = topLevelMembers(text);
   if (members.some((m) => m.key === key)) throw new MoePruneError('InvalidConfig', `already has a top-level "${key}"`, file);
   // Where the last member ends (before the closing brace and any whitespace), and the whitespace that precedes the
