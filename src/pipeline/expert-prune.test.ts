@@ -93,5 +93,7 @@ describe('exportExpertPruned', () => {
     expect(again.summary.expertsByLayer).toEqual(byLayer);
     expect(again.summary.missingTensors).toEqual([]);
     expect(again.moeLayers.map((l) => l.experts)).toEqual(stage.plan.layers.map((l) => l.kept.length));
+    // Pruning the variant again is refused: its per-layer keys would describe the old counts.
+    await expect(runStageOne(again, { keepPerLayer: 2 }, undefined)).rejects.toMatchObject({ code: 'InvalidPlan', message: expect.stringMatching(/per-layer variant.*prune the original/) });
   });
 });

@@ -31,6 +31,9 @@ export interface RouterLayer {
 
 /** Reads every MoE layer's router weight (small: n×d per layer). */
 export async function loadRouters(cat: Catalogue, opts: LongTask = {}): Promise<RouterLayer[]> {
+  // Pruning a per-layer variant again would leave its per-layer config keys describing the old counts.
+  if (cat.summary.expertsByLayer)
+    throw new MoePruneError('InvalidPlan', `this is a per-layer variant ("${PER_LAYER_KEY}"); prune the original checkpoint instead`, 'config.json');
   const out: RouterLayer[] = [];
   for (const [i, l] of cat.moeLayers.entries()) {
     throwIfAborted(opts.signal);
