@@ -1,5 +1,5 @@
 import { BlobSource, MapFileSet, type FileSet } from '../formats/bytes.ts';
-import type { ReopenableFile } from './source-handles.ts';
+import type { ReopenableDir, ReopenableFile } from './source-handles.ts';
 import type { SourceFile } from './weight-store.ts';
 
 /** A picked or dropped file with the path it had under the dropped folder ('' or its own name for loose files). */
@@ -8,6 +8,8 @@ export interface PickedFile {
   readonly path: string;
   /** Present when the browser gave a handle (drops in Chromium): lets an interrupted ingest resume after a reload. */
   readonly handle?: ReopenableFile;
+  /** The dropped or picked folder the file was found in (one permission request covers all its files). */
+  readonly root?: ReopenableDir;
 }
 
 /**
@@ -25,6 +27,7 @@ export function toSourceFiles(picked: readonly PickedFile[]): SourceFile[] {
     lastModified: p.file.lastModified,
     blob: p.file,
     ...(p.handle ? { handle: p.handle } : {}),
+    ...(p.root ? { root: p.root } : {}),
   }));
 }
 

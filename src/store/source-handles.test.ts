@@ -35,4 +35,22 @@ describe('checkpoints read in place, remembered for reopening after a reload', (
     expect(err.file).toBe('model.safetensors');
     expect(err.message).toMatch(/moved or deleted/);
   });
+
+  it('asks once for a dropped folder, not once per file, and names a folder the user refuses', async () => {
+    let state: PermissionState = 'prompt';
+    let asked = 0;
+    const perm = { queryPermission: async (): Promise<PermissionState> => state, requestPermission: async (): Promise<PermissionState> => (asked++, (state = 'granted')) };
+    const root = { kind: 'directory' as const, name: 'Mixtral', ...perm };
+    // Files inside a granted folder are granted too (the browser checks their ancestors).
+    const inFolder = (name: string, bytes: string) => ({ name, handle: { ...handle(name, bytes), ...perm }, root });
+    const sources = [inFolder('config.json', '{}'), inFolder('a.safetensors', 'ab'), inFolder('b.safetensors', 'cd')];
+    const files = sources.map(({ name }) => ({ name, size: 2, lastModified: 7 }));
+    expect((await reopenSources(sources, files)).map((f) => f.root?.name)).toEqual(['Mixtral', 'Mixtral', 'Mixtral']);
+    expect(asked).toBe(1);
+    state = 'prompt';
+    const refusing = { kind: 'directory' as const, name: 'Mixtral', queryPermission: async () => 'prompt' as const, requestPermission: async () => 'denied' as const };
+    const err = await rejection(reopenSources([{ ...sources[0]!, root: refusing }], files.slice(0, 1)));
+    expect(err.code).toBe('PermissionDenied');
+    expect(err.file).toBe('Mixtral');
+  });
 });

@@ -18,10 +18,28 @@ export interface ReopenableFile {
   requestPermission?(d: { mode: 'read' }): Promise<PermissionState>;
 }
 
-/** A checkpoint file (its name inside the checkpoint folder) and the handle it was read from. */
+/** A dropped or picked folder: one permission request on it covers every file found inside it. */
+export interface ReopenableDir {
+  readonly kind: 'directory';
+  readonly name: string;
+  queryPermission?(d: { mode: 'read' }): Promise<PermissionState>;
+  requestPermission?(d: { mode: 'read' }): Promise<PermissionState>;
+}
+
+/** A checkpoint file (its name inside the checkpoint folder), the handle it was read from, and the folder it came in. */
 export interface SavedSource {
   readonly name: string;
   readonly handle: ReopenableFile;
+  /** The same object for every file of one folder (IndexedDB's structured clone keeps shared references). */
+  readonly root?: ReopenableDir;
+}
+
+type Permissioned = Pick<ReopenableFile, 'queryPermission' | 'requestPermission'>;
+
+/** Read permission for a handle, asking the user only when the browser says it would (call from a click). */
+async function readPermission(h: Permissioned): Promise<PermissionState> {
+  const state = (await h.queryPermission?.({ mode: 'read' })) ?? 'granted';
+  return state === 'prompt' ? ((await h.requestPermission?.({ mode: 'read' })) ?? 'denied') : state;
 }
 
 /** Where the handles of unfinished ingests are kept, by stored-model id. */
@@ -102,7 +120,7 @@ const RECENT_KEY = 'recent:';
 export function createIdbHandleStore(): SourceHandleStore & RecentStore {
   let store: UseStore | undefined;
   const s = (): UseStore => (store ??= createStore(HANDLE_DB_NAME, 'handles'));
-  const plain = (sources: readonly SavedSource[]): SavedSource[] => sources.map((x) => ({ name: x.name, handle: x.handle }));
+  const plain = (sources: readonly SavedSource[]): SavedSource[] => sources.map((x) => ({ name: x.name, handle: x.handle, ...(x.root && { root: x.root }) }));
   return {
     save: (id, sources) => set(INGEST_KEY + id, plain(sources), s()),
     load: (id) => get<SavedSource[]>(INGEST_KEY + id, s()),
@@ -123,26 +141,32 @@ export function createIdbHandleStore(): SourceHandleStore & RecentStore {
  * Opens every saved file again for `expected` (the stored record's files): asks for read permission where the
  * browser wants it (call from a click), and refuses, naming the file, when one is gone or changed since.
  */
-export async function reopenSources(saved: readonly SavedSource[], expected: readonly FileIdentity[]): Promise<Array<FileIdentity & { blob: File; handle: ReopenableFile }>> {
-  const byName = new Map(saved.map((s) => [s.name, s.handle]));
-  const out: Array<FileIdentity & { blob: File; handle: ReopenableFile }> = [];
+export async function reopenSources(
+  saved: readonly SavedSource[],
+  expected: readonly FileIdentity[],
+): Promise<Array<FileIdentity & { blob: File; handle: ReopenableFile; root?: ReopenableDir }>> {
+  const byName = new Map(saved.map((s) => [s.name, s]));
+  // One request per dropped folder covers its files: a checkpoint of 60 shards asks once, not 60 times.
+  for (const root of new Set(saved.flatMap((s) => (s.root ? [s.root] : []))))
+    if ((await readPermission(root)) !== 'granted')
+      throw new MoePruneError('PermissionDenied', 'the browser did not allow reading this folder again; drop the same files to resume', root.name);
+  const out: Array<FileIdentity & { blob: File; handle: ReopenableFile; root?: ReopenableDir }> = [];
   for (const want of expected) {
-    const handle = byName.get(want.name);
-    if (!handle) throw new MoePruneError('MissingFile', 'no saved way to reopen this file; drop the same files again to resume', want.name);
-    let state: PermissionState = (await handle.queryPermission?.({ mode: 'read' })) ?? 'granted';
-    if (state === 'prompt') state = (await handle.requestPermission?.({ mode: 'read' })) ?? 'denied';
-    if (state !== 'granted')
+    const entry = byName.get(want.name);
+    if (!entry) throw new MoePruneError('MissingFile', 'no saved way to reopen this file; drop the same files again to resume', want.name);
+    const { handle, root } = entry;
+    if ((await readPermission(handle)) !== 'granted')
       throw new MoePruneError('PermissionDenied', 'the browser did not allow reading this file again; drop the same files to resume', want.name);
     let file: File;
     try {
       file = await handle.getFile();
     } catch (e) {
-      throw new MoePruneError('MissingFile', `cannot open the file any more (${(e as Error).message}); it was moved or deleted since the ingest started`, want.name, { cause: e });
+      throw new MoePruneError('MissingFile', `cannot open the file any more (${(e as Error).message}); it was moved or deleted since it was last read`, want.name, { cause: e });
     }
     const got = { name: want.name, size: file.size, lastModified: file.lastModified };
     if (!sameIdentity(got, want))
-      throw new MoePruneError('FileChanged', 'the file changed on disk since the ingest started (size or modification time differ); drop the checkpoint again to store it anew', want.name);
-    out.push({ ...got, blob: file, handle });
+      throw new MoePruneError('FileChanged', 'the file changed on disk since it was last read (size or modification time differ); drop the checkpoint again', want.name);
+    out.push({ ...got, blob: file, handle, ...(root && { root }) });
   }
   return out;
 }

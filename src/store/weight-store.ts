@@ -15,15 +15,16 @@ import {
   type ModelRecord,
   type StoredFile,
 } from './records.ts';
-import { reopenSources, type ReopenableFile, type SavedSource, type SourceHandleStore } from './source-handles.ts';
+import { reopenSources, type ReopenableDir, type ReopenableFile, type SavedSource, type SourceHandleStore } from './source-handles.ts';
 import type { StorageAccess } from './storage-access.ts';
 import { formatBytes } from '../core/format.ts';
 
 /** A file handed to ingest: its name inside the checkpoint folder, identity, and the Blob to copy from. */
 export interface SourceFile extends FileIdentity {
   readonly blob: Blob;
-  /** How to reopen the file after a reload, when the browser gave a handle for it. */
+  /** How to reopen the file after a reload, when the browser gave a handle for it, and the folder it came in. */
   readonly handle?: ReopenableFile;
+  readonly root?: ReopenableDir;
 }
 
 /** Per-file and overall progress of one ingest; bytes already stored before a resume count as done. */
@@ -289,7 +290,7 @@ export class WeightStore {
     }
     // Best effort: without handles a resume simply needs the files dropped again.
     if (this.opts.handles && files.every((f) => f.handle))
-      await this.opts.handles.save(record.id, files.map((f) => ({ name: f.name, handle: f.handle! }))).catch(() => undefined);
+      await this.opts.handles.save(record.id, files.map((f) => ({ name: f.name, handle: f.handle!, ...(f.root && { root: f.root }) }))).catch(() => undefined);
 
     const meter = new RateMeter();
     let done = resumedBytes;

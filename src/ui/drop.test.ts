@@ -17,6 +17,7 @@ describe('files with handles: drops, pickers', () => {
     const picked = await collectDropped([droppedHandle(checkpoint)]);
     expect(picked.map((p) => p.path)).toEqual(['Mixtral/config.json', 'Mixtral/original/w.bin']);
     expect(picked.every((p) => p.handle?.kind === 'file')).toBe(true);
+    expect(picked.every((p) => p.root === checkpoint)).toBe(true);
     expect(await picked[1]!.handle!.getFile().then((f) => f.size)).toBe(2);
   });
 
@@ -35,9 +36,9 @@ describe('files with handles: drops, pickers', () => {
       showOpenFilePicker: async () => [file('config.json', '{}'), file('model.safetensors', 'abc')],
     };
     expect((await pickWithHandles('folder', w))!.map((p) => p.path)).toEqual(['Mixtral/config.json', 'Mixtral/original/w.bin']);
-    expect((await pickWithHandles('files', w))!.map((p) => [p.path, p.handle?.name])).toEqual([
-      ['config.json', 'config.json'],
-      ['model.safetensors', 'model.safetensors'],
+    expect((await pickWithHandles('files', w))!.map((p) => [p.path, p.handle?.name, p.root])).toEqual([
+      ['config.json', 'config.json', undefined],
+      ['model.safetensors', 'model.safetensors', undefined],
     ]);
     const dismissed = { showDirectoryPicker: () => Promise.reject(new DOMException('The user aborted a request.', 'AbortError')) };
     expect(await pickWithHandles('folder', dismissed)).toEqual([]);

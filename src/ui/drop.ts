@@ -1,4 +1,4 @@
-import type { ReopenableFile } from '../store/source-handles.ts';
+import type { ReopenableDir, ReopenableFile } from '../store/source-handles.ts';
 import type { PickedFile } from '../store/source-files.ts';
 
 /**
@@ -75,10 +75,11 @@ async function walkEntry(e: FileSystemEntry, prefix: string, out: PickedFile[]):
   else if (isDir(e)) for (const child of await readAll(e)) await walkEntry(child, path, out);
 }
 
-async function walkHandle(h: HandleLike, prefix: string, out: PickedFile[]): Promise<void> {
+/** `root`: the dropped folder, kept with each file so one permission request reopens them all after a reload. */
+async function walkHandle(h: HandleLike, prefix: string, out: PickedFile[], root?: HandleLike): Promise<void> {
   const path = prefix ? `${prefix}/${h.name}` : h.name;
-  if (h.kind === 'file' && h.getFile) out.push({ file: await h.getFile(), path, handle: h as ReopenableFile });
-  else if (h.kind === 'directory' && h.values) for await (const child of h.values()) await walkHandle(child, path, out);
+  if (h.kind === 'file' && h.getFile) out.push({ file: await h.getFile(), path, handle: h as ReopenableFile, ...(root && { root: root as ReopenableDir }) });
+  else if (h.kind === 'directory' && h.values) for await (const child of h.values()) await walkHandle(child, path, out, root ?? h);
 }
 
 export async function collectDropped(items: readonly DroppedItem[]): Promise<PickedFile[]> {

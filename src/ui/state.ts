@@ -207,7 +207,7 @@ async function remember(name: string, sources: readonly SourceFile[], summary: C
     id: Date.now().toString(36) + Math.random().toString(36).slice(2, 8),
     name,
     files: sources.map(({ name, size, lastModified }) => ({ name, size, lastModified })),
-    sources: sources.map((f) => ({ name: f.name, handle: f.handle! })),
+    sources: sources.map((f) => ({ name: f.name, handle: f.handle!, ...(f.root && { root: f.root }) })),
     summary,
     openedAt: Date.now(),
   };
