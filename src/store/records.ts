@@ -49,6 +49,11 @@ export function isModelKey(k: string): boolean {
   return MODEL_KEY.test(k);
 }
 
+/** A short id that is unique enough for one browser profile's stored models and recent list. */
+export function newLocalId(): string {
+  return Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
+}
+
 export function chunkCount(size: number, chunkSize: number): number {
   return Math.ceil(size / chunkSize);
 }
@@ -63,7 +68,7 @@ export function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
 }
 
 /** Whether `files` are exactly the files of `record` (same set, each with the same name, size and time). */
-export function matchesFiles(record: ModelRecord, files: readonly FileIdentity[]): boolean {
+export function matchesFiles(record: { readonly files: readonly FileIdentity[] }, files: readonly FileIdentity[]): boolean {
   if (record.files.length !== files.length) return false;
   const byName = new Map(files.map((f) => [f.name, f]));
   return record.files.every((rf) => {

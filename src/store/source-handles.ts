@@ -7,7 +7,7 @@
 import { createStore, del, entries, get, set, type UseStore } from 'idb-keyval';
 import { MoePruneError } from '../core/errors.ts';
 import type { CheckpointSummary } from '../models/types.ts';
-import { sameIdentity, type FileIdentity } from './records.ts';
+import { matchesFiles, sameIdentity, type FileIdentity } from './records.ts';
 
 /** The members of FileSystemFileHandle we use (typed here: TypeScript's DOM lib lacks the permission calls). */
 export interface ReopenableFile {
@@ -32,6 +32,12 @@ export interface SavedSource {
   readonly handle: ReopenableFile;
   /** The same object for every file of one folder (IndexedDB's structured clone keeps shared references). */
   readonly root?: ReopenableDir;
+}
+
+/** What to keep to reopen these files later, or null when the browser gave no handle for one of them. */
+export function savedSourcesOf(files: ReadonlyArray<{ name: string; handle?: ReopenableFile; root?: ReopenableDir }>): SavedSource[] | null {
+  if (!files.every((f) => f.handle)) return null;
+  return files.map((f) => ({ name: f.name, handle: f.handle!, ...(f.root && { root: f.root }) }));
 }
 
 type Permissioned = Pick<ReopenableFile, 'queryPermission' | 'requestPermission'>;
@@ -72,16 +78,13 @@ export interface RecentStore {
 /** How many read-in-place checkpoints are remembered. */
 export const MAX_RECENT = 5;
 
-const sameFiles = (a: readonly FileIdentity[], b: readonly FileIdentity[]): boolean =>
-  a.length === b.length && a.every((f) => b.some((g) => sameIdentity(f, g)));
-
 /**
  * Remembers a checkpoint read in place: replaces an entry of the very same files, keeps the newest MAX_RECENT.
  * Returns the new list.
  */
 export async function rememberRecent(store: RecentStore, r: RecentCheckpoint): Promise<RecentCheckpoint[]> {
   const before = await store.listRecent();
-  for (const old of before) if (old.id !== r.id && sameFiles(old.files, r.files)) await store.dropRecent(old.id);
+  for (const old of before) if (old.id !== r.id && matchesFiles(old, r.files)) await store.dropRecent(old.id);
   await store.putRecent(r);
   const after = await store.listRecent();
   for (const old of after.slice(MAX_RECENT)) await store.dropRecent(old.id);
@@ -120,9 +123,8 @@ const RECENT_KEY = 'recent:';
 export function createIdbHandleStore(): SourceHandleStore & RecentStore {
   let store: UseStore | undefined;
   const s = (): UseStore => (store ??= createStore(HANDLE_DB_NAME, 'handles'));
-  const plain = (sources: readonly SavedSource[]): SavedSource[] => sources.map((x) => ({ name: x.name, handle: x.handle, ...(x.root && { root: x.root }) }));
   return {
-    save: (id, sources) => set(INGEST_KEY + id, plain(sources), s()),
+    save: (id, sources) => set(INGEST_KEY + id, sources, s()),
     load: (id) => get<SavedSource[]>(INGEST_KEY + id, s()),
     drop: (id) => del(INGEST_KEY + id, s()),
     async listRecent() {
@@ -132,7 +134,7 @@ export function createIdbHandleStore(): SourceHandleStore & RecentStore {
         .map(([, v]) => v as RecentCheckpoint)
         .sort((a, b) => b.openedAt - a.openedAt);
     },
-    putRecent: (r) => set(RECENT_KEY + r.id, { ...r, files: r.files.map((f) => ({ ...f })), sources: plain(r.sources) }, s()),
+    putRecent: (r) => set(RECENT_KEY + r.id, r, s()),
     dropRecent: (id) => del(RECENT_KEY + id, s()),
   };
 }

@@ -11,11 +11,12 @@ import {
   isModelKey,
   keys,
   matchesFiles,
+  newLocalId,
   type FileIdentity,
   type ModelRecord,
   type StoredFile,
 } from './records.ts';
-import { reopenSources, type ReopenableDir, type ReopenableFile, type SavedSource, type SourceHandleStore } from './source-handles.ts';
+import { reopenSources, savedSourcesOf, type ReopenableDir, type ReopenableFile, type SavedSource, type SourceHandleStore } from './source-handles.ts';
 import type { StorageAccess } from './storage-access.ts';
 import { formatBytes } from '../core/format.ts';
 
@@ -93,10 +94,6 @@ export interface WeightStoreOptions {
   readonly newId?: () => string;
 }
 
-function defaultId(): string {
-  return Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
-}
-
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(done, ms);
@@ -154,7 +151,7 @@ export class WeightStore {
       throw new MoePruneError('InvalidArgument', `chunk size must be a positive integer, got ${this.chunkSize}`);
     this.chunkFormat = opts.chunkFormat ?? 'blob';
     this.now = opts.now ?? Date.now;
-    this.newId = opts.newId ?? defaultId;
+    this.newId = opts.newId ?? newLocalId;
   }
 
   async getModel(id: string): Promise<ModelRecord | undefined> {
@@ -289,8 +286,8 @@ export class WeightStore {
       throw this.writeError(e, name, 'saving the model record', 0, record.totalBytes);
     }
     // Best effort: without handles a resume simply needs the files dropped again.
-    if (this.opts.handles && files.every((f) => f.handle))
-      await this.opts.handles.save(record.id, files.map((f) => ({ name: f.name, handle: f.handle!, ...(f.root && { root: f.root }) }))).catch(() => undefined);
+    const saved = savedSourcesOf(files);
+    if (this.opts.handles && saved) await this.opts.handles.save(record.id, saved).catch(() => undefined);
 
     const meter = new RateMeter();
     let done = resumedBytes;

@@ -4,8 +4,8 @@ import type { FileSet } from '../formats/bytes.ts';
 import { createDevice, describeAdapter, type GpuContext } from '../gpu/device.ts';
 import { inspectCheckpoint } from '../models/catalogue.ts';
 import type { CheckpointSummary } from '../models/types.ts';
-import { matchesFiles, type StorageMode } from '../store/records.ts';
-import { rememberRecent, reopenSources, type RecentCheckpoint } from '../store/source-handles.ts';
+import { matchesFiles, newLocalId, type StorageMode } from '../store/records.ts';
+import { rememberRecent, reopenSources, savedSourcesOf, type RecentCheckpoint, type SavedSource } from '../store/source-handles.ts';
 import { checkpointName, directFileSet, toSourceFiles, type PickedFile } from '../store/source-files.ts';
 import type { IngestProgress, SourceFile, StoredModel } from '../store/weight-store.ts';
 import { browserGpu } from './gpu-access.ts';
@@ -198,16 +198,17 @@ async function loadSources(sources: readonly SourceFile[], folder: string | null
   const summary = await summarize(fileSet);
   const named = folder ?? summary?.architecture ?? name;
   useApp.setState((s) => (s.current?.fileSet === fileSet ? { current: { ...s.current, name: named, summary, inspecting: false } } : {}));
-  if (rememberIt && summary && sources.every((f) => f.handle)) await remember(named, sources, summary);
+  const saved = savedSourcesOf(sources);
+  if (rememberIt && summary && saved) await remember(named, sources, saved, summary);
 }
 
 /** Keeps a checkpoint read through file handles in the recent list (best effort: the page works without it). */
-async function remember(name: string, sources: readonly SourceFile[], summary: CheckpointSummary): Promise<void> {
+async function remember(name: string, files: readonly SourceFile[], sources: SavedSource[], summary: CheckpointSummary): Promise<void> {
   const entry: RecentCheckpoint = {
-    id: Date.now().toString(36) + Math.random().toString(36).slice(2, 8),
+    id: newLocalId(),
     name,
-    files: sources.map(({ name, size, lastModified }) => ({ name, size, lastModified })),
-    sources: sources.map((f) => ({ name: f.name, handle: f.handle!, ...(f.root && { root: f.root }) })),
+    files: files.map(({ name, size, lastModified }) => ({ name, size, lastModified })),
+    sources,
     summary,
     openedAt: Date.now(),
   };
