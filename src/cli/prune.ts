@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MoePruneError } from '../core/errors.ts';
+import { formatCountRange } from '../core/format.ts';
 import type { Progress } from '../core/progress.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { catalogueCheckpoint, assertComplete } from '../models/catalogue.ts';
@@ -24,8 +25,8 @@ const USAGE =
 
 /** "4", or for a per-layer variant "3–5 (per-layer variant: needs custom code)". */
 function perLayerText(r: PruneReport): string {
-  const by = Object.values(r.expertsPerLayer.afterByLayer ?? {});
-  return r.variant === 'per-layer' ? `${Math.min(...by)}–${r.expertsPerLayer.after} (per-layer variant: needs custom code)` : String(r.expertsPerLayer.after);
+  const by = r.expertsPerLayer.afterByLayer;
+  return by ? `${formatCountRange(Object.values(by))} (per-layer variant: needs custom code)` : String(r.expertsPerLayer.after);
 }
 
 /** The demo checkpoint shipped with the app (public/demo/model). */

@@ -18,6 +18,13 @@ export function formatRanges(xs: readonly number[], dash = '-'): string {
 }
 
 /** Human-readable sizes for progress lines and error messages (decimal units, as disks are sold). */
+/** "4" when every count is the same, else "3–5" (smallest–largest): experts kept per layer, for one. */
+export function formatCountRange(counts: Iterable<number>, dash = '–'): string {
+  const xs = [...counts];
+  const [lo, hi] = [Math.min(...xs), Math.max(...xs)];
+  return lo === hi ? String(lo) : `${lo}${dash}${hi}`;
+}
+
 export function formatBytes(n: number): string {
   if (!Number.isFinite(n)) return String(n);
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];

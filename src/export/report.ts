@@ -1,5 +1,5 @@
 /** `prune-report.json` (machine-readable) and the `README.md` model card written beside a pruned checkpoint. */
-import { formatBytes } from '../core/format.ts';
+import { formatBytes, formatCountRange } from '../core/format.ts';
 import type { Catalogue } from '../models/catalogue.ts';
 import { BASE_MODEL_TYPE_KEY, PER_LAYER_KEY } from '../models/families.ts';
 import type { ExpertPlan } from '../prune/experts/plan.ts';
@@ -140,7 +140,7 @@ other tensor is copied unchanged, in its original dtype and layout (${r.source.l
 
 | | before | after |
 |---|---|---|
-| routed experts per MoE layer | ${r.expertsPerLayer.before} | ${r.variant === 'per-layer' ? `${Math.min(...Object.values(r.expertsPerLayer.afterByLayer ?? {}))}–${r.expertsPerLayer.after}` : r.expertsPerLayer.after} |
+| routed experts per MoE layer | ${r.expertsPerLayer.before} | ${formatCountRange(Object.values(r.expertsPerLayer.afterByLayer ?? { all: r.expertsPerLayer.after }))} |
 | experts per token (top-k) | ${r.source.topK} | ${r.source.topK} |
 | parameters | ${fmt(r.params.before)} | ${fmt(r.params.after)} |
 | routed-expert parameters | ${fmt(r.params.routedExpertsBefore)} | ${fmt(r.params.routedExpertsAfter)} |

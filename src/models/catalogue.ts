@@ -1,5 +1,6 @@
 import { MoePruneError, throwIfAborted } from '../core/errors.ts';
 import type { LongTask } from '../core/progress.ts';
+import { formatCountRange } from '../core/format.ts';
 import { readJson, requireFile, type FileSet } from '../formats/bytes.ts';
 import { numel, type Shape } from '../formats/dtype.ts';
 import { INDEX_FILE, parseShardIndex, readShardIndex, shardFiles, type ShardIndex } from '../formats/safetensors/index-file.ts';
@@ -335,8 +336,7 @@ export async function catalogueCheckpoint(files: FileSet, opts: LongTask = {}): 
 /** "8", or for a per-layer variant "2–3 per layer" (the counts differ between MoE layers). */
 export function expertsPerLayerText(s: Pick<CheckpointSummary, 'expertsPerLayer' | 'expertsByLayer'>): string {
   if (!s.expertsByLayer) return String(s.expertsPerLayer);
-  const n = Object.values(s.expertsByLayer);
-  return `${Math.min(...n)}–${Math.max(...n)} per layer`;
+  return `${formatCountRange(Object.values(s.expertsByLayer))} per layer`;
 }
 
 /** The opened shard that holds tensor `name` (read its bytes with `.readRange` / `.readF32`). */

@@ -548,6 +548,11 @@ export function residualEnabled(adapter: FamilyAdapter, config: ModelConfig): bo
  * Checks top-k ≤ k and, for group-limited routing, k % n_group == 0, ≥ 2 experts per group when a group
  * is scored by its top two, and enough experts in the top groups to fill top-k.
  */
+/** The problems of every distinct count a plan keeps (a per-layer variant has several), each named once. */
+export function expertCountsProblems(adapter: FamilyAdapter, config: ModelConfig, counts: Iterable<number>): string[] {
+  return [...new Set([...new Set(counts)].flatMap((k) => expertCountProblems(adapter, config, k)))];
+}
+
 export function expertCountProblems(adapter: FamilyAdapter, config: ModelConfig, k: number): string[] {
   const problems: string[] = [];
   const topK = requireConfigNumber(config, adapter.fields.topK).value;

@@ -10,7 +10,7 @@ import { sqdist } from '../gpu/kernels/sqdist.ts';
 import { readBuffer } from '../gpu/pool.ts';
 import { releaseTensor, uploadTensor } from '../gpu/tensor.ts';
 import { shardOf, type Catalogue } from '../models/catalogue.ts';
-import { BASE_MODEL_TYPE_KEY, expertCountPatch, expertCountProblems, groupedRouting, PER_LAYER_KEY, PER_LAYER_MODEL_TYPE_SUFFIX } from '../models/families.ts';
+import { BASE_MODEL_TYPE_KEY, expertCountPatch, expertCountsProblems, groupedRouting, PER_LAYER_KEY, PER_LAYER_MODEL_TYPE_SUFFIX } from '../models/families.ts';
 import type { LayerIndex } from '../models/types.ts';
 import { planExpertPruning, resolveRepresentatives, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings } from '../prune/experts/plan.ts';
 import { selectRepresentativeGpu } from '../prune/experts/representative-gpu.ts';
@@ -167,8 +167,8 @@ export async function exportExpertPruned(cat: Catalogue, files: FileSet, plan: E
         `the plan keeps ${Math.min(...counts)}–${Math.max(...counts)} experts in different layers; Hugging Face configs hold one expert count, so ` +
           'transformers and vLLM could not load it. Use uniform mode (same count in every layer), or export a per-layer variant that needs custom code (--per-layer-variant; in the page, its checkbox)',
       );
-    const problems = [...new Set(counts)].flatMap((n) => expertCountProblems(cat.adapter, cat.config, n));
-    if (problems.length) throw new MoePruneError('InvalidPlan', [...new Set(problems)].join('; '), 'config.json');
+    const problems = expertCountsProblems(cat.adapter, cat.config, counts);
+    if (problems.length) throw new MoePruneError('InvalidPlan', problems.join('; '), 'config.json');
     const original = await readText(requireFile(files, 'config.json'), opts.signal);
     const configText = k === null ? perLayerConfig(cat, original, tensorPlan) : patchTopLevelValues(original, expertCountPatch(cat.adapter, cat.config, k));
     const report = buildPruneReport(cat, plan, tensorPlan, opts.settings, opts.tool, opts.perplexity);

@@ -18,7 +18,7 @@ export function ExportBox() {
   if (!model || !numbers || !plan) return null;
   const k = numbers.uniformK;
   const blocked = (k === null && !perLayerVariant) || exportProblems.length > 0;
-  const folderK = k ?? (perLayerVariant ? expertsRange(plan).replace('–', '-') : 'K');
+  const folderK = k ?? (perLayerVariant ? expertsRange(plan, '-') : 'K');
   const uniformK = k === null ? nearestUniformK() : null;
   const biggest = Math.max(0, ...[...model.cat.shards.values()].map((s) => s.source.size));
   const p = running?.progress;

@@ -103,7 +103,7 @@ export async function startExport(target: ExportTarget): Promise<void> {
   const perLayer = numbers?.uniformK === null;
   if (!model || !plan || !controls || !numbers || exportProblems.length || !cur || useExport.getState().running) return;
   if (perLayer && !useExport.getState().perLayerVariant) return;
-  const k = numbers.uniformK === null ? expertsRange(plan) : String(numbers.uniformK);
+  const k = expertsRange(plan);
   let out: OutputFolder;
   let dirOut: DirectoryOutputFolder | null = null;
   if (target === 'folder') {
@@ -111,7 +111,7 @@ export async function startExport(target: ExportTarget): Promise<void> {
       ? ((await navigator.storage.getDirectory()) as unknown as DirectoryHandleLike)
       : await pickDirectory().catch((e: unknown) => (showError(e), null));
     if (!parent) return;
-    out = dirOut = new DirectoryOutputFolder(parent, exportFolderName(cur.name, k.replace('–', '-')));
+    out = dirOut = new DirectoryOutputFolder(parent, exportFolderName(cur.name, expertsRange(plan, '-')));
   } else out = new DownloadOutputFolder(clickDownload);
 
   const controller = new AbortController();

@@ -8,10 +8,11 @@ import { create } from 'zustand';
 import type { CalibrationStats } from '../eval/gpu/stats.ts';
 import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
+import { formatCountRange } from '../core/format.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import { planPrunedTensors } from '../export/tensor-plan.ts';
 import { catalogueCheckpoint, type Catalogue } from '../models/catalogue.ts';
-import { expertCountProblems } from '../models/families.ts';
+import { expertCountProblems, expertCountsProblems } from '../models/families.ts';
 import { coactivationFromStats } from '../pipeline/coactivation.ts';
 import { layerInputs, loadRouters, routerSquaredDistancesGpu } from '../pipeline/expert-prune.ts';
 import { DEFAULT_EXPERT_PLAN_SETTINGS, layerDistances, planExpertPruning, resolveExpertPlanSettings, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings, type SimilarityMode } from '../prune/experts/plan.ts';
@@ -175,7 +176,7 @@ function computePlan(model: PlanModel, c: PlanControls, calibration: PlanCalibra
     const tensors = planPrunedTensors(cat, plan.layers);
     const counts = new Set(tensors.expertsPerLayer.values());
     const uniformK = counts.size === 1 ? [...counts][0]! : null;
-    const exportProblems = [...new Set([...counts].flatMap((k) => expertCountProblems(cat.adapter, cat.config, k)))];
+    const exportProblems = expertCountsProblems(cat.adapter, cat.config, counts);
     return {
       plan,
       planError: null,
@@ -197,10 +198,12 @@ function computePlan(model: PlanModel, c: PlanControls, calibration: PlanCalibra
 }
 
 /** Updates the controls and re-plans at once (clustering only; distances come from the cache). */
-/** "3–5": the smallest and largest number of experts a plan keeps in a layer. */
-export function expertsRange(plan: ExpertPlan): string {
-  const n = plan.layers.map((l) => l.kept.length);
-  return `${Math.min(...n)}–${Math.max(...n)}`;
+/** "4", or "3–5" when the plan's layers keep different numbers of experts. */
+export function expertsRange(plan: ExpertPlan, dash = '–'): string {
+  return formatCountRange(
+    plan.layers.map((l) => l.kept.length),
+    dash,
+  );
 }
 
 /** The uniform count closest to a global plan's average (never below top-k): what "use uniform" switches to. */
