@@ -151,6 +151,11 @@ def transformers_forward(d: Path, ids: torch.Tensor):
     finally:
         if tmp:
             shutil.rmtree(tmp)
+    return forward_with_routing(model, ids)
+
+
+def forward_with_routing(model, ids: torch.Tensor):
+    """Logits, each MoE layer's chosen experts per token (from the router modules) and the loss of a loaded model."""
     model.eval()
     routing: dict[int, torch.Tensor] = {}
     hooks = []
@@ -183,9 +188,9 @@ def torch_reference(d: Path):
 # ------------------------------------------------------------------------------------------------- tests
 
 
-def run_js_forward(script: str, timeout: int) -> dict:
-    """Runs one of the oracle/js forward drivers over every fixture on WINDOWS, in one process; its JSON output."""
-    dirs = [str(d.relative_to(REPO)) for d in fixture_dirs()]
+def run_js_forward(script: str, timeout: int, dirs: list[str] | None = None) -> dict:
+    """Runs one of the oracle/js forward drivers over every fixture (or `dirs`) on WINDOWS, in one process; its JSON output."""
+    dirs = dirs or [str(d.relative_to(REPO)) for d in fixture_dirs()]
     assert dirs, "no fixture checkpoints under fixtures/models"
     args = [a for w in WINDOWS for a in ("--ids", ",".join(map(str, w)))]
     npx = shutil.which("npx") or "npx"

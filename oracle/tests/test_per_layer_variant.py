@@ -5,7 +5,8 @@ exported, on request, as a variant labelled as needing custom code. Here:
 - config.json differs from the original only in the count field (the largest count) and the added per-layer map;
 - custom code — the original model with each layer's experts and router resized by an independent torch edit — takes
   the exported weights with strict loading and computes the same logits (fused layout, where file names are module
-  names). The page's own variant export (saved by the Chromium end-to-end test) is checked the same way.
+  names). The page's own variant export (saved by the Chromium end-to-end test) is checked the same way;
+- our own engines (CPU reference and WebGPU) run the variant itself like the torch edit: logits, perplexity, routing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import pytest
 import torch
 
 from test_expert_prune_export import IDS, MODELS, check_raw_edit, edited_copy, expected_json, load, logits, original, prune
+from test_forward_reference import WINDOWS, assert_matches_torch, forward_with_routing, run_js_forward
 
+REPO = Path(__file__).resolve().parents[2]
 PER_LAYER_KEY = "moe_prune_experts_per_layer"
 BASE_TYPE_KEY = "moe_prune_base_model_type"
 PAGE_EXPORT = Path(__file__).resolve().parents[2] / "e2e" / ".artifacts" / "export-qwen3_moe-fused-per-layer"
@@ -107,3 +110,16 @@ def test_custom_code_loads_it_strictly_and_computes_the_edit(variants, name: str
     got, want = logits(skeleton, IDS), logits(edited, IDS)
     assert (got - want).abs().max().item() <= 1e-5
     assert (want - logits(original(fixture), IDS)).abs().max().item() > 1e-4
+
+
+@pytest.mark.parametrize("driver", ["oracle/js/forward-logits.ts", "oracle/js/gpu-forward.ts"])
+def test_our_engine_runs_the_variant_like_the_torch_edit(variants, driver: str) -> None:
+    """CPU reference and WebGPU engine on the variant itself: logits, perplexity and routing equal the torch edit."""
+    fixture, out, rep = variants["qwen3_moe-fused"]
+    result = run_js_forward(driver, 300, [str(out)])
+    ours = result.get("results", result)[str(out)]  # the GPU driver nests results beside its adapter name
+    assert "error" not in ours, ours.get("error")
+    logits, routing, loss = forward_with_routing(edited_copy(fixture, rep), torch.tensor(WINDOWS))
+    assert_matches_torch(f"{fixture} per-layer variant", ours, logits, routing, loss)
+    for r in ours["routing"]:
+        assert max(e for row in r["experts"] for e in row) < counts(rep)[str(r["layer"])]

@@ -9,6 +9,7 @@ import type { FileSet } from '../formats/bytes.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { GpuForwardEngine } from '../eval/gpu/engine.ts';
 import type { CalibrationStats, MoeLayerStats } from '../eval/gpu/stats.ts';
+import { moeSpecAt } from '../eval/reference/arch.ts';
 import { openReferenceModel, referenceForward, type LayerRouting } from '../eval/reference/forward.ts';
 import type { Windows } from '../eval/windows.ts';
 import type { LayerIndex } from '../models/types.ts';
@@ -75,8 +76,12 @@ export async function measureCoactivation(files: FileSet, windows: Windows, gpu:
   }
   const model = await openReferenceModel(files, opts.signal);
   const r = await referenceForward(model, w, { ...task, output: 'nll' });
-  const E = model.arch.moe.router.experts;
-  const byLayer = new Map(r.routing.map((l) => [l.layer, plannerCoactivation({ layer: l.layer, experts: E, coactivation: statsCoactivationFromRouting(l, E) })]));
+  const byLayer = new Map(
+    r.routing.map((l) => {
+      const E = moeSpecAt(model.arch, l.layer).router.experts;
+      return [l.layer, plannerCoactivation({ layer: l.layer, experts: E, coactivation: statsCoactivationFromRouting(l, E) })];
+    }),
+  );
   return { byLayer, tokens: r.windows * r.tokens, device: 'cpu' };
 }
 

@@ -7,6 +7,9 @@ import type { OutputFolder } from '../export/write-checkpoint.ts';
 import { MapFileSet, MemorySource } from '../formats/bytes.ts';
 import { MemorySink } from '../formats/safetensors/writer.ts';
 import { catalogueCheckpoint } from '../models/catalogue.ts';
+import { expertPlanEdits, referencePlan } from '../eval/gpu/plan.ts';
+import { perplexity, referenceNll } from '../eval/perplexity.ts';
+import { openReferenceModel } from '../eval/reference/forward.ts';
 import { exportExpertPruned, runStageOne } from './expert-prune.ts';
 
 const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));
@@ -93,6 +96,12 @@ describe('exportExpertPruned', () => {
     expect(again.summary.expertsByLayer).toEqual(byLayer);
     expect(again.summary.missingTensors).toEqual([]);
     expect(again.moeLayers.map((l) => l.experts)).toEqual(stage.plan.layers.map((l) => l.kept.length));
+    // Our forward pass runs the variant itself exactly like the plan applied on the fly to the original.
+    const windows = [Int32Array.from([1, 17, 42, 5, 99, 23, 64, 8]), Int32Array.from([3, 77, 120, 56, 11, 90, 31, 2])];
+    const onVariant = await perplexity(windows, referenceNll(await openReferenceModel(exported)));
+    const planned = referencePlan(await openReferenceModel(files), expertPlanEdits(stage.plan.layers));
+    const onTheFly = await perplexity(windows, referenceNll(planned.model, { removedExperts: planned.removedExperts }));
+    expect(Math.abs(onVariant.perplexity - onTheFly.perplexity) / onTheFly.perplexity).toBeLessThan(1e-6);
     // Pruning the variant again is refused: its per-layer keys would describe the old counts.
     await expect(runStageOne(again, { keepPerLayer: 2 }, undefined)).rejects.toMatchObject({ code: 'InvalidPlan', message: expect.stringMatching(/per-layer variant.*prune the original/) });
   });

@@ -17,7 +17,7 @@ import { rope } from '../../gpu/kernels/rope.ts';
 import { router } from '../../gpu/kernels/router.ts';
 import { coactivation } from '../../gpu/kernels/stats.ts';
 import type { GpuTensor } from '../../gpu/tensor.ts';
-import type { ArchConfig, MhaSpec, MlaSpec, NormKind } from '../reference/arch.ts';
+import { moeSpecAt, type ArchConfig, type MhaSpec, type MlaSpec, type NormKind } from '../reference/arch.ts';
 import type { LayerWeights } from './layer-weights.ts';
 import type { ExpertEdits } from './plan.ts';
 import type { InputNormAccumulators } from './stats.ts';
@@ -279,7 +279,7 @@ export async function moeBlock(
   e: LayerEnv, s: Scratch, x: BufferView, n: number, edits: ExpertEdits | undefined, onRouting: (r: ChunkRouting) => Promise<void>,
 ): Promise<BufferView> {
   const { arch, ctx } = e;
-  const spec = arch.moe;
+  const spec = moeSpecAt(arch, e.layer);
   const E = spec.router.experts;
   const k = spec.router.topK;
   const H = arch.hidden;

@@ -18,7 +18,7 @@ import { nll as nllKernel, NO_TARGET } from '../../gpu/kernels/nll.ts';
 import { readBuffer, STORAGE_USAGE } from '../../gpu/pool.ts';
 import { releaseTensor, uploadTensor, type GpuTensor } from '../../gpu/tensor.ts';
 import type { NllForward } from '../perplexity.ts';
-import { readArchConfig, type ArchConfig } from '../reference/arch.ts';
+import { moeSpecAt, readArchConfig, type ArchConfig } from '../reference/arch.ts';
 import { checkWindows, type LayerRouting } from '../reference/forward.ts';
 import { ropeTables } from '../reference/rope.ts';
 import { attentionBlock, countCoactivation, moeBlock, normRows, Scratch, swiglu, type ChunkRouting, type LayerEnv } from './blocks.ts';
@@ -261,8 +261,7 @@ export class GpuForwardEngine {
     const H = arch.hidden;
     const N = windows.length * L;
     const moe = arch.moeLayers.has(layer);
-    const E = arch.moe.router.experts;
-    const k = arch.moe.router.topK;
+    const { experts: E, topK: k } = moeSpecAt(arch, layer).router;
     const edits = moe ? opts.plan?.experts?.(layer) : undefined;
     const w = new LayerWeights(ctx, this.weights, opts.plan, opts.signal, opts.maxBindingBytes);
     const norms = stats ? new InputNormAccumulators(ctx) : null;

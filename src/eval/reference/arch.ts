@@ -10,7 +10,6 @@ import {
   groupedRouting,
   layerKinds,
   perLayerExpertCounts,
-  PER_LAYER_KEY,
   requireConfigNumber,
   residualEnabled,
   routingOf,
@@ -84,7 +83,10 @@ export interface ArchConfig {
   /** Softmax scale of attention scores (1/sqrt(qk head dim), times yarn's mscale² for DeepSeek). */
   readonly attnScale: number;
   readonly moeLayers: ReadonlySet<number>;
+  /** The MoE block as the config describes it; a layer of a per-layer variant may differ (see `moeSpecAt`). */
   readonly moe: MoeSpec;
+  /** A per-layer variant's routed-expert count per MoE layer (`moe.router.experts` is the largest); else null. */
+  readonly expertsByLayer: ReadonlyMap<number, number> | null;
   readonly denseIntermediate: number;
   /** Arctic: MoE layers add a dense residual MLP (width = hidden) in parallel, fed by the layer input. */
   readonly parallelResidualMlp: boolean;
@@ -321,12 +323,6 @@ export function readArchConfig(json: unknown, file = 'config.json', tensorNames_
   const hidden = c.int('hidden_size');
   const layers = c.int('num_hidden_layers');
   const experts = requireConfigNumber(config, adapter.fields.expertCount, file).value;
-  if (perLayerExpertCounts(config, file))
-    throw new MoePruneError(
-      'UnsupportedFamily',
-      `a per-layer variant ("${PER_LAYER_KEY}": layers keep different expert counts) has no forward pass here; measure the plan on the original checkpoint instead (it is applied on the fly)`,
-      file,
-    );
   const topK = requireConfigNumber(config, adapter.fields.topK, file).value;
   if (topK < 1 || topK > experts) throw new MoePruneError('InvalidConfig', `num_experts_per_tok ${topK} must be in 1..${experts}`, file);
   const expertSize = requireConfigNumber(config, adapter.fields.expertIntermediate, file).value;
@@ -365,6 +361,7 @@ export function readArchConfig(json: unknown, file = 'config.json', tensorNames_
     rope,
     attnScale,
     moeLayers: new Set(layerKinds(adapter, config).moe),
+    expertsByLayer: perLayerExpertCounts(config, file),
     moe: {
       router,
       intermediate: expertSize,
@@ -376,6 +373,12 @@ export function readArchConfig(json: unknown, file = 'config.json', tensorNames_
     lmHeadBias: fwd.lmHeadBias?.(c) ?? false,
     names: tensorNames(adapter, namingOf(adapter, tensorNames_)),
   };
+}
+
+/** The MoE block of one layer: the config's, with the layer's own expert count in a per-layer variant. */
+export function moeSpecAt(arch: ArchConfig, layer: number): MoeSpec {
+  const n = arch.expertsByLayer?.get(layer);
+  return n === undefined || n === arch.moe.router.experts ? arch.moe : { ...arch.moe, router: { ...arch.moe.router, experts: n } };
 }
 
 export function yarnGetMscale(scale: number, mscale = 1): number {

@@ -7,7 +7,7 @@
 import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
 import type { LongTask } from '../../core/progress.ts';
 import { readJson, requireFile, type FileSet } from '../../formats/bytes.ts';
-import { readArchConfig, type ArchConfig } from './arch.ts';
+import { moeSpecAt, readArchConfig, type ArchConfig } from './arch.ts';
 import { mhaForward, mlaForward, type Batch, type MhaWeights, type MlaWeights } from './attention.ts';
 import { moeForward, swiglu, type LinearInputHook, type MlpWeights, type MoeLayerWeights, type MoeRouting } from './moe.ts';
 import { addInto, layerNorm, linear, rmsNorm } from './ops.ts';
@@ -142,7 +142,7 @@ async function attention(r: LayerReader, arch: ArchConfig, L: number, b: Batch, 
 async function moeWeights(r: LayerReader, m: ReferenceModel, L: number, removed: ReadonlySet<number> | undefined): Promise<MoeLayerWeights> {
   const { arch, weights } = m;
   const blk = `model.layers.${L}.${arch.names.moeBlock}`;
-  const E = arch.moe.router.experts;
+  const E = moeSpecAt(arch, L).router.experts;
   const I = arch.moe.intermediate;
   const H = arch.hidden;
   const [g, u, d] = arch.names.expertProj;
@@ -226,7 +226,7 @@ export async function referenceForward(m: ReferenceModel, windows: ReadonlyArray
       // dense residual MLP reads the post-attention stream; both are added to it.
       const parallel = arch.parallelResidualMlp;
       const moeIn = await norm(r, arch, `${p}.post_attention_layernorm`, parallel ? input : afterAttn);
-      const res = moeForward(moeIn, N, H, arch.moe, mw, removed, hook, `${p}.${arch.names.moeBlock}.gate.weight`);
+      const res = moeForward(moeIn, N, H, moeSpecAt(arch, L), mw, removed, hook, `${p}.${arch.names.moeBlock}.gate.weight`);
       routing.push({ layer: L, ...res.routing });
       out = addInto(res.out, afterAttn);
       if (parallel) {
