@@ -4,9 +4,9 @@
  *
  *   npx tsx oracle/js/forward-logits.ts --ids 1,17,42 --ids 1,5,9 <checkpoint dir> [<dir> ...]
  *
- * Output: {"<dir>": {"logits": [[...vocab] per position, window-major], "routing": [{"layer", "experts":
- * [[k ids] per position]}], "nll": [...], "mean_nll": x, "perplexity": y, "peak_layer_weight_bytes": n}}
- * or {"<dir>": {"error": "..."}} when a checkpoint fails.
+ * Output: {"adapter": "cpu", "results": {"<dir>": {"logits": [[...vocab] per position, window-major], "routing": [{"layer", "experts":
+ * [[k ids] per position]}], "nll": [...], "mean_nll": x, "perplexity": y, "peak_layer_weight_bytes": n}}}
+ * (the same shape as gpu-forward.ts), or {"<dir>": {"error": "..."}} in `results` when a checkpoint fails.
  */
 import { openNodeFileSet } from '../../src/cli/node-files.ts';
 import { parseForwardArgs } from './args.ts';
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
       out[dir] = { error: e instanceof Error ? e.message : String(e) };
     }
   }
-  process.stdout.write(JSON.stringify(out) + '\n');
+  process.stdout.write(JSON.stringify({ adapter: 'cpu', results: out }) + '\n');
 }
 
 await main();

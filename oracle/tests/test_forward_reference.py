@@ -189,7 +189,8 @@ def torch_reference(d: Path):
 
 
 def run_js_forward(script: str, timeout: int, dirs: list[str] | None = None) -> dict:
-    """Runs one of the oracle/js forward drivers over every fixture (or `dirs`) on WINDOWS, in one process; its JSON output."""
+    """Runs one of the oracle/js forward drivers over every fixture (or `dirs`) on WINDOWS, in one process: its
+    results by checkpoint dir (both drivers print {"adapter": ..., "results": {dir: ...}})."""
     dirs = dirs or [str(d.relative_to(REPO)) for d in fixture_dirs()]
     assert dirs, "no fixture checkpoints under fixtures/models"
     args = [a for w in WINDOWS for a in ("--ids", ",".join(map(str, w)))]
@@ -199,7 +200,7 @@ def run_js_forward(script: str, timeout: int, dirs: list[str] | None = None) -> 
         cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, "NODE_NO_WARNINGS": "1"},
     )
     assert run.returncode == 0, run.stderr[-4000:]
-    return json.loads(run.stdout)
+    return json.loads(run.stdout)["results"]
 
 
 def assert_matches_torch(fixture: str, ours: dict, logits: torch.Tensor, routing: dict, loss: float) -> None:

@@ -150,7 +150,7 @@ def gpu_results() -> dict:
 @pytest.mark.parametrize("fixture", [d.name for d in fixture_dirs()])
 def test_gpu_engine_matches_torch(fixture: str, gpu_results: dict) -> None:
     d = FIXTURES / fixture
-    ours = gpu_results["results"][str(d.relative_to(REPO))]
+    ours = gpu_results[str(d.relative_to(REPO))]
     assert "error" not in ours, ours.get("error")
     ids = torch.tensor(WINDOWS)
     is_arctic = json.loads((d / "config.json").read_text())["model_type"] == "arctic"

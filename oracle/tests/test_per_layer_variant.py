@@ -116,8 +116,7 @@ def test_custom_code_loads_it_strictly_and_computes_the_edit(variants, name: str
 def test_our_engine_runs_the_variant_like_the_torch_edit(variants, driver: str) -> None:
     """CPU reference and WebGPU engine on the variant itself: logits, perplexity and routing equal the torch edit."""
     fixture, out, rep = variants["qwen3_moe-fused"]
-    result = run_js_forward(driver, 300, [str(out)])
-    ours = result.get("results", result)[str(out)]  # the GPU driver nests results beside its adapter name
+    ours = run_js_forward(driver, 300, [str(out)])[str(out)]
     assert "error" not in ours, ours.get("error")
     logits, routing, loss = forward_with_routing(edited_copy(fixture, rep), torch.tensor(WINDOWS))
     assert_matches_torch(f"{fixture} per-layer variant", ours, logits, routing, loss)

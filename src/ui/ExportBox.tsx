@@ -102,7 +102,7 @@ export function ExportBox() {
       )}
       {!running && done?.source === model.fileSet && (
         <div className="notice notice-ok" data-testid="export-done" data-files={done.files.length} data-k={done.expertsPerLayer}>
-          Exported {done.expertsPerLayer} experts per layer{done.expertsPerLayer.includes('–') ? ' (per-layer variant: needs custom code)' : ''}: {done.files.length} files
+          Exported {done.expertsPerLayer} experts per layer{done.perLayer ? ' (per-layer variant: needs custom code)' : ''}: {done.files.length} files
           {done.folder ? (
             <>
               {' '}

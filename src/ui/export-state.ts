@@ -24,6 +24,8 @@ export interface ExportDone {
   readonly files: ReadonlyArray<{ name: string; bytes: number }>;
   /** "4", or "3–5" for a per-layer variant. */
   readonly expertsPerLayer: string;
+  /** Written as a per-layer variant (needs custom code to load). */
+  readonly perLayer: boolean;
 }
 
 export interface ExportState {
@@ -139,7 +141,7 @@ export async function startExport(target: ExportTarget): Promise<void> {
         output: target,
       },
     });
-    useExport.setState({ done: { source: model.fileSet, target, folder: dirOut?.name ?? null, files: result.files, expertsPerLayer: k } });
+    useExport.setState({ done: { source: model.fileSet, target, folder: dirOut?.name ?? null, files: result.files, expertsPerLayer: k, perLayer } });
   } catch (e) {
     const err = asUserError(e);
     useExport.setState({ stopped: err.code === 'Cancelled' ? 'Export cancelled; nothing usable was left behind.' : err.message });
