@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-AUSTEN = REPO.parent / "shared" / "data" / "austen"
+AUSTEN = REPO / "fixtures" / "austen"
 OUT = REPO / "fixtures" / "eval"
 
 

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { main, type CliIo } from './main.ts';
 
 const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));
-const TEXT = fileURLToPath(new URL('../../../shared/data/austen/emma.txt', import.meta.url));
+const TEXT = fileURLToPath(new URL('../../fixtures/austen/emma.txt', import.meta.url));
 const TMP = mkdtempSync(join(tmpdir(), 'moe-prune-eval-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 

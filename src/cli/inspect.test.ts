@@ -9,7 +9,8 @@ import { main, type CliIo } from './main.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MODELS = join(ROOT, 'fixtures/models');
-const ATENIA = join(ROOT, '../shared/reference/model-metadata/atenia-tiny-random-fixtures');
+// Third-party tiny checkpoints copied into the repo (fixtures/reference/README.md).
+const ATENIA = join(ROOT, 'fixtures/reference/atenia-tiny-random');
 
 function collect(): CliIo & { out: () => string; err: () => string } {
   let out = '';
@@ -44,8 +45,14 @@ describe('moe-prune inspect', () => {
 
   it('bad input: exit 2 and one line on stderr naming the file and the rule', async () => {
     const io = collect();
-    // A layer-0-only fragment: single file, no config beside it.
-    expect(await main(['inspect', join(ATENIA, 'qwen3_moe_layer0.safetensors')], io)).toBe(2);
+    // A single file with no config beside it.
+    const lone = mkdtempSync(join(tmpdir(), 'moe-prune-lone-'));
+    try {
+      copyFileSync(join(ATENIA, 'mixtral_classic.safetensors'), join(lone, 'mixtral_classic.safetensors'));
+      expect(await main(['inspect', join(lone, 'mixtral_classic.safetensors')], io)).toBe(2);
+    } finally {
+      rmSync(lone, { recursive: true, force: true });
+    }
     expect(io.err()).toBe('config.json: the checkpoint has no file "config.json" [MissingFile]\n');
     expect(io.out()).toBe('');
 

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { NodeFileSource, openNodeFileSet } from '../cli/node-files.ts';
@@ -10,8 +10,9 @@ import { assertComplete, catalogueCheckpoint, catalogueFromIndex, inspectCheckpo
 import { rejection, thrown } from '../../tests/errors.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const METADATA = resolve(ROOT, '../shared/reference/model-metadata');
-const ATENIA = join(METADATA, 'atenia-tiny-random-fixtures');
+// Real configs and indexes and third-party tiny checkpoints, copied into the repo (fixtures/reference/README.md).
+const METADATA = join(ROOT, 'fixtures/reference/model-metadata');
+const ATENIA = join(ROOT, 'fixtures/reference/atenia-tiny-random');
 const MODELS = join(ROOT, 'fixtures/models');
 
 async function ateniaSet(stem: string, config: string): Promise<FileSet> {

@@ -45,7 +45,7 @@ describe('every family in the adapter table has a forward pass, or says it has n
     for (const f of FAMILIES) {
       if (f.id === 'granitemoe') {
         // Catalogue and expert pruning only, documented in docs/1-load-and-inspect.md.
-        const c = JSON.parse(readFileSync(new URL('../../../../shared/reference/model-metadata/granitemoe_granite-3.1-1b-a400m-instruct/config.json', import.meta.url), 'utf8'));
+        const c = JSON.parse(readFileSync(new URL('../../../fixtures/reference/model-metadata/granitemoe_granite-3.1-1b-a400m-instruct/config.json', import.meta.url), 'utf8'));
         expect(() => readArchConfig(c)).toThrow(/Granite-MoE has no forward pass yet/);
       } else expect(readArchConfig(config(f.id)).family).toBe(f.id);
     }
