@@ -15,7 +15,7 @@ import { matmul, type BlockScale } from '../../gpu/kernels/matmul.ts';
 import { norm } from '../../gpu/kernels/norm.ts';
 import { rope } from '../../gpu/kernels/rope.ts';
 import { router } from '../../gpu/kernels/router.ts';
-import { coactivation } from '../../gpu/kernels/stats.ts';
+import { coactivation, colSumSq } from '../../gpu/kernels/stats.ts';
 import type { GpuTensor } from '../../gpu/tensor.ts';
 import { moeSpecAt, type ArchConfig, type MhaSpec, type MlaSpec, type NormKind } from '../reference/arch.ts';
 import type { LayerWeights } from './layer-weights.ts';
@@ -185,7 +185,7 @@ export interface ChunkRouting {
   readonly counts: Uint32Array;
 }
 
-interface ExpertWeights {
+export interface ExpertWeights {
   readonly gate: GpuTensor;
   readonly up: GpuTensor;
   readonly down: GpuTensor;
@@ -195,7 +195,7 @@ interface ExpertWeights {
 }
 
 /** Names and stored tensors of expert e (per-expert tensors, or one row of the fused v5 layout). */
-function expertSource(e: LayerEnv, ex: number): { names: readonly [string, string, string]; load: () => Promise<[StoredTensor, StoredTensor, StoredTensor]> } {
+export function expertSource(e: LayerEnv, ex: number): { names: readonly [string, string, string]; load: () => Promise<[StoredTensor, StoredTensor, StoredTensor]> } {
   const { arch, src, signal } = e;
   const blk = `model.layers.${e.layer}.${arch.names.moeBlock}`;
   const I = arch.moe.intermediate;
@@ -229,7 +229,7 @@ async function meanOf(parts: StoredTensor[], name: string, signal?: AbortSignal)
   return { dtype, shape, bytes: meanInDtype(dtype, await Promise.all(parts.map((t) => storedBytes(t, signal))), name) };
 }
 
-async function expertWeights(e: LayerEnv, ex: number, edits: ExpertEdits | undefined): Promise<ExpertWeights> {
+export async function expertWeights(e: LayerEnv, ex: number, edits: ExpertEdits | undefined): Promise<ExpertWeights> {
   const me = expertSource(e, ex);
   const merge = edits?.merges?.find((m) => m.into === ex);
   let loaded: Promise<[StoredTensor, StoredTensor, StoredTensor]> | undefined;
@@ -246,7 +246,7 @@ async function expertWeights(e: LayerEnv, ex: number, edits: ExpertEdits | undef
 }
 
 /** Router weight [E, hidden] with merged slots' rows replaced by their members' mean (as the export writes them). */
-async function routerWeight(e: LayerEnv, name: string, edits: ExpertEdits | undefined): Promise<GpuTensor> {
+export async function routerWeight(e: LayerEnv, name: string, edits: ExpertEdits | undefined): Promise<GpuTensor> {
   if (!edits?.merges?.length) return e.w.tensor(name);
   return e.w.put(name, async () => {
     const st = await e.src.rows(name, 0, undefined, e.signal);
@@ -289,7 +289,9 @@ export async function moeBlock(
   const logits = await s.out(n * E, 'router logits');
   const rw = await routerWeight(e, routerName, edits);
   const rs = await e.w.blockScale(routerName);
-  await matmul(ctx, { x, w: rw, y: logits, tokens: n, ...(rs ? { scale: rs } : {}) });
+  // The router is a linear map too: stage 2 with scope 'all' masks it (as the official Wanda code prunes `gate`).
+  const rm = await e.w.mask(routerName);
+  await matmul(ctx, { x, w: rw, y: logits, tokens: n, ...(rs ? { scale: rs } : {}), ...(rm ? { mask: rm } : {}) });
   const removed = edits?.removed?.size ? edits.removed : undefined;
   let removedBits: BufferView | undefined;
   if (removed) {
@@ -348,6 +350,27 @@ export async function moeBlock(
     } else await addInto(ctx, out, y, n * H);
   }
   return out;
+}
+
+/**
+ * Σ over ALL n tokens of expert ex's activation² per channel (silu(x·gateᵀ)·(x·upᵀ)), added into acc (f32 [I]): the
+ * down projection's input statistics of an expert that no calibration token reached (stage 2, policy all-tokens).
+ * Runs dense (no masks): the pruner asks for it before it sets any mask of the layer.
+ */
+export async function expertActivationNorms(e: LayerEnv, s: Scratch, x: BufferView, n: number, ex: number, edits: ExpertEdits | undefined, acc: BufferView): Promise<void> {
+  const w = await expertWeights(e, ex, edits);
+  const I = w.gate.shape[0]!;
+  const [sg, su] = w.scales;
+  const g = await s.out(n * I, 'expert gate');
+  const u = await s.out(n * I, 'expert up');
+  await matmul(e.ctx, { x, w: w.gate, y: g, tokens: n, ...(sg ? { scale: sg } : {}) });
+  await matmul(e.ctx, { x, w: w.up, y: u, tokens: n, ...(su ? { scale: su } : {}) });
+  const act = await s.out(n * I, 'expert act');
+  await siluMul(e.ctx, g, u, act, n * I);
+  s.free(g);
+  s.free(u);
+  await colSumSq(e.ctx, { x: act, rows: n, cols: I, acc });
+  s.free(act);
 }
 
 /** Coactivation counts of one chunk into `co` (u32 [E, E]). */

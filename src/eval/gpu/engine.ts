@@ -14,6 +14,7 @@ import { addInto } from '../../gpu/kernels/elementwise.ts';
 import { embed } from '../../gpu/kernels/embed.ts';
 import { outputBuffer, zeroedBuffer } from '../../gpu/kernels/kernel-args.ts';
 import { matmul, type BlockScale } from '../../gpu/kernels/matmul.ts';
+import { colSumSq } from '../../gpu/kernels/stats.ts';
 import { nll as nllKernel, NO_TARGET } from '../../gpu/kernels/nll.ts';
 import { readBuffer, STORAGE_USAGE } from '../../gpu/pool.ts';
 import { releaseTensor, uploadTensor, type GpuTensor } from '../../gpu/tensor.ts';
@@ -21,10 +22,10 @@ import type { NllForward } from '../perplexity.ts';
 import { moeSpecAt, readArchConfig, type ArchConfig } from '../reference/arch.ts';
 import { checkWindows, type LayerRouting } from '../reference/forward.ts';
 import { ropeTables } from '../reference/rope.ts';
-import { attentionBlock, countCoactivation, moeBlock, normRows, Scratch, swiglu, type ChunkRouting, type LayerEnv } from './blocks.ts';
+import { attentionBlock, countCoactivation, expertActivationNorms, expertSource, expertWeights, moeBlock, normRows, routerWeight, Scratch, swiglu, type ChunkRouting, type LayerEnv } from './blocks.ts';
 import { LayerWeights } from './layer-weights.ts';
 import type { WeightPlan } from './plan.ts';
-import { InputNormAccumulators, LogitMoments, type CalibrationStats, type MoeLayerStats } from './stats.ts';
+import { InputNormAccumulators, LogitMoments, type CalibrationStats, type InputNorm, type MoeLayerStats } from './stats.ts';
 import { CheckpointTensors, elemBytes, storedBytes, storedToF32, widenBlockFp8, type GpuWeightSource, type StoredTensor } from './weights.ts';
 
 const MiB = 2 ** 20;
@@ -49,12 +50,42 @@ export interface GpuForwardOptions extends LongTask {
   readonly routing?: boolean;
   /** Hidden states entering and leaving each decoder layer ([N, hidden], read back; do not keep references). */
   readonly layerHidden?: (layer: number, input: Float32Array, output: Float32Array) => void;
+  /**
+   * Sequential pruning (Wanda's order): each decoder layer first runs dense over all chunks to gather its input
+   * statistics (inputs = outputs of the layers before it, as already pruned), then `sequential` sets the layer's
+   * masks (through the plan's `mask` lookup), then the layer runs again with them to give the next layer's input.
+   */
+  readonly sequential?: LayerPruner;
   /** Windows per chunk (default: from the activation budget and the binding limit). */
   readonly chunkWindows?: number;
   readonly budgets?: EngineBudgets;
   /** Split weights into parts of at most this many bytes (tests exercise multi-part tensors with it). */
   readonly maxBindingBytes?: number;
 }
+
+/** What a sequential pruner sees of one decoder layer between its dense statistics pass and its output pass. */
+export interface LayerPruneContext {
+  readonly layer: number;
+  readonly moe: boolean;
+  /** Σx² per input channel of every linear map the layer ran, over its tokens (a routed expert: its tokens). */
+  readonly inputNorms: Readonly<Record<string, InputNorm>>;
+  /** MoE layers: routed experts (the layer's count) and tokens routed to each in the dense pass; else 0 / empty. */
+  readonly experts: number;
+  readonly tokensPerExpert: Uint32Array;
+  /** Experts the plan removed in this layer. */
+  readonly removed: ReadonlySet<number>;
+  /** Reference names [gate, up, down] of routed expert `ex` (per-expert names, or the fused rows' names). */
+  expertNames(ex: number): readonly [string, string, string];
+  /** A linear weight of the layer on the GPU exactly as the forward pass uses it (merged means included). */
+  weight(name: string): Promise<{ readonly t: GpuTensor; readonly scale?: BlockScale }>;
+  /**
+   * Input statistics of experts as if every token entering the MoE block were routed to them: gate/up over the
+   * block's input, down over each expert's own activation. Call before setting any mask of the layer (dense).
+   */
+  allTokenNorms(experts: readonly number[]): Promise<Map<number, { readonly gateUp: InputNorm; readonly down: InputNorm }>>;
+}
+
+export type LayerPruner = (c: LayerPruneContext) => Promise<void>;
 
 /** Memory and time of one decoder layer. */
 export interface LayerReport {
@@ -274,6 +305,7 @@ export class GpuForwardEngine {
     const hidIn = opts.layerHidden ? new Float32Array(N * H) : null;
     const hidOut = opts.layerHidden ? new Float32Array(N * H) : null;
     try {
+      if (opts.sequential) await this.prunePass(env, chunks, moe, E, edits, opts.sequential);
       for (const c of chunks) {
         throwIfAborted(opts.signal);
         const x = await toGpu(c);
@@ -319,6 +351,116 @@ export class GpuForwardEngine {
     }
   }
 
+  /**
+   * The dense statistics pass of one layer (outputs dropped, the chunks' inputs kept), then the pruner. Spilled
+   * chunks are uploaded for the pass and stay on the CPU, so GPU memory stays one chunk of hidden states.
+   */
+  private async prunePass(env: LayerEnv, chunks: Chunk[], moe: boolean, E: number, edits: Parameters<typeof moeBlock>[4], prune: LayerPruner): Promise<void> {
+    const { ctx, arch, layer } = env;
+    const norms = new InputNormAccumulators(ctx);
+    const counts = new Uint32Array(moe ? E : 0);
+    try {
+      const dense: LayerEnv = { ...env, norms };
+      for (const c of chunks) {
+        throwIfAborted(env.signal);
+        await this.withChunk(c, async (x) => {
+          const out = await this.layerChunk(dense, x, c.tokens, moe, edits, async (r) => r.counts.forEach((n, e) => (counts[e]! += n)));
+          ctx.pool.release(out.buffer);
+        });
+      }
+      const inputNorms: Record<string, InputNorm> = {};
+      await norms.read(inputNorms);
+      const removed = edits?.removed ?? new Set<number>();
+      const names = new Map<string, number>();
+      const expertNames = (ex: number): readonly [string, string, string] => expertSource(env, ex).names;
+      if (moe) for (let ex = 0; ex < E; ex++) for (const n of expertNames(ex)) names.set(n, ex);
+      const blk = `model.layers.${layer}.${arch.names.moeBlock}`;
+      await prune({
+        layer, moe, inputNorms, experts: moe ? E : 0, tokensPerExpert: counts, removed, expertNames,
+        weight: async (name) => {
+          const ex = names.get(name);
+          if (ex !== undefined) {
+            const w = await expertWeights(env, ex, edits);
+            const i = w.names.indexOf(name);
+            const scale = w.scales[i];
+            return { t: [w.gate, w.up, w.down][i]!, ...(scale ? { scale } : {}) };
+          }
+          const t = moe && name === `${blk}.gate.weight` ? await routerWeight(env, name, edits) : await env.w.tensor(name);
+          const scale = await env.w.blockScale(name);
+          return { t, ...(scale ? { scale } : {}) };
+        },
+        allTokenNorms: (experts) => this.allTokenNorms(env, chunks, edits, experts),
+      });
+    } finally {
+      norms.release();
+    }
+  }
+
+  /** Runs `f` on a chunk's hidden states on the GPU without changing where the chunk lives. */
+  private async withChunk(c: Chunk, f: (x: BufferView) => Promise<void>): Promise<void> {
+    if (c.gpu) return f(c.gpu);
+    const x = await uploadWords(this.ctx, c.cpu!, 'hidden states');
+    try {
+      await f(x);
+    } finally {
+      this.ctx.pool.release(x.buffer);
+    }
+  }
+
+  private async allTokenNorms(env: LayerEnv, chunks: Chunk[], edits: Parameters<typeof moeBlock>[4], experts: readonly number[]): Promise<Map<number, { gateUp: InputNorm; down: InputNorm }>> {
+    const { ctx, arch } = env;
+    const out = new Map<number, { gateUp: InputNorm; down: InputNorm }>();
+    if (!experts.length) return out;
+    const H = arch.hidden;
+    const I = moeSpecAt(arch, env.layer).intermediate;
+    const plain: LayerEnv = { ...env, norms: null };
+    const s = new Scratch(ctx);
+    try {
+      const gateUp = await s.zeros(H, 'all-token norms');
+      const down = new Map<number, BufferView>();
+      for (const ex of experts) down.set(ex, await s.zeros(I, 'all-token norms'));
+      let rows = 0;
+      for (const c of chunks) {
+        throwIfAborted(env.signal);
+        await this.withChunk(c, async (x) => {
+          const cs = new Scratch(ctx);
+          try {
+            const moeIn = await this.moeInput(plain, cs, x, c.tokens);
+            await colSumSq(ctx, { x: moeIn, rows: c.tokens, cols: H, acc: gateUp });
+            for (const ex of experts) await expertActivationNorms(plain, cs, moeIn, c.tokens, ex, edits, down.get(ex)!);
+          } finally {
+            cs.release();
+          }
+        });
+        rows += c.tokens;
+      }
+      const gu = await readF32(ctx, gateUp, H);
+      for (const ex of experts) out.set(ex, { gateUp: { rows, sumSq: gu.slice() }, down: { rows, sumSq: (await readF32(ctx, down.get(ex)!, I)).slice() } });
+      return out;
+    } finally {
+      s.release();
+    }
+  }
+
+  /** Attention and the post-attention norm of a MoE layer: the MoE block's input [n, hidden] (scratch), and the residual stream. */
+  private async moeInput(e: LayerEnv, s: Scratch, x: BufferView, n: number): Promise<BufferView> {
+    return (await this.attentionPart(e, s, x, n, true)).moeIn!;
+  }
+
+  private async attentionPart(e: LayerEnv, s: Scratch, x: BufferView, n: number, moe: boolean): Promise<{ afterAttn: BufferView; moeIn: BufferView | null }> {
+    const { ctx, arch, layer } = e;
+    const H = arch.hidden;
+    const p = `model.layers.${layer}`;
+    const h1 = await normRows(e, s, `${p}.input_layernorm`, x, n, H, arch.norm, arch.normEps);
+    const afterAttn = await attentionBlock(e, s, h1, n);
+    s.free(h1);
+    await addInto(ctx, afterAttn, x, n * H);
+    if (!moe) return { afterAttn, moeIn: null };
+    // Arctic's parallel residual: the MoE reads the layer INPUT, a dense residual MLP the post-attention stream.
+    const moeIn = await normRows(e, s, `${p}.post_attention_layernorm`, arch.parallelResidualMlp ? x : afterAttn, n, H, arch.norm, arch.normEps);
+    return { afterAttn, moeIn };
+  }
+
   /** One decoder layer on one chunk of whole windows; returns the new hidden states (caller owns them). */
   private async layerChunk(e: LayerEnv, x: BufferView, n: number, moe: boolean, edits: Parameters<typeof moeBlock>[4], onRouting: (r: ChunkRouting) => Promise<void>): Promise<BufferView> {
     const { ctx, arch, layer } = e;
@@ -326,15 +468,10 @@ export class GpuForwardEngine {
     const p = `model.layers.${layer}`;
     const s = new Scratch(ctx);
     try {
-      const h1 = await normRows(e, s, `${p}.input_layernorm`, x, n, H, arch.norm, arch.normEps);
-      const afterAttn = await attentionBlock(e, s, h1, n);
-      s.free(h1);
-      await addInto(ctx, afterAttn, x, n * H);
+      const { afterAttn, moeIn } = await this.attentionPart(e, s, x, n, moe);
       let out: BufferView;
-      if (moe) {
-        // Arctic's parallel residual: the MoE reads the layer INPUT, a dense residual MLP the post-attention stream.
+      if (moeIn) {
         const parallel = arch.parallelResidualMlp;
-        const moeIn = await normRows(e, s, `${p}.post_attention_layernorm`, parallel ? x : afterAttn, n, H, arch.norm, arch.normEps);
         out = await moeBlock(e, s, moeIn, n, edits, onRouting);
         await addInto(ctx, out, afterAttn, n * H);
         if (parallel) {
