@@ -53,8 +53,8 @@ describe('planPrunedTensors: per-expert layout (mixtral, F32, 4 experts, H=32, I
     expect(r.shape).toEqual([2, 32]);
     expect(r.byteLength).toBe(256);
     expect(r.pieces).toEqual([
-      { kind: 'copy', range: { tensor: ROUTER, offset: 128, length: 128 } },
-      { kind: 'copy', range: { tensor: ROUTER, offset: 384, length: 128 } },
+      { kind: 'copy', range: { tensor: ROUTER, offset: 128, length: 128 }, origin: 1 },
+      { kind: 'copy', range: { tensor: ROUTER, offset: 384, length: 128 }, origin: 3 },
     ]);
     const other = byName(plan).get('model.layers.1.block_sparse_moe.gate.weight')!;
     expect(other.shape).toEqual([4, 32]);
@@ -85,8 +85,9 @@ describe('planPrunedTensors: per-expert layout (mixtral, F32, 4 experts, H=32, I
     ]);
     expect(t.get(`${E}.0.w3.weight`)!.pieces[0]!.kind).toBe('copy');
     expect(t.get(ROUTER)!.pieces).toEqual([
-      { kind: 'copy', range: { tensor: ROUTER, offset: 0, length: 128 } },
-      { kind: 'mean', dtype: 'F32', ranges: [1, 2, 3].map((e) => ({ tensor: ROUTER, offset: e * 128, length: 128 })) },
+      { kind: 'copy', range: { tensor: ROUTER, offset: 0, length: 128 }, origin: 0 },
+      // The merged slot's row stands for its kept expert (2): stage-2 masks are keyed by it.
+      { kind: 'mean', dtype: 'F32', ranges: [1, 2, 3].map((e) => ({ tensor: ROUTER, offset: e * 128, length: 128 })), origin: 2 },
     ]);
   });
 
@@ -115,7 +116,7 @@ describe('planPrunedTensors: fused layout (qwen3_moe-fused, 8 experts)', () => {
     expect(cat.tensors.get(`${P}.gate_up_proj`)!.shape).toEqual([8, 32, 32]);
     expect(gu.shape).toEqual([3, 32, 32]);
     const row = 32 * 32 * 4;
-    expect(gu.pieces).toEqual([0, 5, 7].map((e) => ({ kind: 'copy', range: { tensor: `${P}.gate_up_proj`, offset: e * row, length: row } })));
+    expect(gu.pieces).toEqual([0, 5, 7].map((e) => ({ kind: 'copy', range: { tensor: `${P}.gate_up_proj`, offset: e * row, length: row }, origin: e })));
     const down = t.get(`${P}.down_proj`)!;
     expect(down.shape).toEqual([3, 32, 16]);
     expect(down.byteLength).toBe(3 * 32 * 16 * 4);
@@ -127,7 +128,7 @@ describe('planPrunedTensors: fused layout (qwen3_moe-fused, 8 experts)', () => {
     const plan = planPrunedTensors(cat, [keep(1, [0, 5, 7], [{ slot: 2, members: [6, 7] }])]);
     const down = byName(plan).get(`${P}.down_proj`)!;
     const row = 32 * 16 * 4;
-    expect(down.pieces[2]).toEqual({ kind: 'mean', dtype: 'F32', ranges: [6, 7].map((e) => ({ tensor: `${P}.down_proj`, offset: e * row, length: row })) });
+    expect(down.pieces[2]).toEqual({ kind: 'mean', dtype: 'F32', ranges: [6, 7].map((e) => ({ tensor: `${P}.down_proj`, offset: e * row, length: row })), origin: 7 });
   });
 });
 
@@ -139,7 +140,7 @@ describe('planPrunedTensors: DeepSeek-V3 correction bias and FP8 scales', () => 
     expect(bias.dtype).toBe('F32');
     expect(bias.shape).toEqual([4]);
     expect(bias.isParam).toBe(false);
-    expect(bias.pieces).toEqual([1, 2, 4, 6].map((e) => ({ kind: 'copy', range: { tensor: bias.name, offset: e * 4, length: 4 } })));
+    expect(bias.pieces).toEqual([1, 2, 4, 6].map((e) => ({ kind: 'copy', range: { tensor: bias.name, offset: e * 4, length: 4 }, origin: e })));
     expect(byName(plan).get('model.layers.1.mlp.gate.weight')!.shape).toEqual([4, 32]);
     // Shared experts are never touched.
     const shared = byName(plan).get('model.layers.1.mlp.shared_experts.down_proj.weight')!;

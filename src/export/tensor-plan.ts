@@ -28,10 +28,15 @@ export interface ByteRange {
   readonly length: number;
 }
 
-export type Piece = { readonly kind: 'copy'; readonly range: ByteRange } | { readonly kind: 'mean'; readonly dtype: DType; readonly ranges: readonly ByteRange[] };
+/** `origin`: for tensors sliced by expert rows (router, fused experts), the original expert this piece's row holds. */
+export type Piece =
+  | { readonly kind: 'copy'; readonly range: ByteRange; readonly origin?: ExpertIndex }
+  | { readonly kind: 'mean'; readonly dtype: DType; readonly ranges: readonly ByteRange[]; readonly origin?: ExpertIndex };
 
 export interface OutputTensor {
   readonly name: string;
+  /** The input tensor it is made from (for a renumbered or merged expert: the kept expert's own tensor). */
+  readonly source: string;
   readonly dtype: DType;
   readonly shape: readonly number[];
   readonly byteLength: number;
@@ -73,11 +78,15 @@ function checkAverageable(e: TensorEntry): void {
     throw new MoePruneError('InvalidPlan', `cannot average experts stored as ${e.dtype} ("${e.name}") without requantising; use reconstruction "none"`, e.file);
 }
 
-function rowPieces(e: TensorEntry, slots: ExpertIndex[][]): Piece[] {
+function rowPieces(e: TensorEntry, slots: ExpertIndex[][], kept: readonly ExpertIndex[]): Piece[] {
   if (slots.some((m) => m.length > 1)) checkAverageable(e);
   const rb = rowBytes(e);
   const range = (row: number): ByteRange => ({ tensor: e.name, offset: row * rb, length: rb });
-  return slots.map((members) => (members.length === 1 ? { kind: 'copy', range: range(members[0]!) } : { kind: 'mean', dtype: e.dtype, ranges: members.map(range) }));
+  return slots.map((members, slot) =>
+    members.length === 1
+      ? { kind: 'copy', range: range(members[0]!), origin: kept[slot]! }
+      : { kind: 'mean', dtype: e.dtype, ranges: members.map(range), origin: kept[slot]! },
+  );
 }
 
 export function planPrunedTensors(cat: Catalogue, keeps: readonly LayerKeep[]): TensorPlan {
@@ -95,7 +104,7 @@ export function planPrunedTensors(cat: Catalogue, keeps: readonly LayerKeep[]): 
   const out: OutputTensor[] = [];
   const add = (e: TensorEntry, name: string, shape: readonly number[], pieces: Piece[]): void => {
     const byteLength = (numel(shape) * dtypeBits(e.dtype)) / 8;
-    out.push({ name, dtype: e.dtype, shape, byteLength, shard: e.file, pieces, isParam: isParamEntry(e) });
+    out.push({ name, source: e.name, dtype: e.dtype, shape, byteLength, shard: e.file, pieces, isParam: isParamEntry(e) });
   };
   const whole = (e: TensorEntry): Piece[] => [{ kind: 'copy', range: { tensor: e.name, offset: 0, length: e.byteLength } }];
 
@@ -109,7 +118,7 @@ export function planPrunedTensors(cat: Catalogue, keeps: readonly LayerKeep[]): 
     const slots = slotMembers(keep);
     if (role.kind === 'router' || role.kind === 'fused_experts') {
       // [E, ...]: one row per expert.
-      add(e, e.name, [slots.length, ...e.shape.slice(1)], rowPieces(e, slots));
+      add(e, e.name, [slots.length, ...e.shape.slice(1)], rowPieces(e, slots, keep.kept));
       continue;
     }
     // Per-expert tensor: it survives as the slot it represents (renamed), or is dropped.

@@ -11,6 +11,7 @@ import { meanInDtype } from '../formats/mean.ts';
 import { formatShardIndex, INDEX_FILE, shardFileName, SINGLE_FILE } from '../formats/safetensors/index-file.ts';
 import { buildHeader, writeSafetensors, type ByteSink, type WriterTensor } from '../formats/safetensors/writer.ts';
 import { shardOf, type Catalogue } from '../models/catalogue.ts';
+import { maskedBytes, pieceMask, type MaskLookup } from './masks.ts';
 import type { ByteRange, OutputTensor, Piece, TensorPlan } from './tensor-plan.ts';
 
 /** Where an export goes: a folder on disk (CLI), a folder the user picked (File System Access), or downloads. */
@@ -27,6 +28,8 @@ export interface ExportFiles {
   readonly configText: string;
   /** Extra files written after the weights, in order (prune-report.json, README.md). */
   readonly extras: ReadonlyArray<{ name: string; text: string }>;
+  /** Stage-2 masks: pruned weights are written as zeros (see masks.ts). */
+  readonly masks?: MaskLookup;
 }
 
 export interface ExportResult {
@@ -63,9 +66,13 @@ async function* meanRanges(cat: Catalogue, p: Extract<Piece, { kind: 'mean' }>, 
   }
 }
 
-function tensorData(cat: Catalogue, t: OutputTensor, signal?: AbortSignal): () => AsyncIterable<Uint8Array> {
+function tensorData(cat: Catalogue, t: OutputTensor, masks: MaskLookup | undefined, signal?: AbortSignal): () => AsyncIterable<Uint8Array> {
   return async function* () {
-    for (const p of t.pieces) yield* p.kind === 'copy' ? readRange(cat, p.range, signal) : meanRanges(cat, p, signal);
+    for (const p of t.pieces) {
+      const bytes = p.kind === 'copy' ? readRange(cat, p.range, signal) : meanRanges(cat, p, signal);
+      const m = masks && pieceMask(cat, t, p, masks);
+      yield* m ? maskedBytes(bytes, m, t.dtype, t.name) : bytes;
+    }
   };
 }
 
@@ -117,7 +124,7 @@ export async function writePrunedCheckpoint(
   try {
     const weightMap = new Map<string, string>();
     for (const shard of shards) {
-      const tensors: WriterTensor[] = shard.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: tensorData(cat, t, signal) }));
+      const tensors: WriterTensor[] = shard.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: tensorData(cat, t, files.masks, signal) }));
       for (const t of shard.tensors) weightMap.set(t.name, shard.name);
       let before = 0;
       await writeFile(shard.name, async (sink) => {
