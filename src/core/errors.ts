@@ -1,42 +1,50 @@
+/** Every error code, at run time too (withoutCodes recognises them in a message). */
+const CODES = [
+  'NotSafetensors',
+  'HeaderTooSmall',
+  'HeaderTooLarge',
+  'InvalidHeaderLength',
+  'InvalidHeader',
+  'InvalidHeaderDeserialization',
+  'InvalidMetadata',
+  'UnknownDtype',
+  'InvalidShape',
+  'InvalidOffset',
+  'TensorInvalidInfo',
+  'MisalignedSlice',
+  'ValidationOverflow',
+  'MetadataIncompleteBuffer',
+  'DuplicateTensor',
+  'TruncatedFile',
+  'MissingFile',
+  'FileChanged',
+  'PermissionDenied',
+  'MissingTensor',
+  'InvalidIndex',
+  'InvalidConfig',
+  'UnsupportedFamily',
+  'UnsupportedDtype',
+  'StorageFull',
+  'StorageError',
+  'GpuUnavailable',
+  'GpuLost',
+  'GpuOutOfMemory',
+  'GpuValidation',
+  'Cancelled',
+  'InvalidPlan',
+  'InvalidArgument',
+  'IoError',
+] as const;
+
+export type ErrorCode = (typeof CODES)[number];
+const ERROR_CODES: ReadonlySet<string> = new Set(CODES);
+
 /**
  * Every failure a user can meet is a MoePruneError: it names the file (when there is one), the rule that
- * was broken, and reads as one line. UI and CLI print `error.message` as is.
+ * was broken, and reads as one line. The CLI prints `error.message` (the code in brackets at the end, for scripts
+ * and bug reports); the page shows `error.text`, the same words without the code, and keeps the code in the
+ * element's data-code.
  */
-export type ErrorCode =
-  | 'HeaderTooSmall'
-  | 'HeaderTooLarge'
-  | 'InvalidHeaderLength'
-  | 'InvalidHeader'
-  | 'InvalidHeaderDeserialization'
-  | 'InvalidMetadata'
-  | 'UnknownDtype'
-  | 'InvalidShape'
-  | 'InvalidOffset'
-  | 'TensorInvalidInfo'
-  | 'MisalignedSlice'
-  | 'ValidationOverflow'
-  | 'MetadataIncompleteBuffer'
-  | 'DuplicateTensor'
-  | 'TruncatedFile'
-  | 'MissingFile'
-  | 'FileChanged'
-  | 'PermissionDenied'
-  | 'MissingTensor'
-  | 'InvalidIndex'
-  | 'InvalidConfig'
-  | 'UnsupportedFamily'
-  | 'UnsupportedDtype'
-  | 'StorageFull'
-  | 'StorageError'
-  | 'GpuUnavailable'
-  | 'GpuLost'
-  | 'GpuOutOfMemory'
-  | 'GpuValidation'
-  | 'Cancelled'
-  | 'InvalidPlan'
-  | 'InvalidArgument'
-  | 'IoError';
-
 export class MoePruneError extends Error {
   readonly code: ErrorCode;
   readonly file: string | undefined;
@@ -49,6 +57,19 @@ export class MoePruneError extends Error {
     this.file = file;
     this.detail = detail;
   }
+
+  /** The message as the page shows it: file and rule, no internal code (see withoutCodes). */
+  get text(): string {
+    return withoutCodes(this.message);
+  }
+}
+
+/** ` [Code]` as MoePruneError appends it (also where one error's message was quoted inside another's detail). */
+const CODE_SUFFIX = / \[([A-Z][A-Za-z]+)\]/g;
+
+/** A user-facing message without the internal codes in brackets: what the page shows. */
+export function withoutCodes(message: string): string {
+  return message.replace(CODE_SUFFIX, (whole, code: string) => (ERROR_CODES.has(code) ? '' : whole));
 }
 
 export function isMoePruneError(e: unknown): e is MoePruneError {

@@ -2,6 +2,7 @@ import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
 import type { ByteSource } from '../bytes.ts';
 import { decodeToF32 } from '../dtype.ts';
 import { MAX_HEADER_BYTES, parseHeader, type TensorInfo } from './header.ts';
+import { notSafetensorsReason } from './sniff.ts';
 
 export type { TensorInfo } from './header.ts';
 
@@ -86,6 +87,9 @@ export class SafetensorsFile {
 /** Reads and validates the header of a .safetensors file without touching its tensor data. */
 export async function openSafetensors(src: ByteSource, signal?: AbortSignal): Promise<SafetensorsFile> {
   const prefix = src.size >= 8 ? await src.read(0, 8, signal) : new Uint8Array(0);
+  // A file of another format is called that, in plain words, before its first bytes are read as a header length.
+  const foreign = notSafetensorsReason(prefix);
+  if (foreign) throw new MoePruneError('NotSafetensors', `not a safetensors file: ${foreign}`, src.name);
   let headerBytes: Uint8Array | null = null;
   if (prefix.byteLength === 8) {
     const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
