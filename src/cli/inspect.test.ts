@@ -43,18 +43,80 @@ describe('moe-prune inspect', () => {
     expect([s.family, s.params.total, s.layout]).toEqual(['mixtral', 60832, 'per-expert']);
   });
 
-  it('bad input: exit 2 and one line on stderr naming the file and the rule', async () => {
-    const io = collect();
-    // A single file with no config beside it.
-    const lone = mkdtempSync(join(tmpdir(), 'moe-prune-lone-'));
+  it('a lone .safetensors file: what its header says, the strict checks, and that the family needs config.json', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moe-prune-lone-'));
     try {
-      copyFileSync(join(ATENIA, 'mixtral_classic.safetensors'), join(lone, 'mixtral_classic.safetensors'));
-      expect(await main(['inspect', join(lone, 'mixtral_classic.safetensors')], io)).toBe(2);
+      const file = join(dir, 'model.safetensors');
+      copyFileSync(join(ATENIA, 'mixtral_classic.safetensors'), file);
+      const io = collect();
+      expect(await main(['inspect', file], io)).toBe(0);
+      expect(io.err()).toBe('');
+      const text = io.out();
+      expect(text).toMatch(/^format +safetensors: 41 tensor\(s\), header 4\.50 kB, 243 kB of tensor data, 248 kB on disk$/m);
+      expect(text).toMatch(/^elements +60,832 in this file$/m);
+      expect(text).toMatch(/^dtypes +F32×41$/m);
+      expect(text).toMatch(/^metadata +none$/m);
+      expect(text).toMatch(/^check +ok: header length within the file .*; the data ends exactly at the end of the file$/m);
+      expect(text).toMatch(/^family +unknown: the model family, layers and experts come from config\.json, which is not with this file/m);
+      expect(text).toMatch(/^tensor +dtype +shape +bytes$/m);
+      expect(text).toMatch(/^model\.layers\.1\.block_sparse_moe\.experts\.3\.w2\.weight +F32 +\[32, 64\] +8,192$/m);
+      expect(text.trimEnd().split('\n')).toHaveLength(8 + 1 + 41);
+
+      const j = collect();
+      expect(await main(['inspect', file, '--json'], j)).toBe(0);
+      const d = JSON.parse(j.out()) as { kind: string; file: string; tensorCount: number; elements: number; headerBytes: number; metadata: unknown; checks: string[]; needsConfig: string; tensors: Array<{ name: string; dtype: string; shape: number[]; bytes: number }> };
+      expect([d.kind, d.file, d.tensorCount, d.elements, d.headerBytes, d.metadata]).toEqual(['safetensors-file', 'model.safetensors', 41, 60832, 4504, null]);
+      expect(d.checks).toHaveLength(6);
+      expect(d.needsConfig).toContain('config.json');
+      expect(d.tensors.find((t) => t.name === 'model.embed_tokens.weight')).toEqual({ name: 'model.embed_tokens.weight', dtype: 'F32', shape: [48, 32], bytes: 6144 });
+
+      // The same file with its config beside it is a checkpoint again.
+      copyFileSync(join(ATENIA, 'mixtral_classic_config.json'), join(dir, 'config.json'));
+      const c = collect();
+      expect(await main(['inspect', file], c)).toBe(0);
+      expect(c.out()).toMatch(/^family +Mixtral/m);
     } finally {
-      rmSync(lone, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
     }
-    expect(io.err()).toBe('config.json: the checkpoint has no file "config.json" [MissingFile]\n');
-    expect(io.out()).toBe('');
+  });
+
+  it('a file that is not safetensors is called that in one plain line, whatever its name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moe-prune-notst-'));
+    try {
+      const zip = Buffer.concat([Buffer.from('PK\x03\x04\x14\x00\x00\x00\x08\x00', 'latin1'), Buffer.alloc(100, 1)]);
+      writeFileSync(join(dir, 'pytorch_model.bin'), zip);
+      writeFileSync(join(dir, 'renamed.safetensors'), zip);
+      writeFileSync(join(dir, 'config.json'), '{\n  "architectures": ["MixtralForCausalLM"]\n}\n');
+      const cases: Array<[string, string]> = [
+        ['pytorch_model.bin', 'pytorch_model.bin: not a safetensors file: it is a zip archive (PyTorch saves .bin and .pt checkpoints as one); convert the checkpoint to safetensors first [NotSafetensors]\n'],
+        ['renamed.safetensors', 'renamed.safetensors: not a safetensors file: it is a zip archive (PyTorch saves .bin and .pt checkpoints as one); convert the checkpoint to safetensors first [NotSafetensors]\n'],
+        ['config.json', 'config.json: not a safetensors file: it is a JSON text file (a config or an index?), not the binary safetensors format [NotSafetensors]\n'],
+      ];
+      for (const [name, line] of cases)
+        for (const json of [[], ['--json']]) {
+          const io = collect();
+          expect(await main(['inspect', join(dir, name), ...json], io)).toBe(2);
+          expect(io.err()).toBe(line);
+          expect(io.out()).toBe('');
+        }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('bad input: exit 2 and one line on stderr naming the file and the rule', async () => {
+    // Several shards and no config: that is a checkpoint missing its config, not a lone file.
+    const dir = mkdtempSync(join(tmpdir(), 'moe-prune-noconfig-'));
+    try {
+      for (const f of ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors', 'model.safetensors.index.json'])
+        copyFileSync(join(MODELS, 'mixtral', f), join(dir, f));
+      const io = collect();
+      expect(await main(['inspect', dir], io)).toBe(2);
+      expect(io.err()).toBe('config.json: the checkpoint has no file "config.json" [MissingFile]\n');
+      expect(io.out()).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
 
     const io2 = collect();
     expect(await main(['inspect', join(ROOT, 'no-such-checkpoint')], io2)).toBe(2);

@@ -1,6 +1,7 @@
 import type { ReactNode } from 'react';
 import { expertsPerLayerText } from '../models/catalogue.ts';
 import { FAMILIES, familyById } from '../models/families.ts';
+import type { LoneFileSummary } from '../models/lone-file.ts';
 import type { CheckpointSummary } from '../models/types.ts';
 import { formatBytes, formatCount, formatRanges } from '../core/format.ts';
 import { storeCurrent, useApp, type CurrentModel } from './state.ts';
@@ -62,6 +63,12 @@ function StorageActions({ cur }: { cur: CurrentModel }) {
         Stored in this browser
       </span>
     );
+  if (cur.lone)
+    return (
+      <span className="chip chip-warn" data-testid="mode" title="A single file without its config.json: only its header can be read">
+        One file, no config.json · header only
+      </span>
+    );
   const unreadable = !cur.inspecting && cur.summary === null;
   if (unreadable)
     return (
@@ -83,6 +90,78 @@ function StorageActions({ cur }: { cur: CurrentModel }) {
             ? `Resume storing (${formatBytes(cur.match!.record.totalBytes - cur.match!.storedBytes)} left)`
             : 'Store in browser'}
       </button>
+    </div>
+  );
+}
+
+/** Rows of the tensor table shown at once; the rest is counted (a real shard lists hundreds). */
+const LONE_ROWS = 200;
+
+/** A lone weights file: what its header says, the checks it passed, and why there is no family. */
+function LoneFile({ d }: { d: LoneFileSummary }) {
+  return (
+    <div data-testid="lone-file">
+      <p className="partial" data-testid="lone-needs-config">
+        Header only: {d.needsConfig}.
+      </p>
+      <dl className="facts">
+        <Fact label="Tensors" testid="lone-tensor-count">
+          {d.tensorCount}
+        </Fact>
+        <Fact label="Elements" testid="lone-elements">
+          {d.elements.toLocaleString('en-US')}
+        </Fact>
+        <Fact label="Size" testid="lone-bytes">
+          {formatBytes(d.bytesOnDisk)} on disk · header {formatBytes(d.headerBytes)} · {formatBytes(d.tensorBytes)} tensor data
+        </Fact>
+        <Fact label="dtypes" testid="lone-dtypes">
+          {Object.entries(d.dtypes)
+            .sort((a, b) => b[1] - a[1])
+            .map(([k, n]) => (
+              <span className="chip" key={k}>
+                {k} × {n}
+              </span>
+            ))}
+        </Fact>
+        <Fact label="Metadata" testid="lone-metadata">
+          {d.metadata ? Object.entries(d.metadata).map(([k, v]) => `${k} = ${v}`).join(' · ') || 'empty' : 'none'}
+        </Fact>
+        <Fact label="Checks" testid="lone-checks">
+          <ul className="small checklist">
+            {d.checks.map((c) => (
+              <li key={c}>✓ {c}</li>
+            ))}
+          </ul>
+        </Fact>
+      </dl>
+      <h3>Tensors</h3>
+      <table className="files" data-testid="lone-tensors">
+        <thead>
+          <tr>
+            <th>Tensor</th>
+            <th>dtype</th>
+            <th>Shape</th>
+            <th className="num">Bytes</th>
+          </tr>
+        </thead>
+        <tbody>
+          {d.tensors.slice(0, LONE_ROWS).map((t) => (
+            <tr key={t.name} data-tensor={t.name}>
+              <td className="mono">{t.name}</td>
+              <td className="mono">{t.dtype}</td>
+              <td className="mono">[{t.shape.join(', ')}]</td>
+              <td className="num mono">{t.bytes.toLocaleString('en-US')}</td>
+            </tr>
+          ))}
+          {d.tensors.length > LONE_ROWS && (
+            <tr>
+              <td colSpan={4} className="muted">
+                … and {d.tensors.length - LONE_ROWS} more
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
     </div>
   );
 }
@@ -116,7 +195,8 @@ export function ModelSummary() {
       </div>
 
       {cur.inspecting && <div className="muted">Reading headers…</div>}
-      {!cur.inspecting && !s && <div className="muted">This checkpoint could not be summarised; see the message above.</div>}
+      {!cur.inspecting && !s && !cur.lone && <div className="muted">This checkpoint could not be summarised; see the message above.</div>}
+      {cur.lone && <LoneFile d={cur.lone} />}
 
       {s && (
         <>

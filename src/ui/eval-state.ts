@@ -195,7 +195,7 @@ export async function pickText(role: TextRole, file: File): Promise<void> {
     if (!content.trim()) throw new MoePruneError('InvalidArgument', 'the file is empty', file.name);
     useEval.setState({ [textField(role)]: { source: 'file', file: { id: nextTextId++, name: file.name, content } } });
   } catch (e) {
-    const msg = asUserError(e, 'IoError', file.name).message;
+    const msg = asUserError(e, 'IoError', file.name).text;
     useEval.setState(role === 'calibration' ? { calibError: msg } : { pplError: msg });
   }
 }
@@ -262,7 +262,7 @@ function startJob(kind: RunKind): Job | null {
   const ctx = getGpuContext();
   if (s.running || !fileSet || fileSet !== s.source) return null;
   if (!ctx) {
-    const msg = new MoePruneError('GpuUnavailable', 'calibration and perplexity run on the GPU, and no WebGPU device is open').message;
+    const msg = new MoePruneError('GpuUnavailable', 'calibration and perplexity run on the GPU, and no WebGPU device is open').text;
     useEval.setState(kind === 'calibration' ? { calibError: msg } : { pplError: msg });
     return null;
   }
@@ -296,7 +296,7 @@ function endJob(job: Job): void {
 
 function failure(e: unknown): string | null {
   const err = asUserError(e);
-  return err.code === 'Cancelled' ? null : err.message;
+  return err.code === 'Cancelled' ? null : err.text;
 }
 
 /** Runs the calibration pass: N windows of L tokens through every layer, collecting statistics (no lm_head). */

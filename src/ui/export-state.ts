@@ -144,7 +144,7 @@ export async function startExport(target: ExportTarget): Promise<void> {
     useExport.setState({ done: { source: model.fileSet, target, folder: dirOut?.name ?? null, files: result.files, expertsPerLayer: k, perLayer } });
   } catch (e) {
     const err = asUserError(e);
-    useExport.setState({ stopped: err.code === 'Cancelled' ? 'Export cancelled; nothing usable was left behind.' : err.message });
+    useExport.setState({ stopped: err.code === 'Cancelled' ? 'Export cancelled; nothing usable was left behind.' : err.text });
     showError(err);
   } finally {
     useExport.setState({ running: null });

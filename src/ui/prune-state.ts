@@ -193,7 +193,7 @@ function computePlan(model: PlanModel, c: PlanControls, calibration: PlanCalibra
       planMs: performance.now() - t0,
     };
   } catch (e) {
-    return { plan: null, planError: asUserError(e, 'InvalidPlan').message, numbers: null, exportProblems: [], planMs: performance.now() - t0 };
+    return { plan: null, planError: asUserError(e, 'InvalidPlan').text, numbers: null, exportProblems: [], planMs: performance.now() - t0 };
   }
 }
 
@@ -305,7 +305,7 @@ export async function preparePlan(fileSet: FileSet): Promise<void> {
     if (!still()) return;
     usePlan.setState({ model, controls, preparing: null, ...computePlan(model, controls) });
   } catch (e) {
-    if (still()) usePlan.setState({ preparing: null, prepareError: asUserError(e).message });
+    if (still()) usePlan.setState({ preparing: null, prepareError: asUserError(e).text });
   }
 }
 

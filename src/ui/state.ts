@@ -3,6 +3,7 @@ import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import { createDevice, describeAdapter, type GpuContext } from '../gpu/device.ts';
 import { inspectCheckpoint } from '../models/catalogue.ts';
+import { describeSafetensorsFile, loneWeightsFile, type LoneFileSummary } from '../models/lone-file.ts';
 import type { CheckpointSummary } from '../models/types.ts';
 import { matchesFiles, newLocalId, type StorageMode } from '../store/records.ts';
 import { rememberRecent, reopenSources, savedSourcesOf, type RecentCheckpoint, type SavedSource } from '../store/source-handles.ts';
@@ -28,6 +29,8 @@ export interface CurrentModel {
   readonly sources: readonly SourceFile[] | null;
   readonly storedId: string | null;
   readonly summary: CheckpointSummary | null;
+  /** A lone weights file with no config.json: its header listed instead of a summary (summary is then null). */
+  readonly lone: LoneFileSummary | null;
   readonly inspecting: boolean;
   /** A stored model made of the same files (complete: no copy needed; partial: resume). */
   readonly match: StoredModel | null;
@@ -90,7 +93,7 @@ export function getGpuContext(): GpuContext | undefined {
 export function showError(e: unknown): MoePruneError {
   const err = asUserError(e);
   if (err.code === 'Cancelled') return err;
-  useApp.setState((s) => ({ errors: [...s.errors, { id: nextBannerId++, message: err.message, code: err.code }] }));
+  useApp.setState((s) => ({ errors: [...s.errors, { id: nextBannerId++, message: err.text, code: err.code }] }));
   return err;
 }
 
@@ -118,11 +121,11 @@ export async function initGpu(): Promise<void> {
     ctx.onLost((err) => {
       if (gpuContext === ctx) gpuContext = undefined;
       showError(err);
-      useApp.setState({ gpu: { status: 'unavailable', reason: 'lost', secureContext: true, message: err.message } });
+      useApp.setState({ gpu: { status: 'unavailable', reason: 'lost', secureContext: true, message: err.text } });
     });
     useApp.setState({ gpu: { status: 'ready', info: describeAdapter(ctx) } });
   } catch (e) {
-    useApp.setState({ gpu: { status: 'unavailable', reason: 'no-adapter', secureContext: true, message: asUserError(e, 'GpuUnavailable').message } });
+    useApp.setState({ gpu: { status: 'unavailable', reason: 'no-adapter', secureContext: true, message: asUserError(e, 'GpuUnavailable').text } });
   }
 }
 
@@ -144,12 +147,23 @@ export async function refreshModels(): Promise<void> {
   }
 }
 
-async function summarize(fileSet: FileSet): Promise<CheckpointSummary | null> {
+interface Inspected {
+  readonly summary: CheckpointSummary | null;
+  readonly lone: LoneFileSummary | null;
+}
+
+/**
+ * A checkpoint's summary; or, for a lone weights file without config.json (one shard dropped on its own), what its
+ * header says, since the family needs the config. A failure is shown as a banner and gives neither.
+ */
+async function summarize(fileSet: FileSet): Promise<Inspected> {
   try {
-    return await inspectCheckpoint(fileSet, {});
+    const lone = loneWeightsFile(fileSet);
+    if (lone) return { summary: null, lone: await describeSafetensorsFile(lone) };
+    return { summary: await inspectCheckpoint(fileSet, {}), lone: null };
   } catch (e) {
     showError(e);
-    return null;
+    return { summary: null, lone: null };
   }
 }
 
@@ -191,13 +205,14 @@ async function loadSources(sources: readonly SourceFile[], folder: string | null
       sources,
       storedId: null,
       summary: null,
+      lone: null,
       inspecting: true,
       match,
     },
   });
-  const summary = await summarize(fileSet);
-  const named = folder ?? summary?.architecture ?? name;
-  useApp.setState((s) => (s.current?.fileSet === fileSet ? { current: { ...s.current, name: named, summary, inspecting: false } } : {}));
+  const { summary, lone } = await summarize(fileSet);
+  const named = folder ?? summary?.architecture ?? lone?.file ?? name;
+  useApp.setState((s) => (s.current?.fileSet === fileSet ? { current: { ...s.current, name: named, summary, lone, inspecting: false } } : {}));
   const saved = savedSourcesOf(sources);
   if (rememberIt && summary && saved) await remember(named, sources, saved, summary);
 }
@@ -288,14 +303,15 @@ export async function openStored(m: StoredModel): Promise<void> {
         sources: null,
         storedId: m.record.id,
         summary: m.record.summary,
+        lone: null,
         inspecting: m.record.summary === null,
         match: null,
       },
     });
     if (m.record.summary === null) {
-      const summary = await summarize(fileSet);
+      const { summary, lone } = await summarize(fileSet);
       if (summary) await store.setSummary(m.record.id, summary).catch(() => undefined);
-      useApp.setState((s) => (s.current?.fileSet === fileSet ? { current: { ...s.current, summary, inspecting: false } } : {}));
+      useApp.setState((s) => (s.current?.fileSet === fileSet ? { current: { ...s.current, summary, lone, inspecting: false } } : {}));
     }
   } catch (e) {
     showError(e);
