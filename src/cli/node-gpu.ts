@@ -139,13 +139,25 @@ export function closeNodeGpu(ctx: GpuContext): void {
   gpus.delete(ctx);
 }
 
-/** The GPU of a CLI command, or undefined under `--cpu`; either way the choice is announced on stderr. */
-export async function openCommandGpu(cpu: boolean, stderr: { write(s: string): unknown }, cpuNote: string): Promise<NodeGpuContext | undefined> {
+/**
+ * The GPU of a CLI command, or undefined under `--cpu`; either way the choice is announced on stderr. Without any
+ * adapter the command stops with one line that says so and names `--cpu` (the same work on the CPU, slower), rather
+ * than falling back silently: a long prune the user expected on the GPU should not quietly take hours.
+ * `options` reach openNodeGpu (tests point the adapter lookup at nothing with them).
+ */
+export async function openCommandGpu(cpu: boolean, stderr: { write(s: string): unknown }, cpuNote: string, options: NodeGpuOptions = {}): Promise<NodeGpuContext | undefined> {
   if (cpu) {
     stderr.write(`moe-prune: --cpu: ${cpuNote}\n`);
     return undefined;
   }
-  const gpu = await openNodeGpu();
+  let gpu: NodeGpuContext;
+  try {
+    gpu = await openNodeGpu(options);
+  } catch (e) {
+    if (e instanceof MoePruneError && e.code === 'GpuUnavailable')
+      throw new MoePruneError('GpuUnavailable', `${e.detail}; or run with --cpu (${cpuNote}, slower, no GPU needed)`, e.file, { cause: e });
+    throw e;
+  }
   stderr.write(`moe-prune: using WebGPU adapter ${gpu.adapter.label}\n`);
   return gpu;
 }
