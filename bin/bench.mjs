@@ -1,15 +1,34 @@
 #!/usr/bin/env node
 // `npm run bench`: runs every benchmark in one run (Node/WebGPU ones on the Node adapter, the ingest one in
 // Chromium), prints one table and writes bench/results.json with the adapter, the machine and every ratio.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { register } from 'node:module';
-import { register as registerTsx } from 'tsx/esm/api';
+import { fileURLToPath } from 'node:url';
 
+const skipBrowser = process.argv.includes('--no-browser');
+
+// What a fresh machine lacks is named (or installed) before any benchmark starts, as the tests do
+// (scripts/ensure-test-deps.sh): the npm packages, and Debian's chromium, which the ingest benchmark drives and whose
+// SwiftShader is the Node adapter on a machine without a GPU.
+if (!existsSync(new URL('../node_modules/tsx/package.json', import.meta.url))) {
+  console.error('npm run bench: the npm packages are not installed; run `npm ci` first');
+  process.exit(1);
+}
+if (!skipBrowser) {
+  const deps = spawnSync('bash', [fileURLToPath(new URL('../scripts/ensure-chromium.sh', import.meta.url))], { stdio: 'inherit' });
+  if (deps.status !== 0) {
+    console.error('npm run bench: needs Chromium (above); on a machine with a GPU driver, `npm run bench -- --no-browser` runs the Node benchmarks without it');
+    process.exit(1);
+  }
+}
+
+const { register: registerTsx } = await import('tsx/esm/api');
 register(new URL('../src/cli/wgsl-loader.mjs', import.meta.url));
 registerTsx();
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
 const { runNodeBenchmarks, formatTable, machine, writeResults } = await import('../bench/run.ts');
-const skipBrowser = process.argv.includes('--no-browser');
 
 const node = await runNodeBenchmarks();
 const rows = [...node.rows];

@@ -4,13 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "chromium is missing: run 'sudo apt-get install chromium' (Debian) and try again" >&2; exit 1
-  fi
-fi
+bash scripts/ensure-chromium.sh
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import torch, transformers, safetensors, tokenizers, accelerate, pytest" 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install --retries 0 -q -r oracle/requirements.txt 2>&1 | grep -v "is ignored" || true
