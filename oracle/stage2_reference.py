@@ -484,3 +484,10 @@ def prune(
 
 def scope_params(model: RefModel, scope: str) -> int:
     return sum(m.w.numel() for m in in_scope(model, scope))
+
+
+def scope_params_by_layer(model: RefModel, scope: str) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for m in in_scope(model, scope):
+        out[m.layer] = out.get(m.layer, 0) + m.w.numel()
+    return out
