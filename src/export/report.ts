@@ -4,6 +4,7 @@ import type { Catalogue } from '../models/catalogue.ts';
 import { BASE_MODEL_TYPE_KEY, PER_LAYER_KEY } from '../models/families.ts';
 import type { ExpertPlan } from '../prune/experts/plan.ts';
 import type { TensorPlan } from './tensor-plan.ts';
+import type { OwlReport, SparsityReport, StageTwoResult } from '../pipeline/unstructured.ts';
 
 export interface PruneReport {
   readonly format: 'moe-prune-report';
@@ -27,12 +28,21 @@ export interface PruneReport {
    * config.json lists them under PER_LAYER_KEY and only custom code loads it.
    */
   readonly variant: ExportVariant;
-  readonly params: { before: number; after: number; routedExpertsBefore: number; routedExpertsAfter: number };
+  /** `nonzeroAfter`: parameters after minus the weights stage 2 set to zero. */
+  readonly params: { before: number; after: number; nonzeroAfter: number; routedExpertsBefore: number; routedExpertsAfter: number };
   readonly bytes: { before: number; after: number };
   readonly loadableBy: string[];
   /** Measured perplexity of the original model and of the plan applied on the fly (when an eval text was given). */
   readonly perplexity?: PrunePerplexity;
+  /** Stage 2 (unstructured masks), when it ran. */
+  readonly sparsity?: SparsityReport;
+  readonly owl?: OwlReport | null;
+  /** Experts no calibration token reached in stage 2 (`model.layers.L.<block>.experts.E`, original indices), and what was done. */
+  readonly unrouted?: StageTwoResult['unrouted'];
 }
+
+/** What stage 2 adds to the report. */
+export type StageTwoReport = Pick<StageTwoResult, 'sparsity' | 'owl' | 'unrouted'>;
 
 export interface PrunePerplexity {
   readonly before: number;
@@ -49,7 +59,7 @@ const byLayer = <T>(plan: ExpertPlan, f: (l: ExpertPlan['layers'][number]) => T)
   Object.fromEntries(plan.layers.map((l) => [String(l.layer), f(l)]));
 
 export function buildPruneReport(
-  cat: Catalogue, plan: ExpertPlan, tensors: TensorPlan, settings: Record<string, unknown>, tool: string, perplexity?: PrunePerplexity,
+  cat: Catalogue, plan: ExpertPlan, tensors: TensorPlan, settings: Record<string, unknown>, tool: string, perplexity?: PrunePerplexity, stage2?: StageTwoReport,
 ): PruneReport {
   const s = cat.summary;
   const counts = plan.layers.map((l) => l.kept.length);
@@ -61,7 +71,9 @@ export function buildPruneReport(
     format: 'moe-prune-report',
     version: 1,
     tool,
-    method: 'STUN stage 1 (expert pruning by router-weight clustering; Lee et al., ACL 2025)',
+    method: stage2
+      ? `STUN (expert pruning by clustering, then ${stage2.sparsity.method}${stage2.sparsity.nm ? ` ${stage2.sparsity.nm}` : ''} unstructured pruning; Lee et al., ACL 2025)`
+      : 'STUN stage 1 (expert pruning by router-weight clustering; Lee et al., ACL 2025)',
     source: { family: s.family, architecture: s.architecture, layers: s.layers, moeLayers: s.moeLayers, expertsPerLayer: s.expertsPerLayer, topK: s.topK, layout: s.layout },
     settings: { ...plan.settings, ...settings },
     keptExperts: byLayer(plan, (l) => [...l.kept]),
@@ -78,12 +90,14 @@ export function buildPruneReport(
     params: {
       before: s.params.total,
       after: tensors.params,
+      nonzeroAfter: tensors.params - (stage2?.sparsity.counts.zeros ?? 0),
       routedExpertsBefore: s.params.routedExperts,
       routedExpertsAfter: s.params.routedExperts - removedSlots * s.params.perExpert,
     },
     bytes: { before: s.tensorBytes, after: tensors.bytes },
     loadableBy: loadersOf(cat, variant),
     ...(perplexity ? { perplexity } : {}),
+    ...(stage2 ? { sparsity: stage2.sparsity, owl: stage2.owl, unrouted: stage2.unrouted } : {}),
   };
 }
 
@@ -103,6 +117,56 @@ export function loadersOf(cat: Catalogue, variant: ExportVariant = 'stock'): str
       : `transformers (AutoModelForCausalLM, stock ${arch} class)`,
     `vLLM (its ${arch} class; same tensor names and config keys as the original)`,
   ];
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
+
+function stageTwoSection(r: PruneReport): string {
+  const sp = r.sparsity;
+  if (!sp) return '';
+  const kinds = Object.entries(sp.byKind)
+    .map(([k, c]) => `| ${k} | ${fmt(c.params)} | ${fmt(c.removed)} | ${fmt(c.zeros)} | ${pct(c.achieved)} |`)
+    .join('\n');
+  const layers = Object.entries(sp.byLayer)
+    .map(([l, v]) => `| ${l} | ${pct(v.target)} | ${pct(v.unstructured)} | ${pct(v.achieved)}${r.owl?.lod[l] !== undefined ? ` | ${r.owl.lod[l]!.toFixed(3)}` : ''} |`)
+    .join('\n');
+  const nm = sp.nm
+    ? `The zeros follow a ${sp.nm} pattern in every row (${sp.nm.split(':')[0]} of each ${sp.nm.split(':')[1]} consecutive inputs).${
+        sp.nm === '2:4' ? ' 2:4 is the pattern NVIDIA sparse tensor cores (Ampere and later) accelerate, e.g. through PyTorch semi-structured sparse tensors or runtimes with 2:4 kernels;' : ' Hardware accelerates 2:4 only;'
+      } a runtime must be told to use it: loaded as usual, the weights run dense.`
+    : 'Unstructured zeros run at dense speed in stock runtimes; they are a step towards sparse kernels or compression, not a speed-up by themselves.'
+  return `
+## Unstructured pruning (STUN stage 2)
+
+${sp.method}${sp.nm ? ` ${sp.nm}` : ''} over the scope \`${sp.scope}\`: target ${sp.target === null ? '— (fixed by the pattern)' : pct(sp.target)}, achieved **${pct(sp.achieved)}**
+(${pct(sp.expert)} of the scope removed with whole experts, then ${pct(sp.unstructured)} of the rest set to zero${r.owl ? ' on average; OWL spread it by layer' : ''}).
+Pruned weights are stored as exact zeros in the original dtype and layout: **the files are as large as a dense
+checkpoint of the same experts** — zeros stored densely do not make them smaller. ${nm}
+${r.unrouted?.experts.length ? `\nExperts no calibration token reached (${r.unrouted.policy} policy): ${r.unrouted.experts.map((e) => `\`${e}\``).join(', ')}.\n` : ''}
+| module kind | parameters before | removed with experts | zeroed | sparsity |
+|---|---|---|---|---|
+${kinds}
+
+| layer | ratio applied | zeros in what remains | sparsity of the layer's scope${r.owl ? ' | OWL outlier % |' : ' |'}
+|---|---|---|---|${r.owl ? '---|' : ''}
+${layers}
+
+`;
+}
+
+function perplexitySection(r: PruneReport): string {
+  const p = r.perplexity;
+  if (!p) return '';
+  return `## Measured perplexity
+
+| | perplexity |
+|---|---|
+| original | ${p.before.toFixed(3)} |
+| pruned | ${p.after.toFixed(3)} |
+
+Measured by MoE Prune Studio's own forward pass on ${fmt(p.tokens)} predicted tokens (${p.windows} windows of ${p.seqLen} tokens), the pruning applied on the fly.
+
+`;
 }
 
 export function buildModelCard(cat: Catalogue, r: PruneReport): string {
@@ -148,7 +212,7 @@ other tensor is copied unchanged, in its original dtype and layout (${r.source.l
 
 **Loads with:** ${r.loadableBy.join('; ')}. Only \`${cat.summary.expertCountField}\` changed in \`config.json\`${r.variant === 'per-layer' ? ` (and \`model_type\`, with \`${BASE_MODEL_TYPE_KEY}\` and \`${PER_LAYER_KEY}\` added)` : ''}.
 
-## Kept experts per MoE layer (original indices)
+${stageTwoSection(r)}${perplexitySection(r)}## Kept experts per MoE layer (original indices)
 
 | layer | kept (new index = position) | merged slots |
 |---|---|---|

@@ -20,6 +20,7 @@ import { planPrunedTensors, type TensorPlan } from '../export/tensor-plan.ts';
 import { writePrunedCheckpoint, type ExportResult, type OutputFolder } from '../export/write-checkpoint.ts';
 import { appendTopLevelMember, patchTopLevelValues } from '../export/config-text.ts';
 import { buildModelCard, buildPruneReport, type PrunePerplexity, type PruneReport } from '../export/report.ts';
+import type { StageTwoResult } from './unstructured.ts';
 
 export interface RouterLayer {
   readonly layer: LayerIndex;
@@ -133,6 +134,8 @@ export interface ExportOptions extends LongTask {
    * needing custom code (its model_type is marked so stock runtimes refuse it).
    */
   readonly perLayerVariant?: boolean;
+  /** Stage-2 result: its masks are written as zeros, its sparsity goes into the report and the model card. */
+  readonly stage2?: StageTwoResult;
 }
 
 export interface PruneExportResult extends ExportResult {
@@ -171,7 +174,7 @@ export async function exportExpertPruned(cat: Catalogue, files: FileSet, plan: E
     if (problems.length) throw new MoePruneError('InvalidPlan', problems.join('; '), 'config.json');
     const original = await readText(requireFile(files, 'config.json'), opts.signal);
     const configText = k === null ? perLayerConfig(cat, original, tensorPlan) : patchTopLevelValues(original, expertCountPatch(cat.adapter, cat.config, k));
-    const report = buildPruneReport(cat, plan, tensorPlan, opts.settings, opts.tool, opts.perplexity);
+    const report = buildPruneReport(cat, plan, tensorPlan, opts.settings, opts.tool, opts.perplexity, opts.stage2);
     const extras = [
       { name: 'prune-report.json', text: JSON.stringify(report, null, 2) + '\n' },
       { name: 'README.md', text: buildModelCard(cat, report) },
@@ -181,7 +184,10 @@ export async function exportExpertPruned(cat: Catalogue, files: FileSet, plan: E
     await out.abort();
     throw asUserError(e);
   }
-  const result = await writePrunedCheckpoint(cat, files, prepared.tensorPlan, { configText: prepared.configText, extras: prepared.extras }, out, opts);
+  const masks = opts.stage2?.masks;
+  const result = await writePrunedCheckpoint(
+    cat, files, prepared.tensorPlan, { configText: prepared.configText, extras: prepared.extras, ...(masks ? { masks: (n: string) => masks.get(n) } : {}) }, out, opts,
+  );
   return { ...result, report: prepared.report };
 }
 

@@ -1,0 +1,291 @@
+/**
+ * The one orchestrator of a pruning job, driven by the CLI and by the page alike:
+ *   prepare (routers, GPU distances; cached) → calibrate (windows of a text; cached) → plan experts (stage 1) →
+ *   unstructured masks (stage 2) → evaluate (perplexity, the plan applied on the fly) → export.
+ * Settings are one typed object with one set of defaults (`resolveJobSettings`), and the report's `settings` are built
+ * from it in one place (`reportSettings`), so any run can be repeated from its `prune-report.json`
+ * (`settingsFromReport`, `moe-prune prune … --from-report`).
+ */
+import { MoePruneError } from '../core/errors.ts';
+import { sha256Hex } from '../core/digest.ts';
+import type { LongTask } from '../core/progress.ts';
+import type { FileSet } from '../formats/bytes.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { GpuForwardEngine } from '../eval/gpu/engine.ts';
+import { gpuPerplexity } from '../eval/gpu/perplexity.ts';
+import { expertPlanEdits, referencePlan, type WeightPlan } from '../eval/gpu/plan.ts';
+import { perplexity, referenceNll, type PerplexityResult } from '../eval/perplexity.ts';
+import { openReferenceModel } from '../eval/reference/forward.ts';
+import { loadTokenizer } from '../eval/tokenizer.ts';
+import { windowsOfText, type Sampling, type Windows } from '../eval/windows.ts';
+import type { OutputFolder } from '../export/write-checkpoint.ts';
+import type { PrunePerplexity } from '../export/report.ts';
+import { catalogueCheckpoint, assertComplete, type Catalogue } from '../models/catalogue.ts';
+import { planExpertPruning, resolveExpertPlanSettings, DEFAULT_EXPERT_PLAN_SETTINGS, type ExpertPlan, type ExpertPlanSettings } from '../prune/experts/plan.ts';
+import {
+  checkUnstructuredSettings, formatNm, needsCalibration, parseNm, UNSTRUCTURED_DEFAULTS, type UnstructuredSettings,
+} from '../prune/unstructured/settings.ts';
+import { DEFAULT_CALIB_SAMPLES, DEFAULT_CALIB_SEQ_LEN, measureCoactivation, withCoactivation, type MeasuredCoactivation } from './coactivation.ts';
+import { exportExpertPruned, layerInputs, loadRouters, resolvePlan, routerSquaredDistancesGpu, type PruneExportResult, type RouterLayer } from './expert-prune.ts';
+import { runStageTwo, type StageTwoResult } from './unstructured.ts';
+
+/** How calibration windows are cut from a text: the first N non-overlapping windows of L tokens, or N seeded random ones. */
+export interface CalibrationSpec {
+  readonly samples: number;
+  readonly seqLen: number;
+  readonly sampling: Sampling;
+  readonly seed: number;
+}
+
+export const CALIBRATION_DEFAULTS: CalibrationSpec = { samples: DEFAULT_CALIB_SAMPLES, seqLen: DEFAULT_CALIB_SEQ_LEN, sampling: 'first', seed: 0 };
+
+/** Everything that shapes a pruned checkpoint. */
+export interface JobSettings {
+  readonly experts: ExpertPlanSettings;
+  /** Stage 2, or null for expert pruning only. */
+  readonly unstructured: UnstructuredSettings | null;
+  readonly calibration: CalibrationSpec;
+  readonly perLayerVariant: boolean;
+}
+
+export interface JobSettingsInput {
+  readonly experts?: Partial<ExpertPlanSettings>;
+  readonly unstructured?: (Partial<UnstructuredSettings> & Pick<UnstructuredSettings, 'sparsity'>) | null;
+  readonly calibration?: Partial<CalibrationSpec>;
+  readonly perLayerVariant?: boolean;
+}
+
+export function resolveJobSettings(s: JobSettingsInput): JobSettings {
+  const unstructured = s.unstructured ? { ...UNSTRUCTURED_DEFAULTS, ...s.unstructured } : null;
+  if (unstructured) checkUnstructuredSettings(unstructured);
+  return {
+    experts: resolveExpertPlanSettings(s.experts ?? {}),
+    unstructured,
+    calibration: { ...CALIBRATION_DEFAULTS, ...s.calibration },
+    perLayerVariant: s.perLayerVariant ?? false,
+  };
+}
+
+/** Whether the settings need a calibration text (co-activation similarity, or Wanda/OWL scores). */
+export function needsCalibrationText(s: JobSettings): boolean {
+  return s.experts.similarity !== 'router' || (s.unstructured !== null && needsCalibration(s.unstructured.method));
+}
+
+/** A text the user gave (file name and bytes). */
+export interface TextInput {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+}
+
+export interface Calibration {
+  readonly text: { readonly name: string; readonly sha256: string };
+  readonly spec: CalibrationSpec;
+  readonly windows: Windows;
+}
+
+/** The report's `settings`: every option, defaults included, and where the calibration came from. */
+export function reportSettings(s: JobSettings, calib: Calibration | null, device: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const u = s.unstructured;
+  return {
+    ...s.experts,
+    per_layer_variant: s.perLayerVariant,
+    device,
+    unstructured: u && { method: u.method, sparsity: u.sparsity, nm: formatNm(u.nm), owl_m: u.owlM, owl_lambda: u.owlLambda, scope: u.scope, unrouted: u.unrouted },
+    calibration: calib && {
+      text: calib.text.name, sha256: calib.text.sha256, sampling: calib.spec.sampling, seed: calib.spec.seed,
+      requested_samples: calib.spec.samples, samples: calib.windows.windows.length, seq_len: calib.spec.seqLen,
+      tokens: calib.windows.windows.length * calib.spec.seqLen,
+    },
+    ...extra,
+  };
+}
+
+/** The settings a `prune-report.json` was made with, and the calibration text it names (to be given again, checked by digest). */
+export function settingsFromReport(report: unknown, file = 'prune-report.json'): { settings: JobSettings; calibrationText: { name: string; sha256: string } | null } {
+  const bad = (why: string): never => {
+    throw new MoePruneError('InvalidArgument', `cannot repeat this run: ${why}`, file);
+  };
+  const r = report as { format?: unknown; settings?: Record<string, unknown> } | null;
+  if (!r || r.format !== 'moe-prune-report' || typeof r.settings !== 'object' || !r.settings) bad('not a moe-prune report (no "format": "moe-prune-report" with "settings")');
+  const st = r!.settings!;
+  const experts: Partial<Record<keyof ExpertPlanSettings, unknown>> = {};
+  for (const k of Object.keys(DEFAULT_EXPERT_PLAN_SETTINGS) as Array<keyof ExpertPlanSettings>) {
+    if (!(k in st)) bad(`settings.${k} is missing (reports older than this version cannot be repeated)`);
+    experts[k] = st[k];
+  }
+  const u = st['unstructured'] as Record<string, unknown> | null | undefined;
+  const c = st['calibration'] as Record<string, unknown> | null | undefined;
+  const settings = resolveJobSettings({
+    experts: experts as Partial<ExpertPlanSettings>,
+    unstructured: u
+      ? {
+          method: u['method'] as UnstructuredSettings['method'],
+          sparsity: (u['sparsity'] as number | null) ?? null,
+          nm: typeof u['nm'] === 'string' ? parseNm(u['nm']) : null,
+          owlM: u['owl_m'] as number,
+          owlLambda: u['owl_lambda'] as number,
+          scope: u['scope'] as UnstructuredSettings['scope'],
+          unrouted: u['unrouted'] as UnstructuredSettings['unrouted'],
+        }
+      : null,
+    calibration: c
+      ? { samples: c['requested_samples'] as number, seqLen: c['seq_len'] as number, sampling: c['sampling'] as Sampling, seed: (c['seed'] as number | null) ?? 0 }
+      : {},
+    perLayerVariant: st['per_layer_variant'] === true,
+  });
+  return { settings, calibrationText: c ? { name: String(c['text']), sha256: String(c['sha256']) } : null };
+}
+
+export interface Evaluation {
+  readonly windows: Windows;
+  readonly before: PerplexityResult;
+  readonly after: PerplexityResult;
+}
+
+/**
+ * One checkpoint being pruned. Costly steps are cached on the job (router rows and distances, calibration windows
+ * and co-activation, the engine), so the page can re-plan at once and the CLI runs each step once.
+ */
+export class PruneJob {
+  private routers?: Promise<RouterLayer[]>;
+  private squared?: Promise<Float32Array[] | undefined>;
+  private engineP?: Promise<GpuForwardEngine>;
+  private readonly coactivation = new Map<string, Promise<MeasuredCoactivation>>();
+
+  private constructor(
+    readonly files: FileSet,
+    readonly cat: Catalogue,
+    /** WebGPU, or undefined for the CPU paths (stage 1 and perplexity only). */
+    readonly gpu: GpuContext | undefined,
+  ) {}
+
+  static async open(files: FileSet, gpu: GpuContext | undefined, signal?: AbortSignal): Promise<PruneJob> {
+    const cat = await catalogueCheckpoint(files, signal ? { signal } : {});
+    assertComplete(cat.summary);
+    return new PruneJob(files, cat, gpu);
+  }
+
+  get device(): string {
+    return this.gpu ? this.gpu.adapter.label : 'cpu';
+  }
+
+  /** Router rows and (on a GPU) their squared distances: read and computed once per job. */
+  async prepare(opts: LongTask = {}): Promise<{ routers: RouterLayer[]; squared: Float32Array[] | undefined }> {
+    this.routers ??= loadRouters(this.cat, opts).catch((e: unknown) => {
+      this.routers = undefined;
+      throw e;
+    });
+    const routers = await this.routers;
+    const gpu = this.gpu;
+    this.squared ??= (gpu ? routerSquaredDistancesGpu(gpu, routers, opts) : Promise.resolve(undefined)).catch((e: unknown) => {
+      this.squared = undefined;
+      throw e;
+    });
+    return { routers, squared: await this.squared };
+  }
+
+  /** Calibration windows of a text under a spec, with the text's digest (recorded in the report). */
+  async calibrate(text: TextInput, spec: CalibrationSpec, signal?: AbortSignal): Promise<Calibration> {
+    const tok = await loadTokenizer(this.files, signal);
+    const content = new TextDecoder().decode(text.bytes);
+    const windows = windowsOfText(tok, content, text.name, { count: spec.samples, length: spec.seqLen, sampling: spec.sampling, seed: spec.seed });
+    if (!windows.windows.length) throw new MoePruneError('InvalidArgument', `the calibration text is shorter than one window of ${spec.seqLen} tokens`, text.name);
+    return { text: { name: text.name, sha256: await sha256Hex(text.bytes) }, spec, windows };
+  }
+
+  /** Co-activation counts of a calibration (one stats pass; cached per text and spec). */
+  measureCoactivation(calib: Calibration, opts: LongTask = {}): Promise<MeasuredCoactivation> {
+    const key = `${calib.text.sha256}|${JSON.stringify(calib.spec)}`;
+    let p = this.coactivation.get(key);
+    if (!p) {
+      p = measureCoactivation(this.files, calib.windows, this.gpu, opts);
+      p.catch(() => this.coactivation.delete(key));
+      this.coactivation.set(key, p);
+    }
+    return p;
+  }
+
+  /** The engine of this checkpoint (opened once). */
+  engine(signal?: AbortSignal): Promise<GpuForwardEngine> {
+    const gpu = this.gpu;
+    if (!gpu) throw new MoePruneError('InvalidArgument', 'this step runs on a WebGPU adapter (a software one works: Debian\'s chromium package provides SwiftShader)');
+    this.engineP ??= GpuForwardEngine.open(gpu, this.files, signal).catch((e: unknown) => {
+      this.engineP = undefined;
+      throw e;
+    });
+    return this.engineP;
+  }
+
+  /** Stage 1: the expert plan, representatives resolved (streams expert parameters when a cluster needs them). */
+  async planExperts(settings: ExpertPlanSettings, calib: Calibration | null, opts: LongTask = {}): Promise<ExpertPlan> {
+    const { routers, squared } = await this.prepare(opts);
+    let inputs = layerInputs(this.cat, routers, squared);
+    if (settings.similarity !== 'router') {
+      if (!calib) throw new MoePruneError('InvalidArgument', `similarity "${settings.similarity}" needs a calibration text: co-activation is counted on it`);
+      inputs = withCoactivation(inputs, (await this.measureCoactivation(calib, opts)).byLayer);
+    }
+    return resolvePlan(this.cat, planExpertPruning(inputs, settings), this.gpu, opts);
+  }
+
+  /** Stage 2 on top of an expert plan. */
+  async unstructured(plan: ExpertPlan, settings: UnstructuredSettings, calib: Calibration | null, opts: LongTask = {}): Promise<StageTwoResult> {
+    if (needsCalibration(settings.method) && !calib) throw new MoePruneError('InvalidArgument', `${settings.method} needs a calibration text: it scores weights by the norms of their inputs`);
+    const engine = await this.engine(opts.signal);
+    return runStageTwo(
+      this.gpu!,
+      { cat: this.cat, engine, windows: calib?.windows.windows ?? null, expertPlan: plan, expertEdits: expertPlanEdits(plan.layers), settings },
+      opts,
+    );
+  }
+
+  /** The plan as the forward pass applies it on the fly: removed/merged experts and stage-2 masks. */
+  static weightPlan(plan: ExpertPlan | null, stage2?: StageTwoResult | null): WeightPlan | undefined {
+    const edits = plan ? expertPlanEdits(plan.layers) : undefined;
+    const masks = stage2?.masks;
+    return masks ? { ...edits, mask: (n) => masks.get(n) } : edits;
+  }
+
+  /** Held-out windows of a text (first N non-overlapping windows of L tokens). */
+  async heldoutWindows(text: TextInput, seqLen: number, maxWindows: number, signal?: AbortSignal): Promise<Windows> {
+    const tok = await loadTokenizer(this.files, signal);
+    return windowsOfText(tok, new TextDecoder().decode(text.bytes), text.name, { count: maxWindows, length: seqLen });
+  }
+
+  /** Perplexity with a plan applied on the fly (none: the original model); the CPU reference without a GPU. */
+  async perplexity(windows: Windows, plan?: WeightPlan, opts: LongTask = {}): Promise<PerplexityResult> {
+    const task = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) };
+    if (this.gpu) return gpuPerplexity(await this.engine(opts.signal), windows.windows, { ...(plan ? { plan } : {}), ...task });
+    if (plan?.mask) throw new MoePruneError('InvalidArgument', 'measuring a masked plan runs on a WebGPU adapter');
+    const model = await openReferenceModel(this.files, opts.signal);
+    if (!plan) return perplexity(windows.windows, referenceNll(model), task);
+    const rp = referencePlan(model, plan);
+    return perplexity(windows.windows, referenceNll(rp.model, { removedExperts: rp.removedExperts }), task);
+  }
+
+  /** Perplexity of the original and of the pruned plan on the same windows. */
+  async evaluate(windows: Windows, plan: ExpertPlan | null, stage2: StageTwoResult | null, opts: LongTask = {}): Promise<Evaluation> {
+    const before = await this.perplexity(windows, undefined, opts);
+    const after = await this.perplexity(windows, PruneJob.weightPlan(plan, stage2), opts);
+    return { windows, before, after };
+  }
+
+  /** Writes the pruned checkpoint, its report (settings from `reportSettings`) and model card. */
+  export(
+    out: OutputFolder,
+    a: { plan: ExpertPlan; stage2: StageTwoResult | null; settings: JobSettings; calibration: Calibration | null; evaluation?: Evaluation | null; tool: string },
+    opts: LongTask = {},
+  ): Promise<PruneExportResult> {
+    const ev = a.evaluation;
+    const perplexity: PrunePerplexity | undefined = ev
+      ? { before: ev.before.perplexity, after: ev.after.perplexity, tokens: ev.after.tokens, seqLen: ev.windows.length, windows: ev.after.windows }
+      : undefined;
+    return exportExpertPruned(this.cat, this.files, a.plan, out, {
+      ...opts,
+      tool: a.tool,
+      settings: reportSettings(a.settings, a.calibration, this.device),
+      perLayerVariant: a.settings.perLayerVariant,
+      ...(perplexity ? { perplexity } : {}),
+      ...(a.stage2 ? { stage2: a.stage2 } : {}),
+    });
+  }
+}
