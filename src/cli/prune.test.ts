@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,8 @@ import { loadTokenizer } from '../eval/tokenizer.ts';
 import { windowsOfText } from '../eval/windows.ts';
 import { main, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
+import { rawTensors } from '../../tests/export-helpers.ts';
+import type { PruneReport } from '../export/report.ts';
 
 const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));
 const MIXTRAL = join(MODELS, 'mixtral');
@@ -35,7 +37,7 @@ function collect(signal?: AbortSignal, onErr?: (line: string) => void): CliIo & 
 async function expectRefused(args: string[], message: RegExp, out?: string): Promise<void> {
   const io = collect();
   expect(await main(['prune', ...args], io)).toBe(2);
-  const lines = io.err().trimEnd().split('\n').filter((l) => !l.startsWith('moe-prune: --cpu') && !l.startsWith('  '));
+  const lines = io.err().trimEnd().split('\n').filter((l) => !l.startsWith('moe-prune: --cpu') && !l.startsWith('moe-prune: using WebGPU adapter') && !l.startsWith('  '));
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatch(message);
   expect(io.out()).toBe('');
@@ -48,11 +50,25 @@ describe('moe-prune prune: refusals (exit 2, one stderr line)', () => {
   it('bad flags', async () => {
     await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '2', '--yaml'], /unknown option "--yaml"/, out);
     await expectRefused([MIXTRAL, '--experts-per-layer', '2'], /usage: moe-prune prune/, out);
-    await expectRefused([MIXTRAL, '--out', out], /exactly one of --experts-per-layer and --expert-sparsity/, out);
-    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '2', '--expert-sparsity', '0.5'], /exactly one of/, out);
+    await expectRefused([MIXTRAL, '--out', out], /give --experts-per-layer K or --expert-sparsity E \(expert pruning\), --sparsity S or --nm N:M/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '2', '--expert-sparsity', '0.5'], /at most one of/, out);
     await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', 'two'], /--experts-per-layer.*positive integer/, out);
     await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '2', '--reconstruct', 'mean'], /--reconstruct/, out);
     await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '2', '--mode', 'global'], /--mode global takes --expert-sparsity/, out);
+  });
+
+  it('stage-2 flags that contradict each other or miss what they need', async () => {
+    const calib = join(TMP, 'calib-refusals.txt');
+    writeFileSync(calib, 'one two three four five six seven eight nine ten '.repeat(20));
+    await expectRefused([MIXTRAL, '--out', out, '--sparsity', '0.5'], /--method wanda needs --calib-text/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--sparsity', '0.5', '--nm', '2:4', '--calib-text', calib], /either --sparsity or --nm/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--nm', '4:4', '--calib-text', calib], /1 ≤ n < m/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--method', 'owl', '--experts-per-layer', '2'], /--method belongs to unstructured pruning/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--sparsity', '0.5', '--owl-m', '3', '--calib-text', calib], /--owl-m only applies to --method owl/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--sparsity', '0.5', '--method', 'magnitude', '--calib-text', calib], /--calib-text is only used by/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--sparsity', '0.5', '--method', 'magnitude', '--cpu'], /runs on a WebGPU adapter/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--sparsity', '0.5', '--scope', 'everything', '--method', 'magnitude'], /--scope must be one of experts, experts\+shared, all/, out);
+    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '2', '--sparsity', '0.3', '--calib-text', calib], /total sparsity 0\.3 is below what expert pruning alone removes \(0\.5000/, out);
   });
 
   it('K below top-k, K above the expert count, K breaking grouped routing', async () => {
@@ -183,6 +199,47 @@ describe('moe-prune prune: co-activation similarity from calibration text', () =
     expect(await main(['prune', MIXTRAL, '--out', join(TMP, 'router'), '--experts-per-layer', '3', '--cpu', '--json'], io2)).toBe(0);
     const s2 = (JSON.parse(io2.out()) as { report: { settings: Record<string, unknown> } }).report.settings;
     expect(s2).toMatchObject({ similarity: 'router', mixWeight: 1 });
-    expect(s2).not.toHaveProperty('calibration');
+    expect(s2['calibration']).toBeNull();
+  });
+});
+
+describe('moe-prune prune: stage 2 and repeating a run from its report', () => {
+  it('STUN (K = 3, Wanda) writes zeros where the report says, and --from-report repeats it byte for byte', async () => {
+    const calib = join(TMP, 'stage2-calib.txt');
+    writeFileSync(calib, 'the quick brown fox jumps over the lazy dog and then some more words follow here '.repeat(30));
+    const first = join(TMP, 'stage2-a');
+    const io = collect();
+    const args = [MIXTRAL, '--out', first, '--experts-per-layer', '3', '--sparsity', '0.6', '--calib-text', calib, '--calib-samples', '3', '--calib-seq-len', '12', '--json'];
+    expect(await main(['prune', ...args], io)).toBe(0);
+    const report = (JSON.parse(io.out()) as { report: PruneReport }).report;
+    const sp = report.sparsity!;
+    expect(sp.expert).toBeCloseTo(0.25, 12);
+    expect(sp.unstructured).toBeCloseTo((0.6 - 0.25) / 0.75, 12);
+    // Each row drops ⌊in · s_u⌋: 14 of 32 (gate/up, in = hidden) and 7 of 16 (down, in = intermediate), both 0.4375.
+    expect(sp.achieved).toBeCloseTo(0.25 + 0.75 * (14 / 32), 12);
+    expect(report.params.nonzeroAfter).toBe(report.params.after - sp.counts.zeros);
+    expect(report.settings).toMatchObject({ keepPerLayer: 3, unstructured: { method: 'wanda', sparsity: 0.6, scope: 'experts', unrouted: 'all-tokens', nm: null }, calibration: { sampling: 'first', samples: 3, seq_len: 12 } });
+    expect((report.settings['calibration'] as { sha256: string }).sha256).toMatch(/^[0-9a-f]{64}$/);
+    // Zeros in the files: per expert matrix of the export, the count stage 2 reports (plus none elsewhere).
+    const shards = readdirSync(first).filter((f) => f.endsWith('.safetensors')).sort();
+    let zeros = 0;
+    for (const f of shards)
+      for (const [name, t] of rawTensors(new Uint8Array(readFileSync(join(first, f))))) {
+        const v = new Float32Array(t.bytes.slice().buffer);
+        const z = v.filter((x) => x === 0).length;
+        if (!name.includes('.experts.')) expect(z, name).toBe(0);
+        zeros += z;
+      }
+    expect(zeros).toBe(sp.counts.zeros);
+    // The report alone (and the same calibration text beside it) repeats the run.
+    copyFileSync(calib, join(first, 'stage2-calib.txt'));
+    const second = join(TMP, 'stage2-b');
+    const io2 = collect();
+    expect(await main(['prune', MIXTRAL, '--out', second, '--from-report', join(first, 'prune-report.json'), '--quiet'], io2)).toBe(0);
+    for (const f of shards) expect(readFileSync(join(second, f)).equals(readFileSync(join(first, f))), f).toBe(true);
+    // A different text under the same name is refused by its digest; shaping flags cannot be mixed in.
+    writeFileSync(join(first, 'stage2-calib.txt'), 'something else entirely '.repeat(40));
+    await expectRefused([MIXTRAL, '--out', join(TMP, 'stage2-c'), '--from-report', join(first, 'prune-report.json')], /not the calibration text the report was made with/);
+    await expectRefused([MIXTRAL, '--out', join(TMP, 'stage2-c'), '--from-report', join(first, 'prune-report.json'), '--sparsity', '0.5'], /drop --sparsity/);
   });
 });

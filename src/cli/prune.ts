@@ -1,17 +1,19 @@
-import { basename } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MoePruneError } from '../core/errors.ts';
 import { formatCountRange } from '../core/format.ts';
 import type { Progress } from '../core/progress.ts';
 import type { GpuContext } from '../gpu/device.ts';
-import { catalogueCheckpoint, assertComplete } from '../models/catalogue.ts';
-import type { ExpertPlanSettings } from '../prune/experts/plan.ts';
-import { DEFAULT_CALIB_SAMPLES, DEFAULT_CALIB_SEQ_LEN, measureCoactivation, type MeasuredCoactivation } from '../pipeline/coactivation.ts';
-import { exportExpertPruned, runStageOne } from '../pipeline/expert-prune.ts';
-import { expertPlanEdits } from '../eval/gpu/plan.ts';
-import type { PrunePerplexity, PruneReport } from '../export/report.ts';
-import { choiceArg, numberArg, parseArgs } from './args.ts';
-import { evalPerplexity, evalWindows, maxWindowsArg, seqLenArg } from './eval.ts';
+import { catalogueCheckpoint, type Catalogue } from '../models/catalogue.ts';
+import type { PruneReport } from '../export/report.ts';
+import {
+  CALIBRATION_DEFAULTS, needsCalibrationText, PruneJob, resolveJobSettings, settingsFromReport, type Evaluation, type JobSettings, type TextInput,
+} from '../pipeline/job.ts';
+import type { StageTwoResult } from '../pipeline/unstructured.ts';
+import { checkUnstructuredSettings, METHODS, parseNm, SCOPES, UNROUTED_POLICIES, UNSTRUCTURED_DEFAULTS, type UnstructuredSettings } from '../prune/unstructured/settings.ts';
+import { choiceArg, numberArg, parseArgs, type ParsedArgs } from './args.ts';
+import { maxWindowsArg, seqLenArg } from './eval.ts';
 import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
 import { closeNodeGpu, openCommandGpu } from './node-gpu.ts';
@@ -19,9 +21,35 @@ import { NodeOutputFolder } from './node-output.ts';
 
 const USAGE =
   'usage: moe-prune prune <checkpoint dir> | --demo  --out <dir> [--experts-per-layer K | --expert-sparsity E] ' +
+  '[--sparsity S | --nm N:M] [--method wanda|owl|magnitude] [--owl-m M] [--owl-lambda λ] [--scope experts|experts+shared|all] [--unrouted all-tokens|magnitude|dense] ' +
   '[--mode uniform|global [--per-layer-variant]] [--similarity router|coactivation|mixed] [--mix-weight μ] ' +
   '[--calib-text <file> [--calib-samples N] [--calib-seq-len L]] [--normalize-router] [--reconstruct none|per-layer|per-cluster-size] [--kappa N] ' +
-  '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--cpu] [--force] [--json] [--quiet]';
+  '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--from-report prune-report.json] [--cpu] [--force] [--json] [--quiet]';
+
+/** Stage-2 settings from the flags, or null when neither --sparsity nor --nm is given. */
+function stageTwoArgs(p: ParsedArgs): UnstructuredSettings | null {
+  const sparsity = numberArg(p, 'sparsity', (n) => n >= 0 && n < 1, 'a fraction in [0, 1)');
+  const nmText = p.values.get('nm');
+  if (sparsity === undefined && nmText === undefined) {
+    for (const f of ['method', 'owl-m', 'owl-lambda', 'scope', 'unrouted'])
+      if (p.values.has(f)) throw new MoePruneError('InvalidArgument', `--${f} belongs to unstructured pruning: give --sparsity S or --nm N:M with it`);
+    return null;
+  }
+  const d = UNSTRUCTURED_DEFAULTS;
+  const method = choiceArg(p, 'method', METHODS, d.method);
+  for (const f of ['owl-m', 'owl-lambda']) if (p.values.has(f) && method !== 'owl') throw new MoePruneError('InvalidArgument', `--${f} only applies to --method owl`);
+  const s: UnstructuredSettings = {
+    method,
+    sparsity: sparsity ?? null,
+    nm: nmText === undefined ? null : parseNm(nmText),
+    owlM: numberArg(p, 'owl-m', (n) => n > 0, 'a positive number') ?? d.owlM,
+    owlLambda: numberArg(p, 'owl-lambda', (n) => n >= 0 && n < 1, 'a number in [0, 1)') ?? d.owlLambda,
+    scope: choiceArg(p, 'scope', SCOPES, d.scope),
+    unrouted: choiceArg(p, 'unrouted', UNROUTED_POLICIES, d.unrouted),
+  };
+  checkUnstructuredSettings(s);
+  return s;
+}
 
 /** "4", or for a per-layer variant "3–5 (per-layer variant: needs custom code)". */
 function perLayerText(r: PruneReport): string {
@@ -44,13 +72,78 @@ function progressPrinter(io: CliIo, quiet: boolean): (p: Progress) => void {
   };
 }
 
+/** Job settings from the flags, and the calibration text's path (when the settings need one). */
+function settingsFromFlags(p: ParsedArgs, cat: Catalogue): { settings: JobSettings; calibText: string | undefined } {
+  const K = numberArg(p, 'experts-per-layer', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+  const E = numberArg(p, 'expert-sparsity', (n) => n >= 0 && n < 1, 'a fraction in [0, 1)');
+  const stage2 = stageTwoArgs(p);
+  if (K !== undefined && E !== undefined) throw new MoePruneError('InvalidArgument', `give at most one of --experts-per-layer and --expert-sparsity; ${USAGE}`);
+  if (K === undefined && E === undefined && !stage2)
+    throw new MoePruneError('InvalidArgument', `give --experts-per-layer K or --expert-sparsity E (expert pruning), --sparsity S or --nm N:M (unstructured), or both; ${USAGE}`);
+  const mode = choiceArg(p, 'mode', ['uniform', 'global'] as const, 'uniform');
+  if (mode === 'global' && K !== undefined) throw new MoePruneError('InvalidArgument', '--mode global takes --expert-sparsity (a global target), not --experts-per-layer');
+  const similarity = choiceArg(p, 'similarity', ['router', 'coactivation', 'mixed'] as const, 'router');
+  const mixWeight = numberArg(p, 'mix-weight', (n) => n >= 0, 'a non-negative number');
+  if (mixWeight !== undefined && similarity !== 'mixed') throw new MoePruneError('InvalidArgument', '--mix-weight only applies to --similarity mixed');
+  const kappa = numberArg(p, 'kappa', (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+  const n = cat.summary.expertsPerLayer;
+  const settings = resolveJobSettings({
+    experts: {
+      mode,
+      similarity,
+      ...(mixWeight !== undefined && { mixWeight }),
+      normalize: p.flags.has('normalize-router'),
+      reconstruct: choiceArg(p, 'reconstruct', ['none', 'per-layer', 'per-cluster-size'] as const, 'none'),
+      search: choiceArg(p, 'search', ['exact', 'official'] as const, 'exact'),
+      ...(kappa !== undefined && { kappa }),
+      // Without an expert flag no expert is removed: every layer keeps all n.
+      ...(mode === 'uniform' ? { keepPerLayer: K ?? n - Math.round((E ?? 0) * n) } : { targetTotal: Math.round((1 - (E ?? 0)) * n * cat.moeLayers.length) }),
+    },
+    unstructured: stage2,
+    calibration: {
+      samples: maxWindowsArg(p, 'calib-samples', CALIBRATION_DEFAULTS.samples),
+      seqLen: seqLenArg(p, 'calib-seq-len', CALIBRATION_DEFAULTS.seqLen),
+    },
+    perLayerVariant: p.flags.has('per-layer-variant'),
+  });
+  const calibText = p.values.get('calib-text');
+  const needed = needsCalibrationText(settings);
+  if (needed && !calibText)
+    throw new MoePruneError(
+      'InvalidArgument',
+      similarity !== 'router'
+        ? `--similarity ${similarity} needs --calib-text <file>: co-activation is counted on calibration text`
+        : `--method ${stage2!.method} needs --calib-text <file>: it scores weights by the norms of their inputs on calibration text`,
+    );
+  if (!needed && calibText) throw new MoePruneError('InvalidArgument', '--calib-text is only used by --similarity coactivation or mixed, or by --method wanda / owl');
+  for (const f of ['calib-samples', 'calib-seq-len']) if (p.values.has(f) && !calibText) throw new MoePruneError('InvalidArgument', `--${f} needs --calib-text <file>`);
+  return { settings, calibText };
+}
+
+/** Flags that shape the result: with --from-report they come from the report and may not be given again. */
+const SHAPING = [
+  'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'mix-weight', 'calib-samples', 'calib-seq-len',
+  'sparsity', 'nm', 'method', 'owl-m', 'owl-lambda', 'scope', 'unrouted', 'normalize-router', 'per-layer-variant',
+];
+
+async function readTextFile(path: string, what: string): Promise<TextInput> {
+  try {
+    return { name: basename(path), bytes: new Uint8Array(await readFile(path)) };
+  } catch (e) {
+    throw new MoePruneError('MissingFile', `cannot read the ${what} (${(e as Error).message})`, path);
+  }
+}
+
 export async function runPrune(args: string[], io: CliIo): Promise<number> {
   let gpu: GpuContext | undefined;
   try {
     const p = parseArgs(
       args,
       {
-        values: ['out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'eval-text', 'seq-len', 'max-windows', 'mix-weight', 'calib-text', 'calib-samples', 'calib-seq-len'],
+        values: [
+          'out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'eval-text', 'seq-len', 'max-windows', 'mix-weight',
+          'calib-text', 'calib-samples', 'calib-seq-len', 'sparsity', 'nm', 'method', 'owl-m', 'owl-lambda', 'scope', 'unrouted', 'from-report',
+        ],
         flags: ['demo', 'normalize-router', 'per-layer-variant', 'cpu', 'force', 'json', 'quiet', 'help'],
       },
       USAGE,
@@ -62,91 +155,84 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     const input = p.flags.has('demo') ? DEMO_MODEL_DIR : p.positional[0];
     const out = p.values.get('out');
     if (!input || !out || p.positional.length > (p.flags.has('demo') ? 0 : 1)) throw new MoePruneError('InvalidArgument', USAGE);
-    const K = numberArg(p, 'experts-per-layer', (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
-    const E = numberArg(p, 'expert-sparsity', (n) => n >= 0 && n < 1, 'a fraction in [0, 1)');
-    if ((K === undefined) === (E === undefined)) throw new MoePruneError('InvalidArgument', `give exactly one of --experts-per-layer and --expert-sparsity; ${USAGE}`);
-    const mode = choiceArg(p, 'mode', ['uniform', 'global'] as const, 'uniform');
-    if (mode === 'global' && K !== undefined) throw new MoePruneError('InvalidArgument', '--mode global takes --expert-sparsity (a global target), not --experts-per-layer');
-    const similarity = choiceArg(p, 'similarity', ['router', 'coactivation', 'mixed'] as const, 'router');
-    const mixWeight = numberArg(p, 'mix-weight', (n) => n >= 0, 'a non-negative number');
-    if (mixWeight !== undefined && similarity !== 'mixed') throw new MoePruneError('InvalidArgument', '--mix-weight only applies to --similarity mixed');
-    const calibText = p.values.get('calib-text');
-    if (similarity !== 'router' && !calibText)
-      throw new MoePruneError('InvalidArgument', `--similarity ${similarity} needs --calib-text <file>: co-activation is counted on calibration text`);
-    if (similarity === 'router' && calibText) throw new MoePruneError('InvalidArgument', '--calib-text is only used by --similarity coactivation or mixed');
-    for (const f of ['calib-samples', 'calib-seq-len'])
-      if (p.values.has(f) && !calibText) throw new MoePruneError('InvalidArgument', `--${f} needs --calib-text <file>`);
-    const calibSamples = maxWindowsArg(p, 'calib-samples', DEFAULT_CALIB_SAMPLES);
-    const calibSeqLen = seqLenArg(p, 'calib-seq-len', DEFAULT_CALIB_SEQ_LEN);
-    const reconstruct = choiceArg(p, 'reconstruct', ['none', 'per-layer', 'per-cluster-size'] as const, 'none');
-    const kappa = numberArg(p, 'kappa', (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
-    const search = choiceArg(p, 'search', ['exact', 'official'] as const, 'exact');
-
     const files = await openNodeFileSet(input);
-    const cat = await catalogueCheckpoint(files);
-    assertComplete(cat.summary);
-    const n = cat.summary.expertsPerLayer;
-    const settings: Partial<ExpertPlanSettings> = {
-      mode,
-      similarity,
-      ...(mixWeight !== undefined && { mixWeight }),
-      normalize: p.flags.has('normalize-router'),
-      reconstruct,
-      search,
-      ...(kappa !== undefined && { kappa }),
-      ...(mode === 'uniform'
-        ? { keepPerLayer: K ?? n - Math.round(E! * n) }
-        : { targetTotal: Math.round((1 - E!) * n * cat.moeLayers.length) }),
-    };
-    gpu = await openCommandGpu(p.flags.has('cpu'), io.stderr, 'computing distances on the CPU');
-    const onProgress = progressPrinter(io, p.flags.has('quiet') || p.flags.has('json'));
-    const { signal } = io;
-    let co: MeasuredCoactivation | undefined;
-    let calibWindows = 0;
-    if (calibText) {
-      // One calibration pass (no lm_head on the GPU) counts, per MoE layer, tokens that chose each pair of experts.
-      const windows = await evalWindows(files, calibText, calibSeqLen, calibSamples);
-      calibWindows = windows.windows.length;
-      co = await measureCoactivation(files, windows, gpu, { onProgress, signal });
-      if (!p.flags.has('json')) io.stderr.write(`moe-prune: co-activation counted on ${co.tokens} calibration tokens (${calibWindows} × ${calibSeqLen})\n`);
+    const fromReport = p.values.get('from-report');
+    let settings: JobSettings;
+    let calibText: string | undefined;
+    let wantDigest: string | undefined;
+    if (fromReport) {
+      const given = SHAPING.filter((f) => p.values.has(f) || p.flags.has(f));
+      if (given.length) throw new MoePruneError('InvalidArgument', `--from-report repeats a run with the report's settings; drop ${given.map((f) => `--${f}`).join(', ')}`);
+      let json: unknown;
+      try {
+        json = JSON.parse(await readFile(fromReport, 'utf8'));
+      } catch (e) {
+        throw new MoePruneError('InvalidArgument', `cannot read the report (${(e as Error).message})`, fromReport);
+      }
+      const r = settingsFromReport(json, fromReport);
+      settings = r.settings;
+      if (r.calibrationText) {
+        // The report names its calibration text; it is looked for beside the report unless --calib-text says where.
+        calibText = p.values.get('calib-text') ?? join(dirname(fromReport), r.calibrationText.name);
+        wantDigest = r.calibrationText.sha256;
+      } else if (p.values.has('calib-text')) throw new MoePruneError('InvalidArgument', 'the report used no calibration text; drop --calib-text');
+    } else {
+      const cat = await catalogueCheckpoint(files);
+      ({ settings, calibText } = settingsFromFlags(p, cat));
     }
-    const stage = await runStageOne(cat, settings, gpu, { onProgress, signal, ...(co && { coactivation: co.byLayer }) });
-    if (stage.plan.search && !stage.plan.search.exact) io.stderr.write(`moe-prune: ${stage.plan.search.message}\n`);
+    if (settings.unstructured && p.flags.has('cpu'))
+      throw new MoePruneError('InvalidArgument', "unstructured pruning (--sparsity / --nm) runs on a WebGPU adapter (a software one works: Debian's chromium package provides SwiftShader); drop --cpu");
+    gpu = await openCommandGpu(p.flags.has('cpu'), io.stderr, 'computing distances on the CPU');
+    const job = await PruneJob.open(files, gpu, io.signal);
+    if (settings.unstructured && !gpu)
+      throw new MoePruneError('InvalidArgument', "unstructured pruning (--sparsity / --nm) runs on a WebGPU adapter (a software one works: Debian's chromium package provides SwiftShader); drop --cpu");
+    const quiet = p.flags.has('json');
+    const onProgress = progressPrinter(io, p.flags.has('quiet') || quiet);
+    const { signal } = io;
+    const task = { onProgress, signal };
+    const calib = calibText ? await job.calibrate(await readTextFile(calibText, 'calibration text'), settings.calibration, signal) : null;
+    if (calib && wantDigest && calib.text.sha256 !== wantDigest)
+      throw new MoePruneError('InvalidArgument', `this is not the calibration text the report was made with (SHA-256 ${calib.text.sha256.slice(0, 12)}…, the report's ${wantDigest.slice(0, 12)}…)`, calibText);
+    if (calib && settings.experts.similarity !== 'router') {
+      const co = await job.measureCoactivation(calib, task);
+      if (!quiet) io.stderr.write(`moe-prune: co-activation counted on ${co.tokens} calibration tokens (${calib.windows.windows.length} × ${calib.spec.seqLen})\n`);
+    }
+    const t0 = performance.now();
+    const plan = await job.planExperts(settings.experts, calib, task);
+    const stageOneMs = performance.now() - t0;
+    if (plan.search && !plan.search.exact) io.stderr.write(`moe-prune: ${plan.search.message}\n`);
+    let stage2: StageTwoResult | null = null;
+    if (settings.unstructured) {
+      stage2 = await job.unstructured(plan, settings.unstructured, calib, task);
+      const sp = stage2.sparsity;
+      if (!quiet)
+        io.stderr.write(
+          `moe-prune: ${sp.method}${sp.nm ? ` ${sp.nm}` : ''} over ${sp.scope}: sparsity ${(100 * sp.achieved).toFixed(2)}% achieved` +
+            `${sp.target !== null ? ` (target ${(100 * sp.target).toFixed(2)}%)` : ''}; ${(100 * sp.expert).toFixed(2)}% with experts, ${(100 * sp.unstructured).toFixed(2)}% of the rest unstructured\n`,
+        );
+      if (stage2.unrouted.experts.length && !quiet)
+        io.stderr.write(`moe-prune: ${stage2.unrouted.experts.length} expert(s) got no calibration token (policy ${stage2.unrouted.policy}): ${stage2.unrouted.experts.join(', ')}\n`);
+    }
     const evalText = p.values.get('eval-text');
-    let perplexity: PrunePerplexity | undefined;
+    let evaluation: Evaluation | null = null;
     if (evalText) {
       // Perplexity before and after, the plan applied on the fly (nothing written yet).
-      const seqLen = seqLenArg(p);
-      const windows = await evalWindows(files, evalText, seqLen, maxWindowsArg(p));
-      const before = await evalPerplexity(files, windows, gpu, undefined, signal);
-      const after = await evalPerplexity(files, windows, gpu, expertPlanEdits(stage.plan.layers), signal);
-      perplexity = { before: before.perplexity, after: after.perplexity, tokens: after.tokens, seqLen, windows: after.windows };
-      if (!p.flags.has('json')) io.stderr.write(`moe-prune: perplexity ${before.perplexity.toFixed(3)} → ${after.perplexity.toFixed(3)} (${after.tokens} tokens)\n`);
+      const windows = await job.heldoutWindows(await readTextFile(evalText, 'evaluation text'), seqLenArg(p), maxWindowsArg(p), signal);
+      evaluation = await job.evaluate(windows, plan, stage2, { signal });
+      if (!quiet) io.stderr.write(`moe-prune: perplexity ${evaluation.before.perplexity.toFixed(3)} → ${evaluation.after.perplexity.toFixed(3)} (${evaluation.after.tokens} tokens)\n`);
     }
-    const result = await exportExpertPruned(cat, files, stage.plan, new NodeOutputFolder(out, p.flags.has('force')), {
-      onProgress,
-      signal,
-      ...(perplexity ? { perplexity } : {}),
-      perLayerVariant: p.flags.has('per-layer-variant'),
-      tool: 'moe-prune prune',
-      settings: {
-        experts_per_layer: K ?? null,
-        expert_sparsity: E ?? null,
-        normalize_router: p.flags.has('normalize-router'),
-        per_layer_variant: p.flags.has('per-layer-variant'),
-        device: gpu ? gpu.adapter.label : 'cpu',
-        ...(calibText &&
-          co && {
-            calibration: { text: basename(calibText), samples: calibWindows, requested_samples: calibSamples, seq_len: calibSeqLen, tokens: co.tokens },
-          }),
-      },
-    });
+    const result = await job.export(
+      new NodeOutputFolder(out, p.flags.has('force')),
+      { plan, stage2, settings, calibration: calib, evaluation, tool: 'moe-prune prune' },
+      task,
+    );
     const r = result.report;
-    if (p.flags.has('json')) io.stdout.write(`${JSON.stringify({ out, files: result.files, report: r, timings: stage.timings }, null, 2)}\n`);
+    if (quiet) io.stdout.write(`${JSON.stringify({ out, files: result.files, report: r, timings: { stageOneMs, stageTwoMs: stage2?.layerMs ?? null } }, null, 2)}\n`);
     else
       io.stdout.write(
         `wrote ${out}: ${r.expertsPerLayer.before} → ${perLayerText(r)} experts per MoE layer, ` +
-          `${r.params.before.toLocaleString('en-US')} → ${r.params.after.toLocaleString('en-US')} parameters, ${result.shards.length} shard(s)\n`,
+          `${r.params.before.toLocaleString('en-US')} → ${r.params.after.toLocaleString('en-US')} parameters` +
+          `${r.sparsity ? ` (${r.params.nonzeroAfter.toLocaleString('en-US')} non-zero)` : ''}, ${result.shards.length} shard(s)\n`,
       );
     return 0;
   } catch (e) {
