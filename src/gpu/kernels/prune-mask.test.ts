@@ -30,6 +30,11 @@ function smallGrid(ctx: GpuContext, max: number): GpuContext {
   return Object.create(ctx, { limits: { value: { ...ctx.limits, maxComputeWorkgroupsPerDimension: max } } }) as GpuContext;
 }
 
+/** The same device presented as a hardware adapter: rowMask then sizes its workgroups as it does on GPUs. */
+function asHardware(ctx: GpuContext): GpuContext {
+  return Object.create(ctx, { adapter: { value: { ...ctx.adapter, isFallbackAdapter: false } } }) as GpuContext;
+}
+
 async function readMask(ctx: GpuContext, mask: BufferView, numel: number): Promise<Uint32Array> {
   const words = Math.ceil(numel / 32);
   expect(mask.byteLength).toBeGreaterThanOrEqual(words * 4);
@@ -161,6 +166,46 @@ describeGpu('prune-mask kernels', (gpu) => {
     release();
   });
 
+  // in % 32 == 0 takes the vectorised path (whole mask words per row, weights read 16 bytes at a time).
+  for (const [dtype, out, inDim] of [['BF16', 40, 96], ['F32', 12, 64], ['F16', 9, 160]] as const) {
+    it(`rowMask, aligned rows: ${dtype} [${out} × ${inDim}] in parts, Wanda with ties, prune 1, 30 %, all but one`, async () => {
+      const ctx = gpu();
+      const normSq = Float32Array.from({ length: inDim }, (_, i) => 0.5 + (i % 5));
+      const bytes = dtype === 'F32' ? 4 : 2;
+      const { t, exact } = await uploadWeight(ctx, tied(out * inDim, 70 + inDim, 4), dtype, [out, inDim], 5 * inDim * bytes);
+      expect(t.parts.length).toBeGreaterThanOrEqual(2);
+      const { src, release } = await source(ctx, t, normSq);
+      for (const k of [1, Math.round(inDim * 0.3), inDim - 1])
+        await expectMask(ctx, await rowMask(ctx, { ...src, prunePerRow: k }), rowMaskReference(exact, out, inDim, normSq, k), out * inDim);
+      release();
+    });
+  }
+
+  it('rowMask sized for a GPU (one mask word per invocation, up to 256): aligned, unaligned and 6007-long rows', async () => {
+    const ctx = asHardware(gpu());
+    for (const [out, inDim, dtype] of [[20, 128, 'BF16'], [11, 75, 'F32'], [2, 6007, 'BF16']] as const) {
+      const normSq = Float32Array.from(values(inDim, 80), (v) => Math.round(v * 4) ** 2);
+      const { t, exact } = await uploadWeight(ctx, tied(out * inDim, 81 + inDim, 5), dtype, [out, inDim]);
+      const { src, release } = await source(ctx, t, normSq);
+      const k = Math.floor(inDim / 3);
+      await expectMask(ctx, await rowMask(ctx, { ...src, prunePerRow: k }), rowMaskReference(exact, out, inDim, normSq, k), out * inDim);
+      release();
+    }
+  });
+
+  it('FP8 with block scales on aligned rows (in = 128, blocks 16 × 32, 3 parts): rowMask and matrixMask', async () => {
+    const ctx = gpu();
+    const [out, inDim, block] = [36, 128, [16, 32] as const];
+    const { t, scale, exact } = await uploadFp8Weight(ctx, out, inDim, 90, block, 13 * inDim);
+    expect(t.parts.length).toBe(3);
+    const sv = await uploadF32(ctx, scale);
+    const sc: ScoreSource = { w: t, scale: { view: sv, block } };
+    await expectMask(ctx, await rowMask(ctx, { ...sc, prunePerRow: 77 }), rowMaskReference(exact, out, inDim, undefined, 77), out * inDim);
+    await expectMask(ctx, await matrixMask(ctx, { ...sc, prune: 2000 }), matrixMaskReference(exact, out, inDim, undefined, 2000), out * inDim);
+    ctx.pool.release(sv.buffer);
+    releaseTensor(ctx, t);
+  });
+
   it('nmMask 2:4 (in = 100) and 4:8 (in = 104), BF16 in parts, ties inside groups; n = 0 and n = m', async () => {
     const ctx = gpu();
     for (const [n, m, inDim] of [[2, 4, 100], [4, 8, 104], [0, 4, 100], [4, 4, 100]] as const) {
@@ -222,6 +267,19 @@ describeGpu('prune-mask kernels', (gpu) => {
       const want = matrixMaskReference(exact, out, inDim, undefined, prune);
       await expectMask(ctx, await matrixMask(ctx, { ...src, prune }), want, numel);
     }
+    release();
+  });
+
+  it('matrixMask over 2 parts of 1024 mask words each, on a 2-D grid (2 per dimension), aligned BF16 with ties', async () => {
+    const ctx = smallGrid(gpu(), 2);
+    const [out, inDim] = [64, 1024];
+    const numel = out * inDim;
+    const { t, exact } = await uploadWeight(ctx, tied(numel, 95, 3), 'BF16', [out, inDim], 32 * inDim * 2);
+    expect(t.parts.length).toBe(2);
+    const { src, release } = await source(ctx, t);
+    const prune = Math.round(numel * 0.4);
+    await expectMask(ctx, await matrixMask(ctx, { ...src, prune }), matrixMaskReference(exact, out, inDim, undefined, prune), numel);
+    expect(await scoreStats(ctx, { ...src, normScale: 1 }).then((r) => r.numel)).toBe(numel);
     release();
   });
 

@@ -36,6 +36,8 @@ const PASSES = [
 ] as const;
 /** Aim for at least this many workgroups in the whole-matrix passes before giving invocations more words. */
 const MATRIX_WORKGROUPS = 1024;
+/** Mask words (32 keys each) per invocation of row_select on software adapters. */
+const SOFTWARE_ROW_WORDS = 4;
 /** Most mask words (× 32 weights) per invocation in the whole-matrix passes. */
 const MAX_WPT = 16;
 /** Mask words per invocation of count_kept. */
@@ -232,6 +234,7 @@ function prepare(ctx: GpuContext, a: ScoreSource, kind: string): Prepared {
       SCALE_BR: sc?.block[0] ?? 128,
       SCALE_BC: sc?.block[1] ?? 128,
       WG: wg,
+      ALIGNED: inDim % 32 === 0 ? 1 : 0,
     },
     ...(sc ? { scale: sc.view } : {}),
     ...(a.normSq ? { normSq: a.normSq } : {}),
@@ -312,18 +315,37 @@ async function runParts(
       if (workgroups === 0) continue;
       const u = await partParams(ctx, s, part, { ...fields, invBase: invBase - invocations });
       params.push(u);
-      dispatches.push({
-        pipeline,
-        // mat_mark references `bases` in every mode; it must not alias the mask it writes.
-        bindings: [part, s.scale ?? dummy, s.normSq ?? dummy, bindings.mask, u, bindings.ghist, bindings.bases ?? (entryPoint === 'mat_mark' ? dummy : undefined), bindings.outv],
-        workgroups: grid2d(ctx, workgroups),
-      });
+      const keyInputs = [padded(s, part, 'a weight part'), s.scale ?? dummy, s.normSq ? padded(s, s.normSq, 'normSq') : dummy];
+      // mat_mark references `bases` in every mode; it must not alias the mask it writes.
+      const bases = bindings.bases ?? (entryPoint === 'mat_mark' ? dummy : undefined);
+      dispatches.push({ pipeline, bindings: [...keyInputs, bindings.mask, u, bindings.ghist, bases, bindings.outv], workgroups: grid2d(ctx, workgroups) });
     }
     if (dispatches.length > 0) await submitDispatches(ctx, `prune ${entryPoint}`, dispatches);
   } finally {
     for (const u of params) ctx.pool.release(u);
     ctx.pool.release(dummy.buffer);
   }
+}
+
+/**
+ * The kernel reads W and normSq as vec4s, so their bindings cover the last partial 16 bytes too. Pooled buffers
+ * are multiples of 256 bytes, so this only refuses buffers made some other way.
+ */
+function padded(s: Prepared, v: BufferView, what: string): BufferView {
+  const byteLength = Math.max(16, Math.ceil(v.byteLength / 16) * 16);
+  if (v.buffer.size < byteLength)
+    throw new MoePruneError('InvalidArgument', `${s.what}: ${what} lies in a buffer of ${v.buffer.size} bytes, not padded to 16 bytes (use pooled buffers)`);
+  return { buffer: v.buffer, byteLength };
+}
+
+/**
+ * row_select's workgroup size. Software adapters run best with few invocations doing more each (a barrier
+ * switches between all of them), GPUs with one mask word per invocation; at most 256 either way.
+ */
+function rowWorkgroup(ctx: GpuContext, inDim: number): number {
+  const rowWords = Math.ceil(inDim / 32) + (inDim % 32 === 0 ? 0 : 1);
+  const perInvocation = ctx.adapter.isFallbackAdapter ? SOFTWARE_ROW_WORDS : 1;
+  return workgroupSize(ctx, Math.max(4, 2 ** Math.ceil(Math.log2(Math.ceil(rowWords / perInvocation)))));
 }
 
 /** Runs a whole-matrix entry point over every part with the layout's invocations. */
@@ -363,7 +385,7 @@ export async function rowMask(ctx: GpuContext, a: ScoreSource & { readonly prune
   return withMask(ctx, s.numel, async (mask) => {
     if (s.numel === 0 || k === s.inDim) return;
     if (k === 0) return markAll(ctx, s, mask);
-    await runParts(ctx, s, 'row_select', {}, (part) => ({ fields: { k }, invocations: 0, workgroups: part.rows }), { mask });
+    await runParts(ctx, s, 'row_select', { WG: rowWorkgroup(ctx, s.inDim) }, (part) => ({ fields: { k }, invocations: 0, workgroups: part.rows }), { mask });
   });
 }
 
