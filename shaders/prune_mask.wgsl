@@ -305,6 +305,12 @@ fn row_select(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
     rank -= s.y;
     less += s.y;
     eq = s.z;
+    if (rank + 1u == eq) {
+      // T is the bin's largest key: every key in the bin goes, so the bits below need no more passes (after
+      // the second pass a bin often holds only T). Keys ≤ the bin's top value are exactly the pruned ones.
+      prefix |= (1u << shift) - 1u;
+      break;
+    }
   }
   let thr = prefix;
   let need = p.k - less; // 1 ≤ need ≤ eq

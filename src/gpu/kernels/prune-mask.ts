@@ -443,6 +443,11 @@ export async function matrixMask(ctx: GpuContext, a: ScoreSource & { readonly pr
         rank -= cum;
         less += cum;
         eq = h[bin]!;
+        if (rank + 1 === eq) {
+          // T is the bin's largest key: the whole bin is pruned, the bits below need no pass.
+          prefix = (prefix | ((1 << shift) - 1)) >>> 0;
+          break;
+        }
       }
     } finally {
       ctx.pool.release(ghist.buffer);
