@@ -19,6 +19,7 @@ import { planExpertPruning } from '../src/prune/experts/plan.ts';
 import { writeSyntheticMixtral } from './synthetic.ts';
 import { benchMatmulPeer } from './matmul-peer.ts';
 import { benchEngine } from './engine.ts';
+import { benchPruneMask } from './prune-mask-bench.ts';
 
 export interface BenchRow {
   readonly name: string;
@@ -162,7 +163,7 @@ async function benchForward(gpu: GpuContext): Promise<BenchRow[]> {
 export async function runNodeBenchmarks(): Promise<{ adapter: string; rows: BenchRow[] }> {
   const gpu = await openNodeGpu();
   try {
-    const rows = [...(await benchKernels(gpu)), ...(await benchStageOne(gpu)), ...(await benchExport(gpu)), ...(await benchForward(gpu))];
+    const rows = [...(await benchKernels(gpu)), ...(await benchPruneMask(gpu, copyThrough)), ...(await benchStageOne(gpu)), ...(await benchExport(gpu)), ...(await benchForward(gpu))];
     return { adapter: gpu.adapter.label, rows };
   } finally {
     closeNodeGpu(gpu);
