@@ -136,7 +136,7 @@ describeGpu('prune-mask kernels', (gpu) => {
     release();
   });
 
-  it('rowMask on long rows (in = 6007: 24 keys per invocation), ties and distinct, prune 1, half, all but one', async () => {
+  it('rowMask on long rows (in = 6007, several mask words per invocation), ties and distinct, prune 1, half, all but one', async () => {
     const ctx = gpu();
     const inDim = 6007;
     for (const [out, w] of [[1, values(inDim, 14)], [3, tied(3 * inDim, 15, 6)]] as const) {
@@ -204,6 +204,24 @@ describeGpu('prune-mask kernels', (gpu) => {
     await expectMask(ctx, await matrixMask(ctx, { ...sc, prune: 2000 }), matrixMaskReference(exact, out, inDim, undefined, 2000), out * inDim);
     ctx.pool.release(sv.buffer);
     releaseTensor(ctx, t);
+  });
+
+  it('special values follow the reference on the GPU: NaN and ±inf kept, subnormals and −0 as 0 (Wanda rows, magnitude matrix; both paths)', async () => {
+    const ctx = gpu();
+    const specials = [NaN, Infinity, -Infinity, 1e-40, -1e-40, -0, 0, 1e-20, 3e38];
+    for (const [out, inDim] of [[6, 40], [4, 64]] as const) {
+      const w = values(out * inDim, 100 + inDim);
+      w.forEach((_, e) => {
+        if (e % 5 === 0) w[e] = specials[(e / 5) % specials.length]!;
+      });
+      const normSq = Float32Array.from(values(inDim, 101), (v, i) => [0, 1e-39, Infinity, 2][i % 7] ?? v * v);
+      const { t, exact } = await uploadWeight(ctx, w, 'F32', [out, inDim]);
+      const { src, release } = await source(ctx, t, normSq);
+      const k = Math.floor(inDim / 2);
+      await expectMask(ctx, await rowMask(ctx, { ...src, prunePerRow: k }), rowMaskReference(exact, out, inDim, normSq, k), out * inDim);
+      await expectMask(ctx, await matrixMask(ctx, { w: t, prune: out * k }), matrixMaskReference(exact, out, inDim, undefined, out * k), out * inDim);
+      release();
+    }
   });
 
   it('nmMask 2:4 (in = 100) and 4:8 (in = 104), BF16 in parts, ties inside groups; n = 0 and n = m', async () => {
