@@ -540,3 +540,17 @@ def test_exported_zeros_equal_the_reference(runs, calib, name: str) -> None:
     r = ok(runs, name)
     c = check_case(name, r, calib)
     print(f"{name}: {c.rows} rows/groups compared, {c.near_tie_rows} near-tie rows ({c.mismatched} entries)")
+
+
+def test_sequential_statistics_matter(calib) -> None:
+    """The comparison can tell a sequential pruner from a one-shot one: deciding layer 1 from a dense layer 0 (all
+    statistics from one dense pass) gives masks far from the sequential ones, not near ties."""
+    d = MODELS / "mixtral"
+    windows = R.calibration_windows(d / "tokenizer.json", calib.read_text(encoding="utf-8"), 8, 16)
+    seq = R.prune(R.load_model(d), windows, "wanda", 0.5, "all")
+    model = R.load_model(d)
+    one_shot = R.prune(model, windows, "wanda", 0.5, "all", forced=lambda n: torch.zeros_like(model.matrices[n].w, dtype=torch.bool))
+    later = [n for n in seq.decisions if R.layer_of(n) == 1]
+    assert all(torch.equal(seq.decisions[n].mask, one_shot.decisions[n].mask) for n in seq.decisions if R.layer_of(n) == 0)
+    differing = sum(int((seq.decisions[n].mask != one_shot.decisions[n].mask).any(1).sum()) for n in later)
+    assert differing > 0.2 * sum(seq.decisions[n].mask.shape[0] for n in later), differing
