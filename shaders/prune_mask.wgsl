@@ -35,13 +35,13 @@ override HAS_NORM: u32 = 0u;  // Wanda: normsq f32 [in] present
 override SCALE_BR: u32 = 128u;
 override SCALE_BC: u32 = 128u;
 override WG: u32 = 256u;      // ≤ BINS: row_select reuses the bins as per-invocation counts
-override ALIGNED: u32 = 0u;   // in % 32 == 0: every chunk lies in one row; its keys are computed 4 at a time
+override ALIGNED: u32 = 0u;   // in % 32 == 0: every mask word lies in one row; its keys are computed 4 at a time
 override NM_M: u32 = 4u;      // nm_select: group size (≤ 32)
 
 const BINS = 256u;
 const MIN_NORMAL = 0x00800000u;
 const INF_BITS = 0x7f800000u;
-const SENTINEL = 0xffffffffu; // key of a chunk position outside the part or row: bit 31 set, no key has it
+const SENTINEL = 0xffffffffu; // key of a mask bit outside the part or row: bit 31 set, no key has it
 const ANY_ROW = 0xffffffffu;
 const MODE_KEEP_ALL = 0u;
 const MODE_ABOVE = 1u; // keep key > thr (every key equal to thr is pruned)
@@ -66,7 +66,7 @@ struct Params {
   norm_scale: u32, // score_stats: f32 bits
 }
 
-// W and normsq are read as vec4s (aligned chunks load 16 bytes at a time); their bindings are padded to 16 bytes.
+// W and normsq are read as vec4s (aligned words load 16 bytes at a time); their bindings are padded to 16 bytes.
 @group(0) @binding(0) var<storage, read> w4: array<vec4u>;
 @group(0) @binding(1) var<storage, read> scale: array<f32>;
 @group(0) @binding(2) var<storage, read> normsq4: array<vec4f>;
@@ -125,7 +125,7 @@ fn key_of(e: u32, r: u32, i: u32) -> u32 {
   return key4(vec4f(weight(e, r, i)), vec4f(n)).x;
 }
 
-// The four weights of aligned chunk positions 4q .. 4q + 3 (q < 8), chunk starting at part element eb.
+// The four weights at positions 4q .. 4q + 3 (q < 8) of an aligned mask word whose bit 0 is part element eb.
 fn weights4(eb: u32, q: u32) -> vec4f {
   if (DTYPE == 0u) {
     return bitcast<vec4f>(w4[eb / 4u + q]);
