@@ -6,11 +6,12 @@
  */
 import { MoePruneError, throwIfAborted } from '../core/errors.ts';
 import type { LongTask } from '../core/progress.ts';
-import { numel } from '../formats/dtype.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { BufferView } from '../gpu/dispatch.ts';
 import { matrixMask, nmMask, rowMask, scoreStats, type ScoreSource } from '../gpu/kernels/prune-mask.ts';
 import { readBuffer, STORAGE_USAGE } from '../gpu/pool.ts';
+import { releaseTensor, uploadTensor, type GpuTensor } from '../gpu/tensor.ts';
+import { decodeToF32, numel } from '../formats/dtype.ts';
 import { isQuantScale } from '../models/families.ts';
 import type { Catalogue } from '../models/catalogue.ts';
 import type { TensorRole } from '../models/types.ts';
@@ -96,8 +97,10 @@ export function matrixKind(cat: Catalogue, name: string): MatrixKind | undefined
   return KIND_OF_ROLE[e.role.kind];
 }
 
+/** A linear weight (fused experts: the [E, out, in] stack, named without a `.weight` suffix), not a bias, norm or scale. */
 const isMatrixWeight = (name: string, shape: readonly number[], role: TensorRole): boolean =>
-  !isQuantScale(name) && name.endsWith('weight') && (role.kind === 'fused_experts' ? shape.length === 3 : shape.length === 2) && !('part' in role && role.part === 'scale_inv');
+  !isQuantScale(name) &&
+  (role.kind === 'fused_experts' ? role.part === 'weight' && shape.length === 3 : name.endsWith('weight') && shape.length === 2 && !('part' in role && role.part === 'scale_inv'));
 
 /** Scope parameters per decoder layer and kind before stage 1, and what stage 1 removes of them. */
 export function scopeCounts(cat: Catalogue, plan: ExpertPlan, settings: Pick<UnstructuredSettings, 'scope'>): Map<number, Map<MatrixKind, { params: number; removed: number }>> {
@@ -134,6 +137,39 @@ async function uploadF32(ctx: GpuContext, v: Float32Array, label: string): Promi
   const buffer = await ctx.pool.acquire(byteLength, STORAGE_USAGE, label);
   ctx.device.queue.writeBuffer(buffer, 0, v.buffer as ArrayBuffer, v.byteOffset, v.byteLength);
   return { buffer, byteLength };
+}
+
+/**
+ * Magnitude mask of the rows `keep` of a small 2-D weight (a router): those rows are gathered into a new F32 tensor,
+ * selected over, and the bits spread back to their rows; other rows keep every bit (they are not exported).
+ */
+async function keptRowsMatrixMask(ctx: GpuContext, t: GpuTensor, keep: readonly number[], ratio: number): Promise<Uint32Array> {
+  const [rows, cols] = t.shape as [number, number];
+  const all = new Float32Array(rows * cols);
+  for (const p of t.parts) {
+    const bytes = await readBuffer(ctx, p.buffer, p.rows * t.rowBytes);
+    all.set(decodeToF32(t.dtype, bytes.subarray(0, p.rows * t.rowBytes)), p.rowStart * cols);
+  }
+  const picked = new Float32Array(keep.length * cols);
+  keep.forEach((r, i) => picked.set(all.subarray(r * cols, (r + 1) * cols), i * cols));
+  const sub = await uploadTensor(ctx, new Uint8Array(picked.buffer), 'F32', [keep.length, cols], { name: 'kept router rows' });
+  let view: BufferView | undefined;
+  try {
+    view = await matrixMask(ctx, { w: sub, prune: Math.floor(keep.length * cols * ratio) });
+    const subBits = new Uint32Array((await readBuffer(ctx, view.buffer, Math.ceil((keep.length * cols) / 32) * 4)).slice().buffer);
+    const out = new Uint32Array(Math.ceil((rows * cols) / 32)).fill(0xffffffff);
+    keep.forEach((r, i) => {
+      for (let j = 0; j < cols; j++) {
+        const src = i * cols + j;
+        const dst = r * cols + j;
+        if (!((subBits[src >>> 5]! >>> (src & 31)) & 1)) out[dst >>> 5]! &= ~(1 << (dst & 31));
+      }
+    });
+    return out;
+  } finally {
+    if (view) ctx.pool.release(view.buffer);
+    releaseTensor(ctx, sub);
+  }
 }
 
 /** Magnitude needs no statistics: one two-token window drives the engine's layer loop (weights still stream per layer). */
@@ -261,13 +297,20 @@ export async function runStageTwo(ctx: GpuContext, input: StageTwoInput, opts: L
       let maskView: BufferView | undefined;
       try {
         const src: ScoreSource = { w: w.t, ...(w.scale ? { scale: w.scale } : {}), ...(nv ? { normSq: nv } : {}) };
-        maskView = st.nm
-          ? await nmMask(ctx, { ...src, n: st.nm.n, m: st.nm.m })
-          : st.method === 'magnitude'
-            ? await matrixMask(ctx, { ...src, prune: Math.floor(rows * cols * ratio) })
-            : await rowMask(ctx, { ...src, prunePerRow: Math.floor(cols * ratio) });
         const words = Math.ceil((rows * cols) / 32);
-        const bits = new Uint32Array((await readBuffer(ctx, maskView.buffer, words * 4)).slice().buffer, 0, words);
+        let bits: Uint32Array;
+        if (!st.nm && st.method === 'magnitude' && m.kind === 'router' && c.removed.size) {
+          // One threshold over the matrix must rank only the rows that stay: the router on the GPU still holds the
+          // removed experts' rows (they get −∞ logits), so those rows are left out of the selection.
+          bits = await keptRowsMatrixMask(ctx, w.t, [...Array(rows).keys()].filter((r) => !c.removed.has(r)), ratio);
+        } else {
+          maskView = st.nm
+            ? await nmMask(ctx, { ...src, n: st.nm.n, m: st.nm.m })
+            : st.method === 'magnitude'
+              ? await matrixMask(ctx, { ...src, prune: Math.floor(rows * cols * ratio) })
+              : await rowMask(ctx, { ...src, prunePerRow: Math.floor(cols * ratio) });
+          bits = new Uint32Array((await readBuffer(ctx, maskView.buffer, words * 4)).slice().buffer, 0, words);
+        }
         masks.set(m.name, bits);
         // The router keeps all original rows on the GPU; only the rows of kept experts reach the export.
         let kept = 0;
