@@ -20,6 +20,7 @@ import { writeSyntheticMixtral } from './synthetic.ts';
 import { benchMatmulPeer } from './matmul-peer.ts';
 import { benchEngine } from './engine.ts';
 import { benchPruneMask } from './prune-mask-bench.ts';
+import { benchStageTwo } from './stage2-bench.ts';
 
 export interface BenchRow {
   readonly name: string;
@@ -163,7 +164,10 @@ async function benchForward(gpu: GpuContext): Promise<BenchRow[]> {
 export async function runNodeBenchmarks(): Promise<{ adapter: string; rows: BenchRow[] }> {
   const gpu = await openNodeGpu();
   try {
-    const rows = [...(await benchKernels(gpu)), ...(await benchPruneMask(gpu, copyThrough)), ...(await benchStageOne(gpu)), ...(await benchExport(gpu)), ...(await benchForward(gpu))];
+    const rows = [
+      ...(await benchKernels(gpu)), ...(await benchPruneMask(gpu, copyThrough)), ...(await benchStageOne(gpu)), ...(await benchExport(gpu)),
+      ...(await benchForward(gpu)), ...(await benchStageTwo(gpu)),
+    ];
     return { adapter: gpu.adapter.label, rows };
   } finally {
     closeNodeGpu(gpu);
