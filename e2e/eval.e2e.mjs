@@ -4,6 +4,7 @@
 // samples, with a cancelled run. After calibration, the plan can cluster by co-activation (same experts as
 // `moe-prune prune --similarity coactivation --calib-text`) or the mixed distance.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -147,7 +148,10 @@ test('mixtral fixture: calibration on a dropped text, perplexity before/after K 
   assert.equal(await b.page.getByTestId('plan-error').count(), 0);
   const coPr = cli(['prune', fixtureDir('mixtral'), '--out', out, '--experts-per-layer', '3', '--similarity', 'coactivation', '--calib-text', textFile, '--calib-samples', '4', '--calib-seq-len', '16', '--json', '--force']);
   assert.equal(coPr.report.settings.similarity, 'coactivation');
-  assert.deepEqual(coPr.report.settings.calibration, { text: 'sentences.txt', samples: 4, requested_samples: 4, seq_len: 16, tokens: 64 });
+  // The report names the calibration text with its digest and sampling, so `--from-report` can repeat the run.
+  const { sha256, ...calibration } = coPr.report.settings.calibration;
+  assert.deepEqual(calibration, { text: 'sentences.txt', sampling: 'first', seed: 0, samples: 4, requested_samples: 4, seq_len: 16, tokens: 64 });
+  assert.equal(sha256, createHash('sha256').update(buffer).digest('hex'));
   const keptCo = await b.page.getByTestId('layer-kept').allInnerTexts();
   assert.deepEqual(keptCo.map((t) => t.trim().split(/\s+/).map(Number)), Object.values(coPr.report.keptExperts), 'page and CLI cluster by the same co-activation');
   // Mixed: μ box appears; μ = 0 is the router plan again.

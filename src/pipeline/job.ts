@@ -11,7 +11,7 @@ import { sha256Hex } from '../core/digest.ts';
 import type { LongTask } from '../core/progress.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import type { GpuContext } from '../gpu/device.ts';
-import { GpuForwardEngine } from '../eval/gpu/engine.ts';
+import { GpuForwardEngine, type GpuForwardResult } from '../eval/gpu/engine.ts';
 import { gpuPerplexity } from '../eval/gpu/perplexity.ts';
 import { expertPlanEdits, referencePlan, type WeightPlan } from '../eval/gpu/plan.ts';
 import { perplexity, referenceNll, type PerplexityResult } from '../eval/perplexity.ts';
@@ -21,13 +21,29 @@ import { windowsOfText, type Sampling, type Windows } from '../eval/windows.ts';
 import type { OutputFolder } from '../export/write-checkpoint.ts';
 import type { PrunePerplexity } from '../export/report.ts';
 import { catalogueCheckpoint, assertComplete, type Catalogue } from '../models/catalogue.ts';
-import { planExpertPruning, resolveExpertPlanSettings, DEFAULT_EXPERT_PLAN_SETTINGS, type ExpertPlan, type ExpertPlanSettings } from '../prune/experts/plan.ts';
 import {
-  checkUnstructuredSettings, formatNm, needsCalibration, parseNm, UNSTRUCTURED_DEFAULTS, type UnstructuredSettings,
+  layerDistances, planExpertPruning, resolveExpertPlanSettings, DEFAULT_EXPERT_PLAN_SETTINGS, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings,
+} from '../prune/experts/plan.ts';
+import {
+  checkUnstructuredSettings, formatNm, needsCalibration, parseNm, UNSTRUCTURED_DEFAULTS, type PruneScope, type UnstructuredSettings,
 } from '../prune/unstructured/settings.ts';
-import { DEFAULT_CALIB_SAMPLES, DEFAULT_CALIB_SEQ_LEN, measureCoactivation, withCoactivation, type MeasuredCoactivation } from './coactivation.ts';
+import {
+  coactivationFromStats, DEFAULT_CALIB_SAMPLES, DEFAULT_CALIB_SEQ_LEN, measureCoactivation, withCoactivation, type CoactivationByLayer, type MeasuredCoactivation,
+} from './coactivation.ts';
 import { exportExpertPruned, layerInputs, loadRouters, resolvePlan, routerSquaredDistancesGpu, type PruneExportResult, type RouterLayer } from './expert-prune.ts';
-import { runStageTwo, type StageTwoResult } from './unstructured.ts';
+import { runStageTwo, scopeCounts, type StageTwoResult } from './unstructured.ts';
+
+/**
+ * What the page needs from the stage-2 settings, re-exported so the page's stores import the job alone (they map
+ * controls to job calls and never reach into the pruning code themselves).
+ */
+export {
+  formatNm, METHODS, needsCalibration, parseNm, SCOPES, UNROUTED_POLICIES, UNSTRUCTURED_DEFAULTS, unstructuredRatio,
+} from '../prune/unstructured/settings.ts';
+export type { NmPattern, PruneScope, UnroutedPolicy, UnstructuredMethod, UnstructuredSettings } from '../prune/unstructured/settings.ts';
+export type { ExpertPlan, ExpertPlanSettings } from '../prune/experts/plan.ts';
+export type { StageTwoResult } from './unstructured.ts';
+export type { CoactivationByLayer } from './coactivation.ts';
 
 /** How calibration windows are cut from a text: the first N non-overlapping windows of L tokens, or N seeded random ones. */
 export interface CalibrationSpec {
@@ -151,6 +167,9 @@ export class PruneJob {
   private squared?: Promise<Float32Array[] | undefined>;
   private engineP?: Promise<GpuForwardEngine>;
   private readonly coactivation = new Map<string, Promise<MeasuredCoactivation>>();
+  /** Planner inputs once `prepareDraft` has run (for the synchronous `draftPlan`), and router distances per normalize choice. */
+  private drafted?: { readonly inputs: ExpertLayerInput[]; readonly device: 'gpu' | 'cpu'; readonly ms: number };
+  private readonly routerDistances = new Map<boolean, Float64Array[]>();
 
   private constructor(
     readonly files: FileSet,
@@ -214,6 +233,113 @@ export class PruneJob {
       throw e;
     });
     return this.engineP;
+  }
+
+  /**
+   * Reads the routers and computes their distances once (as `prepare`), then keeps the planner inputs so that
+   * `draftPlan` re-plans synchronously: the page re-plans on every slider move. When the GPU distances fail (a lost
+   * device) the CPU computes the same distances, so planning never depends on the GPU.
+   */
+  async prepareDraft(opts: LongTask = {}): Promise<{ device: 'gpu' | 'cpu'; ms: number }> {
+    if (this.drafted) return { device: this.drafted.device, ms: this.drafted.ms };
+    const t0 = performance.now();
+    let prepared: { routers: RouterLayer[]; squared: Float32Array[] | undefined };
+    let device: 'gpu' | 'cpu' = this.gpu ? 'gpu' : 'cpu';
+    try {
+      prepared = await this.prepare(opts);
+    } catch (e) {
+      if (opts.signal?.aborted || !this.gpu || !this.routers) throw e;
+      prepared = { routers: await this.routers, squared: undefined };
+      device = 'cpu';
+    }
+    this.drafted ??= { inputs: layerInputs(this.cat, prepared.routers, prepared.squared), device, ms: performance.now() - t0 };
+    return { device: this.drafted.device, ms: this.drafted.ms };
+  }
+
+  /**
+   * Stage 1 as a draft, synchronously, from the inputs `prepareDraft` cached (router distances are kept per normalize
+   * choice). Representatives of ≥3-member clusters stay unresolved (`planExperts` resolves them from the weights).
+   * Co-activation (similarity 'coactivation' / 'mixed') comes from a calibration pass (`calibrationStats`).
+   */
+  draftPlan(settings: ExpertPlanSettings, coactivation?: CoactivationByLayer): ExpertPlan {
+    const d = this.drafted;
+    if (!d) throw new MoePruneError('InvalidPlan', 'the routers are not read yet: prepareDraft() comes first');
+    let inputs = d.inputs;
+    if (settings.similarity === 'router') {
+      let dist = this.routerDistances.get(settings.normalize);
+      if (!dist) {
+        const s = resolveExpertPlanSettings({ normalize: settings.normalize, similarity: 'router' });
+        dist = inputs.map((l) => layerDistances(l, s));
+        this.routerDistances.set(settings.normalize, dist);
+      }
+      const final = dist;
+      inputs = inputs.map((l, i) => ({ ...l, distances: final[i]! }));
+    } else {
+      if (!coactivation)
+        throw new MoePruneError('InvalidPlan', `${settings.similarity === 'mixed' ? 'mixed' : 'co-activation'} similarity needs a calibration run of this model; run calibration first`);
+      inputs = withCoactivation(inputs, coactivation);
+    }
+    return planExpertPruning(inputs, settings);
+  }
+
+  /**
+   * A calibration pass with routing statistics (tokens per expert, co-activation, input norms) for the page's charts.
+   * Its co-activation is cached as `measureCoactivation` would have measured it on the same windows, so a later
+   * co-activation plan of this calibration needs no second pass.
+   */
+  async calibrationStats(calib: Calibration, opts: LongTask = {}): Promise<GpuForwardResult> {
+    const engine = await this.engine(opts.signal);
+    const r = await engine.forward(calib.windows.windows, {
+      output: 'none',
+      stats: true,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+    const stats = r.stats;
+    if (!stats) throw new MoePruneError('InvalidPlan', 'the calibration pass returned no statistics');
+    // The same key as measureCoactivation's cache.
+    const key = `${calib.text.sha256}|${JSON.stringify(calib.spec)}`;
+    if (!this.coactivation.has(key)) this.coactivation.set(key, Promise.resolve({ byLayer: coactivationFromStats(stats), tokens: stats.tokens, device: this.gpu?.adapter.label || 'WebGPU' }));
+    return r;
+  }
+
+  /** Resolves a draft's ≥3-member clusters' representatives from the weights (as `planExperts` does), so the page measures and shows the plan it drew. */
+  resolveDraft(plan: ExpertPlan, opts: LongTask = {}): Promise<ExpertPlan> {
+    return resolvePlan(this.cat, plan, this.gpu, opts);
+  }
+
+  /** s_e: the share of a scope's parameters that an expert plan removes with whole experts (STUN's split of S). */
+  expertShare(plan: ExpertPlan, scope: PruneScope): { params: number; removed: number; share: number } {
+    let params = 0;
+    let removed = 0;
+    for (const byKind of scopeCounts(this.cat, plan, { scope }).values())
+      for (const c of byKind.values()) {
+        params += c.params;
+        removed += c.removed;
+      }
+    return { params, removed, share: params ? removed / params : 0 };
+  }
+
+  /**
+   * Perplexity as `perplexity` computes it, with the engine's layer-by-layer progress (`perplexity` reports whole
+   * batches), so the page can show which layer runs and how long is left. GPU only.
+   */
+  async perplexityLayers(windows: Windows, plan?: WeightPlan, opts: LongTask = {}): Promise<PerplexityResult> {
+    const engine = await this.engine(opts.signal);
+    return gpuPerplexity(engine, windows.windows, {
+      ...(plan ? { plan } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onProgress ? { onLayerProgress: opts.onProgress } : {}),
+    });
+  }
+
+  /** `evaluate` with layer-by-layer progress: phase 'original model', then 'pruned model'. GPU only. */
+  async evaluateLayers(windows: Windows, plan: ExpertPlan | null, stage2: StageTwoResult | null, opts: LongTask = {}): Promise<Evaluation> {
+    const sink = opts.onProgress;
+    const as = (phase: string): LongTask => ({ ...(opts.signal ? { signal: opts.signal } : {}), ...(sink ? { onProgress: (p) => sink({ ...p, phase }) } : {}) });
+    const before = await this.perplexityLayers(windows, undefined, as('original model'));
+    const after = await this.perplexityLayers(windows, PruneJob.weightPlan(plan, stage2), as('pruned model'));
+    return { windows, before, after };
   }
 
   /** Stage 1: the expert plan, representatives resolved (streams expert parameters when a cluster needs them). */

@@ -13,6 +13,8 @@ import { initGpu, refreshModels, refreshRecent } from './state.ts';
 // summarises a checkpoint comes up fast.
 const PlanPanel = lazy(async () => ({ default: (await import('./PlanPanel.tsx')).PlanPanel }));
 const EvalPanel = lazy(async () => ({ default: (await import('./EvalPanel.tsx')).EvalPanel }));
+const Stage2Panel = lazy(async () => ({ default: (await import('./Stage2Panel.tsx')).Stage2Panel }));
+const ExportPanel = lazy(async () => ({ default: (await import('./ExportBox.tsx')).ExportPanel }));
 
 export function App() {
   useEffect(() => {
@@ -50,7 +52,9 @@ export function App() {
           <ModelSummary />
           <Suspense fallback={null}>
             <PlanPanel />
+            <Stage2Panel />
             <EvalPanel />
+            <ExportPanel />
           </Suspense>
         </div>
       </main>

@@ -1,30 +1,79 @@
+import type { FileSet } from '../formats/bytes.ts';
 import { DOWNLOAD_WARN_BYTES, INCOMPLETE_MARKER, REPORT_FILE } from '../export/browser-output.ts';
 import { formatBytes } from '../core/format.ts';
 import { Bar, Segmented } from './controls.tsx';
-import { cancelExport, exportFolderName, folderExportAvailable, setExportTarget, setPerLayerVariant, startExport, useExport, type ExportTarget } from './export-state.ts';
+import { cancelExport, exportFolderName, folderExportAvailable, setExportTarget, setPerLayerVariant, stage2ExportProblem, startExport, useExport, type ExportTarget } from './export-state.ts';
 import { expertsRange, nearestUniformK, setControls, usePlan } from './prune-state.ts';
+import { freshDone, freshEvaluation, useStage2 } from './stage2-state.ts';
 import { useApp } from './state.ts';
+import { stageOneEvaluation, useEval } from './eval-state.ts';
 
 const TARGETS: ReadonlyArray<readonly [ExportTarget, string]> = [
   ['folder', 'Into a folder I pick'],
   ['downloads', 'As downloads'],
 ];
 
+/** What the export will write besides the expert plan: stage-2 masks and measured perplexity (or why it cannot). */
+function WhatIsWritten({ fileSet }: { fileSet: FileSet }) {
+  // Subscriptions: the fresh/stale checks read these stores.
+  useStage2();
+  useEval();
+  const plan = usePlan((s) => s.plan);
+  const stale = stage2ExportProblem();
+  const s2 = freshDone();
+  const ev = s2 ? freshEvaluation() : plan ? stageOneEvaluation(fileSet, plan) : null;
+  const sp = s2?.result.sparsity;
+  return (
+    <div className="small export-what" data-testid="export-stage2" data-applied={s2 ? 'true' : 'false'} data-perplexity={ev ? 'true' : 'false'}>
+      {stale ? (
+        <span className="warn-text">{stale}</span>
+      ) : sp ? (
+        <>
+          Writes the expert plan with the stage-2 masks: {sp.method}
+          {sp.nm ? ` ${sp.nm}` : ''}, {(100 * sp.achieved).toFixed(2)} % of the scope zero or removed, pruned weights stored as exact zeros.
+        </>
+      ) : (
+        <>Writes the expert plan alone (no stage-2 masks: run stage 2 above to add them).</>
+      )}{' '}
+      {!stale && (ev ? 'The measured perplexity before → after goes into the report and the model card.' : 'No perplexity of exactly this model was measured; the report leaves it out.')}
+    </div>
+  );
+}
+
+/** The export as its own step, after the expert plan and stage 2. */
+export function ExportPanel() {
+  const plan = usePlan((s) => s.plan);
+  const ready = usePlan((s) => s.model !== null && s.numbers !== null);
+  const cur = useApp((s) => s.current);
+  if (!plan || !ready || !cur?.summary) return null;
+  return (
+    <section className="card plan export-card" data-testid="export-panel">
+      <ExportBox />
+    </section>
+  );
+}
+
 export function ExportBox() {
   const { model, numbers, exportProblems, plan } = usePlan();
   const { running, done, stopped, target, perLayerVariant } = useExport();
   const name = useApp((s) => s.current?.name ?? 'model');
+  // Subscriptions: whether a stage-2 result is stale depends on these stores too.
+  useStage2();
+  useEval((s) => s.calibText);
+  useEval((s) => s.calib);
+  const stale = stage2ExportProblem() !== null;
   const canFolder = folderExportAvailable();
   if (!model || !numbers || !plan) return null;
   const k = numbers.uniformK;
-  const blocked = (k === null && !perLayerVariant) || exportProblems.length > 0;
+  const blocked = (k === null && !perLayerVariant) || exportProblems.length > 0 || stale;
   const folderK = k ?? (perLayerVariant ? expertsRange(plan, '-') : 'K');
   const uniformK = k === null ? nearestUniformK() : null;
   const biggest = Math.max(0, ...[...model.cat.shards.values()].map((s) => s.source.size));
   const p = running?.progress;
   return (
     <div className="export" data-testid="export-box">
-      <h3>Export</h3>
+      <h2>Export</h2>
+      <WhatIsWritten fileSet={model.fileSet} />
       {k === null && (
         <div className="export-variant small" data-testid="per-layer-box">
           <label>
@@ -78,7 +127,11 @@ export function ExportBox() {
       </div>
       {blocked && (
         <div className="small warn-text" data-testid="export-blocked">
-          {exportProblems.length ? 'Fix the plan above to export.' : 'Tick the per-layer variant, or switch to uniform mode (the same count per layer) to export a checkpoint stock runtimes load.'}
+          {exportProblems.length
+            ? 'Fix the plan above to export.'
+            : stale
+              ? 'Run stage 2 again with these settings, or discard its result.'
+              : 'Tick the per-layer variant, or switch to uniform mode (the same count per layer) to export a checkpoint stock runtimes load.'}
         </div>
       )}
       {running && (
@@ -101,8 +154,16 @@ export function ExportBox() {
         </div>
       )}
       {!running && done?.source === model.fileSet && (
-        <div className="notice notice-ok" data-testid="export-done" data-files={done.files.length} data-k={done.expertsPerLayer}>
-          Exported {done.expertsPerLayer} experts per layer{done.perLayer ? ' (per-layer variant: needs custom code)' : ''}: {done.files.length} files
+        <div
+          className="notice notice-ok"
+          data-testid="export-done"
+          data-files={done.files.length}
+          data-k={done.expertsPerLayer}
+          data-stage2={done.stage2 ? 'true' : 'false'}
+          data-perplexity={done.perplexity ? 'true' : 'false'}
+        >
+          Exported {done.expertsPerLayer} experts per layer{done.perLayer ? ' (per-layer variant: needs custom code)' : ''}
+          {done.stage2 ? ` with ${done.stage2.method} masks (${(100 * done.stage2.achieved).toFixed(2)} % sparsity)` : ''}: {done.files.length} files
           {done.folder ? (
             <>
               {' '}

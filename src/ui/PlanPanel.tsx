@@ -3,10 +3,9 @@ import type { Catalogue } from '../models/catalogue.ts';
 import type { ExpertPlan, LayerPlan, SimilarityMode } from '../prune/experts/plan.ts';
 import type { ReconstructRule } from '../prune/experts/representative.ts';
 import { formatBytes, formatCount } from '../core/format.ts';
-import { Bar, Field, Segmented } from './controls.tsx';
+import { Bar, Field, IntControl, Segmented } from './controls.tsx';
 import { DistanceHeatmap } from './DistanceHeatmap.tsx';
 import { useEval, useEvalBlocker } from './eval-state.ts';
-import { ExportBox } from './ExportBox.tsx';
 import { KeptChart } from './KeptChart.tsx';
 import { PerplexityBox } from './PerplexityBox.tsx';
 import { attachCalibration, expertsRange, preparePlan, selectLayer, setControls, usePlan, type PlanControls, type PlanNumbers } from './prune-state.ts';
@@ -14,21 +13,6 @@ import { useApp } from './state.ts';
 
 function pct(after: number, before: number): string {
   return before > 0 ? `${(100 * (1 - after / before)).toFixed(1)} % smaller` : '';
-}
-
-/** Slider plus number box, both editing one integer. */
-function IntControl({ value, min, max, onChange, testid, suffix }: { value: number; min: number; max: number; onChange: (v: number) => void; testid: string; suffix?: string }) {
-  const set = (raw: string) => {
-    const v = Math.round(Number(raw));
-    if (Number.isFinite(v)) onChange(Math.min(max, Math.max(min, v)));
-  };
-  return (
-    <div className="intcontrol">
-      <input type="range" min={min} max={max} step={1} value={value} data-testid={`${testid}-slider`} onChange={(e) => set(e.currentTarget.value)} />
-      <input type="number" min={min} max={max} step={1} value={value} data-testid={`${testid}-input`} onChange={(e) => set(e.currentTarget.value)} />
-      {suffix && <span className="muted small">{suffix}</span>}
-    </div>
-  );
 }
 
 const MEASURE_TITLE: Record<SimilarityMode, string> = {
@@ -373,7 +357,6 @@ export function PlanPanel() {
           <ClusterList lp={lp} />
           <h3>Kept and removed experts</h3>
           <LayerTable plan={plan} selected={plan.layers.indexOf(lp)} />
-          <ExportBox />
         </>
       )}
     </section>

@@ -61,3 +61,34 @@ export function Segmented<T extends string>({
     </div>
   );
 }
+
+/** Slider plus number box, both editing one integer (clamped to [min, max]); `disabled` greys both out. */
+export function IntControl({
+  value,
+  min,
+  max,
+  onChange,
+  testid,
+  suffix,
+  disabled,
+}: {
+  value: number;
+  min: number;
+  max: number;
+  onChange: (v: number) => void;
+  testid: string;
+  suffix?: string;
+  disabled?: boolean;
+}) {
+  const set = (raw: string) => {
+    const v = Math.round(Number(raw));
+    if (Number.isFinite(v)) onChange(Math.min(max, Math.max(min, v)));
+  };
+  return (
+    <div className="intcontrol">
+      <input type="range" min={min} max={max} step={1} value={value} disabled={disabled} data-testid={`${testid}-slider`} onChange={(e) => set(e.currentTarget.value)} />
+      <input type="number" min={min} max={max} step={1} value={value} disabled={disabled} data-testid={`${testid}-input`} onChange={(e) => set(e.currentTarget.value)} />
+      {suffix && <span className="muted small">{suffix}</span>}
+    </div>
+  );
+}

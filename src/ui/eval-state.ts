@@ -9,15 +9,13 @@ import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import type { GpuContext } from '../gpu/device.ts';
-import { GpuForwardEngine, type LayerReport } from '../eval/gpu/engine.ts';
-import { gpuPerplexity } from '../eval/gpu/perplexity.ts';
-import { expertPlanEdits } from '../eval/gpu/plan.ts';
+import type { LayerReport } from '../eval/gpu/engine.ts';
 import type { CalibrationStats } from '../eval/gpu/stats.ts';
-import { loadTokenizer, TOKENIZER_FILE, type CheckpointTokenizer } from '../eval/tokenizer.ts';
-import { windowsOfText, type Sampling, type Windows } from '../eval/windows.ts';
-import { resolvePlan } from '../pipeline/expert-prune.ts';
-import type { ExpertPlan } from '../prune/experts/plan.ts';
+import { TOKENIZER_FILE } from '../eval/tokenizer.ts';
+import type { Sampling, Windows } from '../eval/windows.ts';
+import { CALIBRATION_DEFAULTS, PruneJob, type CalibrationSpec, type Evaluation, type ExpertPlan, type TextInput } from '../pipeline/job.ts';
 import { isRealFile } from './demo.ts';
+import { jobFor } from './job-state.ts';
 import { adoptResolvedPlan, usePlan } from './prune-state.ts';
 import { getGpuContext, useApp } from './state.ts';
 
@@ -28,6 +26,8 @@ export interface UserText {
   readonly id: number;
   readonly name: string;
   readonly content: string;
+  /** The file's bytes: the report records their SHA-256, so the CLI can check it is given the same text. */
+  readonly bytes: Uint8Array;
 }
 
 export interface TextChoice {
@@ -92,6 +92,8 @@ export interface PerplexityMeasure {
   readonly settingsKey: string;
   /** The expert plan it was measured with (planKey); null for the original model. */
   readonly planKey: string | null;
+  /** The held-out windows it scored (an export's report records them with the numbers). */
+  readonly heldoutWindows: Windows;
   readonly seconds: number;
   readonly peakPoolBytes: number;
 }
@@ -113,7 +115,13 @@ export interface EvalState {
   layerIndex: number;
 }
 
-export const DEFAULT_CALIBRATION: CalibrationSettings = { count: 16, length: 128, sampling: 'first', seed: 0 };
+/** The job's calibration defaults (the CLI's): the page starts from the same N × L. */
+export const DEFAULT_CALIBRATION: CalibrationSettings = {
+  count: CALIBRATION_DEFAULTS.samples,
+  length: CALIBRATION_DEFAULTS.seqLen,
+  sampling: CALIBRATION_DEFAULTS.sampling,
+  seed: CALIBRATION_DEFAULTS.seed,
+};
 export const DEFAULT_HELDOUT: HeldoutSettings = { length: 128, maxWindows: 16 };
 
 /** The built-in public-domain samples (Jane Austen), served by the page itself. */
@@ -151,6 +159,16 @@ function textKey(t: TextChoice): string {
 /** The held-out text and window settings: "before" and "after" compare only when these are equal. */
 export function heldoutKey(s: Pick<EvalState, 'heldoutText' | 'heldout'>): string {
   return `${textKey(s.heldoutText)}|${s.heldout.length}|${s.heldout.maxWindows}`;
+}
+
+/** The job's calibration spec for the panel's N × L and sampling (key order as CALIBRATION_DEFAULTS: the job caches by it). */
+export function calibrationSpec(c: CalibrationSettings): CalibrationSpec {
+  return { samples: c.count, seqLen: c.length, sampling: c.sampling, seed: c.seed };
+}
+
+/** The calibration text and spec: equal keys cut the same windows. */
+export function calibrationKey(s: Pick<EvalState, 'calibText' | 'calib'>): string {
+  return `${textKey(s.calibText)}|${JSON.stringify(calibrationSpec(s.calib))}`;
 }
 
 /** Switches the panel to `fileSet`: a different model drops the previous one's results and stops its run. */
@@ -191,28 +209,35 @@ let nextTextId = 1;
 /** Reads a dropped or picked text file (plain text or JSONL with "text") and selects it. */
 export async function pickText(role: TextRole, file: File): Promise<void> {
   try {
-    const content = await file.text();
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const content = new TextDecoder().decode(bytes);
     if (!content.trim()) throw new MoePruneError('InvalidArgument', 'the file is empty', file.name);
-    useEval.setState({ [textField(role)]: { source: 'file', file: { id: nextTextId++, name: file.name, content } } });
+    useEval.setState({ [textField(role)]: { source: 'file', file: { id: nextTextId++, name: file.name, content, bytes } } });
   } catch (e) {
     const msg = asUserError(e, 'IoError', file.name).text;
     useEval.setState(role === 'calibration' ? { calibError: msg } : { pplError: msg });
   }
 }
 
-const sampleCache = new Map<TextRole, Promise<string>>();
+interface TextBytes {
+  readonly content: string;
+  readonly bytes: Uint8Array;
+}
 
-async function fetchSample(role: TextRole): Promise<string> {
+const sampleCache = new Map<TextRole, Promise<TextBytes>>();
+
+async function fetchSample(role: TextRole): Promise<TextBytes> {
   const name = SAMPLE_FILES[role];
   const res = await fetch(`${import.meta.env.BASE_URL}demo/${name}`).catch((e: unknown) => {
     throw new MoePruneError('IoError', `cannot fetch the built-in sample (${(e as Error).message})`, name);
   });
   if (!isRealFile(res)) throw new MoePruneError('MissingFile', 'this build ships no built-in sample text (public/demo/); choose a file of your own', name);
-  return res.text();
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  return { bytes, content: new TextDecoder().decode(bytes) };
 }
 
 /** The chosen text of a role: the user's file, or the built-in sample fetched from the page's own origin (once). */
-async function chosenText(t: TextChoice, role: TextRole): Promise<{ name: string; content: string }> {
+async function chosenText(t: TextChoice, role: TextRole): Promise<TextInput & { readonly content: string }> {
   if (t.source === 'file') {
     if (!t.file) throw new MoePruneError('InvalidArgument', `choose a ${role === 'calibration' ? 'calibration' : 'held-out'} text file first`);
     return t.file;
@@ -222,31 +247,25 @@ async function chosenText(t: TextChoice, role: TextRole): Promise<{ name: string
     sampleCache.set(role, (p = fetchSample(role)));
     p.catch(() => sampleCache.delete(role));
   }
-  return { name: SAMPLE_FILES[role], content: await p };
+  return { name: SAMPLE_FILES[role], ...(await p) };
 }
 
-/** The tokenizer and the engine are opened once per model (and GPU device). */
-let opened: { fileSet: FileSet; ctx: GpuContext; tokenizer: Promise<CheckpointTokenizer>; engine: Promise<GpuForwardEngine> } | null = null;
-
-function openFor(fileSet: FileSet, ctx: GpuContext): { tokenizer: Promise<CheckpointTokenizer>; engine: Promise<GpuForwardEngine> } {
-  if (!opened || opened.fileSet !== fileSet || opened.ctx !== ctx) {
-    const next = { fileSet, ctx, tokenizer: loadTokenizer(fileSet), engine: GpuForwardEngine.open(ctx, fileSet) };
-    // A failed open is retried on the next run, not cached.
-    const forget = () => {
-      if (opened === next) opened = null;
-    };
-    next.tokenizer.catch(forget);
-    next.engine.catch(forget);
-    opened = next;
-  }
-  return opened;
+/** The calibration text the panel has chosen (the user's file, or the built-in sample), as the job takes it. */
+export function chosenCalibrationText(): Promise<TextInput> {
+  return chosenText(useEval.getState().calibText, 'calibration');
 }
 
-interface Job {
+/** The held-out text the panel has chosen, as the job takes it. */
+export function chosenHeldoutText(): Promise<TextInput> {
+  return chosenText(useEval.getState().heldoutText, 'heldout');
+}
+
+/** One run of the panel (calibration or perplexity) on the model's job. */
+interface EvalRun {
   readonly fileSet: FileSet;
   readonly ctx: GpuContext;
   readonly signal: AbortSignal;
-  /** Whether this job is still the one on screen (not replaced, the model not switched). */
+  /** Whether this run is still the one on screen (not replaced, the model not switched). */
   live(): boolean;
   /** The forward pass starts: `tokens` through `layers` decoder layers. */
   starting(tokens: number, layers: number, phase: string): void;
@@ -256,7 +275,7 @@ interface Job {
   kind(k: RunKind): void;
 }
 
-function startJob(kind: RunKind): Job | null {
+function startRun(kind: RunKind): EvalRun | null {
   const s = useEval.getState();
   const fileSet = useApp.getState().current?.fileSet ?? null;
   const ctx = getGpuContext();
@@ -290,8 +309,8 @@ function startJob(kind: RunKind): Job | null {
   };
 }
 
-function endJob(job: Job): void {
-  if (job.live()) useEval.setState({ running: null });
+function endRun(run: EvalRun): void {
+  if (run.live()) useEval.setState({ running: null });
 }
 
 function failure(e: unknown): string | null {
@@ -299,26 +318,31 @@ function failure(e: unknown): string | null {
   return err.code === 'Cancelled' ? null : err.text;
 }
 
+/** The model's job, opened on the GPU context this run started with (a lost device since then fails the run). */
+async function jobOf(run: EvalRun): Promise<PruneJob> {
+  const job = await jobFor(run.fileSet);
+  if (!job.gpu) throw new MoePruneError('GpuUnavailable', 'calibration and perplexity run on the GPU, and no WebGPU device is open');
+  return job;
+}
+
 /** Runs the calibration pass: N windows of L tokens through every layer, collecting statistics (no lm_head). */
 export async function runCalibration(): Promise<void> {
-  const job = startJob('calibration');
-  if (!job) return;
+  const run = startRun('calibration');
+  if (!run) return;
   const s = useEval.getState();
   try {
-    const text = await chosenText(s.calibText, 'calibration');
-    const { tokenizer, engine } = openFor(job.fileSet, job.ctx);
-    const tok = await tokenizer;
-    const w = windowsOfText(tok, text.content, text.name, { count: s.calib.count, length: s.calib.length, sampling: s.calib.sampling, seed: s.calib.seed });
-    const eng = await engine;
-    job.starting(w.windows.length * w.length, eng.arch.layers, 'GPU forward');
+    const job = await jobOf(run);
+    const calib = await job.calibrate(await chosenText(s.calibText, 'calibration'), calibrationSpec(s.calib), run.signal);
+    const w = calib.windows;
+    run.starting(w.windows.length * w.length, job.cat.summary.layers, 'GPU forward');
     const t0 = performance.now();
-    const res = await eng.forward(w.windows, { output: 'none', stats: true, signal: job.signal, onProgress: job.onLayer });
-    if (!job.live() || !res.stats) return;
+    const res = await job.calibrationStats(calib, { signal: run.signal, onProgress: run.onLayer });
+    if (!run.live() || !res.stats) return;
     useEval.setState({
       calibration: {
-        source: job.fileSet,
+        source: run.fileSet,
         stats: res.stats,
-        textName: text.name,
+        textName: calib.text.name,
         windows: w.windows.length,
         seqLen: w.length,
         sampling: w.sampling,
@@ -331,31 +355,20 @@ export async function runCalibration(): Promise<void> {
       layerIndex: Math.min(useEval.getState().layerIndex, Math.max(0, res.stats.moeLayers.length - 1)),
     });
   } catch (e) {
-    if (job.live()) useEval.setState({ calibError: failure(e) });
+    if (run.live()) useEval.setState({ calibError: failure(e) });
   } finally {
-    endJob(job);
+    endRun(run);
   }
 }
 
-async function heldoutWindows(job: Job, s: EvalState): Promise<{ w: Windows; name: string; engine: GpuForwardEngine }> {
-  const text = await chosenText(s.heldoutText, 'heldout');
-  const { tokenizer, engine } = openFor(job.fileSet, job.ctx);
-  const w = windowsOfText(await tokenizer, text.content, text.name, { count: s.heldout.maxWindows, length: s.heldout.length });
-  return { w, name: text.name, engine: await engine };
-}
-
-async function measure(job: Job, s: EvalState, held: { w: Windows; name: string; engine: GpuForwardEngine }, plan: ExpertPlan | null): Promise<PerplexityMeasure> {
-  const { w, engine } = held;
-  job.starting(w.windows.length * w.length, engine.arch.layers, 'GPU forward');
+async function measure(run: EvalRun, job: PruneJob, s: EvalState, held: { w: Windows; name: string }, plan: ExpertPlan | null): Promise<PerplexityMeasure> {
+  const { w } = held;
+  run.starting(w.windows.length * w.length, job.cat.summary.layers, 'GPU forward');
   const t0 = performance.now();
   const peak0 = useEval.getState().running?.peakPoolBytes ?? 0;
-  const r = await gpuPerplexity(engine, w.windows, {
-    ...(plan ? { plan: expertPlanEdits(plan.layers) } : {}),
-    signal: job.signal,
-    onLayerProgress: job.onLayer,
-  });
+  const r = await job.perplexityLayers(w, plan ? PruneJob.weightPlan(plan) : undefined, { signal: run.signal, onProgress: run.onLayer });
   return {
-    source: job.fileSet,
+    source: run.fileSet,
     perplexity: r.perplexity,
     meanNll: r.meanNll,
     tokens: r.tokens,
@@ -364,6 +377,7 @@ async function measure(job: Job, s: EvalState, held: { w: Windows; name: string;
     textName: held.name,
     settingsKey: heldoutKey(s),
     planKey: plan ? planKey(plan) : null,
+    heldoutWindows: w,
     seconds: (performance.now() - t0) / 1000,
     peakPoolBytes: Math.max(peak0, useEval.getState().running?.peakPoolBytes ?? 0),
   };
@@ -375,33 +389,49 @@ async function measure(job: Job, s: EvalState, held: { w: Windows; name: string;
  * 'after' also measures 'before' when that is missing or was measured on other held-out settings.
  */
 export async function measurePerplexity(which: 'before' | 'after'): Promise<void> {
-  const job = startJob(which);
-  if (!job) return;
+  const run = startRun(which);
+  if (!run) return;
   const s = useEval.getState();
   try {
-    const held = await heldoutWindows(job, s);
+    const job = await jobOf(run);
+    const text = await chosenText(s.heldoutText, 'heldout');
+    const held = { w: await job.heldoutWindows(text, s.heldout.length, s.heldout.maxWindows, run.signal), name: text.name };
     const key = heldoutKey(s);
     if (which === 'before' || s.before?.settingsKey !== key) {
-      job.kind('before');
-      const before = await measure(job, s, held, null);
-      if (!job.live()) return;
+      run.kind('before');
+      const before = await measure(run, job, s, held, null);
+      if (!run.live()) return;
       useEval.setState({ before });
     }
     if (which === 'after') {
-      job.kind('after');
+      run.kind('after');
       const ps = usePlan.getState();
-      if (ps.source !== job.fileSet || !ps.model || !ps.plan)
+      if (ps.source !== run.fileSet || !ps.model || !ps.plan)
         throw new MoePruneError('InvalidPlan', ps.planError ?? 'there is no expert plan for this model yet (see the plan panel)');
-      const plan = await resolvePlan(ps.model.cat, ps.plan, job.ctx, { signal: job.signal, onProgress: job.onStep });
+      const plan = await job.resolveDraft(ps.plan, { signal: run.signal, onProgress: run.onStep });
       adoptResolvedPlan(ps.plan, plan);
-      const after = await measure(job, s, held, plan);
-      if (job.live()) useEval.setState({ after });
+      const after = await measure(run, job, s, held, plan);
+      if (run.live()) useEval.setState({ after });
     }
   } catch (e) {
-    if (job.live()) useEval.setState({ pplError: failure(e) });
+    if (run.live()) useEval.setState({ pplError: failure(e) });
   } finally {
-    endJob(job);
+    endRun(run);
   }
+}
+
+/**
+ * The measured perplexity of `plan` (stage 1 only) on the current held-out settings, as an export's report records
+ * it; null unless both numbers were measured on these settings and "after" on this very plan.
+ */
+export function stageOneEvaluation(fileSet: FileSet, plan: ExpertPlan): Evaluation | null {
+  const s = useEval.getState();
+  const key = heldoutKey(s);
+  const { before, after } = s;
+  if (!before || !after || before.source !== fileSet || after.source !== fileSet) return null;
+  if (before.settingsKey !== key || after.settingsKey !== key || after.planKey !== planKey(plan)) return null;
+  const result = (m: PerplexityMeasure) => ({ perplexity: m.perplexity, meanNll: m.meanNll, tokens: m.tokens, windows: m.windows });
+  return { windows: after.heldoutWindows, before: result(before), after: result(after) };
 }
 
 export function cancelEval(): void {

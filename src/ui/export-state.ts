@@ -9,9 +9,12 @@ import type { Progress } from '../core/progress.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import { canPickDirectory, clickDownload, DirectoryOutputFolder, DownloadOutputFolder, pickDirectory, type DirectoryHandleLike } from '../export/browser-output.ts';
 import type { OutputFolder } from '../export/write-checkpoint.ts';
-import { exportExpertPruned, resolvePlan } from '../pipeline/expert-prune.ts';
-import { adoptResolvedPlan, expertsRange, planCalibrationSettings, planSettings, usePlan } from './prune-state.ts';
-import { getGpuContext, showError, useApp } from './state.ts';
+import { resolveJobSettings, type Calibration, type Evaluation, type ExpertPlan, type JobSettings } from '../pipeline/job.ts';
+import { calibrationSpec, chosenCalibrationText, stageOneEvaluation, useEval } from './eval-state.ts';
+import { jobFor } from './job-state.ts';
+import { adoptResolvedPlan, expertsRange, planSettings, usePlan } from './prune-state.ts';
+import { currentDone, freshDone, freshEvaluation } from './stage2-state.ts';
+import { showError, useApp } from './state.ts';
 
 export type ExportTarget = 'folder' | 'downloads';
 
@@ -26,6 +29,10 @@ export interface ExportDone {
   readonly expertsPerLayer: string;
   /** Written as a per-layer variant (needs custom code to load). */
   readonly perLayer: boolean;
+  /** Stage-2 masks written (method and achieved sparsity), or null for the expert plan alone. */
+  readonly stage2: { readonly method: string; readonly achieved: number } | null;
+  /** Whether measured perplexity went into the report. */
+  readonly perplexity: boolean;
 }
 
 export interface ExportState {
@@ -99,12 +106,35 @@ export function exportFolderName(model: string, k: number | string): string {
   return `${base}-pruned-${k}`;
 }
 
+/**
+ * Why the export would not write what the page shows, or null: a stage-2 result whose settings no longer match the
+ * controls is neither written nor silently dropped (run it again, or discard it).
+ */
+export function stage2ExportProblem(): string | null {
+  const fileSet = useApp.getState().current?.fileSet ?? null;
+  return currentDone(fileSet) && !freshDone()
+    ? 'The stage-2 masks were computed with other settings than the ones on screen: run stage 2 again, or discard its result to export the expert plan alone.'
+    : null;
+}
+
+/**
+ * Exports through the model's job (`job.export`), as `moe-prune prune` does: the report's settings have the CLI's
+ * shape, so `moe-prune prune --from-report` repeats the export. With a fresh stage-2 result its masks are written
+ * and its plan is the one exported; otherwise the plan is resolved by the job (≥3-member clusters' representatives
+ * from the weights). Perplexity measured on exactly the exported model goes into the report and the model card.
+ */
 export async function startExport(target: ExportTarget): Promise<void> {
   const { model, plan, controls, numbers, exportProblems } = usePlan.getState();
   const cur = useApp.getState().current;
   const perLayer = numbers?.uniformK === null;
   if (!model || !plan || !controls || !numbers || exportProblems.length || !cur || useExport.getState().running) return;
   if (perLayer && !useExport.getState().perLayerVariant) return;
+  const stageTwoProblem = stage2ExportProblem();
+  if (stageTwoProblem) {
+    showError(new MoePruneError('InvalidPlan', stageTwoProblem));
+    return;
+  }
+  const stage2 = freshDone();
   const k = expertsRange(plan);
   let out: OutputFolder;
   let dirOut: DirectoryOutputFolder | null = null;
@@ -117,31 +147,46 @@ export async function startExport(target: ExportTarget): Promise<void> {
   } else out = new DownloadOutputFolder(clickDownload);
 
   const controller = new AbortController();
+  const { signal } = controller;
   const delayMs = testExportDelayMs();
-  if (delayMs) out = pausingAfterEachFile(out, delayMs, controller.signal);
+  if (delayMs) out = pausingAfterEachFile(out, delayMs, signal);
   useExport.setState({ running: { target, progress: null, controller }, stopped: null, done: null });
   const onProgress = (p: Progress): void => useExport.setState((s) => (s.running ? { running: { ...s.running, progress: p } } : {}));
-  const gpu = getGpuContext();
   try {
-    const resolved = await resolvePlan(model.cat, plan, gpu, { onProgress, signal: controller.signal });
-    adoptResolvedPlan(plan, resolved);
-    const result = await exportExpertPruned(model.cat, model.fileSet, resolved, out, {
-      onProgress,
-      signal: controller.signal,
-      perLayerVariant: perLayer,
-      tool: 'MoE Prune Studio (page)',
-      settings: {
-        ...planSettings(controls, model.cat),
-        experts_per_layer: controls.mode === 'uniform' ? controls.keep : null,
-        expert_sparsity: controls.mode === 'global' && controls.globalBy === 'sparsity' ? controls.sparsityPct / 100 : null,
-        normalize_router: controls.normalize,
-        per_layer_variant: perLayer,
-        ...planCalibrationSettings(controls),
-        device: gpu ? gpu.adapter.label : 'cpu',
-        output: target,
+    const job = await jobFor(model.fileSet);
+    let settings: JobSettings;
+    let calibration: Calibration | null;
+    let exported: ExpertPlan;
+    let evaluation: Evaluation | null;
+    if (stage2) {
+      settings = { ...stage2.settings, perLayerVariant: perLayer };
+      calibration = stage2.calibration;
+      exported = stage2.plan;
+      evaluation = freshEvaluation();
+    } else {
+      settings = resolveJobSettings({ experts: planSettings(controls, model.cat), unstructured: null, calibration: calibrationSpec(useEval.getState().calib), perLayerVariant: perLayer });
+      calibration = settings.experts.similarity !== 'router' ? await job.calibrate(await chosenCalibrationText(), settings.calibration, signal) : null;
+      exported = await job.planExperts(settings.experts, calibration, { onProgress, signal });
+      adoptResolvedPlan(plan, exported);
+      evaluation = stageOneEvaluation(model.fileSet, exported);
+    }
+    const result = await job.export(
+      out,
+      { plan: exported, stage2: stage2?.result ?? null, settings, calibration, evaluation, tool: 'MoE Prune Studio (page)' },
+      { onProgress, signal },
+    );
+    useExport.setState({
+      done: {
+        source: model.fileSet,
+        target,
+        folder: dirOut?.name ?? null,
+        files: result.files,
+        expertsPerLayer: k,
+        perLayer,
+        stage2: stage2 ? { method: stage2.result.sparsity.method, achieved: stage2.result.sparsity.achieved } : null,
+        perplexity: evaluation !== null,
       },
     });
-    useExport.setState({ done: { source: model.fileSet, target, folder: dirOut?.name ?? null, files: result.files, expertsPerLayer: k, perLayer } });
   } catch (e) {
     const err = asUserError(e);
     useExport.setState({ stopped: err.code === 'Cancelled' ? 'Export cancelled; nothing usable was left behind.' : err.text });

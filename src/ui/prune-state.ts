@@ -11,14 +11,14 @@ import type { Progress } from '../core/progress.ts';
 import { formatCountRange } from '../core/format.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import { planPrunedTensors } from '../export/tensor-plan.ts';
-import { catalogueCheckpoint, type Catalogue } from '../models/catalogue.ts';
+import type { Catalogue } from '../models/catalogue.ts';
 import { expertCountProblems, expertCountsProblems } from '../models/families.ts';
 import { coactivationFromStats } from '../pipeline/coactivation.ts';
-import { layerInputs, loadRouters, routerSquaredDistancesGpu } from '../pipeline/expert-prune.ts';
-import { DEFAULT_EXPERT_PLAN_SETTINGS, layerDistances, planExpertPruning, resolveExpertPlanSettings, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings, type SimilarityMode } from '../prune/experts/plan.ts';
-import { coactivationDistance, mixedDistance } from '../prune/experts/similarity.ts';
+import { resolveJobSettings, type ExpertPlan, type ExpertPlanSettings, type PruneJob } from '../pipeline/job.ts';
+import { DEFAULT_EXPERT_PLAN_SETTINGS, type SimilarityMode } from '../prune/experts/plan.ts';
 import { DEFAULT_KAPPA, type ReconstructRule } from '../prune/experts/representative.ts';
-import { getGpuContext, useApp } from './state.ts';
+import { jobFor } from './job-state.ts';
+import { getGpuContext } from './state.ts';
 
 export interface PlanControls {
   readonly mode: 'uniform' | 'global';
@@ -61,7 +61,8 @@ export interface PlanNumbers {
 export interface PlanModel {
   readonly fileSet: FileSet;
   readonly cat: Catalogue;
-  readonly inputs: ExpertLayerInput[];
+  /** The model's job: it read the routers and keeps the planner inputs (`draftPlan` re-plans from them). */
+  readonly job: PruneJob;
   /** Where the router distances were computed. */
   readonly device: string;
   readonly distancesMs: number;
@@ -104,22 +105,6 @@ const EMPTY: PlanState = {
 
 export const usePlan = create<PlanState>(() => EMPTY);
 
-/** Final distance matrices per normalize choice, computed once per model. */
-const distanceCache = new WeakMap<PlanModel, Map<boolean, Float64Array[]>>();
-
-function computeDistances(inputs: readonly ExpertLayerInput[], normalize: boolean): Float64Array[] {
-  const s = resolveExpertPlanSettings({ normalize, similarity: 'router' });
-  return inputs.map((input) => layerDistances(input, s));
-}
-
-function distancesFor(model: PlanModel, normalize: boolean): Float64Array[] {
-  let m = distanceCache.get(model);
-  if (!m) distanceCache.set(model, (m = new Map()));
-  let d = m.get(normalize);
-  if (!d) m.set(normalize, (d = computeDistances(model.inputs, normalize)));
-  return d;
-}
-
 /** The smallest count ≥ half the experts that the family's routing accepts (top-k, DeepSeek groups). */
 export function defaultKeep(cat: Catalogue): number {
   const n = cat.summary.expertsPerLayer;
@@ -154,25 +139,17 @@ export function planSettings(c: PlanControls, cat: Catalogue): Partial<ExpertPla
   return { ...common, mode: 'global', targetTotal: target, search: 'exact' };
 }
 
-/** The distance matrices the controls ask for: router ones from the cache, co-activation ones from the calibration. */
-function similarityDistances(model: PlanModel, c: PlanControls, calibration: PlanCalibration | null): Float64Array[] {
-  if (c.similarity === 'router') return distancesFor(model, c.normalize);
-  if (!calibration) throw new MoePruneError('InvalidPlan', `${c.similarity === 'mixed' ? 'mixed' : 'co-activation'} similarity needs a calibration run of this model; run calibration first`);
-  const router = c.similarity === 'mixed' ? distancesFor(model, c.normalize) : null;
-  return model.inputs.map((l, i) => {
-    const a = calibration.byLayer.get(l.layer);
-    if (!a || a.length !== l.n * l.n) throw new MoePruneError('InvalidPlan', `layer ${l.layer}: the calibration statistics hold no ${l.n}×${l.n} co-activation matrix for this layer`);
-    return router ? mixedDistance(router[i]!, a, l.n, c.mixWeight) : coactivationDistance(a, l.n);
-  });
+/** The job's full expert settings for the controls (defaults filled in as the CLI fills them). */
+export function expertSettings(c: PlanControls, cat: Catalogue): ExpertPlanSettings {
+  return resolveJobSettings({ experts: planSettings(c, cat) }).experts;
 }
 
 function computePlan(model: PlanModel, c: PlanControls, calibration: PlanCalibration | null = usePlan.getState().calibration): Pick<PlanState, 'plan' | 'planError' | 'numbers' | 'exportProblems' | 'planMs'> {
   const t0 = performance.now();
   const { cat } = model;
   try {
-    const distances = similarityDistances(model, c, calibration);
-    const inputs = model.inputs.map((l, i) => ({ layer: l.layer, n: l.n, d: l.d, topK: l.topK, ...(l.groups && { groups: l.groups }), distances: distances[i]! }));
-    const plan = planExpertPruning(inputs, planSettings(c, cat));
+    // Router distances come from the job's cache; co-activation from the calibration attached below.
+    const plan = model.job.draftPlan(expertSettings(c, cat), c.similarity === 'router' ? undefined : calibration?.byLayer);
     const tensors = planPrunedTensors(cat, plan.layers);
     const counts = new Set(tensors.expertsPerLayer.values());
     const uniformK = counts.size === 1 ? [...counts][0]! : null;
@@ -219,7 +196,7 @@ export function setControls(patch: Partial<PlanControls>): void {
   if (!model || !controls) return;
   const next = { ...controls, ...patch };
   if (patch.reconstruct !== undefined && patch.kappa === undefined) next.kappa = DEFAULT_KAPPA[patch.reconstruct];
-  const layerIndex = Math.min(usePlan.getState().layerIndex, Math.max(0, model.inputs.length - 1));
+  const layerIndex = Math.min(usePlan.getState().layerIndex, Math.max(0, model.cat.moeLayers.length - 1));
   usePlan.setState({ controls: next, layerIndex, ...computePlan(model, next) });
 }
 
@@ -240,31 +217,11 @@ export function attachCalibration(stats: CalibrationStats | null, textName = '')
   usePlan.setState({ calibration, controls: next, ...computePlan(model, next, calibration) });
 }
 
-/** Report settings of the calibration a co-activation / mixed plan used (the CLI records the same keys). */
-export function planCalibrationSettings(c: PlanControls): { calibration?: Record<string, unknown> } {
-  const cal = usePlan.getState().calibration;
-  if (c.similarity === 'router' || !cal) return {};
-  return { calibration: { text: cal.textName, samples: cal.stats.windows, seq_len: cal.stats.seqLen, tokens: cal.stats.tokens } };
-}
-
 export function selectLayer(index: number): void {
   usePlan.setState({ layerIndex: index });
 }
 
-/** Resolves once the GPU probe at start-up has finished (so a model loaded at once still uses the GPU). */
-function gpuSettled(): Promise<void> {
-  if (useApp.getState().gpu.status !== 'pending') return Promise.resolve();
-  return new Promise((resolve) => {
-    const stop = useApp.subscribe((s) => {
-      if (s.gpu.status !== 'pending') {
-        stop();
-        resolve();
-      }
-    });
-  });
-}
-
-/** Reads the routers and computes their distances for `fileSet` (once), then plans with the default controls. */
+/** Reads the routers and computes their distances for `fileSet` (once, on the model's job), then plans with the default controls. */
 /** Cancels the preparation of the previous model when another one is loaded: its reads and GPU work stop. */
 let preparing: AbortController | null = null;
 
@@ -279,29 +236,13 @@ export async function preparePlan(fileSet: FileSet): Promise<void> {
     if (still()) usePlan.setState({ preparing: p });
   };
   try {
-    const cat = await catalogueCheckpoint(fileSet, { signal });
+    const job = await jobFor(fileSet);
+    const { cat } = job;
     if (cat.moeLayers.length === 0) throw new MoePruneError('InvalidPlan', 'this checkpoint has no MoE layer, so there are no experts to prune');
-    const routers = await loadRouters(cat, { onProgress, signal });
-    await gpuSettled();
-    const gpu = getGpuContext();
-    const t0 = performance.now();
-    let squared: Float32Array[] | undefined;
-    let device = 'CPU';
-    if (gpu) {
-      try {
-        squared = await routerSquaredDistancesGpu(gpu, routers, { onProgress, signal });
-        device = `GPU (${gpu.adapter.label || 'WebGPU'})`;
-      } catch (e) {
-        if (signal.aborted) throw e;
-        // A lost or failing device must not block planning: the CPU computes the same distances.
-        squared = undefined;
-      }
-    }
-    const inputs = layerInputs(cat, routers, squared);
+    const { device, ms } = await job.prepareDraft({ onProgress, signal });
+    const gpu = job.gpu ?? getGpuContext();
     const controls = defaultControls(cat);
-    const first = computeDistances(inputs, controls.normalize);
-    const model: PlanModel = { fileSet, cat, inputs, device, distancesMs: performance.now() - t0 };
-    distanceCache.set(model, new Map([[controls.normalize, first]]));
+    const model: PlanModel = { fileSet, cat, job, device: device === 'gpu' ? `GPU (${gpu?.adapter.label || 'WebGPU'})` : 'CPU', distancesMs: ms };
     if (!still()) return;
     usePlan.setState({ model, controls, preparing: null, ...computePlan(model, controls) });
   } catch (e) {
