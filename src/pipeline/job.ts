@@ -41,7 +41,13 @@ export {
   formatNm, METHODS, needsCalibration, parseNm, SCOPES, UNROUTED_POLICIES, UNSTRUCTURED_DEFAULTS, unstructuredRatio,
 } from '../prune/unstructured/settings.ts';
 export type { NmPattern, PruneScope, UnroutedPolicy, UnstructuredMethod, UnstructuredSettings } from '../prune/unstructured/settings.ts';
-export type { ExpertPlan, ExpertPlanSettings } from '../prune/experts/plan.ts';
+export { DEFAULT_EXPERT_PLAN_SETTINGS } from '../prune/experts/plan.ts';
+export type { ExpertPlan, ExpertPlanSettings, LayerPlan, SimilarityMode } from '../prune/experts/plan.ts';
+export { DEFAULT_KAPPA } from '../prune/experts/representative.ts';
+export type { ReconstructRule } from '../prune/experts/representative.ts';
+export type { CalibrationStats, MoeLayerStats } from '../eval/gpu/stats.ts';
+export type { LayerReport } from '../eval/gpu/engine.ts';
+export { coactivationFromStats } from './coactivation.ts';
 export type { StageTwoResult } from './unstructured.ts';
 export type { CoactivationByLayer } from './coactivation.ts';
 

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState, type MouseEvent } from 'react';
-import type { MoeLayerStats } from '../eval/gpu/stats.ts';
+import type { MoeLayerStats } from '../pipeline/job.ts';
 import { scaleColor } from './DistanceHeatmap.tsx';
 
 /**

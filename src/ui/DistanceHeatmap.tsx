@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState, type MouseEvent } from 'react';
-import type { LayerPlan } from '../prune/experts/plan.ts';
+import type { LayerPlan } from '../pipeline/job.ts';
 
 /**
  * Expert × expert router-distance matrix of one layer. Experts are ordered cluster by cluster so that each

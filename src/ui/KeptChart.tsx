@@ -1,5 +1,5 @@
 import { Bar, BarChart, CartesianGrid, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import type { ExpertPlan } from '../prune/experts/plan.ts';
+import type { ExpertPlan } from '../pipeline/job.ts';
 
 /** Kept vs removed experts per MoE layer, stacked; click a bar to show that layer's heatmap. */
 export function KeptChart({ plan, onPick }: { plan: ExpertPlan; onPick: (index: number) => void }) {

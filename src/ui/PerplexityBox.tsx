@@ -1,4 +1,4 @@
-import type { ExpertPlan } from '../prune/experts/plan.ts';
+import type { ExpertPlan } from '../pipeline/job.ts';
 import { heldoutKey, measurePerplexity, planKey, SAMPLE_FILES, useEval, type PerplexityMeasure } from './eval-state.ts';
 import { RunProgress } from './RunProgress.tsx';
 

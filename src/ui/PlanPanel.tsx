@@ -1,7 +1,6 @@
 import { useEffect } from 'react';
 import type { Catalogue } from '../models/catalogue.ts';
-import type { ExpertPlan, LayerPlan, SimilarityMode } from '../prune/experts/plan.ts';
-import type { ReconstructRule } from '../prune/experts/representative.ts';
+import type { ExpertPlan, LayerPlan, ReconstructRule, SimilarityMode } from '../pipeline/job.ts';
 import { formatBytes, formatCount } from '../core/format.ts';
 import { Bar, Field, IntControl, Segmented } from './controls.tsx';
 import { DistanceHeatmap } from './DistanceHeatmap.tsx';

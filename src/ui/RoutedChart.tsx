@@ -1,5 +1,5 @@
 import { Bar, BarChart, CartesianGrid, Cell, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis, type XAxisTickContentProps } from 'recharts';
-import type { MoeLayerStats } from '../eval/gpu/stats.ts';
+import type { MoeLayerStats } from '../pipeline/job.ts';
 
 /**
  * Calibration tokens routed to each expert of one MoE layer (any top-k slot). The dashed line is the even share

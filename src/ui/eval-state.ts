@@ -9,11 +9,11 @@ import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import type { GpuContext } from '../gpu/device.ts';
-import type { LayerReport } from '../eval/gpu/engine.ts';
-import type { CalibrationStats } from '../eval/gpu/stats.ts';
 import { TOKENIZER_FILE } from '../eval/tokenizer.ts';
 import type { Sampling, Windows } from '../eval/windows.ts';
-import { CALIBRATION_DEFAULTS, PruneJob, type CalibrationSpec, type Evaluation, type ExpertPlan, type TextInput } from '../pipeline/job.ts';
+import {
+  CALIBRATION_DEFAULTS, PruneJob, type CalibrationSpec, type CalibrationStats, type LayerReport, type Evaluation, type ExpertPlan, type TextInput,
+} from '../pipeline/job.ts';
 import { isRealFile } from './demo.ts';
 import { jobFor } from './job-state.ts';
 import { adoptResolvedPlan, usePlan } from './prune-state.ts';

@@ -5,7 +5,6 @@
  * similarity reads the page's calibration statistics, attached by the panel through `attachCalibration`.
  */
 import { create } from 'zustand';
-import type { CalibrationStats } from '../eval/gpu/stats.ts';
 import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import { formatCountRange } from '../core/format.ts';
@@ -13,10 +12,10 @@ import type { FileSet } from '../formats/bytes.ts';
 import { planPrunedTensors } from '../export/tensor-plan.ts';
 import type { Catalogue } from '../models/catalogue.ts';
 import { expertCountProblems, expertCountsProblems } from '../models/families.ts';
-import { coactivationFromStats } from '../pipeline/coactivation.ts';
-import { resolveJobSettings, type ExpertPlan, type ExpertPlanSettings, type PruneJob } from '../pipeline/job.ts';
-import { DEFAULT_EXPERT_PLAN_SETTINGS, type SimilarityMode } from '../prune/experts/plan.ts';
-import { DEFAULT_KAPPA, type ReconstructRule } from '../prune/experts/representative.ts';
+import {
+  coactivationFromStats, DEFAULT_EXPERT_PLAN_SETTINGS, DEFAULT_KAPPA, resolveJobSettings,
+  type CalibrationStats, type ExpertPlan, type ExpertPlanSettings, type PruneJob, type ReconstructRule, type SimilarityMode,
+} from '../pipeline/job.ts';
 import { jobFor } from './job-state.ts';
 import { getGpuContext } from './state.ts';
 
