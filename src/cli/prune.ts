@@ -18,13 +18,14 @@ import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
 import { closeNodeGpu, openCommandGpu } from './node-gpu.ts';
 import { NodeOutputFolder } from './node-output.ts';
+import { NodeWorkDir } from './work-dir.ts';
 
 const USAGE =
   'usage: moe-prune prune <checkpoint dir> | --demo  --out <dir> [--experts-per-layer K | --expert-sparsity E] ' +
   '[--sparsity S | --nm N:M] [--method wanda|owl|magnitude] [--owl-m M] [--owl-lambda λ] [--scope experts|experts+shared|all] [--unrouted all-tokens|magnitude|dense] ' +
   '[--mode uniform|global [--per-layer-variant]] [--similarity router|coactivation|mixed] [--mix-weight μ] ' +
   '[--calib-text <file> [--calib-samples N] [--calib-seq-len L]] [--normalize-router] [--reconstruct none|per-layer|per-cluster-size] [--kappa N] ' +
-  '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--from-report prune-report.json] [--cpu] [--force] [--json] [--quiet]';
+  '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--from-report prune-report.json] [--work-dir D] [--cpu] [--force] [--json] [--quiet]';
 
 /** Stage-2 settings from the flags, or null when neither --sparsity nor --nm is given. */
 function stageTwoArgs(p: ParsedArgs): UnstructuredSettings | null {
@@ -142,7 +143,7 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
       {
         values: [
           'out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'eval-text', 'seq-len', 'max-windows', 'mix-weight',
-          'calib-text', 'calib-samples', 'calib-seq-len', 'sparsity', 'nm', 'method', 'owl-m', 'owl-lambda', 'scope', 'unrouted', 'from-report',
+          'calib-text', 'calib-samples', 'calib-seq-len', 'sparsity', 'nm', 'method', 'owl-m', 'owl-lambda', 'scope', 'unrouted', 'from-report', 'work-dir',
         ],
         flags: ['demo', 'normalize-router', 'per-layer-variant', 'cpu', 'force', 'json', 'quiet', 'help'],
       },
@@ -202,8 +203,12 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     const stageOneMs = performance.now() - t0;
     if (plan.search && !plan.search.exact) io.stderr.write(`moe-prune: ${plan.search.message}\n`);
     let stage2: StageTwoResult | null = null;
+    const workDir = p.values.get('work-dir');
+    if (workDir && !settings.unstructured) throw new MoePruneError('InvalidArgument', '--work-dir keeps the progress of unstructured pruning (--sparsity / --nm); expert pruning alone is quick to redo');
     if (settings.unstructured) {
-      stage2 = await job.unstructured(plan, settings.unstructured, calib, task);
+      const progressStore = workDir ? await NodeWorkDir.open(workDir, await job.fingerprint(settings, calib, signal)) : undefined;
+      if (progressStore?.savedLayers && !quiet) io.stderr.write(`moe-prune: resuming unstructured pruning after ${progressStore.savedLayers} finished layer(s) saved in ${workDir}\n`);
+      stage2 = await job.unstructured(plan, settings.unstructured, calib, { ...task, ...(progressStore ? { progressStore } : {}) });
       const sp = stage2.sparsity;
       if (!quiet)
         io.stderr.write(

@@ -31,7 +31,7 @@ import {
   coactivationFromStats, DEFAULT_CALIB_SAMPLES, DEFAULT_CALIB_SEQ_LEN, measureCoactivation, withCoactivation, type CoactivationByLayer, type MeasuredCoactivation,
 } from './coactivation.ts';
 import { exportExpertPruned, layerInputs, loadRouters, resolvePlan, routerSquaredDistancesGpu, type PruneExportResult, type RouterLayer } from './expert-prune.ts';
-import { runStageTwo, scopeCounts, type StageTwoResult } from './unstructured.ts';
+import { runStageTwo, scopeCounts, type StageTwoProgressStore, type StageTwoResult } from './unstructured.ts';
 
 /**
  * What the page needs from the stage-2 settings, re-exported so the page's stores import the job alone (they map
@@ -359,15 +359,41 @@ export class PruneJob {
     return resolvePlan(this.cat, planExpertPruning(inputs, settings), this.gpu, opts);
   }
 
-  /** Stage 2 on top of an expert plan. */
-  async unstructured(plan: ExpertPlan, settings: UnstructuredSettings, calib: Calibration | null, opts: LongTask = {}): Promise<StageTwoResult> {
+  /** Stage 2 on top of an expert plan; with a progress store it saves every finished layer and resumes from it. */
+  async unstructured(
+    plan: ExpertPlan, settings: UnstructuredSettings, calib: Calibration | null, opts: LongTask & { readonly progressStore?: StageTwoProgressStore } = {},
+  ): Promise<StageTwoResult> {
     if (needsCalibration(settings.method) && !calib) throw new MoePruneError('InvalidArgument', `${settings.method} needs a calibration text: it scores weights by the norms of their inputs`);
     const engine = await this.engine(opts.signal);
     return runStageTwo(
       this.gpu!,
-      { cat: this.cat, engine, windows: calib?.windows.windows ?? null, expertPlan: plan, expertEdits: expertPlanEdits(plan.layers), settings },
+      {
+        cat: this.cat, engine, windows: calib?.windows.windows ?? null, expertPlan: plan, expertEdits: expertPlanEdits(plan.layers), settings,
+        ...(opts.progressStore ? { progressStore: opts.progressStore } : {}),
+      },
       opts,
     );
+  }
+
+  /**
+   * What a saved stage-2 run depends on: every setting, the calibration text's digest, and the checkpoint's files
+   * (names, sizes, and the bytes of config.json, the index and each shard's header and first/last MiB). A saved run
+   * resumes only under the same fingerprint.
+   */
+  async fingerprint(settings: JobSettings, calib: Calibration | null, signal?: AbortSignal): Promise<string> {
+    const MiB = 2 ** 20;
+    const parts: string[] = [JSON.stringify(reportSettings(settings, calib, ''))];
+    for (const name of this.files.names().sort()) {
+      const f = this.files.get(name)!;
+      parts.push(`${name}:${f.size}`);
+      const small = !name.endsWith('.safetensors') || f.size <= 2 * MiB;
+      if (name === 'config.json' || name.endsWith('.json') || name.endsWith('.safetensors')) {
+        const head = await f.read(0, Math.min(f.size, small ? f.size : MiB), signal);
+        const tail = small ? new Uint8Array(0) : await f.read(f.size - MiB, MiB, signal);
+        parts.push(await sha256Hex(head), await sha256Hex(tail));
+      }
+    }
+    return sha256Hex(new TextEncoder().encode(parts.join('\n')));
   }
 
   /** The plan as the forward pass applies it on the fly: removed/merged experts and stage-2 masks. */

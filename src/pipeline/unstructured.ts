@@ -67,6 +67,35 @@ export interface StageTwoResult {
   readonly layerMs: Record<string, number>;
 }
 
+/** What one finished decoder layer adds to a stage-2 run (saved so that a crash costs at most the layer in progress). */
+export interface SavedLayer {
+  readonly layer: number;
+  /** The layer's masks by linear-map name. */
+  readonly masks: ReadonlyMap<string, Uint32Array>;
+  readonly zeros: Partial<Record<MatrixKind, number>>;
+  /** The ratio applied (OWL: the layer's own), or null for a layer without in-scope maps. */
+  readonly ratio: number | null;
+  readonly unrouted: readonly string[];
+  readonly ms: number;
+}
+
+export interface SavedStageTwo {
+  readonly owl: OwlReport | null;
+  readonly layers: readonly SavedLayer[];
+  /** The hidden states leaving the last saved layer ([windows·L, hidden]). */
+  readonly hidden: Float32Array | null;
+}
+
+/**
+ * Where a stage-2 run keeps its progress: after OWL's scoring pass, and after every decoder layer (its masks and the
+ * hidden states entering the next layer). `load` returns what an interrupted run of the same job saved, or null.
+ */
+export interface StageTwoProgressStore {
+  load(): Promise<SavedStageTwo | null>;
+  saveOwl(owl: OwlReport): Promise<void>;
+  saveLayer(layer: SavedLayer, hidden: Float32Array): Promise<void>;
+}
+
 export interface StageTwoInput {
   readonly cat: Catalogue;
   readonly engine: GpuForwardEngine;
@@ -77,6 +106,8 @@ export interface StageTwoInput {
   /** The same plan as the engine applies it (removed / merged experts). */
   readonly expertEdits: WeightPlan;
   readonly settings: UnstructuredSettings;
+  /** Saves progress after every layer and resumes from it (CLI: --work-dir). */
+  readonly progressStore?: StageTwoProgressStore;
 }
 
 const KIND_OF_ROLE: Partial<Record<TensorRole['kind'], MatrixKind>> = {
@@ -212,9 +243,10 @@ export async function runStageTwo(ctx: GpuContext, input: StageTwoInput, opts: L
   const progress = (phase: string, done: number, detail?: string): void =>
     opts.onProgress?.({ phase, done, total: layers, unit: 'layers', ...(detail ? { detail } : {}) });
 
+  const saved = (await input.progressStore?.load()) ?? null;
   // OWL pass 1: a dense pass (stage 1 applied, no masks) scores every in-scope map of each layer.
-  let owl: OwlReport | null = null;
-  if (st.method === 'owl') {
+  let owl: OwlReport | null = saved?.owl ?? null;
+  if (st.method === 'owl' && !owl) {
     const lod: Record<string, number> = {};
     await engine.forward(windows, {
       output: 'none',
@@ -254,6 +286,7 @@ export async function runStageTwo(ctx: GpuContext, input: StageTwoInput, opts: L
     const keys = Object.keys(lod);
     const r = owlRatios(keys.map((k) => lod[k]!), su, st.owlLambda);
     owl = { m: st.owlM, lambda: st.owlLambda, lod, ratios: Object.fromEntries(keys.map((k, i) => [k, r[i]!])) };
+    await input.progressStore?.saveOwl(owl);
   }
 
   const masks = new Map<string, Uint32Array>();
@@ -261,6 +294,14 @@ export async function runStageTwo(ctx: GpuContext, input: StageTwoInput, opts: L
   const layerMs: Record<string, number> = {};
   const zerosBy = new Map<number, Map<MatrixKind, number>>();
   const ratioOf = new Map<number, number>();
+  const unroutedBy = new Map<number, string[]>();
+  for (const l of saved?.layers ?? []) {
+    for (const [n, b] of l.masks) masks.set(n, b);
+    zerosBy.set(l.layer, new Map(Object.entries(l.zeros) as Array<[MatrixKind, number]>));
+    if (l.ratio !== null) ratioOf.set(l.layer, l.ratio);
+    unrouted.push(...l.unrouted);
+    layerMs[String(l.layer)] = l.ms;
+  }
   const prune: LayerPruner = async (c) => {
     const t0 = performance.now();
     throwIfAborted(opts.signal);
@@ -270,7 +311,8 @@ export async function runStageTwo(ctx: GpuContext, input: StageTwoInput, opts: L
     ratioOf.set(c.layer, ratio);
     const blk = `model.layers.${c.layer}.${engine.arch.names.moeBlock}`;
     const noTokens = calibrated ? [...new Set(mats.filter((m) => m.expert !== undefined && !c.tokensPerExpert[m.expert]).map((m) => m.expert!))] : [];
-    for (const ex of noTokens) unrouted.push(`${blk}.experts.${ex}`);
+    unroutedBy.set(c.layer, noTokens.map((ex) => `${blk}.experts.${ex}`));
+    unrouted.push(...unroutedBy.get(c.layer)!);
     // Dense statistics first: no mask of this layer may be set yet when they are gathered.
     const allTokens = st.unrouted === 'all-tokens' && noTokens.length ? await c.allTokenNorms(noTokens) : new Map<number, { gateUp: InputNorm; down: InputNorm }>();
     const zeros = new Map<MatrixKind, number>();
@@ -328,11 +370,30 @@ export async function runStageTwo(ctx: GpuContext, input: StageTwoInput, opts: L
     layerMs[String(c.layer)] = performance.now() - t0;
     progress(`${st.method} masks`, c.layer + 1, `layer ${c.layer}: ${mats.length} maps at ${(100 * ratio).toFixed(1)}%`);
   };
+  const store = input.progressStore;
+  const done = saved?.layers.length ? Math.max(...saved.layers.map((l) => l.layer)) + 1 : 0;
   await engine.forward(windows, {
     output: 'none',
     plan: { ...input.expertEdits, mask: (name) => masks.get(name) },
     sequential: prune,
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(saved?.hidden && done > 0 ? { resume: { fromLayer: done, hidden: saved.hidden } } : {}),
+    ...(store && {
+      afterLayer: async (layer: number, hidden: () => Promise<Float32Array>) => {
+        const prefix = `model.layers.${layer}.`;
+        await store.saveLayer(
+          {
+            layer,
+            masks: new Map([...masks].filter(([n]) => n.startsWith(prefix))),
+            zeros: Object.fromEntries(zerosBy.get(layer) ?? []),
+            ratio: ratioOf.get(layer) ?? null,
+            unrouted: unroutedBy.get(layer) ?? [],
+            ms: layerMs[String(layer)] ?? 0,
+          },
+          await hidden(),
+        );
+      },
+    }),
   });
 
   // Achieved sparsity from the masks and the plan, per layer, per kind and overall.

@@ -15,6 +15,7 @@ import { embed } from '../../gpu/kernels/embed.ts';
 import { outputBuffer, zeroedBuffer } from '../../gpu/kernels/kernel-args.ts';
 import { matmul, type BlockScale } from '../../gpu/kernels/matmul.ts';
 import { colSumSq } from '../../gpu/kernels/stats.ts';
+import { rowSqDiff } from '../../gpu/kernels/expert-signals.ts';
 import { nll as nllKernel, NO_TARGET } from '../../gpu/kernels/nll.ts';
 import { readBuffer, STORAGE_USAGE } from '../../gpu/pool.ts';
 import { releaseTensor, uploadTensor, type GpuTensor } from '../../gpu/tensor.ts';
@@ -22,8 +23,12 @@ import type { NllForward } from '../perplexity.ts';
 import { moeSpecAt, readArchConfig, type ArchConfig } from '../reference/arch.ts';
 import { checkWindows, type LayerRouting } from '../reference/forward.ts';
 import { ropeTables } from '../reference/rope.ts';
-import { attentionBlock, countCoactivation, expertActivationNorms, expertSource, expertWeights, moeBlock, normRows, routerWeight, Scratch, swiglu, type ChunkRouting, type LayerEnv } from './blocks.ts';
+import {
+  attentionBlock, countCoactivation, expertActivationNorms, expertSource, expertWeights, moeBlock, normRows, routerWeight, Scratch, swiglu,
+  type ChunkRouting, type LayerEnv, type ReconstructionProbe,
+} from './blocks.ts';
 import { LayerWeights } from './layer-weights.ts';
+import { ExpertSaliencyAccumulator, ReconstructionSums, type ExpertSaliency, type LayerReconstruction } from './expert-signals.ts';
 import type { WeightPlan } from './plan.ts';
 import { InputNormAccumulators, LogitMoments, type CalibrationStats, type InputNorm, type MoeLayerStats } from './stats.ts';
 import { CheckpointTensors, elemBytes, storedBytes, storedToF32, widenBlockFp8, type GpuWeightSource, type StoredTensor } from './weights.ts';
@@ -56,6 +61,24 @@ export interface GpuForwardOptions extends LongTask {
    * masks (through the plan's `mask` lookup), then the layer runs again with them to give the next layer's input.
    */
   readonly sequential?: LayerPruner;
+  /**
+   * Start at `fromLayer` with these hidden states entering it ([windows·L, hidden], as `afterLayer` gave them) instead
+   * of embedding the tokens: a long job resumes after the last layer it finished.
+   */
+  readonly resume?: { readonly fromLayer: number; readonly hidden: Float32Array };
+  /** Called after each decoder layer; `hidden()` reads the states leaving it (to save a resumable job's progress). */
+  readonly afterLayer?: (layer: number, hidden: () => Promise<Float32Array>) => Promise<void>;
+  /**
+   * With `sequential`: the dense statistics pass also measures every routed expert's output norm per routed token and
+   * its router weight (the expert-choice criteria REAP, EAN, frequency); the pruner reads the sums as `saliency`.
+   */
+  readonly expertSaliency?: boolean;
+  /**
+   * Reconstruction error of the plan per MoE layer (`reconstruction` of the result): in the output pass the MoE block
+   * also runs unpruned (no removed or merged experts, no masks) on the same input, and Σ‖y − ŷ‖², Σ‖y‖² are summed.
+   * The input is what the plan's own earlier layers produce, so each layer's error is its own.
+   */
+  readonly reconstruction?: boolean;
   /** Windows per chunk (default: from the activation budget and the binding limit). */
   readonly chunkWindows?: number;
   readonly budgets?: EngineBudgets;
@@ -83,6 +106,8 @@ export interface LayerPruneContext {
    * block's input, down over each expert's own activation. Call before setting any mask of the layer (dense).
    */
   allTokenNorms(experts: readonly number[]): Promise<Map<number, { readonly gateUp: InputNorm; readonly down: InputNorm }>>;
+  /** MoE layers with `expertSaliency`: per-expert output-norm sums of the dense pass. */
+  readonly saliency?: ExpertSaliency;
 }
 
 export type LayerPruner = (c: LayerPruneContext) => Promise<void>;
@@ -110,6 +135,8 @@ export interface GpuForwardResult {
   readonly peakPoolBytes: number;
   readonly chunkWindows: number;
   readonly hiddenSpilled: boolean;
+  /** With `reconstruction`: one entry per MoE layer, in layer order. */
+  readonly reconstruction?: LayerReconstruction[];
 }
 
 /** Hidden states of a chunk of whole windows: on the GPU, or spilled to the CPU. */
@@ -196,6 +223,7 @@ export class GpuForwardEngine {
     });
     const routing: LayerRouting[] = [];
     const layers: LayerReport[] = [];
+    const reconstruction: LayerReconstruction[] | undefined = opts.reconstruction ? [] : undefined;
     const stats: CalibrationStats | null = opts.stats
       ? { format: 'moe-prune-calibration-stats', version: 1, windows: W, seqLen: L, tokens: N, moeLayers: [], inputNorms: {} }
       : null;
@@ -212,20 +240,34 @@ export class GpuForwardEngine {
       } else c.gpu = out;
     };
     try {
-      progress(0, 'embedding');
-      for (const c of chunks) {
-        throwIfAborted(signal);
-        await store(c, await this.embedChunk(windows, c, L, signal));
+      const resume = opts.resume;
+      if (resume) {
+        if (!Number.isInteger(resume.fromLayer) || resume.fromLayer < 0 || resume.fromLayer > arch.layers)
+          throw new MoePruneError('InvalidArgument', `cannot resume at layer ${resume.fromLayer} of ${arch.layers}`);
+        if (resume.hidden.length !== N * H) throw new MoePruneError('InvalidShape', `saved hidden states hold ${resume.hidden.length} values, the run needs ${N} × ${H}`);
+        for (const c of chunks) await store(c, await uploadWords(ctx, resume.hidden.subarray(c.w0 * L * H, (c.w0 * L + c.tokens) * H), 'hidden states'));
+      } else {
+        progress(0, 'embedding');
+        for (const c of chunks) {
+          throwIfAborted(signal);
+          await store(c, await this.embedChunk(windows, c, L, signal));
+        }
       }
-      for (let layer = 0; layer < arch.layers; layer++) {
+      for (let layer = resume?.fromLayer ?? 0; layer < arch.layers; layer++) {
         throwIfAborted(signal);
         progress(layer + 1, `layer ${layer}`);
         const t0 = performance.now();
         ctx.pool.resetPeak();
-        const report = await this.runLayer(layer, chunks, windows, L, { cos, sin }, opts, routing, stats, toGpu, store);
+        const report = await this.runLayer(layer, chunks, windows, L, { cos, sin }, opts, routing, stats, toGpu, store, reconstruction);
         layers.push({ ...report, ms: performance.now() - t0 });
         ctx.pool.trim();
         progress(layer + 1, `layer ${layer}: ${(report.weightBytes / MiB).toFixed(2)} MiB weights, pool peak ${(report.poolPeakBytes / MiB).toFixed(2)} MiB`);
+        if (opts.afterLayer)
+          await opts.afterLayer(layer, async () => {
+            const all = new Float32Array(N * H);
+            for (const c of chunks) all.set(c.gpu ? await readF32(ctx, c.gpu, c.tokens * H) : c.cpu!, c.w0 * L * H);
+            return all;
+          });
       }
       progress(arch.layers + 1, 'lm_head');
       const head = want === 'none' ? { logits: null, nll: null } : await this.head(chunks, windows, L, want, budgets, opts, toGpu);
@@ -235,6 +277,7 @@ export class GpuForwardEngine {
         peakLayerWeightBytes: Math.max(0, ...layers.map((l) => l.weightBytes)),
         peakPoolBytes: Math.max(0, ...layers.map((l) => l.poolPeakBytes)),
         chunkWindows, hiddenSpilled: spill,
+        ...(reconstruction ? { reconstruction } : {}),
       };
     } finally {
       for (const c of chunks) if (c.gpu) ctx.pool.release(c.gpu.buffer);
@@ -287,6 +330,7 @@ export class GpuForwardEngine {
     layer: number, chunks: Chunk[], windows: ReadonlyArray<ArrayLike<number>>, L: number,
     rope: { cos: BufferView; sin: BufferView }, opts: GpuForwardOptions, routingOut: LayerRouting[], stats: CalibrationStats | null,
     toGpu: (c: Chunk) => Promise<BufferView>, store: (c: Chunk, out: BufferView) => Promise<void>,
+    reconstructionOut?: LayerReconstruction[],
   ): Promise<Omit<LayerReport, 'ms'>> {
     const { ctx, arch } = this;
     const H = arch.hidden;
@@ -296,7 +340,13 @@ export class GpuForwardEngine {
     const edits = moe ? opts.plan?.experts?.(layer) : undefined;
     const w = new LayerWeights(ctx, this.weights, opts.plan, opts.signal, opts.maxBindingBytes);
     const norms = stats ? new InputNormAccumulators(ctx) : null;
-    const env: LayerEnv = { ctx, arch, layer, seqLen: L, rope, w, src: this.weights, norms, ...(opts.signal ? { signal: opts.signal } : {}) };
+    // The unpruned block shares the layer's weights unless the plan changes weights under their names (merged means, masks).
+    const sums = moe && reconstructionOut ? new ReconstructionSums() : null;
+    const refW = sums ? (edits?.merges?.length || opts.plan?.mask ? new LayerWeights(ctx, this.weights, undefined, opts.signal, opts.maxBindingBytes) : w) : null;
+    const env: LayerEnv = {
+      ctx, arch, layer, seqLen: L, rope, w, src: this.weights, norms, ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(sums && refW ? { reconstruction: { weights: refW, add: (rows: Float32Array) => sums.add(rows) } } : {}),
+    };
     const wantRouting = moe && opts.routing;
     const route = wantRouting ? { experts: new Int32Array(N * k), weights: new Float32Array(N * k), logits: new Float32Array(N * E) } : null;
     const moments = moe && stats ? new LogitMoments(E) : null;
@@ -305,7 +355,7 @@ export class GpuForwardEngine {
     const hidIn = opts.layerHidden ? new Float32Array(N * H) : null;
     const hidOut = opts.layerHidden ? new Float32Array(N * H) : null;
     try {
-      if (opts.sequential) await this.prunePass(env, chunks, moe, E, edits, opts.sequential);
+      if (opts.sequential) await this.prunePass(env, chunks, moe, E, edits, opts.sequential, opts.expertSaliency === true);
       for (const c of chunks) {
         throwIfAborted(opts.signal);
         const x = await toGpu(c);
@@ -331,6 +381,7 @@ export class GpuForwardEngine {
         await store(c, out);
       }
       if (hidIn && hidOut) opts.layerHidden!(layer, hidIn, hidOut);
+      if (sums) reconstructionOut!.push(sums.result(layer));
       if (route) routingOut.push({ layer, topK: k, ...route });
       if (stats && norms) await norms.read(stats.inputNorms);
       if (stats && moe) {
@@ -348,6 +399,7 @@ export class GpuForwardEngine {
       norms?.release();
       if (co) ctx.pool.release(co.buffer);
       await w.release();
+      if (refW && refW !== w) await refW.release();
     }
   }
 
@@ -355,12 +407,14 @@ export class GpuForwardEngine {
    * The dense statistics pass of one layer (outputs dropped, the chunks' inputs kept), then the pruner. Spilled
    * chunks are uploaded for the pass and stay on the CPU, so GPU memory stays one chunk of hidden states.
    */
-  private async prunePass(env: LayerEnv, chunks: Chunk[], moe: boolean, E: number, edits: Parameters<typeof moeBlock>[4], prune: LayerPruner): Promise<void> {
+  private async prunePass(env: LayerEnv, chunks: Chunk[], moe: boolean, E: number, edits: Parameters<typeof moeBlock>[4], prune: LayerPruner, saliency = false): Promise<void> {
     const { ctx, arch, layer } = env;
     const norms = new InputNormAccumulators(ctx);
     const counts = new Uint32Array(moe ? E : 0);
+    const outputs = moe && saliency ? new ExpertSaliencyAccumulator(E) : null;
     try {
-      const dense: LayerEnv = { ...env, norms };
+      // Statistics only: the reconstruction probe belongs to the output pass.
+      const dense: LayerEnv = { ...env, norms, reconstruction: null, expertOutputs: outputs };
       for (const c of chunks) {
         throwIfAborted(env.signal);
         await this.withChunk(c, async (x) => {
@@ -390,6 +444,7 @@ export class GpuForwardEngine {
           return { t, ...(scale ? { scale } : {}) };
         },
         allTokenNorms: (experts) => this.allTokenNorms(env, chunks, edits, experts),
+        ...(outputs ? { saliency: outputs } : {}),
       });
     } finally {
       norms.release();
@@ -413,7 +468,7 @@ export class GpuForwardEngine {
     if (!experts.length) return out;
     const H = arch.hidden;
     const I = moeSpecAt(arch, env.layer).intermediate;
-    const plain: LayerEnv = { ...env, norms: null };
+    const plain: LayerEnv = { ...env, norms: null, reconstruction: null, expertOutputs: null };
     const s = new Scratch(ctx);
     try {
       const gateUp = await s.zeros(H, 'all-token norms');
@@ -473,6 +528,7 @@ export class GpuForwardEngine {
       if (moeIn) {
         const parallel = arch.parallelResidualMlp;
         out = await moeBlock(e, s, moeIn, n, edits, onRouting);
+        if (e.reconstruction) await this.reconstruct(e, e.reconstruction, s, moeIn, n, out);
         await addInto(ctx, out, afterAttn, n * H);
         if (parallel) {
           const rn = await normRows(e, s, `${p}.residual_layernorm`, afterAttn, n, H, arch.norm, arch.normEps);
@@ -489,6 +545,19 @@ export class GpuForwardEngine {
     } finally {
       s.release();
     }
+  }
+
+  /** The unpruned MoE block on the same input, and per token Σ(ŷ − y)², Σy² of the pruned output ŷ against it. */
+  private async reconstruct(e: LayerEnv, probe: ReconstructionProbe, s: Scratch, moeIn: BufferView, n: number, pruned: BufferView): Promise<void> {
+    const { ctx, arch } = e;
+    const H = arch.hidden;
+    const orig: LayerEnv = { ...e, w: probe.weights, norms: null, reconstruction: null, expertOutputs: null };
+    const y = await moeBlock(orig, s, moeIn, n, undefined, async () => {});
+    const rows = await s.out(2 * n, 'reconstruction sums');
+    await rowSqDiff(ctx, pruned, y, n, H, rows);
+    probe.add((await readF32(ctx, rows, 2 * n)).slice());
+    s.free(y);
+    s.free(rows);
   }
 
   /** Final norm and lm_head over every chunk: logits read back and/or NLL from the GPU kernel. */
