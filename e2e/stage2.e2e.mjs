@@ -217,6 +217,21 @@ test('mixtral: calibrate, K = 3 and S = 50 %, Wanda stage 2 with per-layer chart
   await b.page.locator('[data-testid="stage2-panel"][data-state="none"]').waitFor();
   assert.equal(await b.page.getByTestId('export-button').isDisabled(), false);
   assert.equal(await attr('export-stage2', 'data-applied'), 'false');
+
+  // OWL at S = 60 %: one ratio per layer, spread around s_u (their mean) by at most λ.
+  await b.page.getByTestId('stage2-method').locator('[data-value="owl"]').click();
+  const su = Number(await attr('stage2-split', 'data-su'));
+  assert.ok(Math.abs(su - (0.6 - 0.25) / 0.75) < 1e-12);
+  await b.page.getByTestId('stage2-run').click();
+  await result.waitFor({ timeout: 60_000 });
+  assert.equal(await b.page.getByTestId('stage2-error').count(), 0);
+  const ratios = (await chart.getAttribute('data-ratios')).split(',').map(Number);
+  assert.equal(ratios.length, exp.moe_layers.length);
+  assert.ok(Math.abs(ratios.reduce((a, r) => a + r, 0) / ratios.length - su) < 1e-9, `OWL ratios ${ratios} average s_u ${su}`);
+  for (const r of ratios) assert.ok(Math.abs(r - su) <= 0.08 + 1e-9, `ratio ${r} within λ of ${su}`);
+  assert.match(await chart.innerText(), /OWL ratio applied to the rest/);
+  await b.page.mouse.move(0, 0);
+  await b.page.getByTestId('stage2-panel').screenshot({ path: join(ARTIFACTS, 'stage2-panel-owl-mixtral.png') });
   assert.deepEqual(b.consoleErrors, []);
   assert.deepEqual(b.foreignRequests(BASE), []);
 });
@@ -246,5 +261,20 @@ test('demo model: a stage-2 run cancelled mid-way keeps nothing; the export stay
   assert.equal(await attr('stage2-panel', 'data-state'), 'none');
   assert.equal(await attr('export-stage2', 'data-applied'), 'false');
   assert.equal(await b.page.getByTestId('error-banner').count(), 0);
+
+  // One window of two tokens reaches at most 2 × top-2 of 8 experts per layer: the others are named, and with the
+  // default policy scored on every token entering their layer.
+  await setNumber('calib-count', 1);
+  await setNumber('calib-length', 2);
+  await b.page.getByTestId('stage2-run').click();
+  await b.page.locator('[data-testid="stage2-result"][data-fresh="true"]').waitFor({ timeout: 60_000 });
+  assert.equal(await b.page.getByTestId('stage2-cancelled').count(), 0, 'the cancelled notice goes with the next run');
+  const list = b.page.getByTestId('stage2-unrouted-list');
+  await list.waitFor();
+  const names = await list.locator('li').allInnerTexts();
+  assert.ok(names.length >= 4 * 4 && Number(await list.getAttribute('data-count')) === names.length, `${names.length} experts without tokens`);
+  for (const n of names) assert.match(n, /^model\.layers\.[0-3]\.block_sparse_moe\.experts\.[0-7]$/);
+  assert.match(await list.innerText(), /every token entering their layer/);
+  assert.equal(Number(await attr('stage2-achieved', 'data-value')), 0.5, 'Wanda at 50 % of every row (in = 128, 512)');
   assert.deepEqual(b.consoleErrors, []);
 });

@@ -41,7 +41,7 @@ export function Stage2Chart({ result }: { result: StageTwoResult }) {
             label={{ value: 'sparsity (% of parameters)', angle: -90, position: 'insideLeft', offset: 4, fontSize: 12, style: { textAnchor: 'middle' } }}
           />
           <Tooltip isAnimationActive={false} cursor={{ fill: 'rgba(37, 99, 201, 0.06)' }} labelFormatter={(l) => `layer ${String(l)}`} formatter={(v, name) => [`${String(v)} %`, name]} />
-          <Legend verticalAlign="top" height={28} wrapperStyle={{ fontSize: 12 }} />
+          <Legend verticalAlign="top" height={28} wrapperStyle={{ fontSize: 12 }} itemSorter="dataKey" />
           {target !== null && <ReferenceLine y={pct(target)} stroke="#b54708" strokeDasharray="6 4" ifOverflow="extendDomain" />}
           <ReferenceLine y={pct(sp.achieved)} stroke="#2563c9" strokeDasharray="2 3" ifOverflow="extendDomain" />
           <Bar dataKey="achieved" name="achieved over the layer's scope" fill="#2563c9" isAnimationActive={false} />
