@@ -243,3 +243,21 @@ describe('moe-prune prune: stage 2 and repeating a run from its report', () => {
     await expectRefused([MIXTRAL, '--out', join(TMP, 'stage2-c'), '--from-report', join(first, 'prune-report.json'), '--sparsity', '0.5'], /drop --sparsity/);
   });
 });
+
+describe('moe-prune prune: seeded random calibration windows', () => {
+  it('are recorded in the report and repeated by --from-report', async () => {
+    const calib = join(TMP, 'random-calib.txt');
+    writeFileSync(calib, 'every window may start anywhere in this text, drawn from a seeded generator. '.repeat(30));
+    const first = join(TMP, 'random-a');
+    const io = collect();
+    const args = [MIXTRAL, '--out', first, '--sparsity', '0.5', '--calib-text', calib, '--calib-samples', '3', '--calib-seq-len', '12', '--calib-sampling', 'random', '--calib-seed', '7', '--json'];
+    expect(await main(['prune', ...args], io)).toBe(0);
+    const report = (JSON.parse(io.out()) as { report: PruneReport }).report;
+    expect(report.settings['calibration']).toMatchObject({ sampling: 'random', seed: 7, samples: 3 });
+    copyFileSync(calib, join(first, 'random-calib.txt'));
+    const second = join(TMP, 'random-b');
+    expect(await main(['prune', MIXTRAL, '--out', second, '--from-report', join(first, 'prune-report.json'), '--quiet'], collect())).toBe(0);
+    for (const f of readdirSync(first).filter((x) => x.endsWith('.safetensors'))) expect(readFileSync(join(second, f)).equals(readFileSync(join(first, f))), f).toBe(true);
+    await expectRefused([MIXTRAL, '--out', join(TMP, 'random-c'), '--sparsity', '0.5', '--calib-text', calib, '--calib-seed', '7'], /--calib-seed only applies to --calib-sampling random/);
+  });
+});

@@ -24,7 +24,7 @@ const USAGE =
   'usage: moe-prune prune <checkpoint dir> | --demo  --out <dir> [--experts-per-layer K | --expert-sparsity E] ' +
   '[--sparsity S | --nm N:M] [--method wanda|owl|magnitude] [--owl-m M] [--owl-lambda λ] [--scope experts|experts+shared|all] [--unrouted all-tokens|magnitude|dense] ' +
   '[--mode uniform|global [--per-layer-variant]] [--similarity router|coactivation|mixed] [--mix-weight μ] ' +
-  '[--calib-text <file> [--calib-samples N] [--calib-seq-len L]] [--normalize-router] [--reconstruct none|per-layer|per-cluster-size] [--kappa N] ' +
+  '[--calib-text <file> [--calib-samples N] [--calib-seq-len L] [--calib-sampling first|random [--calib-seed S]]] [--normalize-router] [--reconstruct none|per-layer|per-cluster-size] [--kappa N] ' +
   '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--from-report prune-report.json] [--work-dir D] [--cpu] [--force] [--json] [--quiet]';
 
 /** Stage-2 settings from the flags, or null when neither --sparsity nor --nm is given. */
@@ -104,6 +104,8 @@ function settingsFromFlags(p: ParsedArgs, cat: Catalogue): { settings: JobSettin
     calibration: {
       samples: maxWindowsArg(p, 'calib-samples', CALIBRATION_DEFAULTS.samples),
       seqLen: seqLenArg(p, 'calib-seq-len', CALIBRATION_DEFAULTS.seqLen),
+      sampling: choiceArg(p, 'calib-sampling', ['first', 'random'] as const, CALIBRATION_DEFAULTS.sampling),
+      seed: numberArg(p, 'calib-seed', (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'an integer in [0, 2³²)') ?? CALIBRATION_DEFAULTS.seed,
     },
     perLayerVariant: p.flags.has('per-layer-variant'),
   });
@@ -117,13 +119,14 @@ function settingsFromFlags(p: ParsedArgs, cat: Catalogue): { settings: JobSettin
         : `--method ${stage2!.method} needs --calib-text <file>: it scores weights by the norms of their inputs on calibration text`,
     );
   if (!needed && calibText) throw new MoePruneError('InvalidArgument', '--calib-text is only used by --similarity coactivation or mixed, or by --method wanda / owl');
-  for (const f of ['calib-samples', 'calib-seq-len']) if (p.values.has(f) && !calibText) throw new MoePruneError('InvalidArgument', `--${f} needs --calib-text <file>`);
+  if (p.values.has('calib-seed') && p.values.get('calib-sampling') !== 'random') throw new MoePruneError('InvalidArgument', '--calib-seed only applies to --calib-sampling random');
+  for (const f of ['calib-samples', 'calib-seq-len', 'calib-sampling']) if (p.values.has(f) && !calibText) throw new MoePruneError('InvalidArgument', `--${f} needs --calib-text <file>`);
   return { settings, calibText };
 }
 
 /** Flags that shape the result: with --from-report they come from the report and may not be given again. */
 const SHAPING = [
-  'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'mix-weight', 'calib-samples', 'calib-seq-len',
+  'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'mix-weight', 'calib-samples', 'calib-seq-len', 'calib-sampling', 'calib-seed',
   'sparsity', 'nm', 'method', 'owl-m', 'owl-lambda', 'scope', 'unrouted', 'normalize-router', 'per-layer-variant',
 ];
 
@@ -143,7 +146,7 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
       {
         values: [
           'out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'eval-text', 'seq-len', 'max-windows', 'mix-weight',
-          'calib-text', 'calib-samples', 'calib-seq-len', 'sparsity', 'nm', 'method', 'owl-m', 'owl-lambda', 'scope', 'unrouted', 'from-report', 'work-dir',
+          'calib-text', 'calib-samples', 'calib-seq-len', 'calib-sampling', 'calib-seed', 'sparsity', 'nm', 'method', 'owl-m', 'owl-lambda', 'scope', 'unrouted', 'from-report', 'work-dir',
         ],
         flags: ['demo', 'normalize-router', 'per-layer-variant', 'cpu', 'force', 'json', 'quiet', 'help'],
       },
