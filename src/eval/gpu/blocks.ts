@@ -16,6 +16,8 @@ import { norm } from '../../gpu/kernels/norm.ts';
 import { rope } from '../../gpu/kernels/rope.ts';
 import { router } from '../../gpu/kernels/router.ts';
 import { coactivation, colSumSq } from '../../gpu/kernels/stats.ts';
+import { scatterNorms } from '../../gpu/kernels/expert-signals.ts';
+import { readBuffer } from '../../gpu/pool.ts';
 import type { GpuTensor } from '../../gpu/tensor.ts';
 import { moeSpecAt, type ArchConfig, type MhaSpec, type MlaSpec, type NormKind } from '../reference/arch.ts';
 import type { LayerWeights } from './layer-weights.ts';
@@ -63,6 +65,26 @@ export interface LayerEnv {
   readonly src: GpuWeightSource;
   readonly norms: InputNormAccumulators | null;
   readonly signal?: AbortSignal;
+  /** Sees every routed expert's output norms per chunk (expert-choice criteria); absent: the plain scatter-add path. */
+  readonly expertOutputs?: ExpertOutputObserver | null;
+  /** The MoE block also runs unpruned on the same input and the squared differences are summed (engine.layerChunk). */
+  readonly reconstruction?: ReconstructionProbe | null;
+}
+
+/**
+ * Per chunk of a MoE layer, in the order of the expert lists (expert e owns entries offsets[e] .. offsets[e + 1]):
+ * the router weight g of each (token, expert) entry — the weight the scatter-add applies, after the family's own
+ * normalisation and scaling — and ‖f‖₂ of the expert's un-weighted output for that token.
+ */
+export interface ExpertOutputObserver {
+  add(offsets: Uint32Array, weights: Float32Array, norms: Float32Array): void;
+}
+
+/** The unpruned MoE block's weights (or the layer's own when the plan changes no weight) and a sink of per-row sums. */
+export interface ReconstructionProbe {
+  readonly weights: LayerWeights;
+  /** rows [n, 2]: Σ (pruned − original)², Σ original² per token of the chunk. */
+  add(rows: Float32Array): void;
 }
 
 /** y = x·Wᵀ (+ bias) with the plan's mask, into a new scratch buffer [tokens, out]. */
@@ -305,6 +327,7 @@ export async function moeBlock(
   s.own(routed.weights);
   const lists = await buildExpertLists(ctx, routed.ids, routed.weights, n, k, E);
   const out = await s.zeros(n * H, 'moe out');
+  const norms = e.expertOutputs ? await s.out(n * k, 'expert output norms') : undefined;
   try {
     const offsets = await readExpertOffsets(ctx, lists, E);
     const counts = Uint32Array.from({ length: E }, (_, i) => offsets[i + 1]! - offsets[i]!);
@@ -328,13 +351,27 @@ export async function moeBlock(
       s.free(g);
       s.free(u);
       await observe(e, [w.names[2]], act, cnt, I);
-      await matmul(ctx, {
-        x: act, w: w.down, y: out, tokens: cnt,
-        scatterAdd: { ids: lists.tokens, weights: lists.weights, offset: offsets[ex]! },
-        ...(md ? { mask: md } : {}),
-        ...(sd ? { scale: sd } : {}),
-      });
+      if (norms) {
+        // The un-weighted output rows f(x) are needed for their norms: down into scratch, then norms + the same scatter-add.
+        const f = await s.out(cnt * H, 'expert output');
+        await matmul(ctx, { x: act, w: w.down, y: f, tokens: cnt, ...(md ? { mask: md } : {}), ...(sd ? { scale: sd } : {}) });
+        await scatterNorms(ctx, { f, rows: cnt, cols: H, norms, normOffset: offsets[ex]!, scatter: { ids: lists.tokens, weights: lists.weights, offset: offsets[ex]!, out } });
+        s.free(f);
+      } else
+        await matmul(ctx, {
+          x: act, w: w.down, y: out, tokens: cnt,
+          scatterAdd: { ids: lists.tokens, weights: lists.weights, offset: offsets[ex]! },
+          ...(md ? { mask: md } : {}),
+          ...(sd ? { scale: sd } : {}),
+        });
       s.free(act);
+    }
+    if (norms && e.expertOutputs) {
+      const entries = offsets[E]!;
+      const nb = await readBuffer(ctx, norms.buffer, Math.max(1, entries) * 4);
+      const wb = await readBuffer(ctx, lists.weights.buffer, Math.max(1, entries) * 4);
+      e.expertOutputs.add(offsets, new Float32Array(wb.buffer, wb.byteOffset, entries).slice(), new Float32Array(nb.buffer, nb.byteOffset, entries).slice());
+      s.free(norms);
     }
   } finally {
     releaseExpertLists(ctx, lists);

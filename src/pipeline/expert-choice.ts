@@ -1,0 +1,149 @@
+/**
+ * Which experts to drop, measured on the model itself: saliency criteria (REAP, EAN, frequency) scored layer by layer
+ * on the GPU engine's sequential hook, a seeded random choice, and the reconstruction error of any expert plan per
+ * MoE layer. Used by `PruneJob` and `moe-prune compare`.
+ *
+ * Sequential like stage 2: layer ℓ is scored on the outputs of layers < ℓ as already pruned. The engine runs layer ℓ
+ * dense (its statistics pass, where the MoE block reports every routed expert's output norm and router weight), the
+ * pruner picks the layer's kept experts and removes the others from a plan that grows layer by layer, and the output
+ * pass of layer ℓ (the next layer's input) runs with them removed.
+ */
+import { MoePruneError } from '../core/errors.ts';
+import type { LongTask } from '../core/progress.ts';
+import type { GpuForwardEngine } from '../eval/gpu/engine.ts';
+import type { LayerReconstruction } from '../eval/gpu/expert-signals.ts';
+import type { ExpertEdits, WeightPlan } from '../eval/gpu/plan.ts';
+import { moeSpecAt, type ArchConfig } from '../eval/reference/arch.ts';
+import { mulberry32 } from '../eval/windows.ts';
+import type { ExpertIndex } from '../models/types.ts';
+import type { ExpertPlan, LayerPlan } from '../prune/experts/plan.ts';
+import {
+  expertPlanFromKept, keepRandom, keepTopK, keptPerGroup, layerPlanFromKept, saliencyScores, type KeepRule, type SaliencyCriterion,
+} from '../prune/experts/saliency.ts';
+
+/**
+ * A plan whose removed experts are filled in by a sequential pruner. The engine reads a layer's edits once, before
+ * the layer's statistics pass, and the MoE block reads `removed` at every call: adding to the same set between the
+ * statistics pass (dense: empty) and the output pass removes the experts on the fly.
+ */
+export class GrowingExpertPlan implements WeightPlan {
+  private readonly byLayer = new Map<number, { removed: Set<number> }>();
+
+  readonly experts = (layer: number): ExpertEdits => {
+    let e = this.byLayer.get(layer);
+    if (!e) this.byLayer.set(layer, (e = { removed: new Set<number>() }));
+    return e;
+  };
+
+  remove(layer: number, experts: Iterable<number>): void {
+    const r = this.experts(layer).removed as Set<number>;
+    for (const e of experts) r.add(e);
+  }
+}
+
+/** The keep rule (size, top-k, routing groups) of MoE layer `layer` as the engine routes it. */
+export function keepRuleAt(arch: ArchConfig, layer: number): KeepRule {
+  const r = moeSpecAt(arch, layer).router;
+  return { n: r.experts, topK: r.topK, groups: r.groups ? { nGroup: r.groups.nGroup, topkGroup: r.groups.topkGroup } : undefined, name: `layer ${layer}` };
+}
+
+/** MoE layers in order. */
+export function moeLayersOf(arch: ArchConfig): number[] {
+  return [...arch.moeLayers].sort((a, b) => a - b);
+}
+
+/** Checks K against every MoE layer's floors before any pass runs (InvalidPlan naming the layer and the rule). */
+export function checkKeepCount(arch: ArchConfig, K: number): void {
+  for (const layer of moeLayersOf(arch)) keptPerGroup(K, keepRuleAt(arch, layer));
+}
+
+/** Scores of one MoE layer's experts, on its sequential input. */
+export interface LayerExpertScores {
+  readonly layer: number;
+  /** Tokens routed to each expert (= frequency). */
+  readonly tokens: number[];
+  readonly reap: number[];
+  readonly ean: number[];
+  readonly frequency: number[];
+  /** Σ g·‖f‖ and Σ ‖f‖ per expert (REAP = weightedNorm / tokens, EAN = norm). */
+  readonly weightedNorm: number[];
+  readonly norm: number[];
+  /** Experts kept by the criterion that drove the run (ascending). */
+  readonly kept: ExpertIndex[];
+}
+
+export interface ScoredPlan {
+  readonly criterion: SaliencyCriterion;
+  readonly plan: ExpertPlan;
+  readonly scores: LayerExpertScores[];
+}
+
+/**
+ * REAP, EAN or frequency on `windows`, layer by layer: the K highest-scoring experts of each MoE layer are kept
+ * (per routing group K / n_group; equal scores keep the lower index), the others removed before the next layer runs.
+ * Every layer's scores of all three criteria are returned (measured on the input the chosen criterion's plan gives).
+ */
+export async function scoreExpertsSequential(
+  engine: GpuForwardEngine, windows: ReadonlyArray<ArrayLike<number>>, criterion: SaliencyCriterion, K: number, opts: LongTask = {},
+): Promise<ScoredPlan> {
+  const { arch } = engine;
+  checkKeepCount(arch, K);
+  const growing = new GrowingExpertPlan();
+  const scores: LayerExpertScores[] = [];
+  const layers: LayerPlan[] = [];
+  await engine.forward(windows, {
+    output: 'none',
+    plan: growing,
+    expertSaliency: true,
+    sequential: async (c) => {
+      if (!c.moe) return;
+      const s = c.saliency;
+      if (!s) throw new MoePruneError('InvalidPlan', `layer ${c.layer}: the engine measured no expert outputs (expertSaliency was off)`);
+      const rule = keepRuleAt(arch, c.layer);
+      const by = { reap: saliencyScores(s, 'reap'), ean: saliencyScores(s, 'ean'), frequency: saliencyScores(s, 'frequency') };
+      const kept = keepTopK(by[criterion], K, rule);
+      const keptSet = new Set(kept);
+      growing.remove(c.layer, Array.from({ length: rule.n }, (_, e) => e).filter((e) => !keptSet.has(e)));
+      scores.push({
+        layer: c.layer, tokens: Array.from(s.tokens), reap: Array.from(by.reap), ean: Array.from(by.ean), frequency: Array.from(by.frequency),
+        weightedNorm: Array.from(s.weightedNorm), norm: Array.from(s.norm), kept,
+      });
+      layers.push(layerPlanFromKept({ layer: c.layer, n: rule.n, topK: rule.topK }, kept, undefined, by[criterion]));
+    },
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
+  return { criterion, plan: expertPlanFromKept(layers, K), scores };
+}
+
+/** K experts per layer drawn by mulberry32(seed), layer after layer in order (per routing group K / n_group). */
+export function randomExpertPlan(arch: ArchConfig, K: number, seed: number): ExpertPlan {
+  checkKeepCount(arch, K);
+  const rand = mulberry32(seed);
+  const layers = moeLayersOf(arch).map((layer) => {
+    const rule = keepRuleAt(arch, layer);
+    return layerPlanFromKept({ layer, n: rule.n, topK: rule.topK }, keepRandom(K, rule, rand));
+  });
+  return expertPlanFromKept(layers, K);
+}
+
+/**
+ * Reconstruction error of a plan per MoE layer: ‖y − ŷ‖² / ‖y‖² of the MoE block's output (routed experts plus any
+ * shared expert) over the calibration tokens, y unpruned and ŷ with the plan (its routing among the kept experts),
+ * both on the input that the plan's own earlier layers produce.
+ */
+export async function reconstructionErrors(
+  engine: GpuForwardEngine, windows: ReadonlyArray<ArrayLike<number>>, plan: WeightPlan, opts: LongTask = {},
+): Promise<LayerReconstruction[]> {
+  const r = await engine.forward(windows, {
+    output: 'none', plan, reconstruction: true,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
+  return r.reconstruction ?? [];
+}
+
+/** Mean of the per-layer errors (each layer counts once). */
+export function meanReconstructionError(layers: readonly LayerReconstruction[]): number {
+  return layers.length ? layers.reduce((a, l) => a + l.error, 0) / layers.length : 0;
+}
