@@ -204,6 +204,9 @@ function failure(e: unknown): string | null {
   return err.code === 'Cancelled' ? null : err.text;
 }
 
+/** Phases after which a second walk over the layers follows: OWL's outlier scores (then its masks), the original model's perplexity (then the pruned one's). */
+const FIRST_PASSES: ReadonlySet<string> = new Set(['OWL outlier scores', 'original model']);
+
 /** Starts a run of `kind` unless one (of this panel or of the calibration panel: one GPU job at a time) is going. */
 function startRun(kind: Stage2RunKind, passes: number): { controller: AbortController; live: () => boolean; onProgress: (p: Progress) => void } | null {
   if (useStage2.getState().running || useEval.getState().running) return null;
@@ -221,7 +224,7 @@ function startRun(kind: Stage2RunKind, passes: number): { controller: AbortContr
       if (!r) return {};
       const now = performance.now();
       const newPhase = p.phase !== r.phase;
-      const passes = newPhase && r.phase.startsWith('OWL') ? Math.max(1, r.passes - 1) : r.passes;
+      const passes = newPhase && FIRST_PASSES.has(r.phase) ? Math.max(1, r.passes - 1) : r.passes;
       return { running: { ...r, progress: p, now, passes, ...(newPhase ? { phase: p.phase, phaseStartedAt: r.now } : {}) } };
     });
   };
