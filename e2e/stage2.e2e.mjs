@@ -180,6 +180,7 @@ test('mixtral: calibrate, K = 3 and S = 50 %, Wanda stage 2 with per-layer chart
   const names = await exportDownloads(dir);
   assert.equal(names.at(-1), 'prune-report.json');
   assert.equal(await attr('export-done', 'data-stage2'), 'true');
+  await b.page.screenshot({ path: join(ARTIFACTS, 'stage2-page-mixtral.png'), fullPage: true });
   const report = JSON.parse(readFileSync(join(dir, 'prune-report.json'), 'utf8'));
   assert.deepEqual(report.settings.unstructured, { method: 'wanda', sparsity: 0.5, nm: null, owl_m: 5, owl_lambda: 0.08, scope: 'experts', unrouted: 'all-tokens' });
   assert.equal(report.settings.keepPerLayer, 3);
