@@ -2,6 +2,7 @@ import { runEval } from './eval.ts';
 import { asUserError, MoePruneError } from '../core/errors.ts';
 import { runInspect } from './inspect.ts';
 import { runPrune } from './prune.ts';
+import { runCompare } from './compare.ts';
 
 /** Where a command writes; process.stdout/stderr in the CLI, string collectors in tests. */
 export interface CliIo {
@@ -30,6 +31,7 @@ const COMMANDS: Record<string, Command> = {
   inspect: { summary: 'inspect <checkpoint folder | .safetensors file> [--json]   summarise and check a MoE checkpoint', run: runInspect },
   eval: { summary: 'eval <checkpoint folder> --text <file> [--seq-len L] [--max-windows N] [--json] [--cpu]   perplexity on a text (WebGPU engine)', run: runEval },
   prune: { summary: 'prune <checkpoint folder> | --demo --out <folder> --experts-per-layer K | --expert-sparsity E [...]   remove experts (STUN stage 1)', run: runPrune },
+  compare: { summary: 'compare <checkpoint folder> --experts-per-layer K --calib-text <file> [--eval-text <file>] [...]   which experts to drop: every criterion side by side', run: runCompare },
 };
 
 function usage(): string {

@@ -31,6 +31,10 @@ import {
   coactivationFromStats, DEFAULT_CALIB_SAMPLES, DEFAULT_CALIB_SEQ_LEN, measureCoactivation, withCoactivation, type CoactivationByLayer, type MeasuredCoactivation,
 } from './coactivation.ts';
 import { exportExpertPruned, layerInputs, loadRouters, resolvePlan, routerSquaredDistancesGpu, type PruneExportResult, type RouterLayer } from './expert-prune.ts';
+import { compareExpertChoices, type Comparison, type ComparisonOptions } from './compare-experts.ts';
+import { reconstructionErrors, scoreExpertsSequential, type ScoredPlan } from './expert-choice.ts';
+import type { LayerReconstruction } from '../eval/gpu/expert-signals.ts';
+import type { SaliencyCriterion } from '../prune/experts/saliency.ts';
 import { runStageTwo, scopeCounts, type StageTwoProgressStore, type StageTwoResult } from './unstructured.ts';
 
 /**
@@ -445,5 +449,24 @@ export class PruneJob {
       ...(perplexity ? { perplexity } : {}),
       ...(a.stage2 ? { stage2: a.stage2 } : {}),
     });
+  }
+
+  /**
+   * Saliency criteria (REAP, EAN, frequency) layer by layer on a calibration: each MoE layer keeps its K best experts by
+   * `criterion` (per routing group K / n_group; equal scores keep the lower index), the rest are removed before the next
+   * layer is scored. Returns an ExpertPlan the export accepts and every layer's scores of all three. GPU only.
+   */
+  async scoreExperts(calib: Calibration, criterion: SaliencyCriterion, keepPerLayer: number, opts: LongTask = {}): Promise<ScoredPlan> {
+    return scoreExpertsSequential(await this.engine(opts.signal), calib.windows.windows, criterion, keepPerLayer, opts);
+  }
+
+  /** ‖y − ŷ‖² / ‖y‖² of every MoE layer's block output under an expert plan, on a calibration (the plan's own earlier layers feed each layer). GPU only. */
+  async reconstructionError(calib: Calibration, plan: ExpertPlan, opts: LongTask = {}): Promise<LayerReconstruction[]> {
+    return reconstructionErrors(await this.engine(opts.signal), calib.windows.windows, expertPlanEdits(plan.layers), opts);
+  }
+
+  /** Every expert-choice criterion on one calibration, with reconstruction errors, perplexity and times (`moe-prune compare`). GPU only. */
+  compareExpertChoices(calib: Calibration, keepPerLayer: number, opts: ComparisonOptions = {}): Promise<Comparison> {
+    return compareExpertChoices(this, calib, keepPerLayer, opts);
   }
 }
