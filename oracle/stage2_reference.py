@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
-from test_forward_reference import arctic_forward, load_tensors_f32  # noqa: E402
+from test_forward_reference import arctic_forward, load_tensors_f32, transformers_model_f32  # noqa: E402
 
 KINDS = ("expert", "shared", "attention", "dense", "router")
 SCOPES = {"experts": ("expert",), "experts+shared": ("expert", "shared"), "all": KINDS}
@@ -115,24 +113,9 @@ class HFModel(RefModel):
     """transformers 5.18 stock class; checkpoint matrices mapped onto its (fused) parameters and checked equal."""
 
     def __init__(self, d: Path) -> None:
-        import transformers
-
         cfg = json.loads((d / "config.json").read_text())
         w = load_tensors_f32(d)
-        src, tmp = d, None
-        if "quantization_config" in cfg:  # FP8: the dequantised weights in f32
-            from safetensors.torch import save_file
-
-            tmp = Path(tempfile.mkdtemp(prefix="stage2-deq-"))
-            (tmp / "config.json").write_text(json.dumps({**{k: v for k, v in cfg.items() if k != "quantization_config"}, "dtype": "float32"}))
-            save_file({k: v.contiguous() for k, v in w.items()}, str(tmp / "model.safetensors"))
-            src = tmp
-        try:
-            model = transformers.AutoModelForCausalLM.from_pretrained(str(src), dtype=torch.float32, attn_implementation="eager")
-        finally:
-            if tmp:
-                shutil.rmtree(tmp)
-        model.eval()
+        model = transformers_model_f32(d)  # FP8: the dequantised weights in f32
         self.model, self.cfg = model, cfg
         self.num_layers = cfg["num_hidden_layers"]
         params = dict(model.named_parameters())

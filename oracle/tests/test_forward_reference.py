@@ -133,7 +133,8 @@ def arctic_forward(cfg: dict, w: dict[str, torch.Tensor], ids: torch.Tensor):
 # ------------------------------------------------------------------------------------- transformers runs
 
 
-def transformers_forward(d: Path, ids: torch.Tensor):
+def transformers_model_f32(d: Path):
+    """The checkpoint as a transformers model in f32 (FP8: loaded from its dequantised f32 weights), in eval mode."""
     import transformers
 
     cfg = json.loads((d / "config.json").read_text())
@@ -151,7 +152,12 @@ def transformers_forward(d: Path, ids: torch.Tensor):
     finally:
         if tmp:
             shutil.rmtree(tmp)
-    return forward_with_routing(model, ids)
+    model.eval()
+    return model
+
+
+def transformers_forward(d: Path, ids: torch.Tensor):
+    return forward_with_routing(transformers_model_f32(d), ids)
 
 
 def forward_with_routing(model, ids: torch.Tensor):

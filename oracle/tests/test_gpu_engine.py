@@ -12,17 +12,14 @@ inputs, the chosen experts and the checkpoint's expert weights (transformers 5 r
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
-from test_forward_reference import FIXTURES, REPO, WINDOWS, arctic_forward, assert_matches_torch, fixture_dirs, load_tensors_f32, run_js_forward
+from test_forward_reference import FIXTURES, REPO, WINDOWS, arctic_forward, assert_matches_torch, fixture_dirs, load_tensors_f32, run_js_forward, transformers_model_f32
 
 NORM_RTOL = 1e-3
 
@@ -78,22 +75,9 @@ def expert_norms(sums: NormSums, cfg: dict, w: dict[str, torch.Tensor], layer: i
 
 
 def transformers_run(d: Path, ids: torch.Tensor):
-    import transformers
-
     cfg = json.loads((d / "config.json").read_text())
     w = load_tensors_f32(d)
-    src, tmp = d, None
-    if "quantization_config" in cfg:  # FP8: transformers in f32 on the dequantised weights
-        tmp = Path(tempfile.mkdtemp(prefix="fp8-deq-"))
-        (tmp / "config.json").write_text(json.dumps({**{k: v for k, v in cfg.items() if k != "quantization_config"}, "dtype": "float32"}))
-        save_file({k: v.contiguous() for k, v in w.items()}, str(tmp / "model.safetensors"))
-        src = tmp
-    try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(src), dtype=torch.float32, attn_implementation="eager")
-    finally:
-        if tmp:
-            shutil.rmtree(tmp)
-    model.eval()
+    model = transformers_model_f32(d)
     sums = NormSums()
     routing: dict[int, torch.Tensor] = {}
     router_in: dict[int, torch.Tensor] = {}
