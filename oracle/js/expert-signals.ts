@@ -1,0 +1,67 @@
+/**
+ * Oracle helper: expert-choice signals of the WebGPU engine on fixture checkpoints, in ONE process, as JSON for
+ * oracle/tests/test_expert_signals.py (which recomputes them with torch).
+ *
+ *   npx tsx oracle/js/expert-signals.ts --ids 1,17,42 --ids 1,5,9 <checkpoint dir> [<dir> ...]
+ *
+ * Per checkpoint, K = the smallest count ≥ n/2 the routing floors allow, and per saliency criterion (reap, ean,
+ * frequency) one sequential run: every MoE layer's token counts, Σ g·‖f‖, Σ ‖f‖, scores and kept experts, then the
+ * reconstruction sums of that run's plan per MoE layer. Output: {"adapter", "results": {"<dir>": {"K", "runs":
+ * {"reap": {"scores": [...], "kept": {"<layer>": [...]}, "reconstruction": [...]}, ...}, "seconds"}}} or
+ * {"<dir>": {"error": "..."}}.
+ */
+import { register } from 'node:module';
+
+// The kernels import WGSL with Vite's `?raw`; teach Node that before loading them.
+register(new URL('../../src/cli/wgsl-loader.mjs', import.meta.url));
+process.env.XDG_RUNTIME_DIR ??= '/tmp';
+
+async function main(): Promise<void> {
+  const { openNodeFileSet } = await import('../../src/cli/node-files.ts');
+  const { closeNodeGpu, openNodeGpu } = await import('../../src/cli/node-gpu.ts');
+  const { GpuForwardEngine } = await import('../../src/forward/engine.ts');
+  const { expertPlanEdits } = await import('../../src/forward/plan.ts');
+  const { keepRuleAt, moeLayersOf, reconstructionErrors, scoreExpertsSequential } = await import('../../src/pipeline/expert-choice.ts');
+  const { keptPerGroup, SALIENCY_CRITERIA } = await import('../../src/prune/experts/saliency.ts');
+  const { parseForwardArgs } = await import('./args.ts');
+  const { windows, dirs } = parseForwardArgs(process.argv.slice(2), 'expert-signals.ts');
+  const gpu = await openNodeGpu();
+  const results: Record<string, unknown> = {};
+  try {
+    for (const dir of dirs) {
+      try {
+        const t0 = performance.now();
+        const engine = await GpuForwardEngine.open(gpu, await openNodeFileSet(dir));
+        const rules = moeLayersOf(engine.arch).map((l) => keepRuleAt(engine.arch, l));
+        const n = rules[0]!.n;
+        let K = Math.ceil(n / 2);
+        const valid = (k: number): boolean => rules.every((r) => {
+          try {
+            keptPerGroup(k, r);
+            return true;
+          } catch {
+            return false;
+          }
+        });
+        while (K < n && !valid(K)) K++;
+        const runs: Record<string, unknown> = {};
+        for (const criterion of SALIENCY_CRITERIA) {
+          const r = await scoreExpertsSequential(engine, windows, criterion, K);
+          runs[criterion] = {
+            scores: r.scores,
+            kept: Object.fromEntries(r.plan.layers.map((l) => [String(l.layer), l.kept])),
+            reconstruction: await reconstructionErrors(engine, windows, expertPlanEdits(r.plan.layers)),
+          };
+        }
+        results[dir] = { K, runs, seconds: (performance.now() - t0) / 1000 };
+      } catch (e) {
+        results[dir] = { error: e instanceof Error ? e.message : String(e) };
+      }
+    }
+  } finally {
+    closeNodeGpu(gpu);
+  }
+  process.stdout.write(JSON.stringify({ adapter: gpu.adapter.label, results }) + '\n');
+}
+
+await main();
