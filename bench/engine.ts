@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { openNodeFileSet } from '../src/cli/node-files.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
-import { GpuForwardEngine } from '../src/eval/gpu/engine.ts';
+import { GpuForwardEngine } from '../src/forward/engine.ts';
 import { writeSyntheticMixtral, type SyntheticShape } from './synthetic.ts';
 
 export interface EngineBenchResult {

@@ -1,13 +1,13 @@
 /**
  * Test helper: expert-choice signals computed in plain TypeScript from the CPU reference forward pass
- * (src/eval/reference), independently of the GPU engine — the MoE block's input of every layer under a plan (the plan's
+ * (src/forward/reference), independently of the GPU engine — the MoE block's input of every layer under a plan (the plan's
  * earlier layers pruned), REAP/EAN/frequency sums on the dense routing of that input, and the reconstruction error
  * ‖y − ŷ‖² / ‖y‖² of the block's output with and without the plan.
  */
-import { moeSpecAt } from '../src/eval/reference/arch.ts';
-import { referenceForward, type ReferenceModel } from '../src/eval/reference/forward.ts';
-import { moeForward, swiglu, type MlpWeights, type MoeLayerWeights } from '../src/eval/reference/moe.ts';
-import { gatherRows } from '../src/eval/reference/ops.ts';
+import { moeSpecAt } from '../src/models/arch.ts';
+import { referenceForward, type ReferenceModel } from '../src/forward/reference/forward.ts';
+import { moeForward, swiglu, type MlpWeights, type MoeLayerWeights } from '../src/forward/reference/moe.ts';
+import { gatherRows } from '../src/forward/reference/ops.ts';
 
 /** The routed experts (per-expert or fused layout), router, correction bias and shared expert of MoE layer L. */
 export async function moeLayerWeights(m: ReferenceModel, L: number): Promise<MoeLayerWeights> {

@@ -11,7 +11,7 @@
 import { openNodeFileSet } from '../../src/cli/node-files.ts';
 import { parseForwardArgs } from './args.ts';
 import { perplexityFromNll } from '../../src/eval/perplexity.ts';
-import { openReferenceModel, referenceForward } from '../../src/eval/reference/forward.ts';
+import { openReferenceModel, referenceForward } from '../../src/forward/reference/forward.ts';
 
 async function main(): Promise<void> {
   const { windows, dirs } = parseForwardArgs(process.argv.slice(2), 'forward-logits.ts');

@@ -1,5 +1,5 @@
 /**
- * Oracle helper: runs the WebGPU forward engine (src/eval/gpu) on fixture checkpoints in ONE process and prints
+ * Oracle helper: runs the WebGPU forward engine (src/forward) on fixture checkpoints in ONE process and prints
  * JSON for oracle/tests/test_gpu_engine.py, which compares it with transformers.
  *
  *   npx tsx oracle/js/gpu-forward.ts --ids 1,17,42 --ids 1,5,9 <checkpoint dir> [<dir> ...]
@@ -18,7 +18,7 @@ process.env.XDG_RUNTIME_DIR ??= '/tmp';
 async function main(): Promise<void> {
   const { openNodeFileSet } = await import('../../src/cli/node-files.ts');
   const { closeNodeGpu, openNodeGpu } = await import('../../src/cli/node-gpu.ts');
-  const { GpuForwardEngine } = await import('../../src/eval/gpu/engine.ts');
+  const { GpuForwardEngine } = await import('../../src/forward/engine.ts');
   const { perplexityFromNll } = await import('../../src/eval/perplexity.ts');
   const { parseForwardArgs } = await import('./args.ts');
   const { windows, dirs } = parseForwardArgs(process.argv.slice(2), 'gpu-forward.ts');

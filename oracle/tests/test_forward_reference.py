@@ -1,4 +1,4 @@
-"""Oracle: the CPU reference forward pass (src/eval/reference) against transformers 5.18, for every fixture
+"""Oracle: the CPU reference forward pass (src/forward/reference) against transformers 5.18, for every fixture
 checkpoint under fixtures/models (F32, BF16 copies, the fused expert layout and the FP8 copy).
 
 - F32 / BF16: transformers loads the checkpoint with dtype=float32 (BF16 values widen exactly), eager attention.

@@ -1,4 +1,4 @@
-"""Oracle: the WebGPU forward engine (src/eval/gpu, run by oracle/js/gpu-forward.ts in one Node process for all
+"""Oracle: the WebGPU forward engine (src/forward, run by oracle/js/gpu-forward.ts in one Node process for all
 fixtures) against transformers 5.18 in f32 (BF16 checkpoints: the same BF16 values widened; FP8: the dequantised
 weights; Arctic: the small torch reference of test_forward_reference.py).
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openReferenceModel, referenceForward } from '../eval/reference/forward.ts';
+import { openReferenceModel, referenceForward } from '../forward/reference/forward.ts';
 import { loadTokenizer } from '../eval/tokenizer.ts';
 import { windowsOfText } from '../eval/windows.ts';
 import { main, type CliIo } from './main.ts';

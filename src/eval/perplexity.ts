@@ -6,7 +6,7 @@
  */
 import { MoePruneError, throwIfAborted } from '../core/errors.ts';
 import type { LongTask } from '../core/progress.ts';
-import { referenceForward, type ForwardOptions, type ReferenceModel } from './reference/forward.ts';
+import { referenceForward, type ForwardOptions, type ReferenceModel } from '../forward/reference/forward.ts';
 
 export interface PerplexityResult {
   readonly perplexity: number;

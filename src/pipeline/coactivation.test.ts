@@ -5,7 +5,7 @@ import { loadTokenizer } from '../eval/tokenizer.ts';
 import { windowsOfText } from '../eval/windows.ts';
 import { layerDistances, planExpertPruning, resolveExpertPlanSettings, type ExpertLayerInput } from '../prune/experts/plan.ts';
 import { routerDistanceFromSquared, routerSquaredDistances } from '../prune/experts/similarity.ts';
-import type { LayerRouting } from '../eval/reference/forward.ts';
+import type { LayerRouting } from '../forward/reference/forward.ts';
 import { coactivationFromStats, measureCoactivation, plannerCoactivation, statsCoactivationFromRouting, withCoactivation } from './coactivation.ts';
 
 const MIXTRAL = fileURLToPath(new URL('../../fixtures/models/mixtral', import.meta.url));

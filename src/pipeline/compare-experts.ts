@@ -6,8 +6,8 @@
  */
 import { MoePruneError, throwIfAborted } from '../core/errors.ts';
 import type { LongTask } from '../core/progress.ts';
-import type { LayerReconstruction } from '../eval/gpu/expert-signals.ts';
-import { expertPlanEdits } from '../eval/gpu/plan.ts';
+import type { LayerReconstruction } from '../forward/expert-signals.ts';
+import { expertPlanEdits } from '../forward/plan.ts';
 import type { PerplexityResult } from '../eval/perplexity.ts';
 import type { Windows } from '../eval/windows.ts';
 import { resolveExpertPlanSettings, type ExpertPlan, type SimilarityMode } from '../prune/experts/plan.ts';

@@ -10,10 +10,10 @@
  */
 import { MoePruneError } from '../core/errors.ts';
 import type { LongTask } from '../core/progress.ts';
-import type { GpuForwardEngine } from '../eval/gpu/engine.ts';
-import type { LayerReconstruction } from '../eval/gpu/expert-signals.ts';
-import type { ExpertEdits, WeightPlan } from '../eval/gpu/plan.ts';
-import { moeSpecAt, type ArchConfig } from '../eval/reference/arch.ts';
+import type { GpuForwardEngine } from '../forward/engine.ts';
+import type { LayerReconstruction } from '../forward/expert-signals.ts';
+import type { ExpertEdits, WeightPlan } from '../forward/plan.ts';
+import { moeSpecAt, type ArchConfig } from '../models/arch.ts';
 import { mulberry32 } from '../eval/windows.ts';
 import type { ExpertIndex } from '../models/types.ts';
 import type { ExpertPlan, LayerPlan } from '../prune/experts/plan.ts';

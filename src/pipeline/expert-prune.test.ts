@@ -7,9 +7,9 @@ import type { OutputFolder } from '../export/write-checkpoint.ts';
 import { MapFileSet, MemorySource } from '../formats/bytes.ts';
 import { MemorySink } from '../formats/safetensors/writer.ts';
 import { catalogueCheckpoint } from '../models/catalogue.ts';
-import { expertPlanEdits, referencePlan } from '../eval/gpu/plan.ts';
+import { expertPlanEdits, referencePlan } from '../forward/plan.ts';
 import { perplexity, referenceNll } from '../eval/perplexity.ts';
-import { openReferenceModel } from '../eval/reference/forward.ts';
+import { openReferenceModel } from '../forward/reference/forward.ts';
 import { exportExpertPruned, runStageOne } from './expert-prune.ts';
 
 const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));

@@ -15,9 +15,9 @@ import { decodeToF32, numel } from '../formats/dtype.ts';
 import { isQuantScale } from '../models/families.ts';
 import type { Catalogue } from '../models/catalogue.ts';
 import type { TensorRole } from '../models/types.ts';
-import type { GpuForwardEngine, LayerPruneContext, LayerPruner } from '../eval/gpu/engine.ts';
-import type { WeightPlan } from '../eval/gpu/plan.ts';
-import type { InputNorm } from '../eval/gpu/stats.ts';
+import type { GpuForwardEngine, LayerPruneContext, LayerPruner } from '../forward/engine.ts';
+import type { WeightPlan } from '../forward/plan.ts';
+import type { InputNorm } from '../forward/stats.ts';
 import type { ExpertPlan } from '../prune/experts/plan.ts';
 import { lodPercent, owlRatios } from '../prune/unstructured/owl.ts';
 import {

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { describeGpu } from '../../../tests/gpu-harness.ts';
-import { route } from '../../eval/reference/router.ts';
+import { route } from '../../forward/reference/router.ts';
 import { expectClose, readF32, readU32, uploadF32, values } from './kernel-test-data.ts';
 import { router, routerReference, type RouterConfig } from './router.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../eval/windows.ts';
-import { expertPlanEdits } from '../../eval/gpu/plan.ts';
+import { expertPlanEdits } from '../../forward/plan.ts';
 import { LayerClusterer } from './cluster.ts';
 import { expertPlanFromKept, keepRandom, keepTopK, keptPerGroup, layerPlanFromKept, saliencyScores } from './saliency.ts';
 

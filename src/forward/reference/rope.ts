@@ -4,7 +4,7 @@
  * The config may hold the parameters as v5 `rope_parameters` or as v4 `rope_theta` + `rope_scaling`.
  */
 import { MoePruneError } from '../../core/errors.ts';
-import type { ConfigReader } from './arch.ts';
+import type { ConfigReader } from '../../models/arch.ts';
 
 export type RopeType = 'default' | 'linear' | 'dynamic' | 'yarn' | 'longrope';
 

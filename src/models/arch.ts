@@ -3,7 +3,7 @@
  * accessor. Family differences are rows of FAMILY_ARCH (data, not branches in the math); the semantics follow
  * transformers 5.18's modeling code for each family, and Snowflake's modeling_arctic.py for Arctic.
  */
-import { MoePruneError } from '../../core/errors.ts';
+import { MoePruneError } from '../core/errors.ts';
 import {
   classifyTensor,
   detectFamily,
@@ -16,9 +16,9 @@ import {
   sharedExpertsOf,
   type ExpertNaming,
   type FamilyAdapter,
-} from '../../models/families.ts';
-import type { FamilyId } from '../../models/types.ts';
-import { parseRope, type RopeSpec } from './rope.ts';
+} from './families.ts';
+import type { FamilyId } from './types.ts';
+import { parseRope, type RopeSpec } from '../forward/reference/rope.ts';
 
 export type NormKind = 'rms' | 'layer';
 export type Scoring = 'softmax' | 'sigmoid' | 'sparsemixer';

@@ -4,12 +4,12 @@
  * channel sums of squares ‖X_j‖² of its input (Wanda/OWL), for experts over the tokens routed to them only.
  * Sums live on the GPU during a layer (colSumSq / coactivation kernels) and are read back once per layer.
  */
-import { MoePruneError } from '../../core/errors.ts';
-import type { GpuContext } from '../../gpu/device.ts';
-import type { BufferView } from '../../gpu/dispatch.ts';
-import { readBuffer } from '../../gpu/pool.ts';
-import { zeroedBuffer } from '../../gpu/kernels/kernel-args.ts';
-import { colSumSq } from '../../gpu/kernels/stats.ts';
+import { MoePruneError } from '../core/errors.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import type { BufferView } from '../gpu/dispatch.ts';
+import { readBuffer } from '../gpu/pool.ts';
+import { zeroedBuffer } from '../gpu/kernels/kernel-args.ts';
+import { colSumSq } from '../gpu/kernels/stats.ts';
 
 export interface RouterLogitSummary {
   /** Per expert over all calibration tokens (raw router logits, before any plan's −∞). Std is the population std. */

@@ -7,7 +7,7 @@
 import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
 import type { LongTask } from '../../core/progress.ts';
 import { readJson, requireFile, type FileSet } from '../../formats/bytes.ts';
-import { moeSpecAt, readArchConfig, type ArchConfig } from './arch.ts';
+import { moeSpecAt, readArchConfig, type ArchConfig } from '../../models/arch.ts';
 import { mhaForward, mlaForward, type Batch, type MhaWeights, type MlaWeights } from './attention.ts';
 import { moeForward, swiglu, type LinearInputHook, type MlpWeights, type MoeLayerWeights, type MoeRouting } from './moe.ts';
 import { addInto, layerNorm, linear, rmsNorm } from './ops.ts';

@@ -1,19 +1,19 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { describeGpu } from '../../../tests/gpu-harness.ts';
-import { openNodeFileSet } from '../../cli/node-files.ts';
-import { MoePruneError } from '../../core/errors.ts';
-import { openSafetensors } from '../../formats/safetensors/reader.ts';
-import { perplexity, referenceNll } from '../perplexity.ts';
-import { openReferenceModel, referenceForward, type ForwardResult, type ReferenceModel } from '../reference/forward.ts';
-import { overlayWeights } from '../reference/weights.ts';
+import { describeGpu } from '../../tests/gpu-harness.ts';
+import { openNodeFileSet } from '../cli/node-files.ts';
+import { MoePruneError } from '../core/errors.ts';
+import { openSafetensors } from '../formats/safetensors/reader.ts';
+import { perplexity, referenceNll } from '../eval/perplexity.ts';
+import { openReferenceModel, referenceForward, type ForwardResult, type ReferenceModel } from './reference/forward.ts';
+import { overlayWeights } from './reference/weights.ts';
 import { GpuForwardEngine, type GpuForwardResult } from './engine.ts';
-import { gpuPerplexity } from './perplexity.ts';
+import { gpuPerplexity } from '../eval/gpu-perplexity.ts';
 import { expertPlanEdits, referencePlan } from './plan.ts';
 import { calibrationStatsFromJson, calibrationStatsToJson } from './stats.ts';
 
-const REPO = join(import.meta.dirname, '..', '..', '..');
+const REPO = join(import.meta.dirname, '..', '..');
 const MODELS = join(REPO, 'fixtures', 'models');
 const FIXTURES = existsSync(MODELS) ? readdirSync(MODELS).filter((d) => existsSync(join(MODELS, d, 'config.json'))).sort() : [];
 const WINDOWS = [

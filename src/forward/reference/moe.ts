@@ -3,7 +3,7 @@
  * MoE block. Each expert runs only on the tokens routed to it, and its output is added with its routing weight,
  * in the order transformers' expert loop adds them (expert by expert, ascending).
  */
-import type { MoeSpec } from './arch.ts';
+import type { MoeSpec } from '../../models/arch.ts';
 import { gatherRows, linear, sigmoid, silu } from './ops.ts';
 import { route } from './router.ts';
 

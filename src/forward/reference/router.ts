@@ -9,7 +9,7 @@
  * then weights × routed_scaling_factor. Ties break to the lower expert index (torch.topk on CPU does too for
  * these sizes; exact ties are the only place choices may legitimately differ).
  */
-import type { RouterSpec } from './arch.ts';
+import type { RouterSpec } from '../../models/arch.ts';
 import { sigmoid, softmax } from './ops.ts';
 
 export interface Routed {

@@ -4,10 +4,10 @@
  * experts run with the element-wise mean of their members' weights and router rows (as the export writes
  * them), and per-tensor bit masks (the unstructured stage's hook) zero single weights inside the matmul.
  */
-import { MoePruneError } from '../../core/errors.ts';
-import { meanF32 } from '../../formats/mean.ts';
-import type { ArchConfig } from '../reference/arch.ts';
-import { overlayWeights, type WeightSource } from '../reference/weights.ts';
+import { MoePruneError } from '../core/errors.ts';
+import { meanF32 } from '../formats/mean.ts';
+import type { ArchConfig } from '../models/arch.ts';
+import { overlayWeights, type WeightSource } from './reference/weights.ts';
 
 export interface ExpertEdits {
   /** Original expert indices that are gone. */

@@ -3,12 +3,12 @@
  * f32 block scales in one extra binding), cached by tensor name for the layer's chunks, and released together
  * when the layer is done. Counts uploaded bytes.
  */
-import { MoePruneError } from '../../core/errors.ts';
-import type { GpuContext } from '../../gpu/device.ts';
-import type { BufferView } from '../../gpu/dispatch.ts';
-import type { BlockScale } from '../../gpu/kernels/matmul.ts';
-import { STORAGE_USAGE } from '../../gpu/pool.ts';
-import { releaseTensor, uploadTensor, type GpuTensor } from '../../gpu/tensor.ts';
+import { MoePruneError } from '../core/errors.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import type { BufferView } from '../gpu/dispatch.ts';
+import type { BlockScale } from '../gpu/kernels/matmul.ts';
+import { STORAGE_USAGE } from '../gpu/pool.ts';
+import { releaseTensor, uploadTensor, type GpuTensor } from '../gpu/tensor.ts';
 import type { WeightPlan } from './plan.ts';
 import { storedToF32, type GpuWeightSource, type StoredTensor } from './weights.ts';
 

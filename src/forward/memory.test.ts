@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { writeSyntheticMixtral } from '../../../bench/synthetic.ts';
-import { describeGpu } from '../../../tests/gpu-harness.ts';
-import { openNodeFileSet } from '../../cli/node-files.ts';
+import { writeSyntheticMixtral } from '../../bench/synthetic.ts';
+import { describeGpu } from '../../tests/gpu-harness.ts';
+import { openNodeFileSet } from '../cli/node-files.ts';
 import { GpuForwardEngine } from './engine.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'moe-prune-depth-'));

@@ -2,29 +2,29 @@
  * The decoder-layer blocks of the GPU engine, on one chunk of whole windows: attention (MHA with GQA, q/k
  * norms, biases, sliding window; DeepSeek MLA), SwiGLU MLPs, and the routed MoE block (router on the GPU,
  * per-expert token lists, gathered matmuls, weighted scatter-add). Same math and tensor names as the CPU
- * reference (src/eval/reference), which the tests compare against.
+ * reference (src/forward/reference), which the tests compare against.
  */
-import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
-import type { GpuContext } from '../../gpu/device.ts';
-import type { BufferView } from '../../gpu/dispatch.ts';
-import { attention } from '../../gpu/kernels/attention.ts';
-import { addInto, copyRows, sigmoidGateAdd, siluMul } from '../../gpu/kernels/elementwise.ts';
-import { buildExpertLists, readExpertOffsets, releaseExpertLists } from '../../gpu/kernels/expert-lists.ts';
-import { outputBuffer, zeroedBuffer } from '../../gpu/kernels/kernel-args.ts';
-import { matmul, type BlockScale } from '../../gpu/kernels/matmul.ts';
-import { norm } from '../../gpu/kernels/norm.ts';
-import { rope } from '../../gpu/kernels/rope.ts';
-import { router } from '../../gpu/kernels/router.ts';
-import { coactivation, colSumSq } from '../../gpu/kernels/stats.ts';
-import { scatterNorms } from '../../gpu/kernels/expert-signals.ts';
-import { readBuffer } from '../../gpu/pool.ts';
-import type { GpuTensor } from '../../gpu/tensor.ts';
-import { moeSpecAt, type ArchConfig, type MhaSpec, type MlaSpec, type NormKind } from '../reference/arch.ts';
+import { MoePruneError, throwIfAborted } from '../core/errors.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import type { BufferView } from '../gpu/dispatch.ts';
+import { attention } from '../gpu/kernels/attention.ts';
+import { addInto, copyRows, sigmoidGateAdd, siluMul } from '../gpu/kernels/elementwise.ts';
+import { buildExpertLists, readExpertOffsets, releaseExpertLists } from '../gpu/kernels/expert-lists.ts';
+import { outputBuffer, zeroedBuffer } from '../gpu/kernels/kernel-args.ts';
+import { matmul, type BlockScale } from '../gpu/kernels/matmul.ts';
+import { norm } from '../gpu/kernels/norm.ts';
+import { rope } from '../gpu/kernels/rope.ts';
+import { router } from '../gpu/kernels/router.ts';
+import { coactivation, colSumSq } from '../gpu/kernels/stats.ts';
+import { scatterNorms } from '../gpu/kernels/expert-signals.ts';
+import { readBuffer } from '../gpu/pool.ts';
+import type { GpuTensor } from '../gpu/tensor.ts';
+import { moeSpecAt, type ArchConfig, type MhaSpec, type MlaSpec, type NormKind } from '../models/arch.ts';
 import type { LayerWeights } from './layer-weights.ts';
 import type { ExpertEdits } from './plan.ts';
 import type { InputNormAccumulators } from './stats.ts';
-import { decodeToF32, encodeFromF32 } from '../../formats/dtype.ts';
-import { meanF32, meanInDtype } from '../../formats/mean.ts';
+import { decodeToF32, encodeFromF32 } from '../formats/dtype.ts';
+import { meanF32, meanInDtype } from '../formats/mean.ts';
 import { f32ToStored, storedBytes, storedToF32, subTensor, type GpuWeightSource, type StoredTensor } from './weights.ts';
 
 /** Buffers of one step; everything not `keep`-ed is returned to the pool by `release`. */

@@ -5,24 +5,24 @@
  * layers when they exceed a budget. The lm_head runs in token (and, for large heads, row) chunks into logits
  * or per-position NLL. Statistics for pruning are collected in the same pass (see stats.ts).
  */
-import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
-import type { LongTask } from '../../core/progress.ts';
-import { readJson, requireFile, type FileSet } from '../../formats/bytes.ts';
-import type { GpuContext } from '../../gpu/device.ts';
-import type { BufferView } from '../../gpu/dispatch.ts';
-import { addInto } from '../../gpu/kernels/elementwise.ts';
-import { embed } from '../../gpu/kernels/embed.ts';
-import { outputBuffer, zeroedBuffer } from '../../gpu/kernels/kernel-args.ts';
-import { matmul, type BlockScale } from '../../gpu/kernels/matmul.ts';
-import { colSumSq } from '../../gpu/kernels/stats.ts';
-import { rowSqDiff } from '../../gpu/kernels/expert-signals.ts';
-import { nll as nllKernel, NO_TARGET } from '../../gpu/kernels/nll.ts';
-import { readBuffer, STORAGE_USAGE } from '../../gpu/pool.ts';
-import { releaseTensor, uploadTensor, type GpuTensor } from '../../gpu/tensor.ts';
-import type { NllForward } from '../perplexity.ts';
-import { moeSpecAt, readArchConfig, type ArchConfig } from '../reference/arch.ts';
-import { checkWindows, type LayerRouting } from '../reference/forward.ts';
-import { ropeTables } from '../reference/rope.ts';
+import { MoePruneError, throwIfAborted } from '../core/errors.ts';
+import type { LongTask } from '../core/progress.ts';
+import { readJson, requireFile, type FileSet } from '../formats/bytes.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import type { BufferView } from '../gpu/dispatch.ts';
+import { addInto } from '../gpu/kernels/elementwise.ts';
+import { embed } from '../gpu/kernels/embed.ts';
+import { outputBuffer, zeroedBuffer } from '../gpu/kernels/kernel-args.ts';
+import { matmul, type BlockScale } from '../gpu/kernels/matmul.ts';
+import { colSumSq } from '../gpu/kernels/stats.ts';
+import { rowSqDiff } from '../gpu/kernels/expert-signals.ts';
+import { nll as nllKernel, NO_TARGET } from '../gpu/kernels/nll.ts';
+import { readBuffer, STORAGE_USAGE } from '../gpu/pool.ts';
+import { releaseTensor, uploadTensor, type GpuTensor } from '../gpu/tensor.ts';
+import type { NllForward } from '../eval/perplexity.ts';
+import { moeSpecAt, readArchConfig, type ArchConfig } from '../models/arch.ts';
+import { checkWindows, type LayerRouting } from './reference/forward.ts';
+import { ropeTables } from './reference/rope.ts';
 import {
   attentionBlock, countCoactivation, expertActivationNorms, expertSource, expertWeights, moeBlock, normRows, routerWeight, Scratch, swiglu,
   type ChunkRouting, type LayerEnv, type ReconstructionProbe,

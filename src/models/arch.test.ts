@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { routingOf, detectFamily } from '../../models/families.ts';
+import { routingOf, detectFamily } from './families.ts';
 import { readArchConfig } from './arch.ts';
 
 const config = (name: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(new URL(`../../../fixtures/models/${name}/config.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
+  JSON.parse(readFileSync(new URL(`../../fixtures/models/${name}/config.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
 
 describe('readArchConfig takes the MoE structure from the family table', () => {
   it('follows the naming the tensors use: transformers v5 fused Mixtral experts live under mlp', () => {
@@ -41,11 +41,11 @@ describe('readArchConfig takes the MoE structure from the family table', () => {
 
 describe('every family in the adapter table has a forward pass, or says it has none', () => {
   it('covers the table', async () => {
-    const { FAMILIES } = await import('../../models/families.ts');
+    const { FAMILIES } = await import('./families.ts');
     for (const f of FAMILIES) {
       if (f.id === 'granitemoe') {
         // Catalogue and expert pruning only, documented in docs/1-load-and-inspect.md.
-        const c = JSON.parse(readFileSync(new URL('../../../fixtures/reference/model-metadata/granitemoe_granite-3.1-1b-a400m-instruct/config.json', import.meta.url), 'utf8'));
+        const c = JSON.parse(readFileSync(new URL('../../fixtures/reference/model-metadata/granitemoe_granite-3.1-1b-a400m-instruct/config.json', import.meta.url), 'utf8'));
         expect(() => readArchConfig(c)).toThrow(/Granite-MoE has no forward pass yet/);
       } else expect(readArchConfig(config(f.id)).family).toBe(f.id);
     }

@@ -4,13 +4,13 @@
  * block scales travel with the tensor and the matmul kernel applies them). Other dtypes are widened to F32 on
  * the CPU. Nothing is read before the engine asks for it.
  */
-import { MoePruneError } from '../../core/errors.ts';
-import type { FileSet } from '../../formats/bytes.ts';
-import { decodeToF32, encodeFromF32, numel, type Shape } from '../../formats/dtype.ts';
-import { dequantBlockFp8 } from '../../formats/fp8.ts';
-import type { WeightDType } from '../../gpu/kernels/kernel-args.ts';
-import type { TensorBytes } from '../../gpu/tensor.ts';
-import { CheckpointWeights } from '../reference/weights.ts';
+import { MoePruneError } from '../core/errors.ts';
+import type { FileSet } from '../formats/bytes.ts';
+import { decodeToF32, encodeFromF32, numel, type Shape } from '../formats/dtype.ts';
+import { dequantBlockFp8 } from '../formats/fp8.ts';
+import type { WeightDType } from '../gpu/kernels/kernel-args.ts';
+import type { TensorBytes } from '../gpu/tensor.ts';
+import { CheckpointWeights } from './reference/weights.ts';
 
 /** dtypes the engine uploads as stored: the kernels' weight dtypes, and F8_E4M3 for matmul weights with block scales. */
 export type StoredDType = WeightDType | 'F8_E4M3';

@@ -2,10 +2,10 @@
  * Perplexity through the GPU engine: all windows in one streamed pass (each layer's weights uploaded once),
  * for the original model or with a pruning plan applied on the fly (nothing written to disk).
  */
-import type { LongTask, ProgressSink } from '../../core/progress.ts';
-import { perplexity, type NllForward, type PerplexityResult } from '../perplexity.ts';
-import type { GpuForwardEngine, GpuForwardOptions } from './engine.ts';
-import type { WeightPlan } from './plan.ts';
+import type { LongTask, ProgressSink } from '../core/progress.ts';
+import { perplexity, type NllForward, type PerplexityResult } from './perplexity.ts';
+import type { GpuForwardEngine, GpuForwardOptions } from '../forward/engine.ts';
+import type { WeightPlan } from '../forward/plan.ts';
 
 export interface GpuPerplexityOptions extends LongTask {
   readonly plan?: WeightPlan;

@@ -3,7 +3,7 @@
  * scale, causal mask, f32 softmax, weighted sum of values). GQA shares each KV head among heads/kvHeads query
  * heads. Standard attention covers Mixtral, Qwen2/3-MoE, OLMoE, PhiMoE and Arctic; MLA covers DeepSeek-V2/V3.
  */
-import type { MhaSpec, MlaSpec } from './arch.ts';
+import type { MhaSpec, MlaSpec } from '../../models/arch.ts';
 import type { LinearInputHook } from './moe.ts';
 import { linear, rmsNorm } from './ops.ts';
 import { applyRope, type RopeSpec } from './rope.ts';
