@@ -64,13 +64,18 @@ export interface MeasuredCoactivation {
   readonly device: string;
 }
 
-/** One calibration pass over `windows` (GPU engine with stats when `gpu` is given, else the CPU reference). */
-export async function measureCoactivation(files: FileSet, windows: Windows, gpu: GpuContext | undefined, opts: LongTask = {}): Promise<MeasuredCoactivation> {
+/**
+ * One calibration pass over `windows` (GPU engine with stats when `gpu` is given, else the CPU reference). An open
+ * engine of the same checkpoint may be passed to reuse it.
+ */
+export async function measureCoactivation(
+  files: FileSet, windows: Windows, gpu: GpuContext | undefined, opts: LongTask & { readonly engine?: GpuForwardEngine } = {},
+): Promise<MeasuredCoactivation> {
   const w = windows.windows;
   if (w.length === 0) throw new MoePruneError('InvalidArgument', `the calibration text is shorter than one window of ${windows.length} tokens`);
   const task = { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) };
   if (gpu) {
-    const engine = await GpuForwardEngine.open(gpu, files, opts.signal);
+    const engine = opts.engine ?? (await GpuForwardEngine.open(gpu, files, opts.signal));
     const r = await engine.forward(w, { ...task, output: 'none', stats: true });
     return { byLayer: coactivationFromStats(r.stats!), tokens: r.stats!.tokens, device: gpu.adapter.label || 'WebGPU' };
   }

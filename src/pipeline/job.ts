@@ -227,7 +227,7 @@ export class PruneJob {
     const key = `${calib.text.sha256}|${JSON.stringify(calib.spec)}`;
     let p = this.coactivation.get(key);
     if (!p) {
-      p = measureCoactivation(this.files, calib.windows, this.gpu, opts);
+      p = (async () => measureCoactivation(this.files, calib.windows, this.gpu, { ...opts, ...(this.gpu ? { engine: await this.engine(opts.signal) } : {}) }))();
       p.catch(() => this.coactivation.delete(key));
       this.coactivation.set(key, p);
     }

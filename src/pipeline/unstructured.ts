@@ -5,7 +5,7 @@
  * (counted from the masks and the removed experts), OWL's per-layer numbers, and the experts no token reached.
  */
 import { MoePruneError, throwIfAborted } from '../core/errors.ts';
-import type { LongTask } from '../core/progress.ts';
+import type { LongTask, Progress } from '../core/progress.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { BufferView } from '../gpu/dispatch.ts';
 import { matrixMask, nmMask, rowMask, scoreStats, type ScoreSource } from '../gpu/kernels/prune-mask.ts';
@@ -242,6 +242,11 @@ export async function runStageTwo(ctx: GpuContext, input: StageTwoInput, opts: L
   const layers = engine.arch.layers;
   const progress = (phase: string, done: number, detail?: string): void =>
     opts.onProgress?.({ phase, done, total: layers, unit: 'layers', ...(detail ? { detail } : {}) });
+  // The engine's own reports (a layer starts) under the step's phase, counting finished layers only, so a progress
+  // display hears from the run while its first layer is still going.
+  const engineProgress = (phase: string) => (p: Progress): void => {
+    if (p.phase === 'GPU forward') progress(phase, Math.min(layers, Math.max(0, p.done - 1)), p.detail);
+  };
 
   const saved = (await input.progressStore?.load()) ?? null;
   // OWL pass 1: a dense pass (stage 1 applied, no masks) scores every in-scope map of each layer.
@@ -251,6 +256,7 @@ export async function runStageTwo(ctx: GpuContext, input: StageTwoInput, opts: L
     await engine.forward(windows, {
       output: 'none',
       plan: input.expertEdits,
+      onProgress: engineProgress('OWL outlier scores'),
       ...(opts.signal ? { signal: opts.signal } : {}),
       sequential: async (c) => {
         throwIfAborted(opts.signal);
@@ -376,6 +382,7 @@ export async function runStageTwo(ctx: GpuContext, input: StageTwoInput, opts: L
     output: 'none',
     plan: { ...input.expertEdits, mask: (name) => masks.get(name) },
     sequential: prune,
+    onProgress: engineProgress(`${st.method} masks`),
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(saved?.hidden && done > 0 ? { resume: { fromLayer: done, hidden: saved.hidden } } : {}),
     ...(store && {
