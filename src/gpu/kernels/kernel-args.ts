@@ -67,3 +67,30 @@ export async function outputBuffer(ctx: GpuContext, elems: number, label: string
   const byteLength = Math.max(4, elems * 4);
   return { buffer: await ctx.pool.acquire(byteLength, STORAGE_USAGE, label), byteLength };
 }
+
+/** Block scales of an FP8 weight as a kernel binds them (see matmul.ts `BlockScale`). */
+export interface ScaleGrid {
+  readonly view: BufferView;
+  readonly block: readonly [number, number];
+  readonly rowOffset?: number;
+}
+
+/**
+ * The widen-dtype code of a 2-D weight [out, in] read by a kernel, and its FP8 block-scale layout checked: block
+ * scales go with F8_E4M3 weights only, and the grid must cover the weight's rows from `rowOffset`.
+ */
+export function weightLayout(w: GpuTensor, sc: ScaleGrid | undefined, what: string): { outDim: number; inDim: number; dtype: number; scaleCols: number; rowOffset: number } {
+  if (w.shape.length !== 2) throw new MoePruneError('InvalidShape', `${what}: the weight must be 2-D [out, in]`);
+  const [outDim, inDim] = w.shape as [number, number];
+  const dtype = w.dtype === 'F8_E4M3' ? WIDEN_DTYPE_CODE.F8_E4M3 : weightDtypeCode(w.dtype, what);
+  const scaleCols = sc ? Math.ceil(inDim / sc.block[1]) : 0;
+  const rowOffset = sc?.rowOffset ?? 0;
+  if (sc) {
+    if (w.dtype !== 'F8_E4M3') throw new MoePruneError('InvalidArgument', `${what}: block scales go with F8_E4M3 weights only`);
+    needInt(sc.block[0], `${what}: scale block rows`, 1);
+    needInt(sc.block[1], `${what}: scale block columns`, 1);
+    needInt(rowOffset, `${what}: scale rowOffset`);
+    needElems(sc.view, Math.ceil((rowOffset + outDim) / sc.block[0]) * scaleCols, `${what}: block scales`);
+  }
+  return { outDim, inDim, dtype, scaleCols, rowOffset };
+}

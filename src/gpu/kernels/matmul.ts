@@ -4,7 +4,7 @@ import { dequantBlockFp8 } from '../../formats/fp8.ts';
 import type { GpuContext } from '../device.ts';
 import { submitDispatches, uniformParams, type BufferView, type Dispatch } from '../dispatch.ts';
 import type { GpuTensor } from '../tensor.ts';
-import { needElems, needInt, outputBuffer, placeholder, weightDtypeCode, WIDEN_DTYPE_CODE } from './kernel-args.ts';
+import { needElems, needInt, outputBuffer, placeholder, weightLayout } from './kernel-args.ts';
 import kernel from '../../../shaders/matmul.wgsl?raw';
 import widen from '../../../shaders/lib/widen.wgsl?raw';
 
@@ -100,19 +100,8 @@ export function fp8Reference(bytes: Uint8Array, inDim: number, scale: Float32Arr
 export async function matmul(ctx: GpuContext, a: MatmulArgs): Promise<void> {
   const { w, tokens } = a;
   const what = `matmul ${w.dtype}${JSON.stringify(w.shape)}`;
-  if (w.shape.length !== 2) throw new MoePruneError('InvalidShape', `${what}: the weight must be 2-D [out, in]`);
-  const [outDim, inDim] = w.shape as [number, number];
-  const dtype = w.dtype === 'F8_E4M3' ? WIDEN_DTYPE_CODE.F8_E4M3 : weightDtypeCode(w.dtype, what);
   const sc = a.scale;
-  const scaleCols = sc ? Math.ceil(inDim / sc.block[1]) : 0;
-  const rowOffset = sc?.rowOffset ?? 0;
-  if (sc) {
-    if (w.dtype !== 'F8_E4M3') throw new MoePruneError('InvalidArgument', `${what}: block scales go with F8_E4M3 weights only`);
-    needInt(sc.block[0], `${what}: scale block rows`, 1);
-    needInt(sc.block[1], `${what}: scale block columns`, 1);
-    needInt(rowOffset, `${what}: scale rowOffset`);
-    needElems(sc.view, Math.ceil((rowOffset + outDim) / sc.block[0]) * scaleCols, `${what}: block scales`);
-  }
+  const { outDim, inDim, dtype, scaleCols, rowOffset } = weightLayout(w, sc, what);
   const xOff = a.xOffset ?? 0;
   const yOff = a.yOffset ?? 0;
   const yStride = a.yStride ?? outDim;

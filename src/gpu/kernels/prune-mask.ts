@@ -8,7 +8,7 @@ import { assertAlive, type GpuContext } from '../device.ts';
 import { grid2d, submitDispatches, uniformParams, workgroupSize, type BufferView, type Dispatch } from '../dispatch.ts';
 import { readBuffer, STORAGE_USAGE } from '../pool.ts';
 import type { GpuTensor, GpuTensorPart } from '../tensor.ts';
-import { f32Bits, needElems, needInt, placeholder, weightDtypeCode, WIDEN_DTYPE_CODE } from './kernel-args.ts';
+import { f32Bits, needElems, needInt, placeholder, weightLayout } from './kernel-args.ts';
 import type { BlockScale } from './matmul.ts';
 import kernel from '../../../shaders/prune_mask.wgsl?raw';
 import widen from '../../../shaders/lib/widen.wgsl?raw';
@@ -208,21 +208,10 @@ interface Prepared {
 function prepare(ctx: GpuContext, a: ScoreSource, kind: string): Prepared {
   const { w } = a;
   const what = `${kind} ${w.dtype}${JSON.stringify(w.shape)}`;
-  if (w.shape.length !== 2) throw new MoePruneError('InvalidShape', `${what}: the weight must be 2-D [out, in]`);
-  const [outDim, inDim] = w.shape as [number, number];
-  const dtype = w.dtype === 'F8_E4M3' ? WIDEN_DTYPE_CODE.F8_E4M3 : weightDtypeCode(w.dtype, what);
+  const sc = a.scale;
+  const { outDim, inDim, dtype, scaleCols, rowOffset } = weightLayout(w, sc, what);
   const numel = outDim * inDim;
   if (numel > 0xffffffff) throw new MoePruneError('InvalidShape', `${what}: more than 2³² − 1 weights in one tensor`);
-  const sc = a.scale;
-  const scaleCols = sc ? Math.ceil(inDim / sc.block[1]) : 0;
-  const rowOffset = sc?.rowOffset ?? 0;
-  if (sc) {
-    if (w.dtype !== 'F8_E4M3') throw new MoePruneError('InvalidArgument', `${what}: block scales go with F8_E4M3 weights only`);
-    needInt(sc.block[0], `${what}: scale block rows`, 1);
-    needInt(sc.block[1], `${what}: scale block columns`, 1);
-    needInt(rowOffset, `${what}: scale rowOffset`);
-    needElems(sc.view, Math.ceil((rowOffset + outDim) / sc.block[0]) * scaleCols, `${what}: block scales`);
-  }
   if (a.normSq) needElems(a.normSq, inDim, `${what}: normSq`);
   const wg = workgroupSize(ctx, 256);
   return {
