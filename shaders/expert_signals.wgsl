@@ -8,6 +8,8 @@
 //                  against the original b: the relative reconstruction error is Σ out[2j] / Σ out[2j + 1]).
 //   gram:          f holds `experts` stacked blocks [experts, m, cols]; G[t, i, j] = ⟨f[i, t], f[j, t]⟩ for every token t < m
 //                  and pair i ≤ j, written to both (i, j) and (j, i).
+//   colsum:        out[off_b + c] += Σ_r f[off_a + r · cols + c] over rows r < rows (an expert's outputs summed over tokens),
+//                  one invocation per column walking the rows in order with Kahan compensation (deterministic).
 //
 // One workgroup per row (scatter_norms, sqdiff) or per (token, pair) (gram): each invocation strides over the columns,
 // then a workgroup-memory tree sums the partials. Rows of one expert list are distinct tokens, so no two workgroups
@@ -17,10 +19,10 @@ override SCATTER: u32 = 0u;
 override WG: u32 = 64u; // power of two (tree reduction)
 
 struct Params {
-  rows: u32,     // scatter_norms / sqdiff: rows; gram: tokens m
+  rows: u32,     // scatter_norms / sqdiff / colsum: rows; gram: tokens m
   cols: u32,
-  ids_off: u32,  // scatter_norms: first entry of this expert's list in ids / gate
-  norm_off: u32, // scatter_norms: index of row 0's norm in norms
+  off_a: u32,    // scatter_norms: first entry of this expert's list in ids / gate; colsum: element offset of f[0, 0]
+  off_b: u32,    // scatter_norms: index of row 0's norm in norms; colsum: element offset of the sums in out
   experts: u32,  // gram
   pairs: u32,    // gram: experts · (experts + 1) / 2
   _pad0: u32,
@@ -67,15 +69,15 @@ fn scatter_norms(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
     let v = f[base + c];
     s += v * v;
     if (SCATTER == 1u) {
-      let i = ids[p.ids_off + j] * p.cols + c;
-      out[i] += gate[p.ids_off + j] * v;
+      let i = ids[p.off_a + j] * p.cols + c;
+      out[i] += gate[p.off_a + j] * v;
     }
   }
   red[lid] = s;
   red2[lid] = 0.0;
   reduce(lid);
   if (lid == 0u) {
-    norms[p.norm_off + j] = sqrt(red[0]);
+    norms[p.off_b + j] = sqrt(red[0]);
   }
 }
 
@@ -137,4 +139,21 @@ fn gram(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     out[t * e * e + i * e + j] = red[0];
     out[t * e * e + j * e + i] = red[0];
   }
+}
+
+@compute @workgroup_size(WG)
+fn colsum(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let c = gid.x + gid.y * nwg.x * WG;
+  if (c >= p.cols) {
+    return;
+  }
+  var s = 0.0;
+  var comp = 0.0;
+  for (var r = 0u; r < p.rows; r++) {
+    let yk = f[p.off_a + r * p.cols + c] - comp;
+    let tk = s + yk;
+    comp = (tk - s) - yk;
+    s = tk;
+  }
+  out[p.off_b + c] += s;
 }

@@ -27,9 +27,12 @@ interface Row {
   perplexity: { perplexity: number; tokens: number } | null;
   seconds: { choose: number; reconstruction: number; perplexity: number | null };
   scores?: Array<{ layer: number; reap: number[]; ean: number[]; frequency: number[]; kept: number[] }>;
+  exhaustive?: { subsets: number; layers: Array<{ layer: number; kept: number[]; error: number; subsets: number }> };
 }
 
-async function compareJson(dir: string, ...extra: string[]): Promise<{ criteria: Row[]; original: { perplexity: { perplexity: number } | null }; calibration: { tokens: number }; keepPerLayer: number }> {
+async function compareJson(
+  dir: string, ...extra: string[]
+): Promise<{ criteria: Row[]; original: { perplexity: { perplexity: number } | null }; calibration: { tokens: number }; keepPerLayer: number; skipped: unknown[] }> {
   const io = collect();
   const code = await main(['compare', join(MODELS, dir), '--calib-text', CALIB, ...TINY, '--json', ...extra], io);
   expect(code, io.err()).toBe(0);
@@ -39,7 +42,8 @@ async function compareJson(dir: string, ...extra: string[]): Promise<{ criteria:
 describe('moe-prune compare', () => {
   it('every criterion on one calibration: K kept per layer, reconstruction per MoE layer and its mean, perplexity, times', async () => {
     const r = await compareJson('qwen3_moe', '--experts-per-layer', '4', '--eval-text', HELD, '--seq-len', '16', '--max-windows', '2');
-    expect(r.criteria.map((c) => c.criterion)).toEqual(['stun-router', 'stun-coactivation', 'stun-mixed', 'reap', 'ean', 'frequency', 'random']);
+    expect(r.criteria.map((c) => c.criterion)).toEqual(['stun-router', 'stun-coactivation', 'stun-mixed', 'reap', 'ean', 'frequency', 'random', 'exhaustive', 'output']);
+    expect(r.skipped).toEqual([]);
     expect(r.calibration.tokens).toBe(48);
     const ppl0 = r.original.perplexity!.perplexity;
     expect(ppl0).toBeGreaterThan(1);
@@ -62,6 +66,14 @@ describe('moe-prune compare', () => {
         expect(s.kept).toEqual(keepTopK(s[name], 4, { n: 8, topK: 2 }));
       }
     }
+    // Exhaustive: C(8, 4) = 70 subsets per layer; its choice has the least error of all criteria in every layer (up to float noise).
+    const ex = r.criteria.find((c) => c.criterion === 'exhaustive')!;
+    expect(ex.exhaustive!.subsets).toBe(140);
+    ex.exhaustive!.layers.forEach((l, i) => {
+      expect(l.kept).toEqual(ex.kept[String(l.layer)]);
+      expect(Math.abs(l.error - ex.reconstruction.layers[i]!.error)).toBeLessThanOrEqual(1e-3 * l.error);
+    });
+    expect(Math.abs(ex.reconstruction.layers[0]!.error - Math.min(...r.criteria.map((c) => c.reconstruction.layers[0]!.error)))).toBeLessThanOrEqual(1e-4);
     // The same seed draws the same random plan; another seed another one.
     const again = await compareJson('qwen3_moe', '--experts-per-layer', '4', '--criteria', 'random,reap');
     expect(again.criteria.map((c) => c.criterion)).toEqual(['random', 'reap']);
@@ -74,14 +86,16 @@ describe('moe-prune compare', () => {
 
   it('prints one table and the kept experts (DeepSeek-V3: grouped routing keeps K / n_group per group)', async () => {
     const io = collect();
-    const code = await main(['compare', join(MODELS, 'deepseek_v3'), '--experts-per-layer', '4', '--calib-text', CALIB, ...TINY, '--criteria', 'stun-router,ean,random'], io);
+    const code = await main(['compare', join(MODELS, 'deepseek_v3'), '--experts-per-layer', '4', '--calib-text', CALIB, ...TINY, '--criteria', 'stun-router,ean,random,exhaustive,output'], io);
     expect(code, io.err()).toBe(0);
     const lines = io.out().split('\n');
     expect(lines[0]).toMatch(/^4 experts kept per MoE layer; calibration emma\.txt: 3 × 16 tokens; error = /);
     expect(lines[1]).toMatch(/^criterion\s+mean error\s+error per MoE layer \(1, 2\)\s+seconds \(choose \/ error\)$/);
     expect(lines[2]).toMatch(/^stun-router\s+\d\.\d{4}\s+\d\.\d{4} \d\.\d{4}\s+\d+\.\d\d \/ \d+\.\d\d$/);
-    const keptLines = lines.filter((l) => /^(stun-router|ean|random)\s+1: \[/.test(l));
-    expect(keptLines).toHaveLength(3);
+    const keptLines = lines.filter((l) => /^(stun-router|ean|random|exhaustive|output)\s+1: \[/.test(l));
+    expect(keptLines).toHaveLength(5);
+    // C(4, 2)² = 36 subsets per layer (two per routing group).
+    expect(io.out()).toMatch(/\nexhaustive: 72 subsets scored \(layer 1: 36, layer 2: 36\)\n$/);
     for (const l of keptLines)
       for (const m of l.matchAll(/\d: \[([\d ]+)\]/g)) {
         const kept = m[1]!.split(' ').map(Number);

@@ -1,6 +1,7 @@
 /**
  * `moe-prune compare`: which experts to drop, measured on the user's own model. Runs every expert-choice criterion on
- * the same calibration (STUN router / co-activation / mixed clustering, REAP, EAN, frequency, seeded random), keeping
+ * the same calibration (STUN router / co-activation / mixed clustering, REAP, EAN, frequency, seeded random, NAEE's
+ * exhaustive search, HC-SMoE's expert-output similarity), keeping
  * K experts per MoE layer, and prints one table: reconstruction error per MoE layer and its mean, held-out perplexity
  * with the plan applied on the fly (--eval-text), time per criterion, and the kept experts. `--json` gives the same data.
  */
@@ -52,7 +53,11 @@ export function comparisonText(c: Comparison, head: string): string {
   }
   const kept: string[][] = [['criterion', 'kept experts per MoE layer (original indices)']];
   for (const r of c.results) kept.push([r.criterion, Object.entries(r.kept).map(([l, k]) => `${l}: [${k.join(' ')}]`).join('  ')]);
-  return `${head}\n${table(rows)}\n${table(kept)}`;
+  const notes: string[] = [];
+  for (const r of c.results)
+    if (r.exhaustive) notes.push(`exhaustive: ${r.exhaustive.subsets} subsets scored (${r.exhaustive.layers.map((l) => `layer ${l.layer}: ${l.subsets}`).join(', ')})`);
+  for (const s of c.skipped) notes.push(`${s.criterion} left out: ${s.reason}`);
+  return `${head}\n${table(rows)}\n${table(kept)}${notes.length ? `\n${notes.join('\n')}\n` : ''}`;
 }
 
 export function comparisonJson(c: Comparison, extra: Record<string, unknown>): Record<string, unknown> {
@@ -61,6 +66,7 @@ export function comparisonJson(c: Comparison, extra: Record<string, unknown>): R
     ...extra,
     keepPerLayer: c.keepPerLayer,
     seed: c.seed,
+    skipped: c.skipped,
     original: { perplexity: ppl(c.original.perplexity) },
     criteria: c.results.map((r) => ({
       criterion: r.criterion,
@@ -69,6 +75,7 @@ export function comparisonJson(c: Comparison, extra: Record<string, unknown>): R
       perplexity: ppl(r.perplexity),
       seconds: r.seconds,
       ...(r.scores ? { scores: r.scores } : {}),
+      ...(r.exhaustive ? { exhaustive: r.exhaustive } : {}),
     })),
   };
 }

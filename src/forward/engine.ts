@@ -10,12 +10,12 @@ import type { LongTask } from '../core/progress.ts';
 import { readJson, requireFile, type FileSet } from '../formats/bytes.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { BufferView } from '../gpu/dispatch.ts';
-import { addInto } from '../gpu/kernels/elementwise.ts';
+import { addInto, siluMul } from '../gpu/kernels/elementwise.ts';
 import { embed } from '../gpu/kernels/embed.ts';
 import { outputBuffer, zeroedBuffer } from '../gpu/kernels/kernel-args.ts';
 import { matmul, type BlockScale } from '../gpu/kernels/matmul.ts';
 import { colSumSq } from '../gpu/kernels/stats.ts';
-import { rowSqDiff } from '../gpu/kernels/expert-signals.ts';
+import { colSum, expertGram, rowSqDiff } from '../gpu/kernels/expert-signals.ts';
 import { nll as nllKernel, NO_TARGET } from '../gpu/kernels/nll.ts';
 import { readBuffer, STORAGE_USAGE } from '../gpu/pool.ts';
 import { releaseTensor, uploadTensor, type GpuTensor } from '../gpu/tensor.ts';
@@ -28,7 +28,7 @@ import {
   type ChunkRouting, type LayerEnv, type ReconstructionProbe,
 } from './blocks.ts';
 import { LayerWeights } from './layer-weights.ts';
-import { ExpertSaliencyAccumulator, ReconstructionSums, type ExpertSaliency, type LayerReconstruction } from './expert-signals.ts';
+import { ExpertSaliencyAccumulator, ReconstructionSums, type ExpertProbe, type ExpertSaliency, type LayerReconstruction } from './expert-signals.ts';
 import type { WeightPlan } from './plan.ts';
 import { InputNormAccumulators, LogitMoments, type CalibrationStats, type InputNorm, type MoeLayerStats } from './stats.ts';
 import { CheckpointTensors, elemBytes, storedBytes, storedToF32, widenBlockFp8, type GpuWeightSource, type StoredTensor } from './weights.ts';
@@ -108,6 +108,11 @@ export interface LayerPruneContext {
   allTokenNorms(experts: readonly number[]): Promise<Map<number, { readonly gateUp: InputNorm; readonly down: InputNorm }>>;
   /** MoE layers with `expertSaliency`: per-expert output-norm sums of the dense pass. */
   readonly saliency?: ExpertSaliency;
+  /**
+   * MoE layers: every routed expert run on every token entering the layer (dense), with the router logits, the unpruned
+   * block's Σ‖y‖², the Gram of the experts' output sums and, with `perToken`, each token's Gram of expert outputs.
+   */
+  expertProbe?(opts?: { readonly perToken?: boolean }): Promise<ExpertProbe>;
 }
 
 export type LayerPruner = (c: LayerPruneContext) => Promise<void>;
@@ -355,7 +360,7 @@ export class GpuForwardEngine {
     const hidIn = opts.layerHidden ? new Float32Array(N * H) : null;
     const hidOut = opts.layerHidden ? new Float32Array(N * H) : null;
     try {
-      if (opts.sequential) await this.prunePass(env, chunks, moe, E, edits, opts.sequential, opts.expertSaliency === true);
+      if (opts.sequential) await this.prunePass(env, chunks, moe, E, edits, opts.sequential, opts.expertSaliency === true, opts.maxBindingBytes);
       for (const c of chunks) {
         throwIfAborted(opts.signal);
         const x = await toGpu(c);
@@ -407,7 +412,7 @@ export class GpuForwardEngine {
    * The dense statistics pass of one layer (outputs dropped, the chunks' inputs kept), then the pruner. Spilled
    * chunks are uploaded for the pass and stay on the CPU, so GPU memory stays one chunk of hidden states.
    */
-  private async prunePass(env: LayerEnv, chunks: Chunk[], moe: boolean, E: number, edits: Parameters<typeof moeBlock>[4], prune: LayerPruner, saliency = false): Promise<void> {
+  private async prunePass(env: LayerEnv, chunks: Chunk[], moe: boolean, E: number, edits: Parameters<typeof moeBlock>[4], prune: LayerPruner, saliency = false, maxBindingBytes?: number): Promise<void> {
     const { ctx, arch, layer } = env;
     const norms = new InputNormAccumulators(ctx);
     const counts = new Uint32Array(moe ? E : 0);
@@ -445,6 +450,7 @@ export class GpuForwardEngine {
         },
         allTokenNorms: (experts) => this.allTokenNorms(env, chunks, edits, experts),
         ...(outputs ? { saliency: outputs } : {}),
+        ...(moe ? { expertProbe: (o?: { readonly perToken?: boolean }) => this.expertProbe(env, chunks, edits, E, o?.perToken === true, maxBindingBytes) } : {}),
       });
     } finally {
       norms.release();
@@ -492,6 +498,86 @@ export class GpuForwardEngine {
       const gu = await readF32(ctx, gateUp, H);
       for (const ex of experts) out.set(ex, { gateUp: { rows, sumSq: gu.slice() }, down: { rows, sumSq: (await readF32(ctx, down.get(ex)!, I)).slice() } });
       return out;
+    } finally {
+      s.release();
+    }
+  }
+
+  /**
+   * Every expert on every token of the layer's input, a few tokens at a time so the stacked outputs [E, m, hidden] stay
+   * within one binding: per token the Gram of the expert outputs (read back when `perToken`), and per expert the output
+   * sum (on the GPU), whose Gram gives HC-SMoE's cosine similarities. Dense weights (no masks): the layer before pruning.
+   */
+  private async expertProbe(
+    env: LayerEnv, chunks: Chunk[], edits: Parameters<typeof moeBlock>[4], E: number, perToken: boolean, maxBindingBytes?: number,
+  ): Promise<ExpertProbe> {
+    const { ctx, arch, layer } = env;
+    const H = arch.hidden;
+    const N = chunks.reduce((a, c) => a + c.tokens, 0);
+    const plain: LayerEnv = { ...env, norms: null, reconstruction: null, expertOutputs: null };
+    const routerName = `model.layers.${layer}.${arch.names.moeBlock}.gate.weight`;
+    const logits = new Float32Array(N * E);
+    const gram = perToken ? new Float32Array(N * E * E) : null;
+    let sumSqRef = 0;
+    // Tokens per pass of the stacked outputs: one binding at most (tests shrink it through maxBindingBytes).
+    const m = Math.max(1, Math.floor(Math.min(ctx.limits.maxStorageBufferBindingSize, maxBindingBytes ?? 64 * MiB) / (E * H * 4)));
+    const s = new Scratch(ctx);
+    try {
+      const sums = await s.zeros(E * H, 'expert output sums');
+      let base = 0;
+      for (const c of chunks) {
+        throwIfAborted(env.signal);
+        await this.withChunk(c, async (x) => {
+          const cs = new Scratch(ctx);
+          try {
+            const n = c.tokens;
+            const moeIn = await this.moeInput(plain, cs, x, n);
+            const rw = await routerWeight(plain, routerName, edits);
+            const rs = await plain.w.blockScale(routerName);
+            const lg = await cs.out(n * E, 'router logits');
+            await matmul(ctx, { x: moeIn, w: rw, y: lg, tokens: n, ...(rs ? { scale: rs } : {}) });
+            logits.set(await readF32(ctx, lg, n * E), base * E);
+            const y = await moeBlock(plain, cs, moeIn, n, edits, async () => {});
+            const rows = await cs.out(2 * n, 'block output norms');
+            await rowSqDiff(ctx, y, y, n, H, rows);
+            const r = await readF32(ctx, rows, 2 * n);
+            for (let j = 0; j < n; j++) sumSqRef += r[2 * j + 1]!;
+            for (let t0 = 0; t0 < n; t0 += m) {
+              const mm = Math.min(m, n - t0);
+              const F = await cs.out(E * mm * H, 'expert outputs');
+              for (let ex = 0; ex < E; ex++) {
+                const w = await expertWeights(plain, ex, edits);
+                const I = w.gate.shape[0]!;
+                const [sg, su, sd] = w.scales;
+                const g = await cs.out(mm * I, 'expert gate');
+                const u = await cs.out(mm * I, 'expert up');
+                await matmul(ctx, { x: moeIn, xOffset: t0 * H, w: w.gate, y: g, tokens: mm, ...(sg ? { scale: sg } : {}) });
+                await matmul(ctx, { x: moeIn, xOffset: t0 * H, w: w.up, y: u, tokens: mm, ...(su ? { scale: su } : {}) });
+                const act = await cs.out(mm * I, 'expert act');
+                await siluMul(ctx, g, u, act, mm * I);
+                cs.free(g);
+                cs.free(u);
+                await matmul(ctx, { x: act, w: w.down, y: F, yOffset: ex * mm * H, yStride: H, tokens: mm, ...(sd ? { scale: sd } : {}) });
+                cs.free(act);
+                await colSum(ctx, { f: F, rows: mm, cols: H, fOffset: ex * mm * H, acc: sums, accOffset: ex * H });
+              }
+              if (gram) {
+                const G = await cs.out(mm * E * E, 'expert output Gram');
+                await expertGram(ctx, F, E, mm, H, G);
+                gram.set(await readF32(ctx, G, mm * E * E), (base + t0) * E * E);
+                cs.free(G);
+              }
+              cs.free(F);
+            }
+          } finally {
+            cs.release();
+          }
+        });
+        base += c.tokens;
+      }
+      const og = await s.out(E * E, 'output-sum Gram');
+      await expertGram(ctx, sums, E, 1, H, og);
+      return { layer, tokens: N, experts: E, logits, gram, sumSqRef, outputGram: (await readF32(ctx, og, E * E)).slice() };
     } finally {
       s.release();
     }

@@ -72,3 +72,21 @@ export class ReconstructionSums {
     return { layer, tokens, sumSqDiff, sumSqRef, error: sumSqRef > 0 ? sumSqDiff / sumSqRef : sumSqDiff > 0 ? Infinity : 0 };
   }
 }
+
+/**
+ * Every routed expert run on every token entering one MoE layer (the layer's dense input; NAEE and HC-SMoE need the
+ * outputs of experts the router did not pick). f_e(x_t) is expert e's un-weighted output for token t.
+ */
+export interface ExpertProbe {
+  readonly layer: number;
+  readonly tokens: number;
+  readonly experts: number;
+  /** Raw router logits [tokens, experts] (before any plan's −∞). */
+  readonly logits: Float32Array;
+  /** With `perToken`: G[t·E² + i·E + j] = ⟨f_i(x_t), f_j(x_t)⟩; else null. */
+  readonly gram: Float32Array | null;
+  /** Σ_t ‖y_t‖² of the unpruned MoE block's output (routed experts plus any shared expert). */
+  readonly sumSqRef: number;
+  /** [E, E] Gram of the experts' output sums S_e = Σ_t f_e(x_t), computed on the GPU: cos(S_i, S_j) = G_ij / √(G_ii G_jj). */
+  readonly outputGram: Float32Array;
+}

@@ -1,7 +1,8 @@
 /**
  * Every expert-choice criterion on one calibration, side by side (`moe-prune compare`, `PruneJob.compareExpertChoices`):
- * STUN clustering (router, co-activation, mixed), the saliency criteria (REAP, EAN, frequency), a seeded random choice
- * — each keeping K experts per MoE layer — then for each plan the reconstruction error of every MoE layer on the same
+ * STUN clustering (router, co-activation, mixed), the saliency criteria (REAP, EAN, frequency), a seeded random choice,
+ * NAEE's exhaustive search (layers of ≤ 16 experts) and HC-SMoE's expert-output similarity fed to the STUN clustering —
+ * each keeping K experts per MoE layer — then for each plan the reconstruction error of every MoE layer on the same
  * calibration and, with evaluation windows, held-out perplexity with the plan applied on the fly. Times per criterion.
  */
 import { MoePruneError, throwIfAborted } from '../core/errors.ts';
@@ -10,14 +11,17 @@ import type { LayerReconstruction } from '../forward/expert-signals.ts';
 import { expertPlanEdits } from '../forward/plan.ts';
 import type { PerplexityResult } from '../eval/perplexity.ts';
 import type { Windows } from '../eval/windows.ts';
-import { resolveExpertPlanSettings, type ExpertPlan, type SimilarityMode } from '../prune/experts/plan.ts';
+import { planExpertPruning, resolveExpertPlanSettings, type ExpertPlan, type SimilarityMode } from '../prune/experts/plan.ts';
+import { EXHAUSTIVE_MAX_EXPERTS } from '../prune/experts/exhaustive.ts';
 import type { SaliencyCriterion } from '../prune/experts/saliency.ts';
 import {
-  checkKeepCount, meanReconstructionError, randomExpertPlan, reconstructionErrors, scoreExpertsSequential, type LayerExpertScores,
+  checkKeepCount, exhaustiveSequential, keepRuleAt, meanReconstructionError, moeLayersOf, outputSimilarityDistances, randomExpertPlan, reconstructionErrors,
+  scoreExpertsSequential, type ExhaustiveLayer, type LayerExpertScores,
 } from './expert-choice.ts';
+import { layerInputs, resolvePlan } from './expert-prune.ts';
 import type { Calibration, PruneJob } from './job.ts';
 
-export const CRITERIA = ['stun-router', 'stun-coactivation', 'stun-mixed', 'reap', 'ean', 'frequency', 'random'] as const;
+export const CRITERIA = ['stun-router', 'stun-coactivation', 'stun-mixed', 'reap', 'ean', 'frequency', 'random', 'exhaustive', 'output'] as const;
 export type ChoiceCriterion = (typeof CRITERIA)[number];
 
 const STUN: Partial<Record<ChoiceCriterion, SimilarityMode>> = { 'stun-router': 'router', 'stun-coactivation': 'coactivation', 'stun-mixed': 'mixed' };
@@ -34,6 +38,8 @@ export interface CriterionResult {
   readonly perplexity: PerplexityResult | null;
   /** REAP / EAN / frequency runs: every layer's scores of all three, on the run's own sequential input. */
   readonly scores: LayerExpertScores[] | null;
+  /** Exhaustive: per layer the subsets scored, the best error (from the Gram matrices) and the runner-up. */
+  readonly exhaustive: { readonly subsets: number; readonly layers: ExhaustiveLayer[] } | null;
   /** Seconds to choose (calibration passes included), to measure the reconstruction, and the perplexity. */
   readonly seconds: { readonly choose: number; readonly reconstruction: number; readonly perplexity: number | null };
 }
@@ -49,6 +55,8 @@ export interface ComparisonOptions extends LongTask {
 export interface Comparison {
   readonly keepPerLayer: number;
   readonly seed: number;
+  /** Criteria left out of the default list, and why (exhaustive on layers of more than 16 experts). */
+  readonly skipped: Array<{ readonly criterion: ChoiceCriterion; readonly reason: string }>;
   readonly original: { readonly perplexity: PerplexityResult | null };
   readonly results: CriterionResult[];
 }
@@ -66,23 +74,60 @@ export function parseCriteria(text: string): ChoiceCriterion[] {
   return out;
 }
 
-async function choose(job: PruneJob, calib: Calibration, c: ChoiceCriterion, K: number, seed: number, task: LongTask): Promise<{ plan: ExpertPlan; scores: LayerExpertScores[] | null }> {
+/**
+ * HC-SMoE's choice: cosine distances of the experts' mean outputs on the calibration (original model) replace the router
+ * distances of STUN's uniform clustering; representatives of ≥ 3-member clusters are resolved as for STUN.
+ */
+export async function outputSimilarityPlan(job: PruneJob, calib: Calibration, K: number, opts: LongTask = {}): Promise<ExpertPlan> {
+  const engine = await job.engine(opts.signal);
+  checkKeepCount(engine.arch, K);
+  const { routers, squared } = await job.prepare(opts);
+  const D = await outputSimilarityDistances(engine, calib.windows.windows, opts);
+  const inputs = layerInputs(job.cat, routers, squared).map((l) => {
+    const d = D.get(l.layer);
+    if (!d) throw new MoePruneError('InvalidPlan', `layer ${l.layer}: the calibration pass measured no expert outputs`);
+    return { ...l, distances: d };
+  });
+  return resolvePlan(job.cat, planExpertPruning(inputs, resolveExpertPlanSettings({ mode: 'uniform', keepPerLayer: K })), job.gpu, opts);
+}
+
+type Chosen = { plan: ExpertPlan; scores: LayerExpertScores[] | null; exhaustive: CriterionResult['exhaustive'] };
+
+async function choose(job: PruneJob, calib: Calibration, c: ChoiceCriterion, K: number, seed: number, task: LongTask): Promise<Chosen> {
   const similarity = STUN[c];
-  if (similarity) return { plan: await job.planExperts(resolveExpertPlanSettings({ mode: 'uniform', keepPerLayer: K, similarity }), calib, task), scores: null };
+  if (similarity) return { plan: await job.planExperts(resolveExpertPlanSettings({ mode: 'uniform', keepPerLayer: K, similarity }), calib, task), scores: null, exhaustive: null };
   const saliency = SALIENCY[c];
   const engine = await job.engine(task.signal);
   if (saliency) {
     const r = await scoreExpertsSequential(engine, calib.windows.windows, saliency, K, task);
-    return { plan: r.plan, scores: r.scores };
+    return { plan: r.plan, scores: r.scores, exhaustive: null };
   }
-  return { plan: randomExpertPlan(engine.arch, K, seed), scores: null };
+  if (c === 'exhaustive') {
+    const r = await exhaustiveSequential(engine, calib.windows.windows, K, task);
+    return { plan: r.plan, scores: null, exhaustive: { subsets: r.subsets, layers: r.layers } };
+  }
+  if (c === 'output') return { plan: await outputSimilarityPlan(job, calib, K, task), scores: null, exhaustive: null };
+  return { plan: randomExpertPlan(engine.arch, K, seed), scores: null, exhaustive: null };
+}
+
+/** Why a criterion cannot run on this model (left out of the default list), or null. */
+function unavailable(c: ChoiceCriterion, arch: Parameters<typeof moeLayersOf>[0]): string | null {
+  if (c !== 'exhaustive') return null;
+  const big = moeLayersOf(arch).find((l) => keepRuleAt(arch, l).n > EXHAUSTIVE_MAX_EXPERTS);
+  return big === undefined ? null : `layer ${big} has ${keepRuleAt(arch, big).n} experts; exhaustive search takes layers of at most ${EXHAUSTIVE_MAX_EXPERTS}`;
 }
 
 /** Runs the criteria one after the other on the job's engine (GPU only). */
 export async function compareExpertChoices(job: PruneJob, calib: Calibration, K: number, opts: ComparisonOptions = {}): Promise<Comparison> {
-  const criteria = opts.criteria ?? CRITERIA;
   const seed = opts.seed ?? 0;
   const engine = await job.engine(opts.signal);
+  // The default list leaves out what cannot run here (and says so); a criterion asked for by name is refused instead.
+  const skipped: Comparison['skipped'] = [];
+  const criteria = opts.criteria ?? CRITERIA.filter((c) => {
+    const why = unavailable(c, engine.arch);
+    if (why) skipped.push({ criterion: c, reason: why });
+    return !why;
+  });
   // Every refusal (K against a layer's floors) before the first pass.
   checkKeepCount(engine.arch, K);
   const sink = opts.onProgress;
@@ -93,7 +138,7 @@ export async function compareExpertChoices(job: PruneJob, calib: Calibration, K:
   for (const c of criteria) {
     throwIfAborted(opts.signal);
     const t0 = performance.now();
-    const { plan, scores } = await choose(job, calib, c, K, seed, task(c));
+    const { plan, scores, exhaustive } = await choose(job, calib, c, K, seed, task(c));
     const t1 = performance.now();
     const edits = expertPlanEdits(plan.layers);
     const reconstruction = await reconstructionErrors(engine, calib.windows.windows, edits, task(`${c} reconstruction`));
@@ -108,8 +153,9 @@ export async function compareExpertChoices(job: PruneJob, calib: Calibration, K:
       meanError: meanReconstructionError(reconstruction),
       perplexity,
       scores,
+      exhaustive,
       seconds: { choose: (t1 - t0) / 1000, reconstruction: (t2 - t1) / 1000, perplexity: ev ? (t3 - t2) / 1000 : null },
     });
   }
-  return { keepPerLayer: K, seed, original, results };
+  return { keepPerLayer: K, seed, skipped, original, results };
 }

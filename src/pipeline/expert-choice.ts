@@ -10,13 +10,15 @@
  */
 import { MoePruneError } from '../core/errors.ts';
 import type { LongTask } from '../core/progress.ts';
-import type { GpuForwardEngine } from '../forward/engine.ts';
+import type { GpuForwardEngine, GpuForwardOptions } from '../forward/engine.ts';
 import type { LayerReconstruction } from '../forward/expert-signals.ts';
 import type { ExpertEdits, WeightPlan } from '../forward/plan.ts';
 import { moeSpecAt, type ArchConfig } from '../models/arch.ts';
 import { mulberry32 } from '../eval/windows.ts';
 import type { ExpertIndex } from '../models/types.ts';
 import type { ExpertPlan, LayerPlan } from '../prune/experts/plan.ts';
+import { checkExhaustive, exhaustiveChoice } from '../prune/experts/exhaustive.ts';
+import { storedToF32 } from '../forward/weights.ts';
 import {
   expertPlanFromKept, keepRandom, keepTopK, keptPerGroup, layerPlanFromKept, saliencyScores, type KeepRule, type SaliencyCriterion,
 } from '../prune/experts/saliency.ts';
@@ -57,6 +59,11 @@ export function checkKeepCount(arch: ArchConfig, K: number): void {
   for (const layer of moeLayersOf(arch)) keptPerGroup(K, keepRuleAt(arch, layer));
 }
 
+/** How the engine runs a criterion's passes (tests exercise chunking and split bindings with it). */
+export interface ChoiceRunOptions extends LongTask {
+  readonly forward?: Pick<GpuForwardOptions, 'chunkWindows' | 'maxBindingBytes' | 'budgets'>;
+}
+
 /** Scores of one MoE layer's experts, on its sequential input. */
 export interface LayerExpertScores {
   readonly layer: number;
@@ -84,7 +91,7 @@ export interface ScoredPlan {
  * Every layer's scores of all three criteria are returned (measured on the input the chosen criterion's plan gives).
  */
 export async function scoreExpertsSequential(
-  engine: GpuForwardEngine, windows: ReadonlyArray<ArrayLike<number>>, criterion: SaliencyCriterion, K: number, opts: LongTask = {},
+  engine: GpuForwardEngine, windows: ReadonlyArray<ArrayLike<number>>, criterion: SaliencyCriterion, K: number, opts: ChoiceRunOptions = {},
 ): Promise<ScoredPlan> {
   const { arch } = engine;
   checkKeepCount(arch, K);
@@ -92,6 +99,7 @@ export async function scoreExpertsSequential(
   const scores: LayerExpertScores[] = [];
   const layers: LayerPlan[] = [];
   await engine.forward(windows, {
+    ...opts.forward,
     output: 'none',
     plan: growing,
     expertSaliency: true,
@@ -133,9 +141,10 @@ export function randomExpertPlan(arch: ArchConfig, K: number, seed: number): Exp
  * both on the input that the plan's own earlier layers produce.
  */
 export async function reconstructionErrors(
-  engine: GpuForwardEngine, windows: ReadonlyArray<ArrayLike<number>>, plan: WeightPlan, opts: LongTask = {},
+  engine: GpuForwardEngine, windows: ReadonlyArray<ArrayLike<number>>, plan: WeightPlan, opts: ChoiceRunOptions = {},
 ): Promise<LayerReconstruction[]> {
   const r = await engine.forward(windows, {
+    ...opts.forward,
     output: 'none', plan, reconstruction: true,
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
@@ -146,4 +155,99 @@ export async function reconstructionErrors(
 /** Mean of the per-layer errors (each layer counts once). */
 export function meanReconstructionError(layers: readonly LayerReconstruction[]): number {
   return layers.length ? layers.reduce((a, l) => a + l.error, 0) / layers.length : 0;
+}
+
+export interface ExhaustiveLayer {
+  readonly layer: number;
+  readonly kept: ExpertIndex[];
+  /** ‖y − ŷ‖² / ‖y‖² of the kept set on the layer's calibration input (from the per-token Gram matrices). */
+  readonly error: number;
+  readonly runnerUp: number | null;
+  readonly subsets: number;
+}
+
+export interface ExhaustivePlan {
+  readonly plan: ExpertPlan;
+  readonly layers: ExhaustiveLayer[];
+  /** Subsets scored over all layers. */
+  readonly subsets: number;
+}
+
+/**
+ * NAEE exhaustive search, layer by layer like the saliency criteria: on each MoE layer's input (earlier layers already
+ * pruned), every subset of K experts (per routing group K / n_group) is scored by the block's reconstruction error and
+ * the best is kept. Layers of more than EXHAUSTIVE_MAX_EXPERTS experts are refused before any pass.
+ */
+export async function exhaustiveSequential(engine: GpuForwardEngine, windows: ReadonlyArray<ArrayLike<number>>, K: number, opts: ChoiceRunOptions = {}): Promise<ExhaustivePlan> {
+  const { arch } = engine;
+  for (const layer of moeLayersOf(arch)) checkExhaustive(K, keepRuleAt(arch, layer));
+  const growing = new GrowingExpertPlan();
+  const out: ExhaustiveLayer[] = [];
+  const layers: LayerPlan[] = [];
+  await engine.forward(windows, {
+    ...opts.forward,
+    output: 'none',
+    plan: growing,
+    sequential: async (c) => {
+      if (!c.moe) return;
+      if (!c.expertProbe) throw new MoePruneError('InvalidPlan', `layer ${c.layer}: the engine cannot run every expert on the layer's tokens`);
+      const probe = await c.expertProbe({ perToken: true });
+      const rule = keepRuleAt(arch, c.layer);
+      const router = moeSpecAt(arch, c.layer).router;
+      const bias = router.correctionBias ? await correctionBiasOf(engine, c.layer, opts.signal) : undefined;
+      const choice = exhaustiveChoice({ ...probe, gram: probe.gram!, router, correctionBias: bias }, K, rule, opts.signal);
+      const keptSet = new Set(choice.kept);
+      growing.remove(c.layer, Array.from({ length: rule.n }, (_, e) => e).filter((e) => !keptSet.has(e)));
+      out.push({ layer: c.layer, ...choice });
+      layers.push(layerPlanFromKept({ layer: c.layer, n: rule.n, topK: rule.topK }, choice.kept));
+    },
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
+  return { plan: expertPlanFromKept(layers, K), layers: out, subsets: out.reduce((a, l) => a + l.subsets, 0) };
+}
+
+async function correctionBiasOf(engine: GpuForwardEngine, layer: number, signal?: AbortSignal): Promise<Float32Array> {
+  const name = `model.layers.${layer}.${engine.arch.names.moeBlock}.gate.e_score_correction_bias`;
+  return storedToF32(await engine.weights.rows(name, 0, undefined, signal), signal);
+}
+
+/**
+ * HC-SMoE's expert-output similarity (Chen et al., 2025): every expert runs on every calibration token entering the
+ * layer (the original model, one pass), its outputs are averaged over the tokens, and experts are compared by the cosine
+ * of those averages, computed on the GPU. Returns the distance matrix 1 − cos per MoE layer (diagonal +Inf; an expert
+ * whose average output is zero is at distance 1 from every other), for the existing clustering.
+ */
+export async function outputSimilarityDistances(engine: GpuForwardEngine, windows: ReadonlyArray<ArrayLike<number>>, opts: ChoiceRunOptions = {}): Promise<Map<number, Float64Array>> {
+  const out = new Map<number, Float64Array>();
+  await engine.forward(windows, {
+    ...opts.forward,
+    output: 'none',
+    sequential: async (c) => {
+      if (!c.moe) return;
+      if (!c.expertProbe) throw new MoePruneError('InvalidPlan', `layer ${c.layer}: the engine cannot run every expert on the layer's tokens`);
+      const { outputGram: G, experts: E } = await c.expertProbe();
+      out.set(c.layer, cosineDistances(G, E));
+    },
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
+  return out;
+}
+
+/** 1 − G_ij / √(G_ii G_jj) from a Gram matrix, clamped to [0, 2], diagonal +Inf; zero vectors are at distance 1. */
+export function cosineDistances(G: ArrayLike<number>, E: number): Float64Array {
+  const D = new Float64Array(E * E);
+  for (let i = 0; i < E; i++)
+    for (let j = 0; j < E; j++) {
+      if (i === j) {
+        D[i * E + j] = Infinity;
+        continue;
+      }
+      const den = Math.sqrt(G[i * E + i]! * G[j * E + j]!);
+      D[i * E + j] = den > 0 ? Math.min(2, Math.max(0, 1 - G[i * E + j]! / den)) : 1;
+    }
+  // Exactly symmetric: the clustering's tie order reads both triangles.
+  for (let i = 0; i < E; i++) for (let j = i + 1; j < E; j++) D[j * E + i] = D[i * E + j]!;
+  return D;
 }

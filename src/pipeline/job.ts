@@ -31,8 +31,8 @@ import {
   coactivationFromStats, DEFAULT_CALIB_SAMPLES, DEFAULT_CALIB_SEQ_LEN, measureCoactivation, withCoactivation, type CoactivationByLayer, type MeasuredCoactivation,
 } from './coactivation.ts';
 import { exportExpertPruned, layerInputs, loadRouters, resolvePlan, routerSquaredDistancesGpu, type PruneExportResult, type RouterLayer } from './expert-prune.ts';
-import { compareExpertChoices, type Comparison, type ComparisonOptions } from './compare-experts.ts';
-import { reconstructionErrors, scoreExpertsSequential, type ScoredPlan } from './expert-choice.ts';
+import { compareExpertChoices, outputSimilarityPlan, type Comparison, type ComparisonOptions } from './compare-experts.ts';
+import { exhaustiveSequential, reconstructionErrors, scoreExpertsSequential, type ExhaustivePlan, type ScoredPlan } from './expert-choice.ts';
 import type { LayerReconstruction } from '../forward/expert-signals.ts';
 import type { SaliencyCriterion } from '../prune/experts/saliency.ts';
 import { runStageTwo, scopeCounts, type StageTwoProgressStore, type StageTwoResult } from './unstructured.ts';
@@ -463,6 +463,19 @@ export class PruneJob {
   /** ‖y − ŷ‖² / ‖y‖² of every MoE layer's block output under an expert plan, on a calibration (the plan's own earlier layers feed each layer). GPU only. */
   async reconstructionError(calib: Calibration, plan: ExpertPlan, opts: LongTask = {}): Promise<LayerReconstruction[]> {
     return reconstructionErrors(await this.engine(opts.signal), calib.windows.windows, expertPlanEdits(plan.layers), opts);
+  }
+
+  /**
+   * NAEE: on each MoE layer's calibration input (earlier layers pruned), every subset of K experts is scored by the block's
+   * reconstruction error and the best kept. Layers of at most 16 experts. GPU only.
+   */
+  async exhaustiveExperts(calib: Calibration, keepPerLayer: number, opts: LongTask = {}): Promise<ExhaustivePlan> {
+    return exhaustiveSequential(await this.engine(opts.signal), calib.windows.windows, keepPerLayer, opts);
+  }
+
+  /** HC-SMoE: cosine distances of the experts' mean outputs on a calibration, clustered like STUN (K per layer). GPU only. */
+  outputSimilarityPlan(calib: Calibration, keepPerLayer: number, opts: LongTask = {}): Promise<ExpertPlan> {
+    return outputSimilarityPlan(this, calib, keepPerLayer, opts);
   }
 
   /** Every expert-choice criterion on one calibration, with reconstruction errors, perplexity and times (`moe-prune compare`). GPU only. */

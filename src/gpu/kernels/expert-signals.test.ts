@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { describeGpu } from '../../../tests/gpu-harness.ts';
-import { expertGram, expertGramReference, rowSqDiff, rowSqDiffReference, scatterNorms, scatterNormsReference } from './expert-signals.ts';
+import { colSum, colSumReference, expertGram, expertGramReference, rowSqDiff, rowSqDiffReference, scatterNorms, scatterNormsReference } from './expert-signals.ts';
 import { expectClose, readF32, uploadF32, values } from './kernel-test-data.ts';
 
 describeGpu('expert signal kernels', (gpu) => {
@@ -73,6 +73,19 @@ describeGpu('expert signal kernels', (gpu) => {
           }
       for (const v of [fv, ov]) ctx.pool.release(v.buffer);
     }
+  });
+
+  it('column sums of one expert block inside a stacked buffer, accumulating over two calls (rows=37, cols=101)', async () => {
+    const ctx = gpu();
+    const [rows, cols, E] = [37, 101, 3];
+    const f = values(E * rows * cols, 51);
+    const acc0 = values(E * cols + 2, 52);
+    const [fv, av] = [await uploadF32(ctx, f), await uploadF32(ctx, acc0)];
+    for (let i = 0; i < 2; i++) await colSum(ctx, { f: fv, rows, cols, acc: av, fOffset: rows * cols, accOffset: cols + 1 });
+    const want = acc0.slice();
+    for (let i = 0; i < 2; i++) colSumReference(f, rows, cols, want, rows * cols, cols + 1);
+    expectClose(await readF32(ctx, av, E * cols + 2), want, 1e-5);
+    for (const v of [fv, av]) ctx.pool.release(v.buffer);
   });
 
   it('refuses an output that is an input, and short buffers, naming the kernel', async () => {

@@ -52,6 +52,15 @@ export function rowSqDiffReference(a: Float32Array, b: Float32Array, rows: numbe
   return out;
 }
 
+/** CPU reference of colSum: acc[accOffset + c] += Σ_r f[fOffset + r·cols + c] (f64 sums). */
+export function colSumReference(f: Float32Array, rows: number, cols: number, acc: Float32Array, fOffset = 0, accOffset = 0): void {
+  for (let c = 0; c < cols; c++) {
+    let s = 0;
+    for (let r = 0; r < rows; r++) s += f[fOffset + r * cols + c]!;
+    acc[accOffset + c] = acc[accOffset + c]! + s;
+  }
+}
+
 /** CPU reference of expertGram: G[t, i, j] = ⟨f[i, t], f[j, t]⟩ over f [experts, tokens, cols] (f64). */
 export function expertGramReference(f: Float32Array, experts: number, tokens: number, cols: number): Float64Array {
   const G = new Float64Array(tokens * experts * experts);
@@ -139,6 +148,28 @@ export async function expertGram(ctx: GpuContext, f: BufferView, experts: number
   const u = await uniformParams(ctx, [tokens, cols, 0, 0, experts, pairs]);
   try {
     await submitDispatches(ctx, 'expert Gram', [{ pipeline, bindings: [f, undefined, out, u], workgroups: grid2d(ctx, tokens * pairs) }]);
+  } finally {
+    ctx.pool.release(u);
+  }
+}
+
+/** acc[accOffset + c] += Σ_r f[fOffset + r·cols + c]: one expert's outputs summed over tokens (zero acc once). */
+export async function colSum(ctx: GpuContext, a: { f: BufferView; rows: number; cols: number; acc: BufferView; fOffset?: number; accOffset?: number }): Promise<void> {
+  const what = `column sums [${a.rows}, ${a.cols}]`;
+  needInt(a.rows, `${what}: rows`);
+  needInt(a.cols, `${what}: cols`, 1);
+  const fOff = a.fOffset ?? 0;
+  const accOff = a.accOffset ?? 0;
+  needInt(fOff, `${what}: f offset`);
+  needInt(accOff, `${what}: acc offset`);
+  needElems(a.f, fOff + a.rows * a.cols, `${what}: f`);
+  needElems(a.acc, accOff + a.cols, `${what}: acc`);
+  if (a.acc.buffer === a.f.buffer) throw new MoePruneError('InvalidArgument', `${what}: the sums must be their own buffer`);
+  if (a.rows === 0) return;
+  const { pipeline, wg } = await pipelineFor(ctx, 'colsum');
+  const u = await uniformParams(ctx, [a.rows, a.cols, fOff, accOff, 0, 0]);
+  try {
+    await submitDispatches(ctx, 'column sums', [{ pipeline, bindings: [a.f, undefined, a.acc, u], workgroups: grid2d(ctx, Math.ceil(a.cols / wg)) }]);
   } finally {
     ctx.pool.release(u);
   }

@@ -1,0 +1,115 @@
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { describeGpu } from '../../tests/gpu-harness.ts';
+import { moeInputs, moeLayerWeights, referenceReconstruction } from '../../tests/expert-reference.ts';
+import { openNodeFileSet } from '../cli/node-files.ts';
+import { GpuForwardEngine } from '../forward/engine.ts';
+import { expertPlanEdits } from '../forward/plan.ts';
+import { openReferenceModel } from '../forward/reference/forward.ts';
+import { swiglu } from '../forward/reference/moe.ts';
+import { moeSpecAt } from '../models/arch.ts';
+import { subsetCount, subsets } from '../prune/experts/exhaustive.ts';
+import { cosineDistances, exhaustiveSequential, keepRuleAt, outputSimilarityDistances, reconstructionErrors, scoreExpertsSequential } from './expert-choice.ts';
+
+const MODELS = join(import.meta.dirname, '..', '..', 'fixtures', 'models');
+const WINDOWS = [
+  [1, 17, 42, 5, 99, 23, 64, 8, 3, 77, 120, 56],
+  [1, 100, 7, 45, 88, 12, 63, 27, 110, 4, 9, 71],
+  [1, 33, 2, 61, 14, 90, 47, 5, 118, 36, 70, 25],
+];
+
+describeGpu('exhaustive search and output similarity on the GPU engine vs the CPU reference', (gpu) => {
+  it.each([['mixtral', 2], ['deepseek_v3', 4], ['qwen2_moe', 3], ['qwen3_moe-fused', 5]] as const)(
+    '%s (K=%i): every subset scored, the best kept, layer by layer; its error equals a direct measurement',
+    async (name, K) => {
+      const files = await openNodeFileSet(join(MODELS, name));
+      const engine = await GpuForwardEngine.open(gpu(), files);
+      const r = await exhaustiveSequential(engine, WINDOWS, K);
+      const model = await openReferenceModel(files);
+      const removed = new Map(r.plan.layers.map((l) => [l.layer as number, new Set<number>(l.removed)]));
+      const inputs = await moeInputs(model, WINDOWS, (l) => removed.get(l));
+      const direct = await reconstructionErrors(engine, WINDOWS, expertPlanEdits(r.plan.layers));
+      let total = 0;
+      for (const [i, l] of r.layers.entries()) {
+        const rule = keepRuleAt(model.arch, l.layer);
+        expect(l.subsets).toBe(subsetCount(K, rule));
+        total += l.subsets;
+        const w = await moeLayerWeights(model, l.layer);
+        const E = rule.n;
+        let best: number[] = [];
+        let bestErr = Infinity;
+        for (const s of subsets(K, rule)) {
+          const gone = new Set(Array.from({ length: E }, (_, e) => e).filter((e) => !s.includes(e)));
+          const err = referenceReconstruction(model, l.layer, inputs.get(l.layer)!, w, w, gone).error;
+          if (err < bestErr) [best, bestErr] = [s, err];
+        }
+        // The same subset, or one whose CPU error is within float noise of the best (a near tie).
+        if (l.kept.join() !== best.join()) {
+          const mine = referenceReconstruction(model, l.layer, inputs.get(l.layer)!, w, w, removed.get(l.layer)!).error;
+          expect(mine - bestErr, `layer ${l.layer}: kept ${l.kept} vs ${best}`).toBeLessThanOrEqual(1e-4 * bestErr);
+        }
+        expect(Math.abs(l.error - bestErr)).toBeLessThanOrEqual(1e-3 * bestErr + 1e-6);
+        expect(Math.abs(direct[i]!.error - l.error)).toBeLessThanOrEqual(1e-3 * l.error + 1e-6);
+        expect(l.runnerUp!).toBeGreaterThanOrEqual(l.error);
+      }
+      expect(r.subsets).toBe(total);
+    },
+  );
+
+  it('one-window chunks, spilled hidden states and stacked outputs a few tokens at a time give the same choices', async () => {
+    const engine = await GpuForwardEngine.open(gpu(), await openNodeFileSet(join(MODELS, 'qwen2_moe')));
+    const split = { chunkWindows: 1, maxBindingBytes: 2048, budgets: { hiddenBytes: 1 } };
+    const a = await exhaustiveSequential(engine, WINDOWS, 3);
+    const b = await exhaustiveSequential(engine, WINDOWS, 3, { forward: split });
+    expect(b.layers.map((l) => l.kept)).toEqual(a.layers.map((l) => l.kept));
+    b.layers.forEach((l, i) => expect(Math.abs(l.error - a.layers[i]!.error)).toBeLessThanOrEqual(1e-5 * a.layers[i]!.error));
+    const s1 = await scoreExpertsSequential(engine, WINDOWS, 'reap', 3);
+    const s2 = await scoreExpertsSequential(engine, WINDOWS, 'reap', 3, { forward: split });
+    expect(s2.scores.map((s) => s.kept)).toEqual(s1.scores.map((s) => s.kept));
+    expect(s2.scores.map((s) => s.tokens)).toEqual(s1.scores.map((s) => s.tokens));
+    const r1 = await reconstructionErrors(engine, WINDOWS, expertPlanEdits(s1.plan.layers));
+    const r2 = await reconstructionErrors(engine, WINDOWS, expertPlanEdits(s1.plan.layers), { forward: split });
+    r2.forEach((r, i) => expect(Math.abs(r.error - r1[i]!.error)).toBeLessThanOrEqual(1e-5 * r1[i]!.error));
+    const d1 = await outputSimilarityDistances(engine, WINDOWS);
+    const d2 = await outputSimilarityDistances(engine, WINDOWS, { forward: split });
+    for (const [l, D] of d1)
+      D.forEach((v, i) => {
+        if (v === Infinity) expect(d2.get(l)![i]).toBe(Infinity);
+        else expect(Math.abs(d2.get(l)![i]! - v)).toBeLessThan(1e-5);
+      });
+  });
+
+  it('refuses K below the floors before any pass', async () => {
+    const engine = await GpuForwardEngine.open(gpu(), await openNodeFileSet(join(MODELS, 'deepseek_v3')));
+    await expect(exhaustiveSequential(engine, WINDOWS, 2)).rejects.toThrow(/layer 1: keeping 1 experts per routing group is below the floor of 2/);
+  });
+
+  it.each(['qwen3_moe-fused', 'deepseek_v3', 'arctic'])('%s: HC-SMoE distances (cosine of mean expert outputs over all tokens) equal the CPU reference', async (name) => {
+    const files = await openNodeFileSet(join(MODELS, name));
+    const engine = await GpuForwardEngine.open(gpu(), files);
+    const D = await outputSimilarityDistances(engine, WINDOWS);
+    const model = await openReferenceModel(files);
+    const inputs = await moeInputs(model, WINDOWS, () => undefined);
+    expect([...D.keys()]).toEqual([...model.arch.moeLayers].sort((a, b) => a - b));
+    const H = model.arch.hidden;
+    for (const [layer, got] of D) {
+      const x = inputs.get(layer)!;
+      const spec = moeSpecAt(model.arch, layer);
+      const E = spec.router.experts;
+      const w = await moeLayerWeights(model, layer);
+      const sums = Array.from({ length: E }, (_, e) => {
+        const f = swiglu(x, x.length / H, H, spec.intermediate, w.expert(e)!);
+        const s = new Float64Array(H);
+        for (let r = 0; r < x.length / H; r++) for (let c = 0; c < H; c++) s[c]! += f[r * H + c]!;
+        return s;
+      });
+      const G = new Float64Array(E * E);
+      for (let i = 0; i < E; i++) for (let j = 0; j < E; j++) G[i * E + j] = sums[i]!.reduce((a, v, c) => a + v * sums[j]![c]!, 0);
+      const want = cosineDistances(G, E);
+      for (let i = 0; i < E * E; i++) {
+        if (want[i] === Infinity) expect(got[i]).toBe(Infinity);
+        else expect(Math.abs(got[i]! - want[i]!), `layer ${layer} entry ${i}`).toBeLessThan(1e-4);
+      }
+    }
+  });
+});
