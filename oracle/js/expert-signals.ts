@@ -6,9 +6,11 @@
  *
  * Per checkpoint, K = the smallest count ≥ n/2 the routing floors allow, and per saliency criterion (reap, ean,
  * frequency) one sequential run: every MoE layer's token counts, Σ g·‖f‖, Σ ‖f‖, scores and kept experts, then the
- * reconstruction sums of that run's plan per MoE layer. Output: {"adapter", "results": {"<dir>": {"K", "runs":
- * {"reap": {"scores": [...], "kept": {"<layer>": [...]}, "reconstruction": [...]}, ...}, "seconds"}}} or
- * {"<dir>": {"error": "..."}}.
+ * reconstruction sums of that run's plan per MoE layer; the exhaustive (NAEE) run: kept experts, best error and subsets
+ * per layer; HC-SMoE's output-similarity distances of the original model per MoE layer (diagonal null).
+ * Output: {"adapter", "results": {"<dir>": {"K", "runs": {"reap": {"scores": [...], "kept": {"<layer>": [...]},
+ * "reconstruction": [...]}, ...}, "exhaustive": {"kept", "layers", "subsets"}, "output": {"<layer>": [[...]]},
+ * "seconds"}}} or {"<dir>": {"error": "..."}}.
  */
 import { register } from 'node:module';
 
@@ -21,7 +23,7 @@ async function main(): Promise<void> {
   const { closeNodeGpu, openNodeGpu } = await import('../../src/cli/node-gpu.ts');
   const { GpuForwardEngine } = await import('../../src/forward/engine.ts');
   const { expertPlanEdits } = await import('../../src/forward/plan.ts');
-  const { keepRuleAt, moeLayersOf, reconstructionErrors, scoreExpertsSequential } = await import('../../src/pipeline/expert-choice.ts');
+  const { exhaustiveSequential, keepRuleAt, moeLayersOf, outputSimilarityDistances, reconstructionErrors, scoreExpertsSequential } = await import('../../src/pipeline/expert-choice.ts');
   const { keptPerGroup, SALIENCY_CRITERIA } = await import('../../src/prune/experts/saliency.ts');
   const { parseForwardArgs } = await import('./args.ts');
   const { windows, dirs } = parseForwardArgs(process.argv.slice(2), 'expert-signals.ts');
@@ -53,7 +55,11 @@ async function main(): Promise<void> {
             reconstruction: await reconstructionErrors(engine, windows, expertPlanEdits(r.plan.layers)),
           };
         }
-        results[dir] = { K, runs, seconds: (performance.now() - t0) / 1000 };
+        const ex = await exhaustiveSequential(engine, windows, K);
+        const exhaustive = { kept: Object.fromEntries(ex.plan.layers.map((l) => [String(l.layer), l.kept])), layers: ex.layers, subsets: ex.subsets };
+        const D = await outputSimilarityDistances(engine, windows);
+        const output = Object.fromEntries([...D].map(([l, d]) => [String(l), Array.from({ length: n }, (_, i) => Array.from(d.subarray(i * n, (i + 1) * n)))]));
+        results[dir] = { K, runs, exhaustive, output, seconds: (performance.now() - t0) / 1000 };
       } catch (e) {
         results[dir] = { error: e instanceof Error ? e.message : String(e) };
       }

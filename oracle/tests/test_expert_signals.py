@@ -14,12 +14,18 @@ DeepSeek-V3 also their correction bias, so they leave the choice as in the prune
   tie;
 - the reconstruction error ‖y − ŷ‖² / ‖y‖² of the MoE block's output (the family's own MoE module, shared experts
   included) with and without the layer's removal, on the same input.
+
+Exhaustive (NAEE): with our exhaustive run's kept sets on the earlier layers, torch scores every subset of K experts
+(per routing group K / n_group) of each MoE layer by that reconstruction error through the family's MoE module — the
+same best subset (or one within float noise of it), the same error and the same number of subsets.
+Output similarity (HC-SMoE): on the original model, every expert on every token of the layer's input, outputs averaged,
+1 − cosine between experts: our distances within 1e-4.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-import math
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -180,6 +186,26 @@ def top_k(scores: list[float], K: int, groups: int) -> list[int]:
     return sorted(kept)
 
 
+def subsets(n: int, K: int, groups: int):
+    """Every kept set in lexicographic order, K / groups per contiguous group (the product's enumeration)."""
+    size, per = n // groups, K // groups
+    per_group = [list(itertools.combinations(range(g * size, (g + 1) * size), per)) for g in range(groups)]
+    for combo in itertools.product(*per_group):
+        yield [e for c in combo for e in c]
+
+
+def layer_inputs(fam, ids: torch.Tensor, removed: dict[int, list[int]]) -> dict[int, torch.Tensor]:
+    with torch.no_grad(), fam.patch.active(removed, record=True):
+        fam.run(ids)
+    return dict(fam.patch.inputs)
+
+
+def block_error(fam, L: int, x: torch.Tensor, removed: list[int], y: torch.Tensor) -> float:
+    with fam.patch.active({L: removed}):
+        yh = fam.block(L, x).double()
+    return float(((y - yh) ** 2).sum() / (y**2).sum())
+
+
 def torch_signals(fam, cfg: dict, ids: torch.Tensor, kept: dict[str, list[int]], n: int):
     """Per MoE layer (with our kept sets applied to every layer): input, scores and reconstruction sums."""
     removed = {int(L): [e for e in range(n) if e not in k] for L, k in kept.items()}
@@ -257,6 +283,64 @@ def test_saliency_and_reconstruction_match_torch(ours: dict, fixture: str) -> No
             want = t["sumSqDiff"] / t["sumSqRef"]
             assert close(rec["error"], want, RECON_RTOL, 1e-6), f"{where}: reconstruction error {rec['error']} vs torch {want}"
     assert near_ties <= 1, f"{fixture}: {near_ties} layers decided by near ties"
+
+
+@pytest.mark.parametrize("fixture", [d.name for d in fixture_dirs()])
+def test_exhaustive_choice_equals_torch_brute_force(ours: dict, fixture: str) -> None:
+    d = REPO / "fixtures" / "models" / fixture
+    r = ours[str(d.relative_to(REPO))]
+    assert "error" not in r, r.get("error")
+    cfg = json.loads((d / "config.json").read_text())
+    fam = ArcticFamily(d) if cfg["model_type"] == "arctic" else HFFamily(d)
+    n = cfg.get("num_local_experts") or cfg.get("num_experts") or cfg.get("n_routed_experts")
+    K, groups = r["K"], routing_groups(cfg)
+    ex = r["exhaustive"]
+    removed = {int(L): [e for e in range(n) if e not in k] for L, k in ex["kept"].items()}
+    ids = torch.tensor(WINDOWS)
+    with torch.no_grad():
+        inputs = layer_inputs(fam, ids, removed)
+        total = 0
+        for lay in ex["layers"]:
+            L, x = lay["layer"], inputs[lay["layer"]]
+            with fam.patch.active({}):
+                y = fam.block(L, x).double()
+            errs = [(block_error(fam, L, x, [e for e in range(n) if e not in s], y), s) for s in subsets(n, K, groups)]
+            total += len(errs)
+            assert lay["subsets"] == len(errs), f"{fixture} layer {L}: {lay['subsets']} subsets vs {len(errs)}"
+            best_err, best = min(errs, key=lambda t: t[0])  # min keeps the first of equal errors
+            mine = dict((tuple(s), e) for e, s in errs)[tuple(lay["kept"])]
+            assert lay["kept"] == best or mine - best_err <= 1e-4 * best_err, f"{fixture} layer {L}: kept {lay['kept']} ({mine}) vs torch {best} ({best_err})"
+            assert close(lay["error"], best_err, RECON_RTOL, 1e-6), f"{fixture} layer {L}: error {lay['error']} vs torch {best_err}"
+        assert ex["subsets"] == total
+
+
+@pytest.mark.parametrize("fixture", [d.name for d in fixture_dirs()])
+def test_output_similarity_equals_torch(ours: dict, fixture: str) -> None:
+    d = REPO / "fixtures" / "models" / fixture
+    r = ours[str(d.relative_to(REPO))]
+    assert "error" not in r, r.get("error")
+    cfg = json.loads((d / "config.json").read_text())
+    fam = ArcticFamily(d) if cfg["model_type"] == "arctic" else HFFamily(d)
+    n = cfg.get("num_local_experts") or cfg.get("num_experts") or cfg.get("n_routed_experts")
+    _, _, expert_w = moe_names(cfg, fam.w)
+    with torch.no_grad():
+        inputs = layer_inputs(fam, torch.tensor(WINDOWS), {})
+        assert sorted(map(int, r["output"])) == sorted(inputs)
+        for L, got in r["output"].items():
+            x = inputs[int(L)]
+            means = []
+            for e in range(n):
+                wg, wu, wd = expert_w(int(L), e)
+                means.append(F.linear(F.silu(F.linear(x, wg)) * F.linear(x, wu), wd).double().mean(0))
+            m = torch.stack(means)
+            cos = (m @ m.T) / (m.norm(dim=1)[:, None] * m.norm(dim=1)[None, :])
+            for i in range(n):
+                for j in range(n):
+                    if i == j:
+                        assert got[i][j] is None  # +Inf in JSON
+                    else:
+                        want = float(1 - cos[i, j])
+                        assert abs(got[i][j] - want) < 1e-4, f"{fixture} layer {L} ({i}, {j}): {got[i][j]} vs torch {want}"
 
 
 def test_tie_rule_keeps_the_lower_index() -> None:
