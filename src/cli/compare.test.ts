@@ -86,7 +86,7 @@ describe('moe-prune compare', () => {
 
   it('prints one table and the kept experts (DeepSeek-V3: grouped routing keeps K / n_group per group)', async () => {
     const io = collect();
-    const code = await main(['compare', join(MODELS, 'deepseek_v3'), '--experts-per-layer', '4', '--calib-text', CALIB, ...TINY, '--criteria', 'stun-router,ean,random,exhaustive,output'], io);
+    const code = await main(['compare', join(MODELS, 'deepseek_v3'), '--experts-per-layer', '4', '--calib-text', CALIB, ...TINY, '--calib-sampling', 'random', '--calib-seed', '2', '--criteria', 'stun-router,ean,random,exhaustive,output'], io);
     expect(code, io.err()).toBe(0);
     const lines = io.out().split('\n');
     expect(lines[0]).toMatch(/^4 experts kept per MoE layer; calibration emma\.txt: 3 × 16 tokens; error = /);
@@ -110,6 +110,7 @@ describe('moe-prune compare', () => {
       [['compare', join(MODELS, 'mixtral'), '--experts-per-layer', '2'], /--calib-text <file> is required/],
       [['compare', join(MODELS, 'mixtral'), '--experts-per-layer', '2', '--calib-text', CALIB, '--criteria', 'reap,magic'], /unknown criterion "magic"/],
       [['compare', join(MODELS, 'mixtral'), '--experts-per-layer', '2', '--calib-text', CALIB, '--seq-len', '8'], /--seq-len needs --eval-text/],
+      [['compare', join(MODELS, 'mixtral'), '--experts-per-layer', '2', '--calib-text', CALIB, '--calib-seed', '3'], /--calib-seed only applies to --calib-sampling random/],
       [['compare', join(MODELS, 'mixtral'), '--experts-per-layer', '1', '--calib-text', CALIB, ...TINY], /layer 0: keeping 1 experts is below the router's top-k floor of 2/],
       [['compare', join(MODELS, 'deepseek_v3'), '--experts-per-layer', '5', '--calib-text', CALIB, ...TINY], /layer 1: keeping 5 experts breaks grouped routing; K must be a multiple of n_group = 2/],
     ];

@@ -11,14 +11,14 @@ import { MoePruneError } from '../core/errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { CALIBRATION_DEFAULTS, PruneJob, type TextInput } from '../pipeline/job.ts';
 import { CRITERIA, parseCriteria, type Comparison } from '../pipeline/compare-experts.ts';
-import { numberArg, parseArgs } from './args.ts';
+import { choiceArg, numberArg, parseArgs } from './args.ts';
 import { maxWindowsArg, seqLenArg } from './eval.ts';
 import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
 import { closeNodeGpu, openNodeGpu } from './node-gpu.ts';
 
 const USAGE =
-  'usage: moe-prune compare <checkpoint dir> --experts-per-layer K --calib-text <file> [--calib-samples N] [--calib-seq-len L] ' +
+  'usage: moe-prune compare <checkpoint dir> --experts-per-layer K --calib-text <file> [--calib-samples N] [--calib-seq-len L] [--calib-sampling first|random [--calib-seed S]] ' +
   `[--eval-text <file> [--seq-len L] [--max-windows N]] [--criteria ${CRITERIA.join(',')}|all] [--seed S] [--json] [--quiet]`;
 
 async function readTextFile(path: string, what: string): Promise<TextInput> {
@@ -85,7 +85,10 @@ export async function runCompare(args: string[], io: CliIo): Promise<number> {
   try {
     const p = parseArgs(
       args,
-      { values: ['experts-per-layer', 'calib-text', 'calib-samples', 'calib-seq-len', 'eval-text', 'seq-len', 'max-windows', 'criteria', 'seed'], flags: ['json', 'quiet', 'help'] },
+      {
+        values: ['experts-per-layer', 'calib-text', 'calib-samples', 'calib-seq-len', 'calib-sampling', 'calib-seed', 'eval-text', 'seq-len', 'max-windows', 'criteria', 'seed'],
+        flags: ['json', 'quiet', 'help'],
+      },
       USAGE,
     );
     if (p.flags.has('help')) {
@@ -102,10 +105,13 @@ export async function runCompare(args: string[], io: CliIo): Promise<number> {
     for (const f of ['seq-len', 'max-windows']) if (p.values.has(f) && !evalText) throw new MoePruneError('InvalidArgument', `--${f} needs --eval-text <file>`);
     const seed = numberArg(p, 'seed', (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'an integer in [0, 2^32)') ?? 0;
     const criteria = p.values.has('criteria') ? parseCriteria(p.values.get('criteria')!) : [...CRITERIA];
+    // The calibration rules of `prune`, so a comparison and a pruning run can use the same windows.
+    if (p.values.has('calib-seed') && p.values.get('calib-sampling') !== 'random') throw new MoePruneError('InvalidArgument', '--calib-seed only applies to --calib-sampling random');
     const spec = {
-      ...CALIBRATION_DEFAULTS,
       samples: maxWindowsArg(p, 'calib-samples', CALIBRATION_DEFAULTS.samples),
       seqLen: seqLenArg(p, 'calib-seq-len', CALIBRATION_DEFAULTS.seqLen),
+      sampling: choiceArg(p, 'calib-sampling', ['first', 'random'] as const, CALIBRATION_DEFAULTS.sampling),
+      seed: numberArg(p, 'calib-seed', (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'an integer in [0, 2³²)') ?? CALIBRATION_DEFAULTS.seed,
     };
     const files = await openNodeFileSet(dir);
     const calibInput = await readTextFile(calibText, 'calibration text');
@@ -127,7 +133,7 @@ export async function runCompare(args: string[], io: CliIo): Promise<number> {
         };
     const result = await job.compareExpertChoices(calib, K, { criteria, seed, evaluation, ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) });
     const W = calib.windows.windows.length;
-    const calibration = { text: calib.text.name, sha256: calib.text.sha256, samples: W, seqLen: spec.seqLen, tokens: W * spec.seqLen };
+    const calibration = { text: calib.text.name, sha256: calib.text.sha256, samples: W, seqLen: spec.seqLen, tokens: W * spec.seqLen, sampling: spec.sampling, seed: spec.seed };
     const held = evaluation && { text: evalInput!.name, windows: evaluation.windows.length, seqLen: evaluation.length };
     if (json) io.stdout.write(`${JSON.stringify(comparisonJson(result, { model: dir, device: gpu.adapter.label, calibration, evaluation: held }))}\n`);
     else
