@@ -85,34 +85,97 @@ export interface ExhaustiveInput {
   readonly correctionBias?: Float32Array | undefined;
 }
 
-/** ‖y − ŷ‖² over the tokens for one kept set (f64). */
-export function subsetSquaredError(inp: ExhaustiveInput, kept: readonly ExpertIndex[], original?: ReadonlyArray<{ experts: number[]; weights: number[] }>): number {
+/** A token's routing: chosen experts and their weights (best first). */
+interface Routing {
+  readonly experts: ArrayLike<number>;
+  readonly weights: ArrayLike<number>;
+}
+
+/**
+ * Routing of token t among the kept experts. Plain softmax routers (no groups) take a fast path that gives route()'s
+ * result without its per-call sort and allocations — the search calls it tokens × subsets times: the token's experts
+ * sorted once by logit (ties: lower index), the first top-k kept ones chosen, p = exp(z − max) over the kept ones'
+ * sum (renormalised over the chosen when the family does), × the routed scaling factor. Other routers (groups,
+ * sigmoid with correction bias, sparsemixer) call route() itself.
+ */
+function tokenRouter(inp: ExhaustiveInput): (t: number, keep: Uint8Array, removed: ReadonlySet<number>) => Routing {
   const E = inp.experts;
-  const keep = new Set(kept);
+  const r = inp.router;
+  const z = (t: number) => inp.logits.subarray(t * E, (t + 1) * E);
+  if (r.scoring !== 'softmax' || (r.groups && r.groups.nGroup > 1))
+    return (t, _keep, removed) => route(z(t), r, { removed, correctionBias: inp.correctionBias });
+  const order = new Uint16Array(inp.tokens * E);
+  const ez = new Float64Array(inp.tokens * E);
+  for (let t = 0; t < inp.tokens; t++) {
+    const v = z(t);
+    let m = -Infinity;
+    for (let e = 0; e < E; e++) if (v[e]! > m) m = v[e]!;
+    for (let e = 0; e < E; e++) ez[t * E + e] = Math.exp(v[e]! - m);
+    const idx = Array.from({ length: E }, (_, e) => e).sort((a, b) => (v[b]! > v[a]! ? 1 : v[b]! < v[a]! ? -1 : a - b));
+    order.set(idx, t * E);
+  }
+  const k = r.topK;
+  const experts = new Int32Array(k);
+  const weights = new Float64Array(k);
+  return (t, keep, removed) => {
+    let den = 0;
+    for (let e = 0; e < E; e++) if (keep[e]) den += ez[t * E + e]!;
+    if (!(den > 0)) return route(z(t), r, { removed, correctionBias: inp.correctionBias }); // every kept exp underflowed
+    let n = 0;
+    for (let i = 0; i < E && n < k; i++) {
+      const e = order[t * E + i]!;
+      if (keep[e]) experts[n++] = e;
+    }
+    let chosen = 0;
+    for (let j = 0; j < n; j++) chosen += ez[t * E + experts[j]!]!;
+    for (let j = 0; j < n; j++) weights[j] = (ez[t * E + experts[j]!]! / (r.normTopkProb ? chosen : den)) * r.routedScalingFactor;
+    return { experts: experts.subarray(0, n), weights: weights.subarray(0, n) };
+  };
+}
+
+/** ‖y − ŷ‖² over the tokens for one kept set (f64). */
+export function subsetSquaredError(inp: ExhaustiveInput, kept: readonly ExpertIndex[], original?: readonly Routing[], router = tokenRouter(inp)): number {
+  const E = inp.experts;
+  const keep = new Uint8Array(E);
+  for (const e of kept) keep[e] = 1;
   const removed = new Set<number>();
-  for (let e = 0; e < E; e++) if (!keep.has(e)) removed.add(e);
+  for (let e = 0; e < E; e++) if (!keep[e]) removed.add(e);
+  const all = new Uint8Array(E).fill(1);
   const d = new Float64Array(E);
+  const touched = new Int32Array(2 * inp.router.topK + 2);
   let total = 0;
   for (let t = 0; t < inp.tokens; t++) {
-    const z = inp.logits.subarray(t * E, (t + 1) * E);
-    const orig = original?.[t] ?? route(z, inp.router, { correctionBias: inp.correctionBias });
-    const now = route(z, inp.router, { removed, correctionBias: inp.correctionBias });
-    const touched: number[] = [];
-    orig.experts.forEach((e, j) => {
-      if (d[e] === 0) touched.push(e);
-      d[e]! += orig.weights[j]!;
-    });
-    now.experts.forEach((e, j) => {
-      if (d[e] === 0 && !touched.includes(e)) touched.push(e);
-      d[e]! -= now.weights[j]!;
-    });
+    const orig = original?.[t] ?? copyRouting(router(t, all, new Set()));
+    const now = router(t, keep, removed);
+    // The experts whose weight changed (at most the two top-k lists), without a per-token closure or allocation.
+    let nt = 0;
+    for (let pass = 0; pass < 2; pass++) {
+      const r = pass === 0 ? orig : now;
+      const sign = pass === 0 ? 1 : -1;
+      for (let j = 0; j < r.experts.length; j++) {
+        const e = r.experts[j]!;
+        let seen = false;
+        for (let i = 0; i < nt; i++) if (touched[i] === e) seen = true;
+        if (!seen) touched[nt++] = e;
+        d[e]! += sign * r.weights[j]!;
+      }
+    }
     const G = t * E * E;
     let s = 0;
-    for (const i of touched) for (const j of touched) s += d[i]! * d[j]! * inp.gram[G + i * E + j]!;
+    for (let a = 0; a < nt; a++) {
+      const i = touched[a]!;
+      if (d[i] === 0) continue;
+      for (let b = 0; b < nt; b++) s += d[i]! * d[touched[b]!]! * inp.gram[G + i * E + touched[b]!]!;
+    }
     total += s;
-    for (const i of touched) d[i] = 0;
+    for (let a = 0; a < nt; a++) d[touched[a]!] = 0;
   }
   return total;
+}
+
+/** A routing that outlives the fast path's shared buffers. */
+function copyRouting(r: Routing): Routing {
+  return { experts: Array.from(r.experts), weights: Array.from(r.weights) };
 }
 
 export interface ExhaustiveChoice {
@@ -128,15 +191,17 @@ export interface ExhaustiveChoice {
 /** Scores every subset; the lowest error wins, the first in lexicographic order among equal errors. */
 export function exhaustiveChoice(inp: ExhaustiveInput, K: number, rule: KeepRule, signal?: AbortSignal): ExhaustiveChoice {
   checkExhaustive(K, rule);
-  const E = inp.experts;
-  const original = Array.from({ length: inp.tokens }, (_, t) => route(inp.logits.subarray(t * E, (t + 1) * E), inp.router, { correctionBias: inp.correctionBias }));
+  const router = tokenRouter(inp);
+  const all = new Uint8Array(inp.experts).fill(1);
+  const none = new Set<number>();
+  const original = Array.from({ length: inp.tokens }, (_, t) => copyRouting(router(t, all, none)));
   let best: ExpertIndex[] | null = null;
   let bestErr = Infinity;
   let runnerUp = Infinity;
   let count = 0;
   for (const s of subsets(K, rule)) {
     if ((count & 255) === 0) throwIfAborted(signal);
-    const err = subsetSquaredError(inp, s, original);
+    const err = subsetSquaredError(inp, s, original, router);
     count++;
     if (err < bestErr) {
       runnerUp = bestErr;
