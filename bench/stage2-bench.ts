@@ -10,7 +10,7 @@ import type { GpuContext } from '../src/gpu/device.ts';
 import { PruneJob, resolveJobSettings } from '../src/pipeline/job.ts';
 import type { BenchRow } from './run.ts';
 
-const DEMO = fileURLToPath(new URL('../public/demo', import.meta.url));
+const DEMO = fileURLToPath(new URL('../public/demo/', import.meta.url));
 
 export async function benchStageTwo(gpu: GpuContext): Promise<BenchRow[]> {
   const job = await PruneJob.open(await openNodeFileSet(`${DEMO}model`), gpu);

@@ -14,7 +14,7 @@ import { NodeOutputFolder } from '../../src/cli/node-output.ts';
 import { PruneJob, resolveJobSettings, type TextInput } from '../../src/pipeline/job.ts';
 import { renderStage2Table, TABLE_END, TABLE_START, type Stage2Results, type Stage2Row } from './stage2-results.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEMO = join(ROOT, 'public/demo');
 const WORK = join(ROOT, 'bench/.work/demo-stage2');
 const RESULTS = join(ROOT, 'docs/results');
