@@ -5,7 +5,7 @@ checkpoint under fixtures/models (F32, BF16 copies, the fused expert layout and 
 - FP8: transformers' own FP8 path also quantises activations; we compare with transformers in f32 on the
   dequantised weights (fp8 × scale_inv), which is what the reference pass computes.
 - Arctic has no transformers class: `arctic_forward` below is a small torch reference written from its
-  architecture (Snowflake modeling_arctic.py as described in ../shared/reference/moe-checkpoints.md §2.2).
+  architecture (Snowflake modeling_arctic.py as the project's reference notes on MoE checkpoint layouts describe it, §2.2).
 
 Checks per checkpoint: logits at every position within 1e-3 relative (to the largest |logit| of that position),
 per-layer top-k expert sets identical, perplexity within 0.1 %.

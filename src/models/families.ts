@@ -4,7 +4,7 @@ import type { ExpertIndex, ExpertLayout, FamilyId, LayerIndex, RouterScoring, Ro
 /**
  * The MoE family adapter table. Everything that differs between families (config field names, which layers
  * are MoE, routing, tensor names) is data in FAMILIES; the functions below it are generic and read that data.
- * Sources: ../shared/reference/moe-checkpoints.md §2, transformers 5.18 conversion_mapping.py / configs.
+ * Sources: the project's reference notes on MoE checkpoint layouts (moe-checkpoints.md §2), transformers 5.18 conversion_mapping.py / configs.
  */
 
 /** One on-disk naming of a family's MoE block. A family may have several (original per-expert, v5 fused). */
