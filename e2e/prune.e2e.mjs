@@ -15,7 +15,12 @@ let b;
 
 before(async () => {
   b = await openBrowser();
-  await b.page.goto(`${BASE}/?test=1&exportTo=opfs`);
+  // The folder picker is a native dialog no headless run can answer: the test stands in for the user by handing the
+  // page the origin-private folder, and the product's own picker path (showDirectoryPicker) stays under test.
+  await b.page.addInitScript(() => {
+    window.showDirectoryPicker = async () => navigator.storage.getDirectory();
+  });
+  await b.page.goto(`${BASE}/?test=1`);
 });
 after(async () => {
   await b?.close();
@@ -270,9 +275,22 @@ test('a model stored in IndexedDB prunes from the store, and its export equals t
   rmSync(cli, { recursive: true, force: true });
 });
 
-// Cancel mid-export. `slowExport` pauses after each file (test-only), so the tiny fixtures export slowly enough
-// to press Cancel between files; the pause ends early on cancel.
+// Cancel mid-export. The test slows every read of the dropped files (Blob.arrayBuffer, what the page reads shards
+// through) once the model is loaded, so the tiny fixtures export slowly enough to press Cancel between files; the
+// product's export path is untouched.
 const SLOW_MS = 800;
+const SLOW_READ_MS = 120;
+
+async function slowReads(ms) {
+  await b.page.evaluate((ms) => {
+    const original = Blob.prototype.arrayBuffer;
+    window.__restoreReads = () => (Blob.prototype.arrayBuffer = original);
+    Blob.prototype.arrayBuffer = async function () {
+      await new Promise((r) => setTimeout(r, ms));
+      return original.call(this);
+    };
+  }, ms);
+}
 
 /** Every directory directly in the origin-private root, with its files and their sizes. The export runs while we
  * list, so an entry may vanish between being listed and being read (a swap file, a folder removed on cancel): such
@@ -314,12 +332,13 @@ async function expectCancelled() {
 }
 
 test('cancel a folder export mid-way: the <model>-pruned-K folder is removed, never left looking finished', { timeout: 90_000 }, async () => {
-  await b.page.goto(`${BASE}/?test=1&exportTo=opfs&slowExport=${SLOW_MS}`);
+  await b.page.goto(`${BASE}/?test=1`);
   const pageErrors = b.consoleErrors.length;
   await loadForPlan('mixtral');
   const K = 2;
   await setKeep(K);
   await chooseTarget('folder');
+  await slowReads(SLOW_READ_MS);
   const before = await opfsListing();
   const isNew = (name) => !(name in before);
   await b.page.getByTestId('export-button').click();
@@ -346,11 +365,12 @@ test('cancel a folder export mid-way: the <model>-pruned-K folder is removed, ne
 });
 
 test('cancel a downloads export mid-way: no prune-report.json ever arrives; the next export completes, report last', { timeout: 90_000 }, async () => {
-  await b.page.goto(`${BASE}/?test=1&slowExport=${SLOW_MS}`);
+  await b.page.goto(`${BASE}/?test=1`);
   const pageErrors = b.consoleErrors.length;
   await loadForPlan('mixtral');
   await setKeep(3);
   await chooseTarget('downloads');
+  await slowReads(SLOW_READ_MS);
   const names = [];
   let firstDownload;
   const firstSeen = new Promise((r) => (firstDownload = r));
@@ -371,6 +391,7 @@ test('cancel a downloads export mid-way: no prune-report.json ever arrives; the 
     await b.page.waitForTimeout(3 * SLOW_MS);
   } finally {
     b.page.off('download', onDownload);
+    await b.page.evaluate(() => window.__restoreReads());
   }
   assert.ok(names.length >= 1 && names[0].endsWith('.safetensors'), `the first shard was downloaded (${names})`);
   assert.equal(names.includes('prune-report.json'), false, `no report after cancel (${names})`);

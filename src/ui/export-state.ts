@@ -7,7 +7,7 @@ import { create } from 'zustand';
 import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import type { FileSet } from '../formats/bytes.ts';
-import { canPickDirectory, clickDownload, DirectoryOutputFolder, DownloadOutputFolder, pickDirectory, type DirectoryHandleLike } from '../export/browser-output.ts';
+import { canPickDirectory, clickDownload, DirectoryOutputFolder, DownloadOutputFolder, pickDirectory } from '../export/browser-output.ts';
 import type { OutputFolder } from '../export/write-checkpoint.ts';
 import { resolveJobSettings, type Calibration, type Evaluation, type ExpertPlan, type JobSettings } from '../pipeline/job.ts';
 import { calibrationSpec, chosenCalibrationText, stageOneEvaluation, useEval } from './eval-state.ts';
@@ -56,48 +56,8 @@ export function setPerLayerVariant(on: boolean): void {
   useExport.setState({ perLayerVariant: on });
 }
 
-/** Test-only: `?test=1&exportTo=opfs` writes "picked folder" exports into the origin-private file system. */
-function testDirectoryRequested(): boolean {
-  if (typeof location === 'undefined') return false;
-  const q = new URLSearchParams(location.search);
-  return q.get('test') === '1' && q.get('exportTo') === 'opfs';
-}
-
-/** Test-only: `?test=1&slowExport=<ms>` pauses after each file the export writes, so a test can cancel mid-export. */
-function testExportDelayMs(): number {
-  if (typeof location === 'undefined') return 0;
-  const q = new URLSearchParams(location.search);
-  const ms = Number(q.get('slowExport'));
-  return q.get('test') === '1' && Number.isSafeInteger(ms) && ms > 0 ? ms : 0;
-}
-
-/** Wraps an output so every closed file is followed by a pause that ends early (as a cancel) on abort. */
-function pausingAfterEachFile(out: OutputFolder, ms: number, signal: AbortSignal): OutputFolder {
-  const pause = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const cancelled = (): void => (clearTimeout(t), reject(new MoePruneError('Cancelled', 'cancelled by the user')));
-      const t = setTimeout(() => (signal.removeEventListener('abort', cancelled), resolve()), ms);
-      if (signal.aborted) cancelled();
-      else signal.addEventListener('abort', cancelled, { once: true });
-    });
-  return {
-    async create(name) {
-      const sink = await out.create(name);
-      return {
-        write: (bytes) => sink.write(bytes),
-        async close() {
-          await sink.close();
-          await pause();
-        },
-      };
-    },
-    commit: () => out.commit(),
-    abort: () => out.abort(),
-  };
-}
-
 export function folderExportAvailable(): boolean {
-  return canPickDirectory() || testDirectoryRequested();
+  return canPickDirectory();
 }
 
 /** A file-system-safe folder name: `<model>-pruned-<K>` (`<model>-pruned-3-5` for a per-layer variant). */
@@ -139,17 +99,13 @@ export async function startExport(target: ExportTarget): Promise<void> {
   let out: OutputFolder;
   let dirOut: DirectoryOutputFolder | null = null;
   if (target === 'folder') {
-    const parent = testDirectoryRequested()
-      ? ((await navigator.storage.getDirectory()) as unknown as DirectoryHandleLike)
-      : await pickDirectory().catch((e: unknown) => (showError(e), null));
+    const parent = await pickDirectory().catch((e: unknown) => (showError(e), null));
     if (!parent) return;
     out = dirOut = new DirectoryOutputFolder(parent, exportFolderName(cur.name, expertsRange(plan, '-')));
   } else out = new DownloadOutputFolder(clickDownload);
 
   const controller = new AbortController();
   const { signal } = controller;
-  const delayMs = testExportDelayMs();
-  if (delayMs) out = pausingAfterEachFile(out, delayMs, signal);
   useExport.setState({ running: { target, progress: null, controller }, stopped: null, done: null });
   const onProgress = (p: Progress): void => useExport.setState((s) => (s.running ? { running: { ...s.running, progress: p } } : {}));
   try {
