@@ -1,0 +1,165 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main, type CliIo } from '../cli/main.ts';
+import { openNodeFileSet } from '../cli/node-files.ts';
+import { closeNodeGpu, openNodeGpu, type NodeGpuContext } from '../cli/node-gpu.ts';
+import { CALIBRATION_DEFAULTS, DEFAULT_EXPERT_PLAN_SETTINGS, PruneJob, UNSTRUCTURED_DEFAULTS } from './job.ts';
+import {
+  CSV_HEADER, estimatePerplexity, pointsCsv, runSweep, sweepSecondsLeft, sweepSettings, type SweepBase, type SweepGrid, type TradeoffPoint,
+} from './sweep.ts';
+
+const MIXTRAL = fileURLToPath(new URL('../../fixtures/models/mixtral', import.meta.url));
+const HELDOUT = fileURLToPath(new URL('../../fixtures/austen/emma.txt', import.meta.url));
+const TMP = mkdtempSync(join(tmpdir(), 'moe-prune-sweep-'));
+const CALIB = join(TMP, 'calib.txt');
+writeFileSync(CALIB, 'the quick brown fox jumps over the lazy dog and then some more words follow here '.repeat(30));
+
+const base: SweepBase = {
+  experts: DEFAULT_EXPERT_PLAN_SETTINGS,
+  unstructured: { method: 'wanda', owlM: UNSTRUCTURED_DEFAULTS.owlM, owlLambda: UNSTRUCTURED_DEFAULTS.owlLambda, scope: 'experts', unrouted: 'all-tokens' },
+  calibration: { ...CALIBRATION_DEFAULTS, samples: 3, seqLen: 12 },
+};
+
+function point(p: Partial<TradeoffPoint>): TradeoffPoint {
+  return {
+    expertsPerLayer: 4, expertSparsity: 0, unstructuredSparsity: 0, totalSparsity: 0, method: 'none', similarity: 'router', params: 100, nonzeroParams: 100,
+    perplexity: 10, measured: true, series: 'original', share: null, ...p,
+  };
+}
+
+describe('sweep grid', () => {
+  // Eight experts, top-2: each removed expert takes 1/8 of the expert scope.
+  const counts = [8, 7, 6, 5, 4, 3, 2].map((k) => ({ keep: k, share: (8 - k) / 8 }));
+
+  it('picks per S the expert count closest to share·S (never past S), unstructured-only at share 0, expert-only nearest S', () => {
+    const grid: SweepGrid = { totals: [0.5, 0.25], expertShares: [0, 0.5], expertOnly: true, baseline: true };
+    expect(sweepSettings(grid, counts)).toEqual([
+      { series: 'original', share: null, keep: 8, total: null },
+      { series: 'unstructured', share: null, keep: 8, total: 0.25 },
+      { series: 'stun', share: 0.5, keep: 7, total: 0.25 },
+      { series: 'experts', share: 1, keep: 6, total: null },
+      { series: 'unstructured', share: null, keep: 8, total: 0.5 },
+      { series: 'stun', share: 0.5, keep: 6, total: 0.5 },
+      { series: 'experts', share: 1, keep: 4, total: null },
+    ]);
+  });
+
+  it('measures coinciding settings once and refuses totals outside (0, 1)', () => {
+    // Share ¼ of S = 0.25 asks for 1/16 of the scope: no expert count is closer than keeping all 8, so it is the unstructured point.
+    expect(sweepSettings({ totals: [0.25], expertShares: [0, 0.25], expertOnly: false, baseline: false }, counts)).toEqual([{ series: 'unstructured', share: null, keep: 8, total: 0.25 }]);
+    expect(() => sweepSettings({ totals: [1], expertShares: [0], expertOnly: false, baseline: false }, counts)).toThrow(/\(0, 1\)/);
+    expect(() => sweepSettings({ totals: [0.5], expertShares: [1], expertOnly: false, baseline: false }, counts)).toThrow(/\[0, 1\)/);
+  });
+
+  it('time left is the mean time per setting times those still to come', () => {
+    expect(sweepSecondsLeft(0, 0, 8)).toBeNull();
+    expect(sweepSecondsLeft(6, 2, 8)).toBeCloseTo(18, 9);
+  });
+
+  it('estimates interpolate log-perplexity within a series, from the original model at S = 0', () => {
+    const pts = [point({ perplexity: 10 }), point({ series: 'unstructured', totalSparsity: 0.5, perplexity: 40, method: 'wanda' })];
+    expect(estimatePerplexity(pts, 'unstructured', null, 0.25)).toBeCloseTo(20, 9);
+    expect(estimatePerplexity(pts, 'unstructured', null, 0.75)).toBeNull();
+    expect(estimatePerplexity(pts, 'stun', 0.5, 0.25)).toBeNull();
+  });
+});
+
+describe('CSV', () => {
+  it('has exactly the documented header and one row per point', () => {
+    const csv = pointsCsv([
+      point({}),
+      point({ series: 'stun', share: 0.5, expertsPerLayer: 3, expertSparsity: 0.25, unstructuredSparsity: 1 / 3, totalSparsity: 0.5, method: 'wanda', nonzeroParams: 60, perplexity: 12.5 }),
+      point({ measured: false, perplexity: null }),
+    ]);
+    const lines = csv.trimEnd().split('\n');
+    expect(lines[0]).toBe('expertsPerLayer,expertSparsity,unstructuredSparsity,totalSparsity,method,similarity,params,nonzeroParams,perplexity,measured');
+    expect(CSV_HEADER).toBe(lines[0]);
+    expect(lines.slice(1)).toEqual(['4,0,0,0,none,router,100,100,10,true', '3,0.25,0.3333333333,0.5,wanda,router,100,60,12.5,true', '4,0,0,0,none,router,100,100,,false']);
+  });
+});
+
+function collect(): CliIo & { out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  return { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, out: () => out, err: () => err };
+}
+
+describe('sweep on the GPU (mixtral fixture: 4 experts, top-2)', () => {
+  let gpu: NodeGpuContext;
+  let job: PruneJob;
+  beforeAll(async () => {
+    gpu = await openNodeGpu();
+    job = await PruneJob.open(await openNodeFileSet(MIXTRAL), gpu);
+  });
+  afterAll(() => {
+    if (gpu) closeNodeGpu(gpu);
+    rmSync(TMP, { recursive: true, force: true });
+  });
+
+  const textOf = (path: string) => ({ name: 'calib.txt', bytes: new Uint8Array(readFileSync(path)) });
+
+  it('calibrates by itself, measures every setting, and a measured point equals `moe-prune eval` of the checkpoint `moe-prune prune` writes with its settings', async () => {
+    const heldout = await job.heldoutWindows({ name: 'emma.txt', bytes: new Uint8Array(readFileSync(HELDOUT)) }, 24, 3);
+    const progress: string[] = [];
+    const streamed: TradeoffPoint[] = [];
+    const grid: SweepGrid = { totals: [0.5], expertShares: [0, 0.5], expertOnly: true, baseline: true };
+    const points = await runSweep(job, grid, { base, calibrationText: textOf(CALIB), heldout }, {
+      onProgress: (p) => progress.push(`${p.phase}:${p.done}/${p.total}`),
+      onPoint: (p) => streamed.push(p),
+    });
+    expect(streamed).toEqual(points);
+    expect(points.map((p) => [p.series, p.expertsPerLayer, p.method])).toEqual([
+      ['original', 4, 'none'], ['unstructured', 4, 'wanda'], ['stun', 3, 'wanda'], ['experts', 2, 'none'],
+    ]);
+    expect(progress).toContain('sweep:0/4');
+    expect(progress.at(-1)).toBe('sweep:4/4');
+    for (const p of points) {
+      expect(p.measured).toBe(true);
+      expect(Number.isFinite(p.perplexity)).toBe(true);
+    }
+    const [orig, unst, stun, experts] = points as [TradeoffPoint, TradeoffPoint, TradeoffPoint, TradeoffPoint];
+    expect(orig.perplexity).toBe((await job.perplexity(heldout)).perplexity);
+    expect(unst.expertSparsity).toBe(0);
+    expect(stun.expertSparsity).toBe(0.25);
+    expect(experts.expertSparsity).toBe(0.5);
+    expect(experts.totalSparsity).toBe(0.5);
+    // Each row drops ⌊in · s_u⌋ of its inputs, so the achieved total is at most S and close to it.
+    expect(unst.totalSparsity).toBeLessThanOrEqual(0.5);
+    expect(unst.totalSparsity).toBeGreaterThan(0.45);
+    expect(unst.nonzeroParams).toBeLessThan(unst.params);
+    expect(experts.params).toBeLessThan(orig.params);
+    expect(experts.nonzeroParams).toBe(experts.params);
+    expect(new Set(points.map((p) => p.perplexity)).size).toBe(4);
+
+    // The same settings through the CLI: prune, then eval the written checkpoint on the same held-out windows.
+    const out = join(TMP, 'stun');
+    const io = collect();
+    const args = ['prune', MIXTRAL, '--out', out, '--experts-per-layer', '3', '--sparsity', '0.5', '--calib-text', CALIB, '--calib-samples', '3', '--calib-seq-len', '12', '--quiet'];
+    expect(await main(args, io), io.err()).toBe(0);
+    const ev = collect();
+    expect(await main(['eval', out, '--text', HELDOUT, '--seq-len', '24', '--max-windows', '3', '--json'], ev), ev.err()).toBe(0);
+    const evaluated = JSON.parse(ev.out()) as { perplexity: number };
+    const row = pointsCsv([stun]).trimEnd().split('\n')[1]!.split(',');
+    expect(Number(row[8])).toBe(evaluated.perplexity);
+    const report = JSON.parse(readFileSync(join(out, 'prune-report.json'), 'utf8')) as { params: { after: number; nonzeroAfter: number } };
+    expect([stun.params, stun.nonzeroParams]).toEqual([report.params.after, report.params.nonzeroAfter]);
+  });
+
+  it('cancel stops the sweep after the point in progress; the points measured before it were handed on', async () => {
+    const heldout = await job.heldoutWindows({ name: 'emma.txt', bytes: new Uint8Array(readFileSync(HELDOUT)) }, 24, 2);
+    const ac = new AbortController();
+    const streamed: TradeoffPoint[] = [];
+    const run = runSweep(job, { totals: [0.25, 0.5], expertShares: [0, 0.5], expertOnly: false, baseline: true }, { base, calibrationText: textOf(CALIB), heldout }, {
+      signal: ac.signal,
+      onPoint: (p) => {
+        streamed.push(p);
+        ac.abort();
+      },
+    });
+    await expect(run).rejects.toMatchObject({ code: 'Cancelled' });
+    expect(streamed.map((p) => p.series)).toEqual(['original']);
+  });
+});
