@@ -53,8 +53,6 @@ export type { CalibrationStats, MoeLayerStats } from '../forward/stats.ts';
 export type { LayerReport } from '../forward/engine.ts';
 export { coactivationFromStats } from './coactivation.ts';
 export type { StageTwoResult } from './unstructured.ts';
-export { StageTwoWork } from './work-folder.ts';
-export type { SavedWork, WorkAbout, WorkFolder } from './work-folder.ts';
 export type { CoactivationByLayer } from './coactivation.ts';
 
 /** How calibration windows are cut from a text: the first N non-overlapping windows of L tokens, or N seeded random ones. */
@@ -485,3 +483,9 @@ export class PruneJob {
     return compareExpertChoices(this, calib, keepPerLayer, opts);
   }
 }
+
+/** The trade-off sweep and its points, for the page's trade-off panel (src/pipeline/sweep.ts). */
+export {
+  CSV_HEADER, DEFAULT_SWEEP_GRID, estimatePerplexity, expertShares, labelOf, measureSetting, pointsCsv, runSweep, settingsOf, sweepNeedsCalibration, sweepSecondsLeft, sweepSettings,
+} from './sweep.ts';
+export type { SeriesKind, SweepBase, SweepGrid, SweepSetting, TradeoffPoint } from './sweep.ts';
