@@ -53,6 +53,8 @@ export type { CalibrationStats, MoeLayerStats } from '../forward/stats.ts';
 export type { LayerReport } from '../forward/engine.ts';
 export { coactivationFromStats } from './coactivation.ts';
 export type { StageTwoResult } from './unstructured.ts';
+export { StageTwoWork } from './work-folder.ts';
+export type { SavedWork, WorkAbout, WorkFolder } from './work-folder.ts';
 export type { CoactivationByLayer } from './coactivation.ts';
 
 /** How calibration windows are cut from a text: the first N non-overlapping windows of L tokens, or N seeded random ones. */
