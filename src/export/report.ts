@@ -40,6 +40,8 @@ export interface PruneReport {
   /** Experts no calibration token reached in stage 2 (`model.layers.L.<block>.experts.E`, original indices), and what was done. */
   readonly unrouted?: StageTwoResult['unrouted'];
 }
+  /** Zero-shot multiple-choice accuracy of the original model and of the plan applied on the fly (when a task was given). */
+  readonly accuracy?: PruneAccuracy;
 
 /** What stage 2 adds to the report. */
 export type StageTwoReport = Pick<StageTwoResult, 'sparsity' | 'owl' | 'unrouted'>;
@@ -59,6 +61,24 @@ const byLayer = <T>(plan: ExpertPlan, f: (l: ExpertPlan['layers'][number]) => T)
   Object.fromEntries(plan.layers.map((l) => [String(l.layer), f(l)]));
 
 export function buildPruneReport(
+/** acc / acc_norm as lm-evaluation-harness reports them (stderr null for a single item). */
+export interface TaskScores {
+  readonly acc: number;
+  readonly acc_norm: number;
+  readonly acc_stderr: number | null;
+  readonly acc_norm_stderr: number | null;
+}
+
+export interface PruneAccuracy {
+  readonly task: string;
+  readonly format: string;
+  readonly n: number;
+  /** Most tokens the model read at once (longer items keep their last tokens). */
+  readonly window: number;
+  readonly before: TaskScores;
+  readonly after: TaskScores;
+}
+
   cat: Catalogue, plan: ExpertPlan, tensors: TensorPlan, settings: Record<string, unknown>, tool: string, perplexity?: PrunePerplexity, stage2?: StageTwoReport,
 ): PruneReport {
   const s = cat.summary;
@@ -165,6 +185,24 @@ function perplexitySection(r: PruneReport): string {
 | pruned | ${p.after.toFixed(3)} |
 
 Measured by MoE Prune Studio's own forward pass on ${fmt(p.tokens)} predicted tokens (${p.windows} windows of ${p.seqLen} tokens), the pruning applied on the fly.
+function accuracySection(r: PruneReport): string {
+  const a = r.accuracy;
+  if (!a) return '';
+  const pct = (v: number, e: number | null) => `${(100 * v).toFixed(1)} %${e === null ? '' : ` ± ${(100 * e).toFixed(1)}`}`;
+  return `## Measured task accuracy
+
+| | acc | acc_norm |
+|---|---|---|
+| original | ${pct(a.before.acc, a.before.acc_stderr)} | ${pct(a.before.acc_norm, a.before.acc_norm_stderr)} |
+| pruned | ${pct(a.after.acc, a.after.acc_stderr)} | ${pct(a.after.acc_norm, a.after.acc_norm_stderr)} |
+
+Zero-shot multiple choice on ${fmt(a.n)} items of \`${a.task}\` (${a.format}), scored by MoE Prune Studio's own forward pass as
+lm-evaluation-harness scores multiple choice (log-likelihood of each choice; acc_norm divides it by the choice's length in
+characters; ± is the standard error), the pruning applied on the fly.
+
+`;
+}
+
 
 `;
 }
@@ -212,7 +250,7 @@ other tensor is copied unchanged, in its original dtype and layout (${r.source.l
 
 **Loads with:** ${r.loadableBy.join('; ')}. Only \`${cat.summary.expertCountField}\` changed in \`config.json\`${r.variant === 'per-layer' ? ` (and \`model_type\`, with \`${BASE_MODEL_TYPE_KEY}\` and \`${PER_LAYER_KEY}\` added)` : ''}.
 
-${stageTwoSection(r)}${perplexitySection(r)}## Kept experts per MoE layer (original indices)
+${stageTwoSection(r)}${perplexitySection(r)}${accuracySection(r)}## Kept experts per MoE layer (original indices)
 
 | layer | kept (new index = position) | merged slots |
 |---|---|---|

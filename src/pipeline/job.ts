@@ -36,6 +36,9 @@ import { exhaustiveSequential, reconstructionErrors, scoreExpertsSequential, typ
 import type { LayerReconstruction } from '../forward/expert-signals.ts';
 import type { SaliencyCriterion } from '../prune/experts/saliency.ts';
 import { runStageTwo, scopeCounts, type StageTwoProgressStore, type StageTwoResult } from './unstructured.ts';
+import { reportAccuracy, taskAccuracy, type TaskEvaluation, type TaskOptions } from './task-eval.ts';
+import type { TaskFile } from '../eval/tasks/items.ts';
+import type { TaskResult } from '../eval/tasks/run.ts';
 
 /**
  * What the page needs from the stage-2 settings, re-exported so the page's stores import the job alone (they map
@@ -56,6 +59,11 @@ export type { StageTwoResult } from './unstructured.ts';
 export { StageTwoWork } from './work-folder.ts';
 export type { SavedWork, WorkAbout, WorkFolder } from './work-folder.ts';
 export type { CoactivationByLayer } from './coactivation.ts';
+export { readTask } from './task-eval.ts';
+export { TASK_FORMATS } from '../eval/tasks/items.ts';
+export type { TaskEvaluation, TaskOptions } from './task-eval.ts';
+export type { TaskFile, TaskFormat, TaskItem } from '../eval/tasks/items.ts';
+export type { TaskResult } from '../eval/tasks/run.ts';
 
 /** How calibration windows are cut from a text: the first N non-overlapping windows of L tokens, or N seeded random ones. */
 export interface CalibrationSpec {
@@ -436,13 +444,33 @@ export class PruneJob {
   /** Writes the pruned checkpoint, its report (settings from `reportSettings`) and model card. */
   export(
     out: OutputFolder,
-    a: { plan: ExpertPlan; stage2: StageTwoResult | null; settings: JobSettings; calibration: Calibration | null; evaluation?: Evaluation | null; tool: string },
+    a: {
+      plan: ExpertPlan; stage2: StageTwoResult | null; settings: JobSettings; calibration: Calibration | null; evaluation?: Evaluation | null; tool: string;
+      task?: { readonly file: TaskFile; readonly evaluation: TaskEvaluation } | null;
+    },
     opts: LongTask = {},
   ): Promise<PruneExportResult> {
     const ev = a.evaluation;
     const perplexity: PrunePerplexity | undefined = ev
       ? { before: ev.before.perplexity, after: ev.after.perplexity, tokens: ev.after.tokens, seqLen: ev.windows.length, windows: ev.after.windows }
       : undefined;
+  /**
+   * Zero-shot multiple-choice accuracy (lm-evaluation-harness rules) with a plan applied on the fly (none: the original
+   * model); `onProgress` is the engine's, layer by layer. The CPU reference without a GPU (no masks).
+   */
+  taskAccuracy(task: TaskFile, plan?: WeightPlan, opts: TaskOptions = {}): Promise<TaskResult> {
+    return taskAccuracy(this, task, plan, opts);
+  }
+
+  /** Task accuracy of the original and of the pruned plan on the same items: phase 'original model', then 'pruned model'. */
+  async evaluateTask(task: TaskFile, plan: ExpertPlan | null, stage2: StageTwoResult | null, opts: TaskOptions = {}): Promise<TaskEvaluation> {
+    const sink = opts.onProgress;
+    const as = (phase: string): TaskOptions => ({ ...opts, ...(sink ? { onProgress: (p) => sink({ ...p, phase }) } : {}) });
+    const before = await this.taskAccuracy(task, undefined, as('original model'));
+    const after = await this.taskAccuracy(task, PruneJob.weightPlan(plan, stage2), as('pruned model'));
+    return { before, after };
+  }
+
     return exportExpertPruned(this.cat, this.files, a.plan, out, {
       ...opts,
       tool: a.tool,
@@ -460,6 +488,7 @@ export class PruneJob {
    */
   async scoreExperts(calib: Calibration, criterion: SaliencyCriterion, keepPerLayer: number, opts: LongTask = {}): Promise<ScoredPlan> {
     return scoreExpertsSequential(await this.engine(opts.signal), calib.windows.windows, criterion, keepPerLayer, opts);
+      ...(a.task ? { accuracy: reportAccuracy(a.task.file, a.task.evaluation) } : {}),
   }
 
   /** ‖y − ŷ‖² / ‖y‖² of every MoE layer's block output under an expert plan, on a calibration (the plan's own earlier layers feed each layer). GPU only. */
