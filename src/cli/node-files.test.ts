@@ -46,7 +46,8 @@ describe('NodeFileSource', () => {
     const src = await NodeFileSource.open(p);
     writeFileSync(p, bytes.subarray(0, 100));
     const e = await rejection(src.read(50, 200));
-    expect([e.code, e.file]).toEqual(['TruncatedFile', 'shrinks.bin']);
+    expect([e.code, e.file]).toEqual(['FileChanged', 'shrinks.bin']);
+    expect(e.message).toMatch(/changed on disk while the job was using it \(\d+ → 100 bytes\)/);
   });
   it('a missing file is MissingFile', async () => {
     expect((await rejection(NodeFileSource.open(join(dir, 'nope.bin')))).code).toBe('MissingFile');

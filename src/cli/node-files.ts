@@ -21,13 +21,15 @@ export class NodeFileSource implements ByteSource {
     readonly name: string,
     readonly path: string,
     readonly size: number,
+    /** Modification time when opened; a read that finds another (or another size) refuses the changed file. */
+    readonly mtimeMs?: number,
   ) {}
 
   static async open(path: string, name = basename(path)): Promise<NodeFileSource> {
     try {
       const s = await stat(path);
       if (!s.isFile()) throw new MoePruneError('InvalidArgument', 'not a regular file', name);
-      return new NodeFileSource(name, path, s.size);
+      return new NodeFileSource(name, path, s.size, s.mtimeMs);
     } catch (e) {
       if (e instanceof MoePruneError) throw e;
       throw ioError(e, name, 'cannot open');
@@ -46,6 +48,16 @@ export class NodeFileSource implements ByteSource {
       throw ioError(e, this.name, 'cannot open');
     }
     try {
+      // Offsets come from the header read when the job opened the file: bytes of a rewritten file would be
+      // read as the wrong tensors (or garbage) without any error, so a changed size or time stops the job here.
+      const now = await fh.stat();
+      if (now.size !== this.size || (this.mtimeMs !== undefined && now.mtimeMs !== this.mtimeMs))
+        throw new MoePruneError(
+          'FileChanged',
+          `the file changed on disk while the job was using it (${now.size !== this.size ? `${this.size} → ${now.size} bytes` : 'modification time differs'}); ` +
+            'leave the checkpoint unchanged while a job runs, then start it again',
+          this.name,
+        );
       let done = 0;
       while (done < length) {
         throwIfAborted(signal);

@@ -1,12 +1,15 @@
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MoePruneError } from '../core/errors.ts';
+import { INCOMPLETE_MARKER } from '../formats/export-marker.ts';
 import type { OutputFolder } from '../export/write-checkpoint.ts';
 import type { ByteSink } from '../formats/safetensors/writer.ts';
 
+const MARKER_TEXT = 'This folder is an unfinished export from moe-prune; do not load it. The marker is removed when every file is written.\n';
+
 /**
- * A folder on disk that appears only when complete: files go to `<dir>.partial`, which is renamed to `<dir>`
- * by commit() and deleted by abort(). An existing non-empty `<dir>` is refused unless `force`.
+ * A folder on disk that appears only when complete: files go to `<dir>.partial` (with an EXPORT_INCOMPLETE
+ * marker, written first), which is renamed to `<dir>` by commit() and deleted by abort(). An existing non-empty `<dir>` is refused unless `force`.
  */
 export class NodeOutputFolder implements OutputFolder {
   private readonly partial: string;
@@ -26,14 +29,29 @@ export class NodeOutputFolder implements OutputFolder {
       throw new MoePruneError('InvalidArgument', 'output folder exists and is not empty (use --force to replace it)', this.dir);
     await rm(this.partial, { recursive: true, force: true });
     await mkdir(this.partial, { recursive: true });
+    await writeFile(join(this.partial, INCOMPLETE_MARKER), MARKER_TEXT);
     this.prepared = true;
   }
 
   async create(name: string): Promise<ByteSink> {
     await this.prepare();
     const path = join(this.partial, name);
-    await mkdir(dirname(path), { recursive: true });
-    const fh = await open(path, 'w');
+    const shown = join(this.dir, name);
+    const failed = (e: unknown): MoePruneError => {
+      const code = (e as NodeJS.ErrnoException).code;
+      // The export is aborted after this (the .partial folder is removed): say so, and that <dir> itself is untouched.
+      const kept = `the unfinished export is removed and ${this.dir} is left as it was`;
+      return code === 'ENOSPC' || code === 'EDQUOT'
+        ? new MoePruneError('StorageFull', `the disk is full (while writing this file); ${kept}: free space and run again`, shown, { cause: e })
+        : new MoePruneError('IoError', `cannot write (${(e as Error).message}); ${kept}`, shown, { cause: e });
+    };
+    let fh;
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      fh = await open(path, 'w');
+    } catch (e) {
+      throw failed(e);
+    }
     let pos = 0;
     return {
       async write(bytes) {
@@ -45,12 +63,15 @@ export class NodeOutputFolder implements OutputFolder {
             pos += bytesWritten;
           }
         } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          throw new MoePruneError(code === 'ENOSPC' ? 'StorageFull' : 'IoError', code === 'ENOSPC' ? 'the disk is full' : (e as Error).message, path, { cause: e });
+          throw failed(e);
         }
       },
       async close() {
-        await fh.close();
+        try {
+          await fh.close();
+        } catch (e) {
+          throw failed(e);
+        }
       },
     };
   }
@@ -59,6 +80,8 @@ export class NodeOutputFolder implements OutputFolder {
     await this.prepare();
     if (await stat(this.dir).catch(() => null)) await rm(this.dir, { recursive: true, force: true });
     await rename(this.partial, this.dir);
+    // Last: a crash between the two leaves a folder that is refused as unfinished, never one taken as complete.
+    await rm(join(this.dir, INCOMPLETE_MARKER));
   }
 
   async abort(): Promise<void> {

@@ -34,6 +34,7 @@ const CODES = [
   'InvalidPlan',
   'InvalidArgument',
   'IoError',
+  'NonFinite',
 ] as const;
 
 export type ErrorCode = (typeof CODES)[number];

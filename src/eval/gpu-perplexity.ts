@@ -5,6 +5,7 @@
 import type { LongTask, ProgressSink } from '../core/progress.ts';
 import { perplexity, type NllForward, type PerplexityResult } from './perplexity.ts';
 import type { GpuForwardEngine, GpuForwardOptions } from '../forward/engine.ts';
+import { CheckpointTensors } from '../forward/weights.ts';
 import type { WeightPlan } from '../forward/plan.ts';
 
 export interface GpuPerplexityOptions extends LongTask {
@@ -19,7 +20,9 @@ export interface GpuPerplexityOptions extends LongTask {
 export function gpuPerplexity(engine: GpuForwardEngine, windows: ReadonlyArray<ArrayLike<number>>, opts: GpuPerplexityOptions = {}): Promise<PerplexityResult> {
   const nll = engine.nllForward({ ...opts.engine, ...(opts.plan ? { plan: opts.plan } : {}) });
   const onLayer = opts.onLayerProgress;
-  const forward: NllForward = onLayer ? (w, o) => nll(w, { ...o, onProgress: onLayer }) : nll;
+  const forward: NllForward = onLayer ? (w, o) => nll(w, { ...o, onProgress: onLayer }) : (w, o) => nll(w, o);
+  const weights = engine.weights;
+  if (weights instanceof CheckpointTensors) forward.nonFinite = (signal) => weights.nonFiniteTensors(signal);
   return perplexity(windows, forward, {
     batchSize: opts.batchSize ?? Math.max(1, windows.length),
     ...(opts.signal ? { signal: opts.signal } : {}),

@@ -6,7 +6,9 @@
  */
 import { MoePruneError, throwIfAborted } from '../core/errors.ts';
 import type { LongTask } from '../core/progress.ts';
+import { findNonFiniteTensors, nonFiniteError, type NonFiniteTensor } from '../forward/finite.ts';
 import { referenceForward, type ForwardOptions, type ReferenceModel } from '../forward/reference/forward.ts';
+import { CheckpointWeights } from '../forward/reference/weights.ts';
 
 export interface PerplexityResult {
   readonly perplexity: number;
@@ -16,8 +18,13 @@ export interface PerplexityResult {
   readonly windows: number;
 }
 
-/** Scores a batch of equal-length windows: per-prediction NLL, window-major ([windows·(L−1)]). */
-export type NllForward = (windows: ReadonlyArray<ArrayLike<number>>, opts: LongTask) => Promise<Float64Array>;
+/**
+ * Scores a batch of equal-length windows: per-prediction NLL, window-major ([windows·(L−1)]). `nonFinite`, when the
+ * forward pass reads a checkpoint, finds the weights that hold NaN or ±Inf (run only after a loss came out non-finite).
+ */
+export type NllForward = ((windows: ReadonlyArray<ArrayLike<number>>, opts: LongTask) => Promise<Float64Array>) & {
+  nonFinite?: (signal?: AbortSignal) => Promise<readonly NonFiniteTensor[]>;
+};
 
 export function perplexityFromNll(nll: ArrayLike<number>, windows = 1): PerplexityResult {
   if (!nll.length) throw new MoePruneError('InvalidArgument', 'perplexity needs at least one prediction (windows of 2+ tokens)');
@@ -29,7 +36,11 @@ export function perplexityFromNll(nll: ArrayLike<number>, windows = 1): Perplexi
 
 /** The CPU reference forward pass as an NllForward (options such as removedExperts pass through). */
 export function referenceNll(model: ReferenceModel, forward: Omit<ForwardOptions, 'output' | 'onProgress' | 'signal'> = {}): NllForward {
-  return async (windows, opts) => (await referenceForward(model, windows, { ...forward, output: 'nll', signal: opts.signal })).nll!;
+  const nll: NllForward = async (windows, opts) => (await referenceForward(model, windows, { ...forward, output: 'nll', signal: opts.signal })).nll!;
+  // A plan's overlay hides the checkpoint; its original weights are checked by the unplanned pass.
+  const w = model.weights;
+  if (w instanceof CheckpointWeights) nll.nonFinite = (signal) => findNonFiniteTensors(w, signal);
+  return nll;
 }
 
 /** Perplexity of `windows`, run through `forward` in batches of `batchSize` windows. */
@@ -48,6 +59,8 @@ export async function perplexity(
     const nll = await forward(windows.slice(i, i + batch), { signal: opts.signal });
     for (let j = 0; j < nll.length; j++) sum += nll[j]!;
     count += nll.length;
+    // Stop at the first non-finite batch and say which weights caused it, instead of reporting a perplexity of NaN.
+    if (!Number.isFinite(sum)) throw nonFiniteError((await forward.nonFinite?.(opts.signal)) ?? [], 'the perplexity');
   }
   opts.onProgress?.({ phase: 'perplexity', done: windows.length, total: windows.length, unit: 'steps' });
   if (!count) throw new MoePruneError('InvalidArgument', 'perplexity needs windows of at least 2 tokens');

@@ -10,7 +10,7 @@
  */
 import { Tokenizer } from '@huggingface/tokenizers';
 import { MoePruneError } from '../core/errors.ts';
-import { readJson, requireFile, type FileSet } from '../formats/bytes.ts';
+import { readJson, type FileSet } from '../formats/bytes.ts';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
@@ -100,7 +100,14 @@ export function createTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown
 
 /** Loads tokenizer.json (+ tokenizer_config.json when present) from a checkpoint's files. */
 export async function loadTokenizer(files: FileSet, signal?: AbortSignal): Promise<CheckpointTokenizer> {
-  const json = await readJson(requireFile(files, TOKENIZER_FILE), signal);
+  const src = files.get(TOKENIZER_FILE);
+  if (!src)
+    throw new MoePruneError(
+      'MissingFile',
+      `the checkpoint has no ${TOKENIZER_FILE}; calibration and perplexity tokenize text with the model's own tokenizer: copy ${TOKENIZER_FILE} from the model's original folder`,
+      TOKENIZER_FILE,
+    );
+  const json = await readJson(src, signal);
   const cfgSrc = files.get(TOKENIZER_CONFIG_FILE);
   const cfg = cfgSrc ? await readJson(cfgSrc, signal) : null;
   return createTokenizer(json, cfg);

@@ -112,8 +112,12 @@ export function windowsFromTokens(tokens: ArrayLike<number>, o: WindowOptions): 
   return { windows: out, requested: o.count, length: L, tokensSeen: tokens.length, sampling, seed: sampling === 'random' ? (o.seed ?? 0) : null };
 }
 
-/** Tokenizes documents (see parseCalibrationText) and cuts N windows of L tokens from the concatenated stream. */
-export function makeWindows(tok: CheckpointTokenizer, documents: readonly string[], o: WindowOptions): Windows {
+/**
+ * Tokenizes documents (see parseCalibrationText) and cuts N windows of L tokens from the concatenated stream. A text
+ * long enough for fewer than N windows gives the windows it has (`windows.length < requested`, which reports show); a
+ * text shorter than one window is refused with both numbers, naming `fileName` when given.
+ */
+export function makeWindows(tok: CheckpointTokenizer, documents: readonly string[], o: WindowOptions, fileName?: string): Windows {
   checkOptions(o);
   const stream: number[] = [];
   if ((o.sampling ?? 'first') === 'first') {
@@ -125,11 +129,15 @@ export function makeWindows(tok: CheckpointTokenizer, documents: readonly string
   } else for (const doc of documents) for (const id of tok.encode(doc)) stream.push(id);
   const w = windowsFromTokens(stream, o);
   if (!w.windows.length)
-    throw new MoePruneError('InvalidArgument', `the text has ${stream.length} tokens, fewer than one window of ${o.length}`);
+    throw new MoePruneError(
+      'InvalidArgument',
+      `the text has ${stream.length} tokens, fewer than one window of ${o.length}; give a longer text or a shorter window length (sequence length)`,
+      fileName,
+    );
   return w;
 }
 
 /** Windows of a text file's content (plain text or JSONL by `fileName`): the one rule the CLI and the page share. */
 export function windowsOfText(tok: CheckpointTokenizer, content: string, fileName: string, o: WindowOptions): Windows {
-  return makeWindows(tok, parseCalibrationText(content, fileName), o);
+  return makeWindows(tok, parseCalibrationText(content, fileName), o, fileName);
 }

@@ -64,6 +64,18 @@ export class MemorySource implements ByteSource {
   }
 }
 
+/**
+ * The error for a dropped File the browser no longer reads: Chromium raises NotReadableError once the file on disk was
+ * modified, moved or deleted after the drop (the File keeps the old size and time and refuses to serve other bytes).
+ */
+export function unreadableFile(e: unknown, name: string): MoePruneError {
+  if (e instanceof MoePruneError) return e;
+  const why = (e as Error | undefined)?.message ?? String(e);
+  if ((e as Error | undefined)?.name === 'NotReadableError')
+    return new MoePruneError('FileChanged', `the file changed on disk (or was moved) after it was dropped, so the browser no longer reads it (${why}); drop the checkpoint again`, name, { cause: e });
+  return new MoePruneError('IoError', `cannot read the file any more (${why}); drop it again`, name, { cause: e });
+}
+
 /** A browser Blob or File, read with Blob.slice so that only the requested range is ever loaded. */
 export class BlobSource implements ByteSource {
   constructor(
@@ -80,7 +92,7 @@ export class BlobSource implements ByteSource {
       return new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
     } catch (e) {
       // A File whose backing disk file changed or vanished after the drop fails here (NotReadableError).
-      throw new MoePruneError('IoError', `cannot read the file any more (${(e as Error).message}); drop it again`, this.name, { cause: e });
+      throw unreadableFile(e, this.name);
     }
   }
 }

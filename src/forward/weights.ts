@@ -10,6 +10,7 @@ import { decodeToF32, encodeFromF32, numel, type Shape } from '../formats/dtype.
 import { dequantBlockFp8 } from '../formats/fp8.ts';
 import type { WeightDType } from '../gpu/kernels/kernel-args.ts';
 import type { TensorBytes } from '../gpu/tensor.ts';
+import { findNonFiniteTensors, type NonFiniteTensor } from './finite.ts';
 import { CheckpointWeights } from './reference/weights.ts';
 
 /** dtypes the engine uploads as stored: the kernels' weight dtypes, and F8_E4M3 for matmul weights with block scales. */
@@ -102,6 +103,10 @@ export class CheckpointTensors implements GpuWeightSource {
 
   names(): string[] {
     return this.f32.names();
+  }
+  /** Tensors holding NaN or ±Inf (a full read: run it only to explain a non-finite result). */
+  nonFiniteTensors(signal?: AbortSignal): Promise<NonFiniteTensor[]> {
+    return findNonFiniteTensors(this.f32, signal);
   }
   has(name: string): boolean {
     return this.f32.has(name);

@@ -3,6 +3,7 @@ import type { LongTask } from '../core/progress.ts';
 import { formatCountRange } from '../core/format.ts';
 import { readJson, requireFile, type FileSet } from '../formats/bytes.ts';
 import { numel, type Shape } from '../formats/dtype.ts';
+import { refuseUnfinishedExport } from '../formats/export-marker.ts';
 import { INDEX_FILE, parseShardIndex, readShardIndex, shardFiles, type ShardIndex } from '../formats/safetensors/index-file.ts';
 import { openSafetensors, type SafetensorsFile } from '../formats/safetensors/reader.ts';
 import {
@@ -17,6 +18,7 @@ import {
   layerKinds,
   numLayers,
   perLayerExpertCounts,
+  PER_LAYER_KEY,
   requireConfigNumber,
   residualEnabled,
   residualTensorNames,
@@ -108,6 +110,37 @@ function detectNaming(adapter: FamilyAdapter, roles: ReadonlyMap<string, Classif
   return [...counts.keys()][0] ?? adapter.namings[0]!;
 }
 
+/**
+ * num_hidden_layers must agree with the decoder layers the tensors hold: a layer below it with no tensor at all, or
+ * attention weights past it (and past any MTP layers), means config.json and the weights describe different models.
+ * A stray expert tensor past the end stays a soft finding (`extraTensors`).
+ */
+function checkLayerCount(roles: ReadonlyMap<string, Classified>, layers: number, lastLayer: number): void {
+  const present = new Set<number>();
+  let beyond = -1;
+  for (const { role } of roles.values()) {
+    if (!('layer' in role) || role.layer === undefined) continue;
+    present.add(role.layer);
+    if (role.layer >= lastLayer && role.kind === 'attention') beyond = Math.max(beyond, role.layer);
+  }
+  if (present.size === 0) return;
+  const held = [...present].filter((l) => l < lastLayer).length;
+  const empty = Array.from({ length: layers }, (_, l) => l).filter((l) => !present.has(l));
+  if (empty.length)
+    throw new MoePruneError(
+      'InvalidConfig',
+      `num_hidden_layers is ${layers} but the tensors hold ${held} decoder layer(s); no tensor of layer ${empty[0]}` +
+        `${empty.length > 1 ? ` (nor of ${empty.length - 1} more)` : ''}: this config.json belongs to another model`,
+      CONFIG_FILE,
+    );
+  if (beyond >= 0)
+    throw new MoePruneError(
+      'InvalidConfig',
+      `num_hidden_layers is ${layers} but the tensors hold attention weights of layer ${beyond}: this config.json belongs to another model`,
+      CONFIG_FILE,
+    );
+}
+
 function analyse(
   adapter: FamilyAdapter,
   config: ModelConfig,
@@ -121,6 +154,7 @@ function analyse(
   const { moe, dense } = layerKinds(adapter, config);
   const moeSet = new Set(moe);
   const naming = detectNaming(adapter, roles, file);
+  checkLayerCount(roles, layers, lastLayer);
   const withScales = [...roles.values()].some((c) => (c.role.kind === 'expert' || c.role.kind === 'fused_experts') && c.role.part === 'scale_inv');
 
   const extra: string[] = [];
@@ -207,9 +241,9 @@ async function loadIndex(files: FileSet, signal?: AbortSignal): Promise<{ index:
   return { index: null, shards };
 }
 
-function expectShape(shard: string, name: string, actual: Shape, expected: readonly number[]): void {
+function expectShape(shard: string, name: string, actual: Shape, expected: readonly number[], why = ''): void {
   if (actual.length !== expected.length || actual.some((d, i) => d !== expected[i]))
-    throw new MoePruneError('InvalidShape', `tensor "${name}" has shape [${actual.join(', ')}] but ${CONFIG_FILE} implies [${expected.join(', ')}]`, shard);
+    throw new MoePruneError('InvalidShape', `tensor "${name}" has shape [${actual.join(', ')}] but ${CONFIG_FILE} implies [${expected.join(', ')}]${why}`, shard);
 }
 
 /** Router and expert weights must have the shapes the config implies (FP8 weights keep them; their scales do not). */
@@ -218,12 +252,16 @@ function checkShapes(adapter: FamilyAdapter, config: ModelConfig, tensors: Reado
   const H = requireConfigNumber(config, ['hidden_size']).value;
   let I: number | undefined;
   const needI = (): number => (I ??= requireConfigNumber(config, adapter.fields.expertIntermediate).value);
+  // The expert count is the number users get wrong when they edit a config by hand: name the field and its value.
+  const perLayer = config[PER_LAYER_KEY] !== undefined;
+  const countField = (E: number, layer: number): string =>
+    perLayer ? ` (${PER_LAYER_KEY} gives layer ${layer} ${E} experts)` : ` (${requireConfigNumber(config, adapter.fields.expertCount).field} = ${E})`;
   for (const t of tensors.values()) {
     const r = t.role;
     const E = 'layer' in r && r.layer !== undefined ? experts(r.layer) : 0;
-    if (r.kind === 'router') expectShape(t.file, t.name, t.shape, r.part === 'weight' ? [E, H] : [E]);
+    if (r.kind === 'router') expectShape(t.file, t.name, t.shape, r.part === 'weight' ? [E, H] : [E], countField(E, r.layer));
     else if (r.kind === 'expert' && r.part === 'weight') expectShape(t.file, t.name, t.shape, r.proj === 'down' ? [H, needI()] : [needI(), H]);
-    else if (r.kind === 'fused_experts' && r.part === 'weight') expectShape(t.file, t.name, t.shape, r.proj === 'down' ? [E, H, needI()] : [E, 2 * needI(), H]);
+    else if (r.kind === 'fused_experts' && r.part === 'weight') expectShape(t.file, t.name, t.shape, r.proj === 'down' ? [E, H, needI()] : [E, 2 * needI(), H], countField(E, r.layer));
   }
 }
 
@@ -246,6 +284,7 @@ function describeQuantization(config: ModelConfig, dtypes: Record<string, number
 /** Reads and checks a checkpoint (headers only) and returns its summary with every tensor's role. */
 export async function catalogueCheckpoint(files: FileSet, opts: LongTask = {}): Promise<Catalogue> {
   const { signal, onProgress } = opts;
+  refuseUnfinishedExport(files);
   const config = asConfig(await readJson(requireFile(files, CONFIG_FILE), signal));
   const adapter = detectFamily(config);
   const { index, shards } = await loadIndex(files, signal);

@@ -1,6 +1,6 @@
 import { MoePruneError, throwIfAborted } from '../core/errors.ts';
 import { RateMeter, type LongTask } from '../core/progress.ts';
-import { MapFileSet, type FileSet } from '../formats/bytes.ts';
+import { MapFileSet, unreadableFile, type FileSet } from '../formats/bytes.ts';
 import type { CheckpointSummary } from '../models/types.ts';
 import { IdbFileSource } from './idb-file-source.ts';
 import type { ChunkKv } from './kv.ts';
@@ -342,8 +342,7 @@ export class WeightStore {
           buf = await next!;
         } catch (e) {
           next = undefined;
-          if (e instanceof MoePruneError) throw e;
-          throw new MoePruneError('IoError', `cannot read the file any more (${(e as Error).message}); select it again`, sf.name, { cause: e });
+          throw unreadableFile(e, sf.name);
         }
         next = t + 1 < todo.length ? chunkValue(todo[t + 1]!) : undefined;
         const want = expectedChunkLength(sf.size, sf.chunkSize, i);

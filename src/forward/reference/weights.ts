@@ -6,6 +6,7 @@
 import { MoePruneError } from '../../core/errors.ts';
 import { readJson, requireFile, type FileSet } from '../../formats/bytes.ts';
 import type { Shape } from '../../formats/dtype.ts';
+import { refuseUnfinishedExport } from '../../formats/export-marker.ts';
 import { dequantBlockFp8 } from '../../formats/fp8.ts';
 import { INDEX_FILE, readShardIndex, SINGLE_FILE } from '../../formats/safetensors/index-file.ts';
 import { openSafetensors, type SafetensorsFile } from '../../formats/safetensors/reader.ts';
@@ -29,6 +30,7 @@ export class CheckpointWeights implements WeightSource {
   ) {}
 
   static async open(files: FileSet, signal?: AbortSignal): Promise<CheckpointWeights> {
+    refuseUnfinishedExport(files);
     const shardNames: string[] = [];
     if (files.get(INDEX_FILE)) {
       const index = await readShardIndex(requireFile(files, INDEX_FILE), signal);
