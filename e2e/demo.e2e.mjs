@@ -1,11 +1,12 @@
 // "Try the demo model" on a fresh profile: the page fetches the shipped demo checkpoint (public/demo/model) from
-// its own origin, loads it like a dropped folder, keeps 4 of 8 experts per layer and exports it as downloads.
+// its own origin, loads it like a dropped folder, keeps 4 of 8 experts per layer and exports it as one .zip download.
 // The export is left in e2e/.artifacts/export-demo for the Python oracle, which loads it in transformers.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { exportZip } from './archive.mjs';
 import { baseUrl, openBrowser } from './browser.mjs';
 import { REPO, summaryOf } from './fixtures.mjs';
 import { DIST } from './serve.mjs';
@@ -46,25 +47,10 @@ test('Try the demo model → keep 4 of 8 → export works, and the files pass mo
   await b.page.getByTestId('plan-panel').screenshot({ path: join(ARTIFACTS, 'plan-panel-demo.png') });
 
   const dir = join(ARTIFACTS, 'export-demo');
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const saves = [];
-  let reportSaved;
-  const report = new Promise((r) => (reportSaved = r));
-  b.page.on('download', (d) => {
-    const save = d.saveAs(join(dir, d.suggestedFilename()));
-    saves.push(save);
-    if (d.suggestedFilename() === 'prune-report.json') save.then(reportSaved);
-  });
-  const downloads = b.page.getByTestId('export-target').locator('[data-value="downloads"]');
-  await downloads.click();
-  if ((await downloads.getAttribute('aria-checked')) !== 'true') await downloads.click();
-  assert.equal(await downloads.getAttribute('aria-checked'), 'true');
-  await b.page.getByTestId('export-button').click();
-  await b.page.locator('[data-testid="export-done"][data-k="4"]').waitFor({ timeout: 30_000 });
-  await report;
-  await Promise.all(saves);
-  assert.ok(existsSync(join(dir, 'prune-report.json')), 'the report marks a finished export');
+  await b.page.locator('[data-testid="export-box"]').waitFor();
+  const { names } = await exportZip(b.page, dir, { artifacts: ARTIFACTS });
+  await b.page.locator('[data-testid="export-done"][data-k="4"]').waitFor();
+  assert.ok(names.includes('prune-report.json') && existsSync(join(dir, 'prune-report.json')), 'the archive holds the report');
 
   const r = spawnSync(process.execPath, [join(REPO, 'bin', 'moe-prune.mjs'), 'inspect', dir, '--json'], { cwd: REPO, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);

@@ -1,11 +1,12 @@
 // Expert pruning in the page: plan K on generated checkpoints, see the heatmap and the numbers follow the
-// controls, export as downloads (prune-report.json last), check the files with `moe-prune inspect`, re-import
+// controls, export as one .zip download, check the files with `moe-prune inspect`, re-import
 // the export; export into a picked folder (the origin-private file system stands in for the picker).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { exportZip } from './archive.mjs';
 import { baseUrl, openBrowser } from './browser.mjs';
 import { dropFolder, expected, loadFixture, REPO, summaryOf } from './fixtures.mjs';
 
@@ -16,9 +17,10 @@ let b;
 before(async () => {
   b = await openBrowser();
   // The folder picker is a native dialog no headless run can answer: the test stands in for the user by handing the
-  // page the origin-private folder, and the product's own picker path (showDirectoryPicker) stays under test.
+  // page an origin-private folder, and the product's own picker path (showDirectoryPicker) stays under test.
+  // The picked folder is a folder of its own in the origin-private file system: the page keeps other things there.
   await b.page.addInitScript(() => {
-    window.showDirectoryPicker = async () => navigator.storage.getDirectory();
+    window.showDirectoryPicker = async () => (await navigator.storage.getDirectory()).getDirectoryHandle('picked', { create: true });
   });
   await b.page.goto(`${BASE}/?test=1`);
 });
@@ -52,51 +54,14 @@ async function chooseTarget(value) {
   assert.equal(await btn.getAttribute('aria-checked'), 'true', `export target ${value} selected`);
 }
 
-// Chromium (headless, as driven here) drops a burst of downloads that starts within a moment of the previous burst:
-// measured with 10-file exports back to back, every second export delivered no download 300 ms after the last one,
-// all of them 3 s after. No user exports twice in a second; the tests wait that long between exports.
-const DOWNLOAD_QUIET_MS = 3000;
-let lastDownloadAt = 0;
-
-async function downloadsQuiet() {
-  const quiet = lastDownloadAt + DOWNLOAD_QUIET_MS - Date.now();
-  if (quiet > 0) await b.page.waitForTimeout(quiet);
-}
-
-/** Clicks export (downloads), saves every download into `dir`, returns names in download order. */
+/** Exports as one .zip download and unpacks it into `dir` (see archive.mjs); returns the file names it holds. */
 async function exportDownloads(dir) {
-  await downloadsQuiet();
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const names = [];
-  const saves = [];
-  let resolveReport;
-  const reportSeen = new Promise((r) => (resolveReport = r));
-  const onDownload = (d) => {
-    const name = d.suggestedFilename();
-    lastDownloadAt = Date.now();
-    names.push(name);
-    if (process.env.E2E_DEBUG) console.log('download', name);
-    saves.push(d.saveAs(join(dir, name)));
-    if (name === 'prune-report.json') resolveReport();
-  };
-  b.page.on('download', onDownload);
   try {
-    await chooseTarget('downloads');
-    await b.page.getByTestId('export-button').click();
-    // The report comes last; then the notice of this export (a stale one from the last export goes at the start).
-    await Promise.race([reportSeen, new Promise((_, rej) => setTimeout(() => rej(new Error(`no prune-report.json download; got ${names.join(', ')}`)), 30_000))]);
-    const notice = b.page.locator('[data-testid="export-done"]', { hasText: 'as downloads' });
-    await notice.waitFor({ timeout: 30_000 });
-    await Promise.all(saves);
-    assert.equal(names.length, Number(await notice.getAttribute('data-files')), `every file the page saved arrived as a download (${names})`);
+    return (await exportZip(b.page, dir, { artifacts: ARTIFACTS })).names;
   } catch (e) {
     await b.page.screenshot({ path: join(ARTIFACTS, 'export-failure.png'), fullPage: true });
     throw e;
-  } finally {
-    b.page.off('download', onDownload);
   }
-  return names;
 }
 
 function inspect(dir) {
@@ -105,7 +70,7 @@ function inspect(dir) {
   return JSON.parse(r.stdout);
 }
 
-test('mixtral: plan K, heatmap with clusters, instant numbers, constraint message, export as downloads, inspect, re-import', { timeout: 90_000 }, async () => {
+test('mixtral: plan K, heatmap with clusters, instant numbers, constraint message, export as one .zip download, inspect, re-import', { timeout: 90_000 }, async () => {
   const exp = expected('mixtral');
   await loadForPlan('mixtral');
   const n = exp.num_experts;
@@ -151,8 +116,7 @@ test('mixtral: plan K, heatmap with clusters, instant numbers, constraint messag
 
   const dir = join(ARTIFACTS, 'export-mixtral');
   const names = await exportDownloads(dir);
-  assert.equal(names.at(-1), 'prune-report.json', 'the report is downloaded last');
-  for (const f of ['config.json', 'model.safetensors.index.json', 'tokenizer.json', 'README.md', ...exp.shards]) assert.ok(names.includes(f), `${f} downloaded`);
+  for (const f of ['config.json', 'model.safetensors.index.json', 'tokenizer.json', 'README.md', 'prune-report.json', ...exp.shards]) assert.ok(names.includes(f), `${f} in the archive`);
   const summary = inspect(dir);
   assert.equal(summary.expertsPerLayer, K);
   assert.equal(summary.family, 'mixtral');
@@ -196,7 +160,7 @@ test('qwen3_moe fused: keep 4 of 8 with averaging, a global plan exported as a p
   await panel().screenshot({ path: join(ARTIFACTS, 'plan-panel-global.png') });
   const variantDir = join(ARTIFACTS, 'export-qwen3_moe-fused-per-layer');
   const variantNames = await exportDownloads(variantDir);
-  assert.equal(variantNames.at(-1), 'prune-report.json');
+  assert.ok(variantNames.includes('prune-report.json'));
   assert.match(await b.page.getByTestId('export-done').innerText(), /per-layer variant: needs custom code/);
   const variant = JSON.parse(readFileSync(join(variantDir, 'prune-report.json'), 'utf8'));
   assert.equal(variant.variant, 'per-layer');
@@ -213,8 +177,7 @@ test('qwen3_moe fused: keep 4 of 8 with averaging, a global plan exported as a p
   assert.equal(await b.page.getByTestId('keep-input').inputValue(), String(Math.round((n + 1) / 2)));
   await setKeep(n / 2);
   const dir = join(ARTIFACTS, 'export-qwen3_moe-fused');
-  const names = await exportDownloads(dir);
-  assert.equal(names.at(-1), 'prune-report.json');
+  await exportDownloads(dir);
   const summary = inspect(dir);
   assert.equal(summary.expertsPerLayer, n / 2);
   assert.equal(summary.layout, 'fused');
@@ -224,13 +187,15 @@ test('qwen3_moe fused: keep 4 of 8 with averaging, a global plan exported as a p
 });
 
 test('export into a picked folder: streamed, marker removed on commit, named <model>-pruned-K', { timeout: 90_000 }, async () => {
+  // An empty picked folder, whatever ran before.
+  await b.page.evaluate(async () => (await navigator.storage.getDirectory()).removeEntry('picked', { recursive: true }).catch(() => undefined));
   await loadForPlan('mixtral');
   await setKeep(3);
   await chooseTarget('folder');
   await b.page.getByTestId('export-button').click();
   await b.page.getByTestId('export-done').waitFor({ timeout: 30_000 });
   const listing = await b.page.evaluate(async () => {
-    const root = await navigator.storage.getDirectory();
+    const root = await (await navigator.storage.getDirectory()).getDirectoryHandle('picked', { create: true });
     const out = {};
     for await (const [name, h] of root.entries()) {
       if (h.kind !== 'directory') continue;
@@ -278,7 +243,6 @@ test('a model stored in IndexedDB prunes from the store, and its export equals t
 // Cancel mid-export. The test slows every read of the dropped files (Blob.arrayBuffer, what the page reads shards
 // through) once the model is loaded, so the tiny fixtures export slowly enough to press Cancel between files; the
 // product's export path is untouched.
-const SLOW_MS = 800;
 const SLOW_READ_MS = 120;
 
 async function slowReads(ms) {
@@ -292,13 +256,13 @@ async function slowReads(ms) {
   }, ms);
 }
 
-/** Every directory directly in the origin-private root, with its files and their sizes. The export runs while we
+/** Every directory directly in the picked folder, with its files and their sizes. The export runs while we
  * list, so an entry may vanish between being listed and being read (a swap file, a folder removed on cancel): such
  * entries are left out rather than failing the listing. */
 function opfsListing() {
   return b.page.evaluate(async () => {
     const gone = (e) => e instanceof DOMException && e.name === 'NotFoundError';
-    const root = await navigator.storage.getDirectory();
+    const root = await (await navigator.storage.getDirectory()).getDirectoryHandle('picked', { create: true });
     const out = {};
     for await (const [name, h] of root.entries()) {
       if (h.kind !== 'directory') continue;
@@ -364,43 +328,34 @@ test('cancel a folder export mid-way: the <model>-pruned-K folder is removed, ne
   assert.deepEqual(b.consoleErrors.slice(pageErrors), []);
 });
 
-test('cancel a downloads export mid-way: no prune-report.json ever arrives; the next export completes, report last', { timeout: 90_000 }, async () => {
-  await b.page.goto(`${BASE}/?test=1`);
+test('cancel a .zip download export mid-way: the download fails, holds no readable archive; the next export completes', { timeout: 90_000 }, async () => {
+  await b.page.goto(`${BASE}/`);
   const pageErrors = b.consoleErrors.length;
   await loadForPlan('mixtral');
   await setKeep(3);
   await chooseTarget('downloads');
   await slowReads(SLOW_READ_MS);
-  const names = [];
-  let firstDownload;
-  const firstSeen = new Promise((r) => (firstDownload = r));
-  const onDownload = (d) => {
-    lastDownloadAt = Date.now();
-    names.push(d.suggestedFilename());
-    firstDownload();
-  };
+  const downloads = [];
+  const onDownload = (d) => downloads.push(d);
   b.page.on('download', onDownload);
   try {
-    await downloadsQuiet();
+    const started = b.page.waitForEvent('download', { timeout: 20_000 });
     await b.page.getByTestId('export-button').click();
-    await Promise.race([firstSeen, new Promise((_, rej) => setTimeout(() => rej(new Error('no download started')), 20_000))]);
+    await started;
+    await b.page.locator('[data-testid="export-progress"][data-phase="export"]').waitFor({ timeout: 20_000 });
     await b.page.getByTestId('export-cancel').click();
     await expectCancelled();
-    assert.match(await b.page.getByTestId('export-stopped').innerText(), /no prune-report\.json; delete them/);
-    // Longer than any pause: nothing still in flight may deliver the report late.
-    await b.page.waitForTimeout(3 * SLOW_MS);
+    assert.match(await b.page.getByTestId('export-stopped').innerText(), /marks the download as failed/);
+    assert.equal(downloads.length, 1, 'one download');
+    assert.notEqual(await downloads[0].failure(), null, 'the browser failed the cut-short download');
   } finally {
     b.page.off('download', onDownload);
     await b.page.evaluate(() => window.__restoreReads());
   }
-  assert.ok(names.length >= 1 && names[0].endsWith('.safetensors'), `the first shard was downloaded (${names})`);
-  assert.equal(names.includes('prune-report.json'), false, `no report after cancel (${names})`);
-  assert.ok(names.length < 5, `cancel stopped the export early (${names})`);
 
-  // The page is ready again: a second export runs to the end, report last.
+  // The page is ready again: a second export runs to the end.
   const dir = join(ARTIFACTS, 'export-mixtral-after-cancel');
   const again = await exportDownloads(dir);
-  assert.equal(again.at(-1), 'prune-report.json', 'the report is downloaded last');
   assert.equal(again.filter((n) => n === 'prune-report.json').length, 1);
   assert.equal(inspect(dir).expertsPerLayer, 3);
   assert.equal(await b.page.getByTestId('export-stopped').count(), 0, 'the cancelled notice is cleared by the next export');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DirectoryOutputFolder, DownloadOutputFolder, INCOMPLETE_MARKER, REPORT_FILE, type DirectoryHandleLike, type FileHandleLike, type WritableLike } from './browser-output.ts';
+import { ArchiveOutputFolder, DirectoryOutputFolder, INCOMPLETE_MARKER, type DirectoryHandleLike, type FileHandleLike, type WritableLike } from './browser-output.ts';
 
 /** An in-memory stand-in for a File System Access directory: files become visible on close, as in browsers. */
 class FakeDir implements DirectoryHandleLike {
@@ -90,34 +90,64 @@ describe('DirectoryOutputFolder', () => {
   });
 });
 
-describe('DownloadOutputFolder', () => {
-  const write = async (out: DownloadOutputFolder, name: string, chunks: number[][]) => {
+describe('ArchiveOutputFolder', () => {
+  /** A target that keeps the archive's bytes and how it ended. */
+  function target() {
+    const parts: Uint8Array[] = [];
+    const t = {
+      name: '',
+      closed: false,
+      aborted: null as string | null,
+      bytes: () => Buffer.concat(parts),
+      open: async (name: string) => {
+        t.name = name;
+        return {
+          write: async (b: Uint8Array) => void parts.push(b.slice()),
+          close: async () => void (t.closed = true),
+          abort: async (reason: string) => void (t.aborted = reason),
+        };
+      },
+    };
+    return t;
+  }
+  const write = async (out: ArchiveOutputFolder, name: string, chunks: number[][]) => {
     const s = await out.create(name);
     for (const c of chunks) await s.write(new Uint8Array(c));
     await s.close();
   };
 
-  it('saves each file whole once closed and the report last, only on commit', async () => {
-    const saved: Array<[string, Blob]> = [];
-    const out = new DownloadOutputFolder((n, b) => saved.push([n, b]));
+  it('streams every file into <name>.zip under the folder <name>/ and lists what the archive holds', async () => {
+    const t = target();
+    const out = new ArchiveOutputFolder('m-pruned-2', t.open);
     await write(out, 'model.safetensors', [[1, 2], [3]]);
-    await write(out, REPORT_FILE, [[123]]);
-    await write(out, 'README.md', [[65]]);
-    expect(saved.map((s) => s[0])).toEqual(['model.safetensors', 'README.md']);
-    expect([...new Uint8Array(await saved[0]![1].arrayBuffer())]).toEqual([1, 2, 3]);
+    await write(out, 'prune-report.json', [[123]]);
+    expect(t.name).toBe('m-pruned-2.zip');
+    expect(out.files).toEqual([
+      { name: 'model.safetensors', bytes: 3 },
+      { name: 'prune-report.json', bytes: 1 },
+    ]);
+    const before = t.bytes().length;
     await out.commit();
-    expect(saved.map((s) => s[0])).toEqual(['model.safetensors', 'README.md', REPORT_FILE]);
-    expect([...new Uint8Array(await saved[2]![1].arrayBuffer())]).toEqual([123]);
+    expect(t.closed).toBe(true);
+    const zip = t.bytes();
+    expect(zip.length).toBeGreaterThan(before); // the central directory came with commit
+    expect(zip.includes(Buffer.from('m-pruned-2/model.safetensors'))).toBe(true);
+    expect(zip.readUInt32LE(zip.length - 22)).toBe(0x06054b50); // ends with the end-of-central-directory record
+    await out.abort(); // after commit: nothing to undo
+    expect(t.aborted).toBeNull();
   });
 
-  it('abort never saves the report (so the downloads are not a finished export)', async () => {
-    const saved: string[] = [];
-    const out = new DownloadOutputFolder((n) => saved.push(n));
+  it('abort fails the download and never writes a central directory', async () => {
+    const t = target();
+    const out = new ArchiveOutputFolder('m', t.open);
     await write(out, 'model.safetensors', [[1]]);
-    await write(out, REPORT_FILE, [[2]]);
     await out.abort();
-    await write(out, 'README.md', [[3]]);
-    expect(saved).toEqual(['model.safetensors']);
-    await expect(out.commit()).rejects.toThrow(/without a report/);
+    expect(t.aborted).toMatch(/incomplete/);
+    expect(t.closed).toBe(false);
+    expect(t.bytes().includes(Buffer.from([0x50, 0x4b, 0x05, 0x06]))).toBe(false);
+  });
+
+  it('refuses nested names', async () => {
+    await expect(new ArchiveOutputFolder('m', target().open).create('a/b')).rejects.toThrow(/nested/);
   });
 });

@@ -1,15 +1,15 @@
 /**
  * OutputFolder implementations for the page: a folder the user picked (File System Access API, streaming
- * writes) and, where that API is missing, downloads file by file. Both make a partial export recognisable:
- * the folder carries an EXPORT_INCOMPLETE marker until commit (and is removed on abort); downloads hold back
- * prune-report.json until commit, so its presence marks a finished export.
+ * writes) and, where that API is missing, one streamed .zip download. Both make a partial export recognisable:
+ * the folder carries an EXPORT_INCOMPLETE marker until commit (and is removed on abort); the archive has no
+ * central directory until commit, so a cut-short one does not open at all.
  */
 import { MoePruneError } from '../core/errors.ts';
 import type { ByteSink } from '../formats/safetensors/writer.ts';
 import type { OutputFolder } from './write-checkpoint.ts';
+import { ZipWriter, type ArchiveSink } from './zip-stream.ts';
 
 export const INCOMPLETE_MARKER = 'EXPORT_INCOMPLETE';
-export const REPORT_FILE = 'prune-report.json';
 
 const MARKER_TEXT =
   'This folder is an unfinished export from MoE Prune Studio. It was interrupted or is still being written; ' +
@@ -165,67 +165,65 @@ export class DirectoryOutputFolder implements OutputFolder {
   }
 }
 
-/** How one finished file reaches the user: the page's <a download> click, or a test's collector. */
-export type SaveBlob = (name: string, blob: Blob) => void;
-
-export function clickDownload(name: string, blob: Blob): void {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  a.style.display = 'none';
-  document.body.append(a);
-  a.click();
-  a.remove();
-  // The download has started once the click returns; give the browser time to read the blob before it goes.
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+/** Where an archive's bytes go: the page's streamed download, or a test's collector. */
+export interface ArchiveTarget extends ArchiveSink {
+  /** Every byte is written: the archive is complete. */
+  close(): Promise<void>;
+  /** Stops the archive; what was written is not a usable archive (the browser fails the download). */
+  abort(reason: string): Promise<void>;
 }
-
-/** Downloads above this size are assembled in memory before saving; the UI warns about them. */
-export const DOWNLOAD_WARN_BYTES = 1 << 30;
+export type OpenArchive = (fileName: string) => Promise<ArchiveTarget>;
 
 /**
- * Saves each file as a download once it is fully written (its pieces gathered into a Blob). prune-report.json
- * is held back until commit(), so a folder of downloads with the report in it is a finished export; abort()
- * drops the report and anything not yet saved.
+ * Writes the export as ONE uncompressed .zip, `<name>.zip` holding the folder `<name>/`, streamed piece by piece
+ * (browsers drop some of many downloads a page starts; one download has nothing to drop). A ZIP is readable only
+ * once its central directory is written, by commit(): an archive cut short by cancel or failure is never mistaken for
+ * a finished export, and abort() fails the download too.
  */
-export class DownloadOutputFolder implements OutputFolder {
-  private report: Blob | null = null;
-  private aborted = false;
-  readonly saved: string[] = [];
+export class ArchiveOutputFolder implements OutputFolder {
+  private zip: ZipWriter | null = null;
+  private target: ArchiveTarget | null = null;
+  private done = false;
 
-  constructor(private readonly save: SaveBlob = clickDownload) {}
+  constructor(
+    private readonly folder: string,
+    private readonly open: OpenArchive,
+  ) {}
 
-  async create(name: string): Promise<ByteSink> {
-    const parts: BlobPart[] = [];
-    return {
-      write: async (bytes) => {
-        // Blob parts are copied by the browser into its blob store, outside the script heap.
-        parts.push(new Blob([ownBytes(bytes)]));
-      },
-      close: async () => {
-        if (this.aborted) return;
-        const blob = new Blob(parts);
-        parts.length = 0;
-        if (name === REPORT_FILE) this.report = blob;
-        else this.emit(name, blob);
-      },
-    };
+  /** The file name the archive is saved under. */
+  get archiveName(): string {
+    return `${this.folder}.zip`;
   }
 
-  private emit(name: string, blob: Blob): void {
-    this.save(name, blob);
-    this.saved.push(name);
+  /** The files the archive holds (after commit: all of them), by their names in the exported folder. */
+  get files(): Array<{ name: string; bytes: number }> {
+    const prefix = `${this.folder}/`;
+    return (this.zip?.files ?? []).map((f) => ({ name: f.name.slice(prefix.length), bytes: f.bytes }));
+  }
+
+  private async start(): Promise<ZipWriter> {
+    if (this.zip) return this.zip;
+    const target = await this.open(this.archiveName);
+    this.target = target;
+    this.zip = new ZipWriter(target);
+    return this.zip;
+  }
+
+  async create(name: string): Promise<ByteSink> {
+    if (name.includes('/')) throw new MoePruneError('InvalidArgument', 'nested output files are not supported', name);
+    const zip = await this.start();
+    return zip.add(`${this.folder}/${name}`);
   }
 
   async commit(): Promise<void> {
-    if (!this.report) throw new MoePruneError('IoError', 'the export finished without a report', REPORT_FILE);
-    this.emit(REPORT_FILE, this.report);
-    this.report = null;
+    const zip = await this.start();
+    await zip.finish();
+    await this.target!.close();
+    this.done = true;
   }
 
   async abort(): Promise<void> {
-    this.aborted = true;
-    this.report = null;
+    if (this.done || !this.target) return;
+    await this.target.abort('the export was cancelled or failed; this archive is incomplete').catch(() => undefined);
   }
 }

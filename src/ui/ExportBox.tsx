@@ -1,5 +1,5 @@
 import type { FileSet } from '../formats/bytes.ts';
-import { DOWNLOAD_WARN_BYTES, INCOMPLETE_MARKER, REPORT_FILE } from '../export/browser-output.ts';
+import { INCOMPLETE_MARKER } from '../export/browser-output.ts';
 import { formatBytes } from '../core/format.ts';
 import { Bar, Segmented } from './controls.tsx';
 import { cancelExport, exportFolderName, folderExportAvailable, setExportTarget, setPerLayerVariant, stage2ExportProblem, startExport, useExport, type ExportTarget } from './export-state.ts';
@@ -10,7 +10,7 @@ import { stageOneEvaluation, useEval } from './eval-state.ts';
 
 const TARGETS: ReadonlyArray<readonly [ExportTarget, string]> = [
   ['folder', 'Into a folder I pick'],
-  ['downloads', 'As downloads'],
+  ['downloads', 'As one .zip download'],
 ];
 
 /** What the export will write besides the expert plan: stage-2 masks and measured perplexity (or why it cannot). */
@@ -68,7 +68,6 @@ export function ExportBox() {
   const blocked = (k === null && !perLayerVariant) || exportProblems.length > 0 || stale;
   const folderK = k ?? (perLayerVariant ? expertsRange(plan, '-') : 'K');
   const uniformK = k === null ? nearestUniformK() : null;
-  const biggest = Math.max(0, ...[...model.cat.shards.values()].map((s) => s.source.size));
   const p = running?.progress;
   return (
     <div className="export" data-testid="export-box">
@@ -113,15 +112,10 @@ export function ExportBox() {
           </>
         ) : (
           <>
-            Saves each file as a download once it is complete; <code>{REPORT_FILE}</code> comes last, so a download folder without it is an unfinished
-            export. Put the files into one folder to load them. The browser may ask once to allow this page to download several files.
+            Streams one download, <code>{exportFolderName(name, folderK)}.zip</code> (uncompressed), holding that folder: the browser saves it to disk as it is
+            written, nothing is gathered in memory. The archive opens only once complete; a cancelled or failed export leaves the
+            download marked failed.
             {!canFolder && ' This browser cannot write into a folder directly (no File System Access API).'}
-            {biggest > DOWNLOAD_WARN_BYTES && (
-              <strong className="warn-text">
-                {' '}
-                Shards here are up to {formatBytes(biggest)}: each download is assembled in memory first, so prefer a folder export (Chrome or Edge).
-              </strong>
-            )}
           </>
         )}
       </div>
@@ -150,7 +144,7 @@ export function ExportBox() {
       {!running && stopped && (
         <div className="notice notice-warn" data-testid="export-stopped">
           {stopped}
-          {target === 'downloads' && ` Files already downloaded have no ${REPORT_FILE}; delete them.`}
+          {target === 'downloads' && ' The browser marks the download as failed; a cut-short .zip does not open.'}
         </div>
       )}
       {!running && done?.source === model.fileSet && (
@@ -164,15 +158,14 @@ export function ExportBox() {
         >
           Exported {done.expertsPerLayer} experts per layer{done.perLayer ? ' (per-layer variant: needs custom code)' : ''}
           {done.stage2 ? ` with ${done.stage2.method} masks (${(100 * done.stage2.achieved).toFixed(2)} % sparsity)` : ''}: {done.files.length} files
-          {done.folder ? (
+          {done.folder && (
             <>
               {' '}
               into <code>{done.folder}</code>
             </>
-          ) : (
-            ' as downloads'
           )}{' '}
-          ({formatBytes(done.files.reduce((s, f) => s + f.bytes, 0))}). Drop the folder on this page to check it.
+          ({formatBytes(done.files.reduce((s, f) => s + f.bytes, 0))}).{' '}
+          {done.target === 'downloads' ? 'Unpack it and drop the folder on this page to check it.' : 'Drop the folder on this page to check it.'}
         </div>
       )}
     </div>

@@ -1,13 +1,14 @@
 /**
  * Export of the planned checkpoint from the page: representatives of ≥3-member clusters are resolved first
  * (parameter reads, on the GPU when there is one), then the checkpoint is streamed into a picked folder or
- * saved as downloads. Progress and cancel live here; the plan panel only renders them.
+ * streamed as one .zip download. Progress and cancel live here; the plan panel only renders them.
  */
 import { create } from 'zustand';
 import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import type { FileSet } from '../formats/bytes.ts';
-import { canPickDirectory, clickDownload, DirectoryOutputFolder, DownloadOutputFolder, pickDirectory } from '../export/browser-output.ts';
+import { ArchiveOutputFolder, canPickDirectory, DirectoryOutputFolder, pickDirectory } from '../export/browser-output.ts';
+import { openStreamDownload } from '../export/stream-download.ts';
 import type { OutputFolder } from '../export/write-checkpoint.ts';
 import { resolveJobSettings, type Calibration, type Evaluation, type ExpertPlan, type JobSettings } from '../pipeline/job.ts';
 import { calibrationSpec, chosenCalibrationText, stageOneEvaluation, useEval } from './eval-state.ts';
@@ -22,8 +23,9 @@ export interface ExportDone {
   /** The model that was exported (the panel shows the result only while it is on screen). */
   readonly source: FileSet;
   readonly target: ExportTarget;
-  /** Subfolder written (folder target) or null (downloads). */
+  /** Subfolder written (folder target) or the archive's file name (downloads). */
   readonly folder: string | null;
+  /** What was written: into the folder, or into the archive (read back from the archive's own entries). */
   readonly files: ReadonlyArray<{ name: string; bytes: number }>;
   /** "4", or "3–5" for a per-layer variant. */
   readonly expertsPerLayer: string;
@@ -98,11 +100,13 @@ export async function startExport(target: ExportTarget): Promise<void> {
   const k = expertsRange(plan);
   let out: OutputFolder;
   let dirOut: DirectoryOutputFolder | null = null;
+  let zipOut: ArchiveOutputFolder | null = null;
+  const folderName = exportFolderName(cur.name, expertsRange(plan, '-'));
   if (target === 'folder') {
     const parent = await pickDirectory().catch((e: unknown) => (showError(e), null));
     if (!parent) return;
-    out = dirOut = new DirectoryOutputFolder(parent, exportFolderName(cur.name, expertsRange(plan, '-')));
-  } else out = new DownloadOutputFolder(clickDownload);
+    out = dirOut = new DirectoryOutputFolder(parent, folderName);
+  } else out = zipOut = new ArchiveOutputFolder(folderName, openStreamDownload);
 
   const controller = new AbortController();
   const { signal } = controller;
@@ -135,8 +139,8 @@ export async function startExport(target: ExportTarget): Promise<void> {
       done: {
         source: model.fileSet,
         target,
-        folder: dirOut?.name ?? null,
-        files: result.files,
+        folder: dirOut?.name ?? zipOut?.archiveName ?? null,
+        files: zipOut ? zipOut.files : result.files,
         expertsPerLayer: k,
         perLayer,
         stage2: stage2 ? { method: stage2.result.sparsity.method, achieved: stage2.result.sparsity.achieved } : null,
