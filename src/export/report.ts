@@ -34,14 +34,14 @@ export interface PruneReport {
   readonly loadableBy: string[];
   /** Measured perplexity of the original model and of the plan applied on the fly (when an eval text was given). */
   readonly perplexity?: PrunePerplexity;
+  /** Zero-shot multiple-choice accuracy of the original model and of the plan applied on the fly (when a task was given). */
+  readonly accuracy?: PruneAccuracy;
   /** Stage 2 (unstructured masks), when it ran. */
   readonly sparsity?: SparsityReport;
   readonly owl?: OwlReport | null;
   /** Experts no calibration token reached in stage 2 (`model.layers.L.<block>.experts.E`, original indices), and what was done. */
   readonly unrouted?: StageTwoResult['unrouted'];
 }
-  /** Zero-shot multiple-choice accuracy of the original model and of the plan applied on the fly (when a task was given). */
-  readonly accuracy?: PruneAccuracy;
 
 /** What stage 2 adds to the report. */
 export type StageTwoReport = Pick<StageTwoResult, 'sparsity' | 'owl' | 'unrouted'>;
@@ -55,12 +55,6 @@ export interface PrunePerplexity {
   readonly windows: number;
 }
 
-export type ExportVariant = 'stock' | 'per-layer';
-
-const byLayer = <T>(plan: ExpertPlan, f: (l: ExpertPlan['layers'][number]) => T): Record<string, T> =>
-  Object.fromEntries(plan.layers.map((l) => [String(l.layer), f(l)]));
-
-export function buildPruneReport(
 /** acc / acc_norm as lm-evaluation-harness reports them (stderr null for a single item). */
 export interface TaskScores {
   readonly acc: number;
@@ -79,6 +73,12 @@ export interface PruneAccuracy {
   readonly after: TaskScores;
 }
 
+export type ExportVariant = 'stock' | 'per-layer';
+
+const byLayer = <T>(plan: ExpertPlan, f: (l: ExpertPlan['layers'][number]) => T): Record<string, T> =>
+  Object.fromEntries(plan.layers.map((l) => [String(l.layer), f(l)]));
+
+export function buildPruneReport(
   cat: Catalogue, plan: ExpertPlan, tensors: TensorPlan, settings: Record<string, unknown>, tool: string, perplexity?: PrunePerplexity, stage2?: StageTwoReport,
 ): PruneReport {
   const s = cat.summary;
@@ -174,17 +174,6 @@ ${layers}
 `;
 }
 
-function perplexitySection(r: PruneReport): string {
-  const p = r.perplexity;
-  if (!p) return '';
-  return `## Measured perplexity
-
-| | perplexity |
-|---|---|
-| original | ${p.before.toFixed(3)} |
-| pruned | ${p.after.toFixed(3)} |
-
-Measured by MoE Prune Studio's own forward pass on ${fmt(p.tokens)} predicted tokens (${p.windows} windows of ${p.seqLen} tokens), the pruning applied on the fly.
 function accuracySection(r: PruneReport): string {
   const a = r.accuracy;
   if (!a) return '';
@@ -203,6 +192,17 @@ characters; ± is the standard error), the pruning applied on the fly.
 `;
 }
 
+function perplexitySection(r: PruneReport): string {
+  const p = r.perplexity;
+  if (!p) return '';
+  return `## Measured perplexity
+
+| | perplexity |
+|---|---|
+| original | ${p.before.toFixed(3)} |
+| pruned | ${p.after.toFixed(3)} |
+
+Measured by MoE Prune Studio's own forward pass on ${fmt(p.tokens)} predicted tokens (${p.windows} windows of ${p.seqLen} tokens), the pruning applied on the fly.
 
 `;
 }

@@ -441,19 +441,6 @@ export class PruneJob {
     return { windows, before, after };
   }
 
-  /** Writes the pruned checkpoint, its report (settings from `reportSettings`) and model card. */
-  export(
-    out: OutputFolder,
-    a: {
-      plan: ExpertPlan; stage2: StageTwoResult | null; settings: JobSettings; calibration: Calibration | null; evaluation?: Evaluation | null; tool: string;
-      task?: { readonly file: TaskFile; readonly evaluation: TaskEvaluation } | null;
-    },
-    opts: LongTask = {},
-  ): Promise<PruneExportResult> {
-    const ev = a.evaluation;
-    const perplexity: PrunePerplexity | undefined = ev
-      ? { before: ev.before.perplexity, after: ev.after.perplexity, tokens: ev.after.tokens, seqLen: ev.windows.length, windows: ev.after.windows }
-      : undefined;
   /**
    * Zero-shot multiple-choice accuracy (lm-evaluation-harness rules) with a plan applied on the fly (none: the original
    * model); `onProgress` is the engine's, layer by layer. The CPU reference without a GPU (no masks).
@@ -471,6 +458,19 @@ export class PruneJob {
     return { before, after };
   }
 
+  /** Writes the pruned checkpoint, its report (settings from `reportSettings`) and model card. */
+  export(
+    out: OutputFolder,
+    a: {
+      plan: ExpertPlan; stage2: StageTwoResult | null; settings: JobSettings; calibration: Calibration | null; evaluation?: Evaluation | null; tool: string;
+      task?: { readonly file: TaskFile; readonly evaluation: TaskEvaluation } | null;
+    },
+    opts: LongTask = {},
+  ): Promise<PruneExportResult> {
+    const ev = a.evaluation;
+    const perplexity: PrunePerplexity | undefined = ev
+      ? { before: ev.before.perplexity, after: ev.after.perplexity, tokens: ev.after.tokens, seqLen: ev.windows.length, windows: ev.after.windows }
+      : undefined;
     return exportExpertPruned(this.cat, this.files, a.plan, out, {
       ...opts,
       tool: a.tool,
@@ -478,6 +478,7 @@ export class PruneJob {
       perLayerVariant: a.settings.perLayerVariant,
       ...(perplexity ? { perplexity } : {}),
       ...(a.stage2 ? { stage2: a.stage2 } : {}),
+      ...(a.task ? { accuracy: reportAccuracy(a.task.file, a.task.evaluation) } : {}),
     });
   }
 
@@ -488,7 +489,6 @@ export class PruneJob {
    */
   async scoreExperts(calib: Calibration, criterion: SaliencyCriterion, keepPerLayer: number, opts: LongTask = {}): Promise<ScoredPlan> {
     return scoreExpertsSequential(await this.engine(opts.signal), calib.windows.windows, criterion, keepPerLayer, opts);
-      ...(a.task ? { accuracy: reportAccuracy(a.task.file, a.task.evaluation) } : {}),
   }
 
   /** ‖y − ŷ‖² / ‖y‖² of every MoE layer's block output under an expert plan, on a calibration (the plan's own earlier layers feed each layer). GPU only. */
