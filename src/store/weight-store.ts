@@ -398,7 +398,7 @@ export class WeightStore {
     if (errorName(e) === 'QuotaExceededError' || /quota/i.test((e as Error)?.message ?? ''))
       return new MoePruneError(
         'StorageFull',
-        `the browser storage quota ran out while ${what}; ${kept}. Delete a stored model or free disk space, then drop the same files again to resume`,
+        `the browser's storage for this page is full (its quota ran out while ${what}); ${kept}, and other stored models are untouched. Delete a stored model or free disk space, then drop the same files again to resume`,
         file,
         { cause: e },
       );
