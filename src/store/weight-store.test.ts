@@ -241,6 +241,18 @@ describe.each(['blob', 'bytes'] as const)('chunks written as %s', (f) => {
       expect(res.writtenBytes).toBe(1507);
     });
 
+    it('a quota error mid-ingest leaves every earlier stored model listed, complete and readable', async () => {
+      const kv = new MemoryKv(6000);
+      const store = makeStore(kv);
+      await store.ingest('first', [source('a.safetensors', a)]);
+      const err = await rejection(store.ingest('second', [source('b.safetensors', randomBytes(5000, 7))]));
+      expect([err.code, err.file]).toEqual(['StorageFull', 'b.safetensors']);
+      expect(err.message).toMatch(/the browser's storage for this page is full .*other stored models are untouched/);
+      const listed = await store.listModels();
+      expect(listed.map((m) => [m.record.name, m.record.complete])).toEqual([['second', false], ['first', true]]);
+      expect(await (await store.openFileSet('m1')).get('a.safetensors')!.read(0, 2500)).toEqual(a);
+    });
+
     it('another IndexedDB failure is a StorageError, not a cancel', async () => {
       const kv = new MemoryKv();
       let n = 0;
