@@ -7,7 +7,7 @@ import { hasTokenizer, SAMPLE_FILES, useEval } from './eval-state.ts';
 import { useJob } from './job-state.ts';
 import { setControls, usePlan } from './prune-state.ts';
 import {
-  cancelStage2, currentDone, discardStage2, measureStage2Perplexity, runStage2, secondsLeft, setStage2Controls, stage2Inputs, syncStage2Model, useStage2,
+  cancelStage2, currentDone, discardStage2, measureStage2Perplexity, runStage2, secondsLeft, setStage2Controls, stage2Inputs, startStage2Over, syncStage2Model, useStage2,
   type NmChoice, type Split, type Stage2Controls, type Stage2Done, type Stage2Run,
 } from './stage2-state.ts';
 import { Stage2Chart } from './Stage2Chart.tsx';
@@ -201,6 +201,31 @@ function Progress({ run }: { run: Stage2Run }) {
   );
 }
 
+/** An unfinished run in the work folder: what it was, how far it got, and how to resume it or drop it. */
+function SavedRun({ busy }: { busy: boolean }) {
+  const saved = useStage2((s) => s.saved);
+  const conflict = useStage2((s) => s.conflict);
+  if (!saved || saved.complete || !saved.about) return null;
+  const a = saved.about;
+  return (
+    <div className="notice notice-warn" data-testid="stage2-saved" data-layers={saved.layers} data-total={a.layers} data-conflict={conflict ? 'true' : 'false'}>
+      <div>
+        An interrupted stage-2 run is saved in this browser: <strong>{a.model}</strong>, {a.settings}; {saved.layers} of {a.layers} layers done.
+      </div>
+      <div>
+        Run stage 2 with the same model, settings and calibration text to{' '}
+        <strong data-testid="stage2-resume-from">
+          resume stage 2 from layer {saved.layers + 1} of {a.layers}
+        </strong>
+        , or start over with the settings on screen (the saved layers are discarded).
+      </div>
+      <button className="btn btn-small" data-testid="stage2-start-over" disabled={busy} onClick={() => void startStage2Over()}>
+        Start over
+      </button>
+    </div>
+  );
+}
+
 function Numbers({ done }: { done: Stage2Done }) {
   const sp = done.result.sparsity;
   return (
@@ -321,6 +346,7 @@ function Perplexity({ done, fresh, busy }: { done: Stage2Done; fresh: boolean; b
 export function Stage2Panel() {
   const cur = useApp((s) => s.current);
   const gpu = useApp((s) => s.gpu.status);
+  const gpuLost = useApp((s) => s.gpu.status === 'unavailable' && s.gpu.reason === 'lost');
   const fileSet = cur?.summary ? cur.fileSet : null;
   const st = useStage2();
   // Subscriptions: the inputs below read these stores.
@@ -342,8 +368,18 @@ export function Stage2Panel() {
       <section className="card plan stage2 eval-off" data-testid="stage2-panel" data-available="false">
         <h2>Unstructured pruning (STUN stage 2)</h2>
         <div className="small muted" data-testid="stage2-unavailable">
-          {gpu === 'pending' ? 'Waiting for the GPU…' : 'Stage 2 computes its masks on the GPU, and WebGPU is not available in this browser.'}
+          {gpu === 'pending'
+            ? 'Waiting for the GPU…'
+            : gpuLost
+              ? 'Stage 2 computes its masks on the GPU, and the GPU device was lost: reconnect it (top of the page) to run or resume stage 2.'
+              : 'Stage 2 computes its masks on the GPU, and WebGPU is not available in this browser.'}
         </div>
+        {st.error && (
+          <div className="notice notice-bad" data-testid="stage2-error">
+            {st.error}
+          </div>
+        )}
+        <SavedRun busy />
       </section>
     );
   const inputs = stage2Inputs();
@@ -389,6 +425,7 @@ export function Stage2Panel() {
             {evalRunning && <span className="small muted">waiting for the calibration panel’s run to end</span>}
           </div>
           {running && <Progress run={running} />}
+          {running?.kind !== 'prune' && <SavedRun busy={busy} />}
           {!running && st.cancelled && (
             <div className="notice notice-warn" data-testid="stage2-cancelled">
               Stage 2 cancelled: no masks were kept{done ? '; the result below is from the run before' : ''}.
@@ -405,7 +442,12 @@ export function Stage2Panel() {
             </div>
           )}
           {done && (
-            <div className={`stage2-result${fresh ? '' : ' stale-block'}`} data-testid="stage2-result" data-fresh={fresh ? 'true' : 'false'}>
+            <div className={`stage2-result${fresh ? '' : ' stale-block'}`} data-testid="stage2-result" data-fresh={fresh ? 'true' : 'false'} data-resumed={done.resumed}>
+              {done.resumed > 0 && (
+                <div className="small muted" data-testid="stage2-resumed">
+                  Resumed: {done.resumed} finished layer{done.resumed === 1 ? '' : 's'} restored from the saved run, the rest computed now.
+                </div>
+              )}
               <Numbers done={done} />
               <Stage2Chart result={done.result} />
               <Unrouted done={done} />

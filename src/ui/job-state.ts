@@ -5,7 +5,7 @@
  * page's GPU context, or none) and again when that context changes (a lost device, a reconnect).
  */
 import { create } from 'zustand';
-import { asUserError } from '../core/errors.ts';
+import { asUserError, type MoePruneError } from '../core/errors.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import { PruneJob } from '../pipeline/job.ts';
@@ -63,4 +63,15 @@ export async function jobFor(fileSet: FileSet): Promise<PruneJob> {
 export function openJob(fileSet: FileSet | null): PruneJob | null {
   const s = useJob.getState();
   return fileSet && s.source === fileSet ? s.job : null;
+}
+
+/**
+ * Why a GPU step of `job` failed when its device was lost meanwhile: the loss (its message says what happened and
+ * what to do), not the error the interrupted step happened to meet — WebGPU rejects pending reads with an AbortError,
+ * which would read as a cancel. The loss is announced a moment after the reads fail, hence the short wait.
+ */
+export async function lostDevice(job: PruneJob | null): Promise<MoePruneError | undefined> {
+  const gpu = job?.gpu;
+  if (!gpu) return undefined;
+  return gpu.lostError ?? Promise.race([gpu.lost, new Promise<undefined>((r) => setTimeout(r, 250, undefined))]);
 }

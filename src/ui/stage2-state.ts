@@ -12,10 +12,11 @@ import type { FileSet } from '../formats/bytes.ts';
 import {
   needsCalibration, parseNm, resolveJobSettings, UNSTRUCTURED_DEFAULTS, unstructuredRatio,
   type Calibration, type Evaluation, type ExpertPlan, type JobSettings, type PruneScope, type StageTwoResult, type UnroutedPolicy, type UnstructuredMethod,
-  type UnstructuredSettings,
+  type UnstructuredSettings, type SavedWork, type WorkAbout, StageTwoWork,
 } from '../pipeline/job.ts';
 import { calibrationKey, calibrationSpec, chosenCalibrationText, chosenHeldoutText, heldoutKey, useEval } from './eval-state.ts';
-import { jobFor, openJob } from './job-state.ts';
+import { jobFor, lostDevice, openJob } from './job-state.ts';
+import { OpfsFolder } from './opfs-folder.ts';
 import { adoptResolvedPlan, planSettings, usePlan } from './prune-state.ts';
 import { useApp } from './state.ts';
 
@@ -69,6 +70,8 @@ export interface Stage2Done {
   readonly plan: ExpertPlan;
   readonly result: StageTwoResult;
   readonly seconds: number;
+  /** Layers restored from the work folder instead of computed by this run. */
+  readonly resumed: number;
 }
 
 export interface Stage2Eval {
@@ -91,6 +94,10 @@ export interface Stage2State {
   cancelled: boolean;
   evaluation: Stage2Eval | null;
   evalError: string | null;
+  /** The run saved in the page's work folder (OPFS), finished or not: a reload, a crash or a lost GPU resumes from it. */
+  saved: SavedWork | null;
+  /** The last run was refused because the work folder holds an unfinished run of other inputs (Start over discards it). */
+  conflict: boolean;
 }
 
 export const useStage2 = create<Stage2State>(() => ({
@@ -102,14 +109,58 @@ export const useStage2 = create<Stage2State>(() => ({
   cancelled: false,
   evaluation: null,
   evalError: null,
+  saved: null,
+  conflict: false,
 }));
+
+/**
+ * The page's stage-2 work folder: the CLI's `--work-dir` format in the origin-private file system. It holds one run
+ * (as a work folder does), recorded after every finished layer.
+ */
+const WORK_FOLDER = 'moe-prune-stage2-work';
+
+function workFolder(): Promise<OpfsFolder | null> {
+  return OpfsFolder.open(WORK_FOLDER);
+}
+
+/** Reads what the work folder holds (for the panel's resume notice). */
+export async function refreshSavedWork(): Promise<void> {
+  const folder = await workFolder();
+  let saved: SavedWork | null = null;
+  try {
+    saved = folder ? await StageTwoWork.peek(folder) : null;
+  } catch {
+    // A work file of no job we can read: the next run replaces it.
+  }
+  useStage2.setState({ saved });
+}
+
+async function clearSavedWork(): Promise<void> {
+  const folder = await workFolder();
+  if (folder) await StageTwoWork.clear(folder);
+  useStage2.setState({ saved: null, conflict: false });
+}
+
+/** The run's settings in a few words, for the resume notice. */
+function describeRun(settings: JobSettings, calibration: Calibration | null): string {
+  const u = settings.unstructured!;
+  const e = settings.experts;
+  const target = u.nm ? `N:M ${u.nm.n}:${u.nm.m}` : `S = ${Math.round(1000 * u.sparsity!) / 10} %`;
+  const keep = e.mode === 'uniform' ? `K = ${e.keepPerLayer}` : `${e.targetTotal} experts kept`;
+  const calib = calibration ? `, calibration ${calibration.text.name} ${calibration.windows.windows.length} × ${calibration.spec.seqLen} tokens` : '';
+  return `${u.method}, ${target}, ${keep}, scope ${u.scope}${calib}`;
+}
+
+/** User cancels (not a model switch): their saved progress is discarded with the run. */
+const cancelledByUser = new WeakSet<AbortController>();
 
 /** Switches the panel to `fileSet`: another model drops the previous one's results and stops its run. */
 export function syncStage2Model(fileSet: FileSet | null): void {
   const s = useStage2.getState();
   if (s.source === fileSet) return;
   s.running?.controller.abort();
-  useStage2.setState({ source: fileSet, running: null, done: null, error: null, cancelled: false, evaluation: null, evalError: null });
+  useStage2.setState({ source: fileSet, running: null, done: null, error: null, cancelled: false, evaluation: null, evalError: null, conflict: false });
+  if (fileSet) void refreshSavedWork();
 }
 
 export function setStage2Controls(patch: Partial<Stage2Controls>): void {
@@ -214,7 +265,7 @@ function startRun(kind: Stage2RunKind, passes: number): { controller: AbortContr
   const t0 = performance.now();
   useStage2.setState({
     running: { kind, controller, progress: null, startedAt: t0, phase: '', phaseStartedAt: t0, now: t0, passes },
-    ...(kind === 'prune' ? { error: null, cancelled: false } : { evalError: null }),
+    ...(kind === 'prune' ? { error: null, cancelled: false, conflict: false } : { evalError: null }),
   });
   const live = (): boolean => useStage2.getState().running?.controller === controller;
   const onProgress = (p: Progress): void => {
@@ -244,7 +295,10 @@ export function secondsLeft(r: Stage2Run): number | null {
 
 /**
  * Runs stage 2 with the settings on screen: the expert plan is resolved (≥3-member clusters' representatives from
- * the weights), then the masks are computed layer by layer. A cancelled or failed run keeps nothing of itself.
+ * the weights), then the masks are computed layer by layer, each finished layer recorded in the work folder. A run of
+ * the same inputs (the job's fingerprint: files, settings, calibration text) resumes from what is recorded; an
+ * unfinished run of other inputs is not overwritten but refused, until the user starts over. Cancel discards the
+ * run's progress; a failure (a lost GPU) or a reload keeps it.
  */
 export async function runStage2(): Promise<void> {
   const fileSet = useApp.getState().current?.fileSet ?? null;
@@ -260,22 +314,70 @@ export async function runStage2(): Promise<void> {
   const { signal } = run.controller;
   const draft = usePlan.getState().plan;
   const t0 = performance.now();
+  let job: Awaited<ReturnType<typeof jobFor>> | null = null;
   try {
-    const job = await jobFor(fileSet);
+    job = await jobFor(fileSet);
     if (!job.gpu) throw new MoePruneError('GpuUnavailable', 'unstructured pruning runs on the GPU, and no WebGPU device is open');
     const calibration = inputs.calibrated ? await job.calibrate(await chosenCalibrationText(), inputs.settings.calibration, signal) : null;
     const plan = await job.planExperts(inputs.settings.experts, calibration, { signal, onProgress: run.onProgress });
     if (draft) adoptResolvedPlan(draft, plan);
-    const result = await job.unstructured(plan, u, calibration, { signal, onProgress: run.onProgress });
+    const progressStore = await openWork(job.fingerprint(inputs.settings, calibration, signal), {
+      model: useApp.getState().current?.name ?? 'model',
+      layers: job.cat.summary.layers,
+      settings: describeRun(inputs.settings, calibration),
+    });
+    const resumed = progressStore?.savedLayers ?? 0;
+    const result = await job.unstructured(plan, u, calibration, { signal, onProgress: run.onProgress, ...(progressStore ? { progressStore } : {}) });
     if (!run.live()) return;
     useStage2.setState({
-      done: { source: fileSet, key: inputs.key, settings: inputs.settings, calibration, plan, result, seconds: (performance.now() - t0) / 1000 },
+      done: { source: fileSet, key: inputs.key, settings: inputs.settings, calibration, plan, result, seconds: (performance.now() - t0) / 1000, resumed },
     });
   } catch (e) {
-    if (run.live()) useStage2.setState({ error: failure(e), cancelled: asUserError(e).code === 'Cancelled' });
+    const byUser = cancelledByUser.has(run.controller);
+    if (byUser) await clearSavedWork().catch(() => undefined);
+    const lost = byUser ? undefined : await lostDevice(job);
+    if (run.live()) useStage2.setState({ error: lost ? lost.text : failure(e), cancelled: !lost && asUserError(e).code === 'Cancelled' });
   } finally {
     if (run.live()) useStage2.setState({ running: null });
+    await refreshSavedWork();
   }
+}
+
+/**
+ * The work folder for a run of `fingerprint`: resumed when it holds this run, taken over when it holds a finished
+ * run of other inputs (its result was delivered), refused when it holds an unfinished one. Null without OPFS.
+ */
+async function openWork(fingerprint: Promise<string>, about: WorkAbout): Promise<StageTwoWork | null> {
+  const folder = await workFolder();
+  if (!folder) return null;
+  const fp = await fingerprint;
+  let saved: SavedWork | null = null;
+  try {
+    saved = await StageTwoWork.peek(folder);
+  } catch {
+    // Unreadable: nothing to resume from.
+    await StageTwoWork.clear(folder);
+  }
+  if (saved && saved.fingerprint !== fp) {
+    if (saved.complete || !saved.about) await StageTwoWork.clear(folder);
+    else {
+      useStage2.setState({ conflict: true });
+      const a = saved.about;
+      throw new MoePruneError(
+        'InvalidArgument',
+        `an unfinished stage-2 run of other inputs is saved (${a.model}: ${a.settings}; ${saved.layers} of ${a.layers} layers done), and the model, ` +
+          'the settings or the calibration text on screen differ from it. Set them as they were to resume it, or start over (its progress is discarded).',
+      );
+    }
+  }
+  return StageTwoWork.open(folder, fp, { about });
+}
+
+/** Discards the saved run and starts one with the settings on screen. */
+export async function startStage2Over(): Promise<void> {
+  if (useStage2.getState().running) return;
+  await clearSavedWork();
+  await runStage2();
 }
 
 /** Perplexity of the original model and of the model with the fresh result applied on the fly (nothing written). */
@@ -308,7 +410,10 @@ export async function measureStage2Perplexity(): Promise<void> {
 }
 
 export function cancelStage2(): void {
-  useStage2.getState().running?.controller.abort();
+  const c = useStage2.getState().running?.controller;
+  if (!c) return;
+  cancelledByUser.add(c);
+  c.abort();
 }
 
 /** Drops the result (the export then writes the expert plan alone). */
