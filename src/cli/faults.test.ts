@@ -192,6 +192,19 @@ describe('weights holding NaN or Inf', () => {
   });
 });
 
+describe('weights holding NaN: stage 2 (Wanda) on calibration statistics', () => {
+  it('names the tensor instead of deriving masks from NaN scores; nothing is written', async () => {
+    const dir = copyOf(MIXTRAL);
+    pokeF32(dir, 'model-00002-of-00003.safetensors', 'model.layers.0.self_attn.v_proj.weight', 2, Number.NaN);
+    const calib = join(TMP, 'calib-nan.txt');
+    writeFileSync(calib, readFileSync(TEXT, 'utf8').slice(0, 20_000));
+    const out = join(TMP, 'nan-stage2');
+    const line = await refused(['prune', dir, '--out', out, '--sparsity', '0.5', '--calib-text', calib, '--calib-samples', '2', '--calib-seq-len', '16']);
+    expect(line).toMatch(/^model-00002-of-00003\.safetensors: weight "model\.layers\.0\.self_attn\.v_proj\.weight" \(layer 0\) holds 1 NaN value\(s\) \(the first at element 2\), so the calibration statistics of "model\.layers\.0\./);
+    expect([existsSync(out), existsSync(`${out}.partial`)]).toEqual([false, false]);
+  });
+});
+
 describe('a shard changed on disk during a job', () => {
   it('a read after the file changed (size or modification time) is refused, naming the shard', async () => {
     const dir = copyOf(MIXTRAL);

@@ -16,6 +16,8 @@ import { isQuantScale } from '../models/families.ts';
 import type { Catalogue } from '../models/catalogue.ts';
 import type { TensorRole } from '../models/types.ts';
 import type { GpuForwardEngine, LayerPruneContext, LayerPruner } from '../forward/engine.ts';
+import { nonFiniteError } from '../forward/finite.ts';
+import { CheckpointTensors } from '../forward/weights.ts';
 import type { WeightPlan } from '../forward/plan.ts';
 import type { InputNorm } from '../forward/stats.ts';
 import type { ExpertPlan } from '../prune/experts/plan.ts';
@@ -336,6 +338,9 @@ export async function runStageTwo(ctx: GpuContext, input: StageTwoInput, opts: L
       } else {
         const n = c.inputNorms[m.name];
         if (!n) throw new MoePruneError('InvalidPlan', `no calibration statistics for "${m.name}" in layer ${c.layer}`);
+        // A NaN or ±Inf input norm comes from a weight upstream that holds them: name it instead of ranking NaN scores.
+        if (!n.sumSq.every(Number.isFinite))
+          throw nonFiniteError(engine.weights instanceof CheckpointTensors ? await engine.weights.nonFiniteTensors(opts.signal) : [], `the calibration statistics of "${m.name}"`);
         norm = n;
       }
       if (norm === 'dense') continue;
