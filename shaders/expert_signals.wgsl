@@ -9,7 +9,8 @@
 //   gram:          f holds `experts` stacked blocks [experts, m, cols]; G[t, i, j] = ⟨f[i, t], f[j, t]⟩ for every token t < m
 //                  and pair i ≤ j, written to both (i, j) and (j, i).
 //   colsum:        out[off_b + c] += Σ_r f[off_a + r · cols + c] over rows r < rows (an expert's outputs summed over tokens),
-//                  one invocation per column walking the rows in order with Kahan compensation (deterministic).
+//                  one invocation per column walking the rows in order with Kahan compensation (deterministic). With
+//                  experts = 1 each row is weighted by g[pairs + r] (0/1: only the tokens routed to the expert).
 //
 // One workgroup per row (scatter_norms, sqdiff) or per (token, pair) (gram): each invocation strides over the columns,
 // then a workgroup-memory tree sums the partials. Rows of one expert list are distinct tokens, so no two workgroups
@@ -23,8 +24,8 @@ struct Params {
   cols: u32,
   off_a: u32,    // scatter_norms: first entry of this expert's list in ids / gate; colsum: element offset of f[0, 0]
   off_b: u32,    // scatter_norms: index of row 0's norm in norms; colsum: element offset of the sums in out
-  experts: u32,  // gram
-  pairs: u32,    // gram: experts · (experts + 1) / 2
+  experts: u32,  // gram; colsum: 1 to weight the rows by g
+  pairs: u32,    // gram: experts · (experts + 1) / 2; colsum: index of row 0's weight in g
   _pad0: u32,
   _pad1: u32,
 }
@@ -150,7 +151,11 @@ fn colsum(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
   var s = 0.0;
   var comp = 0.0;
   for (var r = 0u; r < p.rows; r++) {
-    let yk = f[p.off_a + r * p.cols + c] - comp;
+    var v = f[p.off_a + r * p.cols + c];
+    if (p.experts == 1u) {
+      v *= g[p.pairs + r];
+    }
+    let yk = v - comp;
     let tk = s + yk;
     comp = (tk - s) - yk;
     s = tk;

@@ -12,6 +12,7 @@ import {
 } from '../pipeline/job.ts';
 import type { StageTwoResult } from '../pipeline/unstructured.ts';
 import { checkUnstructuredSettings, METHODS, parseNm, SCOPES, UNROUTED_POLICIES, UNSTRUCTURED_DEFAULTS, type UnstructuredSettings } from '../prune/unstructured/settings.ts';
+import { EXHAUSTIVE_MAX_EXPERTS, EXPERT_SCORES, type ExpertScore } from '../pipeline/job.ts';
 import { choiceArg, numberArg, parseArgs, type ParsedArgs } from './args.ts';
 import { maxWindowsArg, readTaskFile, seqLenArg } from './eval.ts';
 import { reportFailure, type CliIo } from './main.ts';
@@ -23,7 +24,8 @@ import { NodeWorkDir } from './work-dir.ts';
 const USAGE =
   'usage: moe-prune prune <checkpoint dir> | --demo  --out <dir> [--experts-per-layer K | --expert-sparsity E] ' +
   '[--sparsity S | --nm N:M] [--method wanda|owl|magnitude] [--owl-m M] [--owl-lambda λ] [--scope experts|experts+shared|all] [--unrouted all-tokens|magnitude|dense] ' +
-  '[--mode uniform|global [--per-layer-variant]] [--similarity router|coactivation|mixed] [--mix-weight μ] ' +
+  '[--mode uniform|global [--per-layer-variant]] [--similarity router|coactivation|mixed|output] [--mix-weight μ] [--output-tokens all|routed] [--output-distance cosine|l2] ' +
+  '[--expert-score reap|ean|frequency|exhaustive|random [--seed S]] ' +
   '[--calib-text <file> [--calib-samples N] [--calib-seq-len L] [--calib-sampling first|random [--calib-seed S]]] [--normalize-router] [--reconstruct none|per-layer|per-cluster-size] [--kappa N] ' +
   '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--eval-task <file.jsonl>] [--from-report prune-report.json] [--work-dir D] [--cpu] [--force] [--json] [--quiet]';
 
@@ -83,7 +85,20 @@ function settingsFromFlags(p: ParsedArgs, cat: Catalogue): { settings: JobSettin
     throw new MoePruneError('InvalidArgument', `give --experts-per-layer K or --expert-sparsity E (expert pruning), --sparsity S or --nm N:M (unstructured), or both; ${USAGE}`);
   const mode = choiceArg(p, 'mode', ['uniform', 'global'] as const, 'uniform');
   if (mode === 'global' && K !== undefined) throw new MoePruneError('InvalidArgument', '--mode global takes --expert-sparsity (a global target), not --experts-per-layer');
-  const similarity = choiceArg(p, 'similarity', ['router', 'coactivation', 'mixed'] as const, 'router');
+  const similarity = choiceArg(p, 'similarity', ['router', 'coactivation', 'mixed', 'output'] as const, 'router');
+  const expertScore = p.values.has('expert-score') ? choiceArg<ExpertScore>(p, 'expert-score', EXPERT_SCORES, 'reap') : null;
+  if (expertScore && p.values.has('similarity')) throw new MoePruneError('InvalidArgument', '--expert-score keeps the K best experts instead of clustering; drop --similarity');
+  if (expertScore && mode === 'global') throw new MoePruneError('InvalidArgument', `--expert-score keeps the K best experts of every layer: give --experts-per-layer K or --expert-sparsity E, not --mode global`);
+  if (expertScore && K === undefined && E === undefined) throw new MoePruneError('InvalidArgument', '--expert-score needs --experts-per-layer K or --expert-sparsity E');
+  if (expertScore === 'exhaustive' && cat.summary.expertsPerLayer > EXHAUSTIVE_MAX_EXPERTS)
+    throw new MoePruneError(
+      'InvalidArgument',
+      `--expert-score exhaustive scores every subset of kept experts and takes layers of at most ${EXHAUSTIVE_MAX_EXPERTS} experts; this model has ${cat.summary.expertsPerLayer}. Use reap, ean or frequency`,
+    );
+  const seed = numberArg(p, 'seed', (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'an integer in [0, 2³²)');
+  if (seed !== undefined && expertScore !== 'random') throw new MoePruneError('InvalidArgument', '--seed only applies to --expert-score random');
+  for (const f of ['output-tokens', 'output-distance'])
+    if (p.values.has(f) && similarity !== 'output') throw new MoePruneError('InvalidArgument', `--${f} only applies to --similarity output`);
   const mixWeight = numberArg(p, 'mix-weight', (n) => n >= 0, 'a non-negative number');
   if (mixWeight !== undefined && similarity !== 'mixed') throw new MoePruneError('InvalidArgument', '--mix-weight only applies to --similarity mixed');
   const kappa = numberArg(p, 'kappa', (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
@@ -92,6 +107,10 @@ function settingsFromFlags(p: ParsedArgs, cat: Catalogue): { settings: JobSettin
     experts: {
       mode,
       similarity,
+      outputTokens: choiceArg(p, 'output-tokens', ['all', 'routed'] as const, 'all'),
+      outputDistance: choiceArg(p, 'output-distance', ['cosine', 'l2'] as const, 'cosine'),
+      expertScore,
+      ...(seed !== undefined && { seed }),
       ...(mixWeight !== undefined && { mixWeight }),
       normalize: p.flags.has('normalize-router'),
       reconstruct: choiceArg(p, 'reconstruct', ['none', 'per-layer', 'per-cluster-size'] as const, 'none'),
@@ -114,11 +133,15 @@ function settingsFromFlags(p: ParsedArgs, cat: Catalogue): { settings: JobSettin
   if (needed && !calibText)
     throw new MoePruneError(
       'InvalidArgument',
-      similarity !== 'router'
-        ? `--similarity ${similarity} needs --calib-text <file>: co-activation is counted on calibration text`
-        : `--method ${stage2!.method} needs --calib-text <file>: it scores weights by the norms of their inputs on calibration text`,
+      expertScore
+        ? `--expert-score ${expertScore} needs --calib-text <file>: experts are scored on their outputs for calibration text`
+        : similarity === 'output'
+          ? '--similarity output needs --calib-text <file>: expert outputs are compared on calibration text'
+          : similarity !== 'router'
+            ? `--similarity ${similarity} needs --calib-text <file>: co-activation is counted on calibration text`
+            : `--method ${stage2!.method} needs --calib-text <file>: it scores weights by the norms of their inputs on calibration text`,
     );
-  if (!needed && calibText) throw new MoePruneError('InvalidArgument', '--calib-text is only used by --similarity coactivation or mixed, or by --method wanda / owl');
+  if (!needed && calibText) throw new MoePruneError('InvalidArgument', '--calib-text is only used by --similarity coactivation or mixed or output, by --expert-score (except random), or by --method wanda / owl');
   if (p.values.has('calib-seed') && p.values.get('calib-sampling') !== 'random') throw new MoePruneError('InvalidArgument', '--calib-seed only applies to --calib-sampling random');
   for (const f of ['calib-samples', 'calib-seq-len', 'calib-sampling']) if (p.values.has(f) && !calibText) throw new MoePruneError('InvalidArgument', `--${f} needs --calib-text <file>`);
   return { settings, calibText };
@@ -126,7 +149,7 @@ function settingsFromFlags(p: ParsedArgs, cat: Catalogue): { settings: JobSettin
 
 /** Flags that shape the result: with --from-report they come from the report and may not be given again. */
 const SHAPING = [
-  'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'mix-weight', 'calib-samples', 'calib-seq-len', 'calib-sampling', 'calib-seed',
+  'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'output-tokens', 'output-distance', 'expert-score', 'seed', 'reconstruct', 'kappa', 'search', 'mix-weight', 'calib-samples', 'calib-seq-len', 'calib-sampling', 'calib-seed',
   'sparsity', 'nm', 'method', 'owl-m', 'owl-lambda', 'scope', 'unrouted', 'normalize-router', 'per-layer-variant',
 ];
 
@@ -145,7 +168,7 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
       args,
       {
         values: [
-          'out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'reconstruct', 'kappa', 'search', 'eval-text', 'seq-len', 'max-windows', 'mix-weight',
+          'out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'output-tokens', 'output-distance', 'expert-score', 'seed', 'reconstruct', 'kappa', 'search', 'eval-text', 'seq-len', 'max-windows', 'mix-weight',
           'eval-task', 'calib-text', 'calib-samples', 'calib-seq-len', 'calib-sampling', 'calib-seed', 'sparsity', 'nm', 'method', 'owl-m', 'owl-lambda', 'scope', 'unrouted', 'from-report', 'work-dir',
         ],
         flags: ['demo', 'normalize-router', 'per-layer-variant', 'cpu', 'force', 'json', 'quiet', 'help'],
@@ -197,12 +220,12 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     const calib = calibText ? await job.calibrate(await readTextFile(calibText, 'calibration text'), settings.calibration, signal) : null;
     if (calib && wantDigest && calib.text.sha256 !== wantDigest)
       throw new MoePruneError('InvalidArgument', `this is not the calibration text the report was made with (SHA-256 ${calib.text.sha256.slice(0, 12)}…, the report's ${wantDigest.slice(0, 12)}…)`, calibText);
-    if (calib && settings.experts.similarity !== 'router') {
+    if (calib && settings.experts.expertScore === null && (settings.experts.similarity === 'coactivation' || settings.experts.similarity === 'mixed')) {
       const co = await job.measureCoactivation(calib, task);
       if (!quiet) io.stderr.write(`moe-prune: co-activation counted on ${co.tokens} calibration tokens (${calib.windows.windows.length} × ${calib.spec.seqLen})\n`);
     }
     const t0 = performance.now();
-    const plan = await job.planExperts(settings.experts, calib, task);
+    let plan = await job.planExperts(settings.experts, calib, task);
     const stageOneMs = performance.now() - t0;
     if (plan.search && !plan.search.exact) io.stderr.write(`moe-prune: ${plan.search.message}\n`);
     let stage2: StageTwoResult | null = null;
@@ -237,6 +260,12 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
       const ev = await job.evaluateTask(file, plan, stage2, { signal, ...(p.values.has('seq-len') ? { window: seqLenArg(p) } : {}) });
       taskEval = { file, evaluation: ev };
       if (!quiet) io.stderr.write(`moe-prune: ${file.name} acc ${(100 * ev.before.acc).toFixed(1)}% → ${(100 * ev.after.acc).toFixed(1)}%, acc_norm ${(100 * ev.before.acc_norm).toFixed(1)}% → ${(100 * ev.after.acc_norm).toFixed(1)}% (${ev.after.n} items)\n`);
+    }
+    if (calib && gpu && plan.totalKept < plan.totalExperts) {
+      // What the plan costs each MoE layer on the calibration tokens, for the report (any criterion).
+      plan = await job.measurePlan(plan, calib, task);
+      const rec = plan.reconstruction ?? [];
+      if (!quiet && rec.length) io.stderr.write(`moe-prune: reconstruction error ${(rec.reduce((a, l) => a + l.error, 0) / rec.length).toFixed(4)} (mean of ${rec.length} MoE layers; ${rec.map((l) => `${l.layer}: ${l.error.toFixed(4)}`).join(', ')})\n`);
     }
     const result = await job.export(
       new NodeOutputFolder(out, p.flags.has('force')),

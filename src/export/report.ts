@@ -2,7 +2,7 @@
 import { formatBytes, formatCountRange } from '../core/format.ts';
 import type { Catalogue } from '../models/catalogue.ts';
 import { BASE_MODEL_TYPE_KEY, PER_LAYER_KEY } from '../models/families.ts';
-import type { ExpertPlan } from '../prune/experts/plan.ts';
+import { describeExpertCriterion, expertCriterion, type ExpertPlan, type ExpertScoresReport } from '../prune/experts/plan.ts';
 import type { TensorPlan } from './tensor-plan.ts';
 import type { OwlReport, SparsityReport, StageTwoResult } from '../pipeline/unstructured.ts';
 
@@ -11,6 +11,12 @@ export interface PruneReport {
   readonly version: 1;
   readonly tool: string;
   readonly method: string;
+  /** How experts were chosen, as `moe-prune compare` names it (stun-router, output, reap, exhaustive, …). */
+  readonly criterion: string;
+  /** Saliency / exhaustive runs: each MoE layer's expert scores on its sequential input (why an expert went). */
+  readonly expertScores?: Record<string, ExpertScoresReport>;
+  /** ‖y − ŷ‖² / ‖y‖² of each MoE layer's block output on the calibration tokens, original vs pruned (when measured). */
+  readonly reconstruction?: { readonly mean: number; readonly byLayer: Record<string, number> };
   readonly source: { family: string; architecture: string; layers: number; moeLayers: number[]; expertsPerLayer: number; topK: number; layout: string };
   /** Every option that shaped the result, defaults included. */
   readonly settings: Record<string, unknown>;
@@ -87,13 +93,18 @@ export function buildPruneReport(
   const after = counts.length ? Math.max(...counts) : s.expertsPerLayer;
   const removedSlots = plan.layers.reduce((n, l) => n + l.removed.length, 0);
   const search = plan.search;
+  const choice = describeExpertCriterion(plan.settings);
+  const rec = plan.reconstruction;
   return {
     format: 'moe-prune-report',
     version: 1,
     tool,
     method: stage2
-      ? `STUN (expert pruning by clustering, then ${stage2.sparsity.method}${stage2.sparsity.nm ? ` ${stage2.sparsity.nm}` : ''} unstructured pruning; Lee et al., ACL 2025)`
-      : 'STUN stage 1 (expert pruning by router-weight clustering; Lee et al., ACL 2025)',
+      ? `expert pruning by ${choice}, then ${stage2.sparsity.method}${stage2.sparsity.nm ? ` ${stage2.sparsity.nm}` : ''} unstructured pruning (STUN; Lee et al., ACL 2025)`
+      : `expert pruning by ${choice} (STUN stage 1; Lee et al., ACL 2025)`,
+    criterion: expertCriterion(plan.settings),
+    ...(plan.expertScores ? { expertScores: plan.expertScores } : {}),
+    ...(rec ? { reconstruction: { mean: rec.length ? rec.reduce((a, l) => a + l.error, 0) / rec.length : 0, byLayer: Object.fromEntries(rec.map((l) => [String(l.layer), l.error])) } } : {}),
     source: { family: s.family, architecture: s.architecture, layers: s.layers, moeLayers: s.moeLayers, expertsPerLayer: s.expertsPerLayer, topK: s.topK, layout: s.layout },
     settings: { ...plan.settings, ...settings },
     keptExperts: byLayer(plan, (l) => [...l.kept]),
@@ -234,10 +245,13 @@ ${
 `
     : ''
 }
-Made with MoE Prune Studio (${r.tool}) by **${r.method}**. Each MoE layer's experts were clustered by the distance
-between their router rows; one representative per cluster was kept (the member closest to the cluster's parameter
+Made with MoE Prune Studio (${r.tool}) by **${r.method}**. ${
+  r.criterion.startsWith('stun-') || r.criterion === 'output'
+    ? `Each MoE layer's experts were clustered; one representative per cluster was kept (the member closest to the cluster's parameter
 centroid${Object.values(r.mergedExperts).some((m) => m.length) ? ', or the members\u2019 average where the reconstruction rule applied' : ''}),
-the rest were removed with their router rows. Kept experts are renumbered 0..K\u22121 in their original order; every
+the rest were removed with their router rows.`
+    : 'The other experts were removed with their router rows.'
+} Kept experts are renumbered 0..K\u22121 in their original order; every
 other tensor is copied unchanged, in its original dtype and layout (${r.source.layout}).
 
 | | before | after |

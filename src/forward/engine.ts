@@ -112,7 +112,17 @@ export interface LayerPruneContext {
    * MoE layers: every routed expert run on every token entering the layer (dense), with the router logits, the unpruned
    * block's Σ‖y‖², the Gram of the experts' output sums and, with `perToken`, each token's Gram of expert outputs.
    */
-  expertProbe?(opts?: { readonly perToken?: boolean }): Promise<ExpertProbe>;
+  expertProbe?(opts?: ExpertProbeOptions): Promise<ExpertProbe>;
+}
+
+export interface ExpertProbeOptions {
+  /** Read back each token's Gram of expert outputs. */
+  readonly perToken?: boolean;
+  /**
+   * Weights of each token in each expert's output sum, from a chunk's router logits [tokens, experts]: returns
+   * [experts, tokens] (e.g. 1 where the family's router picks the expert, else 0: routed tokens only). Default all 1.
+   */
+  readonly rowWeights?: (logits: Float32Array, tokens: number) => Float32Array;
 }
 
 export type LayerPruner = (c: LayerPruneContext) => Promise<void>;
@@ -450,7 +460,7 @@ export class GpuForwardEngine {
         },
         allTokenNorms: (experts) => this.allTokenNorms(env, chunks, edits, experts),
         ...(outputs ? { saliency: outputs } : {}),
-        ...(moe ? { expertProbe: (o?: { readonly perToken?: boolean }) => this.expertProbe(env, chunks, edits, E, o?.perToken === true, maxBindingBytes) } : {}),
+        ...(moe ? { expertProbe: (o?: ExpertProbeOptions) => this.expertProbe(env, chunks, edits, E, o?.perToken === true, maxBindingBytes, o?.rowWeights) } : {}),
       });
     } finally {
       norms.release();
@@ -510,6 +520,7 @@ export class GpuForwardEngine {
    */
   private async expertProbe(
     env: LayerEnv, chunks: Chunk[], edits: Parameters<typeof moeBlock>[4], E: number, perToken: boolean, maxBindingBytes?: number,
+    rowWeights?: ExpertProbeOptions['rowWeights'],
   ): Promise<ExpertProbe> {
     const { ctx, arch, layer } = env;
     const H = arch.hidden;
@@ -536,7 +547,9 @@ export class GpuForwardEngine {
             const rs = await plain.w.blockScale(routerName);
             const lg = await cs.out(n * E, 'router logits');
             await matmul(ctx, { x: moeIn, w: rw, y: lg, tokens: n, ...(rs ? { scale: rs } : {}) });
-            logits.set(await readF32(ctx, lg, n * E), base * E);
+            const chunkLogits = await readF32(ctx, lg, n * E);
+            logits.set(chunkLogits, base * E);
+            const rowW = rowWeights ? cs.own(await uploadWords(ctx, rowWeights(chunkLogits.slice(), n), 'expert row weights')) : undefined;
             const y = await moeBlock(plain, cs, moeIn, n, edits, async () => {});
             const rows = await cs.out(2 * n, 'block output norms');
             await rowSqDiff(ctx, y, y, n, H, rows);
@@ -559,7 +572,7 @@ export class GpuForwardEngine {
                 cs.free(u);
                 await matmul(ctx, { x: act, w: w.down, y: F, yOffset: ex * mm * H, yStride: H, tokens: mm, ...(sd ? { scale: sd } : {}) });
                 cs.free(act);
-                await colSum(ctx, { f: F, rows: mm, cols: H, fOffset: ex * mm * H, acc: sums, accOffset: ex * H });
+                await colSum(ctx, { f: F, rows: mm, cols: H, fOffset: ex * mm * H, acc: sums, accOffset: ex * H, ...(rowW ? { weights: { w: rowW, offset: ex * n + t0 } } : {}) });
               }
               if (gram) {
                 const G = await cs.out(mm * E * E, 'expert output Gram');

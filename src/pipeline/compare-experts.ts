@@ -11,7 +11,7 @@ import type { LayerReconstruction } from '../forward/expert-signals.ts';
 import { expertPlanEdits } from '../forward/plan.ts';
 import type { PerplexityResult } from '../eval/perplexity.ts';
 import type { Windows } from '../eval/windows.ts';
-import { planExpertPruning, resolveExpertPlanSettings, type ExpertPlan, type SimilarityMode } from '../prune/experts/plan.ts';
+import { planExpertPruning, resolveExpertPlanSettings, type ExpertPlan, type ExpertPlanSettings, type SimilarityMode } from '../prune/experts/plan.ts';
 import { EXHAUSTIVE_MAX_EXPERTS } from '../prune/experts/exhaustive.ts';
 import type { SaliencyCriterion } from '../prune/experts/saliency.ts';
 import {
@@ -75,20 +75,46 @@ export function parseCriteria(text: string): ChoiceCriterion[] {
 }
 
 /**
- * HC-SMoE's choice: cosine distances of the experts' mean outputs on the calibration (original model) replace the router
- * distances of STUN's uniform clustering; representatives of ≥ 3-member clusters are resolved as for STUN.
+ * HC-SMoE's choice: distances of the experts' mean outputs on the calibration (original model; all or routed tokens,
+ * cosine or L2 as the settings say) replace the router distances of STUN's clustering (uniform or global);
+ * representatives of ≥ 3-member clusters are resolved as for STUN.
  */
-export async function outputSimilarityPlan(job: PruneJob, calib: Calibration, K: number, opts: LongTask = {}): Promise<ExpertPlan> {
+export async function outputSimilarityPlan(job: PruneJob, calib: Calibration, settings: ExpertPlanSettings, opts: LongTask = {}): Promise<ExpertPlan> {
   const engine = await job.engine(opts.signal);
-  checkKeepCount(engine.arch, K);
+  if (settings.mode === 'uniform') checkKeepCount(engine.arch, settings.keepPerLayer ?? 0);
   const { routers, squared } = await job.prepare(opts);
-  const D = await outputSimilarityDistances(engine, calib.windows.windows, opts);
+  const D = await outputSimilarityDistances(engine, calib.windows.windows, { ...opts, tokens: settings.outputTokens, distance: settings.outputDistance });
   const inputs = layerInputs(job.cat, routers, squared).map((l) => {
     const d = D.get(l.layer);
     if (!d) throw new MoePruneError('InvalidPlan', `layer ${l.layer}: the calibration pass measured no expert outputs`);
     return { ...l, distances: d };
   });
-  return resolvePlan(job.cat, planExpertPruning(inputs, resolveExpertPlanSettings({ mode: 'uniform', keepPerLayer: K })), job.gpu, opts);
+  return resolvePlan(job.cat, planExpertPruning(inputs, { ...settings, similarity: 'output' }), job.gpu, opts);
+}
+
+/**
+ * Plans of the criteria that need the engine's calibration passes — a score (`expertScore`: REAP, EAN, frequency,
+ * exhaustive, random) keeping the K best experts per layer, or output similarity — from the job's settings
+ * (`PruneJob.planExperts` hands them here). Score-based criteria take uniform K only.
+ */
+export async function planByCriterion(job: PruneJob, settings: ExpertPlanSettings, calib: Calibration | null, opts: LongTask = {}): Promise<ExpertPlan> {
+  const score = settings.expertScore;
+  const name = score ? `expert score "${score}"` : `similarity "${settings.similarity}"`;
+  if (score && (settings.mode !== 'uniform' || settings.keepPerLayer === null))
+    throw new MoePruneError('InvalidArgument', `${name} keeps the K best experts of every layer: give experts per layer (uniform mode), not a global target`);
+  if (score === 'random') return randomExpertPlan((await job.engine(opts.signal)).arch, settings.keepPerLayer!, settings.seed, settings);
+  if (!calib) throw new MoePruneError('InvalidArgument', `${name} needs a calibration text: it is measured on the model's own outputs for it`);
+  if (!score) return outputSimilarityPlan(job, calib, settings, opts);
+  const engine = await job.engine(opts.signal);
+  const K = settings.keepPerLayer!;
+  if (score === 'exhaustive') return (await exhaustiveSequential(engine, calib.windows.windows, K, { ...opts, settings })).plan;
+  return (await scoreExpertsSequential(engine, calib.windows.windows, score, K, { ...opts, settings })).plan;
+}
+
+/** The plan with every MoE layer's reconstruction error on the calibration (recorded in the report). GPU only. */
+export async function withReconstruction(job: PruneJob, plan: ExpertPlan, calib: Calibration, opts: LongTask = {}): Promise<ExpertPlan> {
+  const r = await reconstructionErrors(await job.engine(opts.signal), calib.windows.windows, expertPlanEdits(plan.layers), opts);
+  return { ...plan, reconstruction: r.map((l) => ({ layer: l.layer, error: l.error })) };
 }
 
 type Chosen = { plan: ExpertPlan; scores: LayerExpertScores[] | null; exhaustive: CriterionResult['exhaustive'] };
@@ -106,7 +132,7 @@ async function choose(job: PruneJob, calib: Calibration, c: ChoiceCriterion, K: 
     const r = await exhaustiveSequential(engine, calib.windows.windows, K, task);
     return { plan: r.plan, scores: null, exhaustive: { subsets: r.subsets, layers: r.layers } };
   }
-  if (c === 'output') return { plan: await outputSimilarityPlan(job, calib, K, task), scores: null, exhaustive: null };
+  if (c === 'output') return { plan: await outputSimilarityPlan(job, calib, resolveExpertPlanSettings({ mode: 'uniform', keepPerLayer: K, similarity: 'output' }), task), scores: null, exhaustive: null };
   return { plan: randomExpertPlan(engine.arch, K, seed), scores: null, exhaustive: null };
 }
 

@@ -16,7 +16,8 @@ import type { ExpertEdits, WeightPlan } from '../forward/plan.ts';
 import { moeSpecAt, type ArchConfig } from '../models/arch.ts';
 import { mulberry32 } from '../eval/windows.ts';
 import type { ExpertIndex } from '../models/types.ts';
-import type { ExpertPlan, LayerPlan } from '../prune/experts/plan.ts';
+import type { ExpertPlan, ExpertPlanSettings, LayerPlan, OutputDistance, OutputTokens } from '../prune/experts/plan.ts';
+import { route } from '../forward/reference/router.ts';
 import { checkExhaustive, exhaustiveChoice } from '../prune/experts/exhaustive.ts';
 import { storedToF32 } from '../forward/weights.ts';
 import {
@@ -62,6 +63,8 @@ export function checkKeepCount(arch: ArchConfig, K: number): void {
 /** How the engine runs a criterion's passes (tests exercise chunking and split bindings with it). */
 export interface ChoiceRunOptions extends LongTask {
   readonly forward?: Pick<GpuForwardOptions, 'chunkWindows' | 'maxBindingBytes' | 'budgets'>;
+  /** The rest of the plan's settings (normalize, reconstruct, …) recorded with the criterion. */
+  readonly settings?: Partial<ExpertPlanSettings>;
 }
 
 /** Scores of one MoE layer's experts, on its sequential input. */
@@ -121,18 +124,19 @@ export async function scoreExpertsSequential(
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
-  return { criterion, plan: expertPlanFromKept(layers, K), scores };
+  const byLayer = Object.fromEntries(scores.map((l) => [String(l.layer), { reap: l.reap, ean: l.ean, frequency: l.frequency, tokens: l.tokens }]));
+  return { criterion, plan: expertPlanFromKept(layers, K, { ...opts.settings, expertScore: criterion }, byLayer), scores };
 }
 
 /** K experts per layer drawn by mulberry32(seed), layer after layer in order (per routing group K / n_group). */
-export function randomExpertPlan(arch: ArchConfig, K: number, seed: number): ExpertPlan {
+export function randomExpertPlan(arch: ArchConfig, K: number, seed: number, settings: Partial<ExpertPlanSettings> = {}): ExpertPlan {
   checkKeepCount(arch, K);
   const rand = mulberry32(seed);
   const layers = moeLayersOf(arch).map((layer) => {
     const rule = keepRuleAt(arch, layer);
     return layerPlanFromKept({ layer, n: rule.n, topK: rule.topK }, keepRandom(K, rule, rand));
   });
-  return expertPlanFromKept(layers, K);
+  return expertPlanFromKept(layers, K, { ...settings, expertScore: 'random', seed });
 }
 
 /**
@@ -204,7 +208,8 @@ export async function exhaustiveSequential(engine: GpuForwardEngine, windows: Re
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
-  return { plan: expertPlanFromKept(layers, K), layers: out, subsets: out.reduce((a, l) => a + l.subsets, 0) };
+  const byLayer = Object.fromEntries(out.map((l) => [String(l.layer), { subsets: l.subsets, error: l.error, runnerUp: l.runnerUp }]));
+  return { plan: expertPlanFromKept(layers, K, { ...opts.settings, expertScore: 'exhaustive' }, byLayer), layers: out, subsets: out.reduce((a, l) => a + l.subsets, 0) };
 }
 
 async function correctionBiasOf(engine: GpuForwardEngine, layer: number, signal?: AbortSignal): Promise<Float32Array> {
@@ -212,27 +217,73 @@ async function correctionBiasOf(engine: GpuForwardEngine, layer: number, signal?
   return storedToF32(await engine.weights.rows(name, 0, undefined, signal), signal);
 }
 
+/** Which tokens each expert's mean output is taken over, and the distance between the means. */
+export interface OutputSimilarityOptions {
+  readonly tokens?: OutputTokens;
+  readonly distance?: OutputDistance;
+}
+
 /**
  * HC-SMoE's expert-output similarity (Chen et al., 2025): every expert runs on every calibration token entering the
- * layer (the original model, one pass), its outputs are averaged over the tokens, and experts are compared by the cosine
- * of those averages, computed on the GPU. Returns the distance matrix 1 − cos per MoE layer (diagonal +Inf; an expert
- * whose average output is zero is at distance 1 from every other), for the existing clustering.
+ * layer (the original model, one pass) and its outputs are averaged — over all those tokens (default) or, with
+ * tokens 'routed', over the tokens the family's router sends to it — then experts are compared by the cosine (default)
+ * or L2 distance of those averages, from their Gram matrix computed on the GPU. Returns the distance matrix per MoE
+ * layer (diagonal +Inf; an expert with no routed token has mean 0: cosine distance 1, L2 distance the other's norm),
+ * for the existing clustering.
  */
-export async function outputSimilarityDistances(engine: GpuForwardEngine, windows: ReadonlyArray<ArrayLike<number>>, opts: ChoiceRunOptions = {}): Promise<Map<number, Float64Array>> {
+export async function outputSimilarityDistances(
+  engine: GpuForwardEngine, windows: ReadonlyArray<ArrayLike<number>>, opts: ChoiceRunOptions & OutputSimilarityOptions = {},
+): Promise<Map<number, Float64Array>> {
   const out = new Map<number, Float64Array>();
+  const routed = opts.tokens === 'routed';
   await engine.forward(windows, {
     ...opts.forward,
     output: 'none',
     sequential: async (c) => {
       if (!c.moe) return;
       if (!c.expertProbe) throw new MoePruneError('InvalidPlan', `layer ${c.layer}: the engine cannot run every expert on the layer's tokens`);
-      const { outputGram: G, experts: E } = await c.expertProbe();
-      out.set(c.layer, cosineDistances(G, E));
+      const router = moeSpecAt(engine.arch, c.layer).router;
+      const bias = routed && router.correctionBias ? await correctionBiasOf(engine, c.layer, opts.signal) : undefined;
+      const counts = new Float64Array(router.experts);
+      const rowWeights = routed
+        ? (logits: Float32Array, n: number): Float32Array => {
+            const E = router.experts;
+            const w = new Float32Array(E * n);
+            for (let t = 0; t < n; t++)
+              for (const e of route(logits.subarray(t * E, (t + 1) * E), router, bias ? { correctionBias: bias } : {}).experts) {
+                w[e * n + t] = 1;
+                counts[e]!++;
+              }
+            return w;
+          }
+        : undefined;
+      const probe = await c.expertProbe(rowWeights ? { rowWeights } : {});
+      if (!routed) counts.fill(probe.tokens);
+      out.set(c.layer, outputDistances(probe.outputGram, probe.experts, counts, opts.distance ?? 'cosine'));
     },
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
   return out;
+}
+
+/**
+ * Distances between the experts' mean outputs m_e = S_e / count_e from the Gram of their output sums S: cosine
+ * (1 − cos, scale-free) or L2 ‖m_i − m_j‖₂ = √(M_ii + M_jj − 2 M_ij), M_ij = G_ij / (count_i count_j). An expert
+ * with count 0 has mean 0.
+ */
+export function outputDistances(G: ArrayLike<number>, E: number, counts: ArrayLike<number>, distance: OutputDistance): Float64Array {
+  const M = Float64Array.from({ length: E * E }, (_, k) => {
+    const ci = counts[Math.floor(k / E)]!;
+    const cj = counts[k % E]!;
+    return ci > 0 && cj > 0 ? G[k]! / (ci * cj) : 0;
+  });
+  if (distance === 'cosine') return cosineDistances(M, E);
+  const D = new Float64Array(E * E);
+  for (let i = 0; i < E; i++)
+    for (let j = 0; j < E; j++) D[i * E + j] = i === j ? Infinity : Math.sqrt(Math.max(0, M[i * E + i]! + M[j * E + j]! - 2 * M[i * E + j]!));
+  for (let i = 0; i < E; i++) for (let j = i + 1; j < E; j++) D[j * E + i] = D[i * E + j]!;
+  return D;
 }
 
 /** 1 − G_ij / √(G_ii G_jj) from a Gram matrix, clamped to [0, 2], diagonal +Inf; zero vectors are at distance 1. */

@@ -9,7 +9,8 @@ import { openReferenceModel } from '../forward/reference/forward.ts';
 import { swiglu } from '../forward/reference/moe.ts';
 import { moeSpecAt } from '../models/arch.ts';
 import { subsetCount, subsets } from '../prune/experts/exhaustive.ts';
-import { cosineDistances, exhaustiveSequential, keepRuleAt, outputSimilarityDistances, reconstructionErrors, scoreExpertsSequential } from './expert-choice.ts';
+import { cosineDistances, exhaustiveSequential, keepRuleAt, outputDistances, outputSimilarityDistances, reconstructionErrors, scoreExpertsSequential } from './expert-choice.ts';
+import { route } from '../forward/reference/router.ts';
 
 const MODELS = join(import.meta.dirname, '..', '..', 'fixtures', 'models');
 const WINDOWS = [
@@ -110,6 +111,56 @@ describeGpu('exhaustive search and output similarity on the GPU engine vs the CP
         if (want[i] === Infinity) expect(got[i]).toBe(Infinity);
         else expect(Math.abs(got[i]! - want[i]!), `layer ${layer} entry ${i}`).toBeLessThan(1e-4);
       }
+    }
+  });
+
+  it.each(['deepseek_v3', 'qwen2_moe'])('%s: output distances over routed tokens only, cosine and L2, equal the CPU reference (the family router picks the tokens)', async (name) => {
+    const files = await openNodeFileSet(join(MODELS, name));
+    const engine = await GpuForwardEngine.open(gpu(), files);
+    const cos = await outputSimilarityDistances(engine, WINDOWS, { tokens: 'routed', distance: 'cosine' });
+    const l2 = await outputSimilarityDistances(engine, WINDOWS, { tokens: 'routed', distance: 'l2' });
+    const l2all = await outputSimilarityDistances(engine, WINDOWS, { distance: 'l2' });
+    const model = await openReferenceModel(files);
+    const inputs = await moeInputs(model, WINDOWS, () => undefined);
+    const H = model.arch.hidden;
+    for (const [layer, got] of cos) {
+      const x = inputs.get(layer)!;
+      const T = x.length / H;
+      const spec = moeSpecAt(model.arch, layer);
+      const E = spec.router.experts;
+      const w = await moeLayerWeights(model, layer);
+      const routedTo = Array.from({ length: E }, () => new Set<number>());
+      for (let t = 0; t < T; t++) {
+        const logits = Array.from({ length: E }, (_, e) => {
+          let s = 0;
+          for (let c = 0; c < H; c++) s += x[t * H + c]! * w.router[e * H + c]!;
+          return s;
+        });
+        for (const e of route(logits, spec.router, w.correctionBias ? { correctionBias: w.correctionBias } : {}).experts) routedTo[e]!.add(t);
+      }
+      const means = (routedOnly: boolean): Float64Array[] =>
+        Array.from({ length: E }, (_, e) => {
+          const f = swiglu(x, T, H, spec.intermediate, w.expert(e)!);
+          const m = new Float64Array(H);
+          const rows = routedOnly ? [...routedTo[e]!] : Array.from({ length: T }, (_, t) => t);
+          for (const r of rows) for (let c = 0; c < H; c++) m[c]! += f[r * H + c]! / rows.length;
+          return m;
+        });
+      const gramOf = (m: Float64Array[]): Float64Array => Float64Array.from({ length: E * E }, (_, k) => m[Math.floor(k / E)]!.reduce((a, v, c) => a + v * m[k % E]![c]!, 0));
+      const ones = new Float64Array(E).fill(1);
+      const mr = gramOf(means(true));
+      const checks: Array<[Float64Array, Float64Array, number]> = [
+        [got, outputDistances(mr, E, ones, 'cosine'), 1e-4],
+        [l2.get(layer)!, outputDistances(mr, E, ones, 'l2'), 1e-4],
+        [l2all.get(layer)!, outputDistances(gramOf(means(false)), E, ones, 'l2'), 1e-4],
+      ];
+      for (const [mine, want, tol] of checks)
+        for (let i = 0; i < E * E; i++) {
+          if (want[i] === Infinity) expect(mine[i]).toBe(Infinity);
+          else expect(Math.abs(mine[i]! - want[i]!), `layer ${layer} entry ${i}`).toBeLessThan(tol * Math.max(1, want[i]!));
+        }
+      // Routed-only means differ from all-token means: the option changes what is measured.
+      expect(Math.max(...Array.from(l2.get(layer)!, (v, i) => (v === Infinity ? 0 : Math.abs(v - l2all.get(layer)![i]!))))).toBeGreaterThan(1e-6);
     }
   });
 });

@@ -31,7 +31,7 @@ import {
   coactivationFromStats, DEFAULT_CALIB_SAMPLES, DEFAULT_CALIB_SEQ_LEN, measureCoactivation, withCoactivation, type CoactivationByLayer, type MeasuredCoactivation,
 } from './coactivation.ts';
 import { exportExpertPruned, layerInputs, loadRouters, resolvePlan, routerSquaredDistancesGpu, type PruneExportResult, type RouterLayer } from './expert-prune.ts';
-import { compareExpertChoices, outputSimilarityPlan, type Comparison, type ComparisonOptions } from './compare-experts.ts';
+import { compareExpertChoices, outputSimilarityPlan, planByCriterion, withReconstruction, type Comparison, type ComparisonOptions } from './compare-experts.ts';
 import { exhaustiveSequential, reconstructionErrors, scoreExpertsSequential, type ExhaustivePlan, type ScoredPlan } from './expert-choice.ts';
 import type { LayerReconstruction } from '../forward/expert-signals.ts';
 import type { SaliencyCriterion } from '../prune/experts/saliency.ts';
@@ -48,8 +48,11 @@ export {
   formatNm, METHODS, needsCalibration, parseNm, SCOPES, UNROUTED_POLICIES, UNSTRUCTURED_DEFAULTS, unstructuredRatio,
 } from '../prune/unstructured/settings.ts';
 export type { NmPattern, PruneScope, UnroutedPolicy, UnstructuredMethod, UnstructuredSettings } from '../prune/unstructured/settings.ts';
-export { DEFAULT_EXPERT_PLAN_SETTINGS } from '../prune/experts/plan.ts';
-export type { ExpertPlan, ExpertPlanSettings, LayerPlan, SimilarityMode } from '../prune/experts/plan.ts';
+export { DEFAULT_EXPERT_PLAN_SETTINGS, EXPERT_SCORES, describeExpertCriterion, expertCriterion } from '../prune/experts/plan.ts';
+export type { ExpertPlan, ExpertPlanSettings, ExpertScore, LayerPlan, OutputDistance, OutputTokens, SimilarityMode } from '../prune/experts/plan.ts';
+export { EXHAUSTIVE_MAX_EXPERTS } from '../prune/experts/exhaustive.ts';
+export { CRITERIA, parseCriteria } from './compare-experts.ts';
+export type { ChoiceCriterion, Comparison, CriterionResult } from './compare-experts.ts';
 export { DEFAULT_KAPPA } from '../prune/experts/representative.ts';
 export type { ReconstructRule } from '../prune/experts/representative.ts';
 export type { CalibrationStats, MoeLayerStats } from '../forward/stats.ts';
@@ -104,7 +107,9 @@ export function resolveJobSettings(s: JobSettingsInput): JobSettings {
 
 /** Whether the settings need a calibration text (co-activation similarity, or Wanda/OWL scores). */
 export function needsCalibrationText(s: JobSettings): boolean {
-  return s.experts.similarity !== 'router' || (s.unstructured !== null && needsCalibration(s.unstructured.method));
+  return (
+    s.experts.similarity !== 'router' || (s.experts.expertScore !== null && s.experts.expertScore !== 'random') || (s.unstructured !== null && needsCalibration(s.unstructured.method))
+  );
 }
 
 /** A text the user gave (file name and bytes). */
@@ -136,6 +141,8 @@ export function reportSettings(s: JobSettings, calib: Calibration | null, device
   };
 }
 
+const LATER_EXPERT_SETTINGS: ReadonlyArray<keyof ExpertPlanSettings> = ['outputTokens', 'outputDistance', 'expertScore', 'seed'];
+
 /** The settings a `prune-report.json` was made with, and the calibration text it names (to be given again, checked by digest). */
 export function settingsFromReport(report: unknown, file = 'prune-report.json'): { settings: JobSettings; calibrationText: { name: string; sha256: string } | null } {
   const bad = (why: string): never => {
@@ -146,7 +153,11 @@ export function settingsFromReport(report: unknown, file = 'prune-report.json'):
   const st = r!.settings!;
   const experts: Partial<Record<keyof ExpertPlanSettings, unknown>> = {};
   for (const k of Object.keys(DEFAULT_EXPERT_PLAN_SETTINGS) as Array<keyof ExpertPlanSettings>) {
-    if (!(k in st)) bad(`settings.${k} is missing (reports older than this version cannot be repeated)`);
+    // Settings added with the expert-choice criteria default when an earlier report lacks them.
+    if (!(k in st)) {
+      if (LATER_EXPERT_SETTINGS.includes(k)) continue;
+      bad(`settings.${k} is missing (reports older than this version cannot be repeated)`);
+    }
     experts[k] = st[k];
   }
   const u = st['unstructured'] as Record<string, unknown> | null | undefined;
@@ -364,6 +375,8 @@ export class PruneJob {
 
   /** Stage 1: the expert plan, representatives resolved (streams expert parameters when a cluster needs them). */
   async planExperts(settings: ExpertPlanSettings, calib: Calibration | null, opts: LongTask = {}): Promise<ExpertPlan> {
+    // A score (REAP, EAN, frequency, exhaustive, random) or output similarity: the engine's calibration passes.
+    if (settings.expertScore !== null || settings.similarity === 'output') return planByCriterion(this, settings, calib, opts);
     const { routers, squared } = await this.prepare(opts);
     let inputs = layerInputs(this.cat, routers, squared);
     if (settings.similarity !== 'router') {
@@ -506,7 +519,12 @@ export class PruneJob {
 
   /** HC-SMoE: cosine distances of the experts' mean outputs on a calibration, clustered like STUN (K per layer). GPU only. */
   outputSimilarityPlan(calib: Calibration, keepPerLayer: number, opts: LongTask = {}): Promise<ExpertPlan> {
-    return outputSimilarityPlan(this, calib, keepPerLayer, opts);
+    return outputSimilarityPlan(this, calib, resolveExpertPlanSettings({ mode: 'uniform', keepPerLayer, similarity: 'output' }), opts);
+  }
+
+  /** The plan with each MoE layer's reconstruction error ‖y − ŷ‖² / ‖y‖² on a calibration, for the report. GPU only. */
+  measurePlan(plan: ExpertPlan, calib: Calibration, opts: LongTask = {}): Promise<ExpertPlan> {
+    return withReconstruction(this, plan, calib, opts);
   }
 
   /** Every expert-choice criterion on one calibration, with reconstruction errors, perplexity and times (`moe-prune compare`). GPU only. */

@@ -18,13 +18,15 @@ const MEASURE_TITLE: Record<SimilarityMode, string> = {
   router: 'Router distances',
   coactivation: 'Co-activation distances',
   mixed: 'Mixed distances (co-activation + router)',
+  output: 'Expert-output distances',
 };
-const MEASURE_LEGEND: Record<SimilarityMode, string> = { router: 'router distance', coactivation: 'co-activation distance', mixed: 'mixed distance' };
+const MEASURE_LEGEND: Record<SimilarityMode, string> = { router: 'router distance', coactivation: 'co-activation distance', mixed: 'mixed distance', output: 'expert-output distance' };
 
 const SIMILARITY_HINT: Record<SimilarityMode, string> = {
   router: 'distance between router rows: experts the router treats alike',
   coactivation: 'experts chosen together by the same calibration tokens are close (−a_ij / |mean a|)',
   mixed: 'μ · co-activation distance + router distance',
+  output: "distance between the experts' mean outputs on the calibration tokens (HC-SMoE)",
 };
 
 /** Router / co-activation / mixed; the last two need this model's calibration statistics. */

@@ -88,6 +88,26 @@ describeGpu('expert signal kernels', (gpu) => {
     for (const v of [fv, av]) ctx.pool.release(v.buffer);
   });
 
+  it('column sums weighted per row (0/1: the tokens routed to one expert), the weights read at an offset', async () => {
+    const ctx = gpu();
+    const [rows, cols, wOff] = [29, 67, 7];
+    const f = values(rows * cols, 61);
+    const w = new Float32Array(wOff + rows);
+    for (let r = 0; r < rows; r++) w[wOff + r] = r % 3 === 1 ? 0 : 1;
+    const acc0 = values(cols, 62);
+    const [fv, wv, av] = [await uploadF32(ctx, f), await uploadF32(ctx, w), await uploadF32(ctx, acc0)];
+    await colSum(ctx, { f: fv, rows, cols, acc: av, weights: { w: wv, offset: wOff } });
+    const want = acc0.slice();
+    colSumReference(f, rows, cols, want, 0, 0, { w, offset: wOff });
+    const got = await readF32(ctx, av, cols);
+    expectClose(got, want, 1e-5);
+    // The zero-weighted rows really are left out: an unweighted sum differs.
+    const all = acc0.slice();
+    colSumReference(f, rows, cols, all);
+    expect(Math.max(...Array.from(got, (v, c) => Math.abs(v - all[c]!)))).toBeGreaterThan(1e-2);
+    for (const v of [fv, wv, av]) ctx.pool.release(v.buffer);
+  });
+
   it('refuses an output that is an input, and short buffers, naming the kernel', async () => {
     const ctx = gpu();
     const f = await uploadF32(ctx, new Float32Array(8));

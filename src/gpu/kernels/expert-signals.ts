@@ -52,11 +52,13 @@ export function rowSqDiffReference(a: Float32Array, b: Float32Array, rows: numbe
   return out;
 }
 
-/** CPU reference of colSum: acc[accOffset + c] += Σ_r f[fOffset + r·cols + c] (f64 sums). */
-export function colSumReference(f: Float32Array, rows: number, cols: number, acc: Float32Array, fOffset = 0, accOffset = 0): void {
+/** CPU reference of colSum: acc[accOffset + c] += Σ_r w_r · f[fOffset + r·cols + c] (f64 sums; w_r = weights[weightOffset + r], or 1). */
+export function colSumReference(
+  f: Float32Array, rows: number, cols: number, acc: Float32Array, fOffset = 0, accOffset = 0, weights?: { readonly w: Float32Array; readonly offset?: number },
+): void {
   for (let c = 0; c < cols; c++) {
     let s = 0;
-    for (let r = 0; r < rows; r++) s += f[fOffset + r * cols + c]!;
+    for (let r = 0; r < rows; r++) s += Math.fround(f[fOffset + r * cols + c]! * (weights ? weights.w[(weights.offset ?? 0) + r]! : 1));
     acc[accOffset + c] = acc[accOffset + c]! + s;
   }
 }
@@ -154,23 +156,31 @@ export async function expertGram(ctx: GpuContext, f: BufferView, experts: number
 }
 
 /** acc[accOffset + c] += Σ_r f[fOffset + r·cols + c]: one expert's outputs summed over tokens (zero acc once). */
-export async function colSum(ctx: GpuContext, a: { f: BufferView; rows: number; cols: number; acc: BufferView; fOffset?: number; accOffset?: number }): Promise<void> {
+export async function colSum(
+  ctx: GpuContext,
+  a: { f: BufferView; rows: number; cols: number; acc: BufferView; fOffset?: number; accOffset?: number; weights?: { readonly w: BufferView; readonly offset?: number } },
+): Promise<void> {
   const what = `column sums [${a.rows}, ${a.cols}]`;
   needInt(a.rows, `${what}: rows`);
   needInt(a.cols, `${what}: cols`, 1);
   const fOff = a.fOffset ?? 0;
   const accOff = a.accOffset ?? 0;
+  const wOff = a.weights?.offset ?? 0;
   needInt(fOff, `${what}: f offset`);
   needInt(accOff, `${what}: acc offset`);
+  needInt(wOff, `${what}: weight offset`);
   needElems(a.f, fOff + a.rows * a.cols, `${what}: f`);
   needElems(a.acc, accOff + a.cols, `${what}: acc`);
-  if (a.acc.buffer === a.f.buffer) throw new MoePruneError('InvalidArgument', `${what}: the sums must be their own buffer`);
+  if (a.weights) needElems(a.weights.w, wOff + a.rows, `${what}: row weights`);
+  if (a.acc.buffer === a.f.buffer || a.acc.buffer === a.weights?.w.buffer) throw new MoePruneError('InvalidArgument', `${what}: the sums must be their own buffer`);
   if (a.rows === 0) return;
   const { pipeline, wg } = await pipelineFor(ctx, 'colsum');
-  const u = await uniformParams(ctx, [a.rows, a.cols, fOff, accOff, 0, 0]);
+  const dummy = a.weights ? undefined : await placeholder(ctx);
+  const u = await uniformParams(ctx, [a.rows, a.cols, fOff, accOff, a.weights ? 1 : 0, wOff]);
   try {
-    await submitDispatches(ctx, 'column sums', [{ pipeline, bindings: [a.f, undefined, a.acc, u], workgroups: grid2d(ctx, Math.ceil(a.cols / wg)) }]);
+    await submitDispatches(ctx, 'column sums', [{ pipeline, bindings: [a.f, a.weights?.w ?? dummy, a.acc, u], workgroups: grid2d(ctx, Math.ceil(a.cols / wg)) }]);
   } finally {
     ctx.pool.release(u);
+    if (dummy) ctx.pool.release(dummy.buffer);
   }
 }

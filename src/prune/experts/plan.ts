@@ -10,7 +10,14 @@ import { LayerClusterer, searchThresholdExact, searchThresholdOfficial, type Rou
 import { clusterAction, DEFAULT_KAPPA, selectRepresentative, type ClusterAction, type ExpertParamSource, type ReconstructRule, type RepresentativeOptions } from './representative.ts';
 import { coactivationDistance, frobeniusNorm, mixedDistance, routerDistanceFromSquared, routerSquaredDistances } from './similarity.ts';
 
-export type SimilarityMode = 'router' | 'coactivation' | 'mixed';
+/** What the clustering compares: STUN's router rows, co-activation or both, or 'output' (HC-SMoE: the experts' mean outputs on calibration tokens). */
+export type SimilarityMode = 'router' | 'coactivation' | 'mixed' | 'output';
+/** Output similarity: all tokens entering the layer, or each expert's routed tokens only. */
+export type OutputTokens = 'all' | 'routed';
+export type OutputDistance = 'cosine' | 'l2';
+/** Criteria that keep the K highest-scoring experts per layer instead of clustering. */
+export type ExpertScore = 'reap' | 'ean' | 'frequency' | 'exhaustive' | 'random';
+export const EXPERT_SCORES: readonly ExpertScore[] = ['reap', 'ean', 'frequency', 'exhaustive', 'random'];
 
 export interface ExpertPlanSettings {
   /** 'uniform': keep `keepPerLayer` in every layer; 'global': one threshold for all layers, Σ kept = `targetTotal`. */
@@ -24,6 +31,13 @@ export interface ExpertPlanSettings {
   /** Global mode: official cap c, most experts removed from one layer (null: only the routing floors apply). */
   readonly maxRemovedPerLayer: number | null;
   readonly similarity: SimilarityMode;
+  /** Similarity 'output': which tokens each expert's mean output is taken over, and the distance between the means. */
+  readonly outputTokens: OutputTokens;
+  readonly outputDistance: OutputDistance;
+  /** Keep the K best experts per layer by this score instead of clustering (null: clustering by `similarity`). */
+  readonly expertScore: ExpertScore | null;
+  /** Seed of expertScore 'random' (mulberry32). */
+  readonly seed: number;
   /** Divide router distances by ‖W‖_F (official default true; the README's Arctic runs use false). */
   readonly normalize: boolean;
   /** μ of the mixed distance. */
@@ -43,6 +57,10 @@ export const DEFAULT_EXPERT_PLAN_SETTINGS: ExpertPlanSettings = {
   startThreshold: 0.5,
   maxRemovedPerLayer: null,
   similarity: 'router',
+  outputTokens: 'all',
+  outputDistance: 'cosine',
+  expertScore: null,
+  seed: 0,
   // Off, as in the paper's Arctic runs ("nodivnorm"); the official script's own default is on. Page and CLI share it.
   normalize: false,
   mixWeight: 1,
@@ -50,6 +68,34 @@ export const DEFAULT_EXPERT_PLAN_SETTINGS: ExpertPlanSettings = {
   kappa: DEFAULT_KAPPA.none,
   requireExact: false,
 };
+
+/** The criterion a plan's settings choose experts by, named as `moe-prune compare` names it. */
+export function expertCriterion(s: Pick<ExpertPlanSettings, 'similarity' | 'expertScore'>): string {
+  return s.expertScore ?? (s.similarity === 'output' ? 'output' : `stun-${s.similarity}`);
+}
+
+/** How a plan chose its experts, in words (report and model card). */
+export function describeExpertCriterion(s: ExpertPlanSettings): string {
+  switch (s.expertScore) {
+    case 'reap':
+      return 'keeping the experts of highest REAP saliency (mean router weight × expert output norm over routed calibration tokens; Lasby et al., 2025)';
+    case 'ean':
+      return 'keeping the experts of largest activation norm (EAN: Σ of expert output norms over routed calibration tokens)';
+    case 'frequency':
+      return 'keeping the experts most often routed on the calibration text';
+    case 'exhaustive':
+      return 'exhaustive search (NAEE; Lu et al., 2024): per layer the subset of experts with the least reconstruction error on the calibration text';
+    case 'random':
+      return `a seeded random choice of experts (seed ${s.seed})`;
+    case null:
+      break;
+  }
+  if (s.similarity === 'output')
+    return `clustering by the ${s.outputDistance === 'l2' ? 'L2' : 'cosine'} distance of the experts' mean outputs over ${s.outputTokens === 'routed' ? 'their routed' : 'all'} calibration tokens (HC-SMoE; Chen et al., 2025)`;
+  if (s.similarity === 'coactivation') return 'clustering by co-activation on the calibration text (STUN)';
+  if (s.similarity === 'mixed') return 'clustering by router-row distance and co-activation (STUN)';
+  return 'clustering by the distance between router rows (STUN)';
+}
 
 /** Fills defaults; κ defaults to the chosen rule's κ. */
 export function resolveExpertPlanSettings(s: Partial<ExpertPlanSettings> = {}): ExpertPlanSettings {
@@ -105,8 +151,24 @@ export interface LayerPlan {
   readonly tau: number;
 }
 
+/** One MoE layer's scores: REAP, EAN and frequency per expert, or the exhaustive search's subsets and best error. */
+export interface ExpertScoresReport {
+  readonly reap?: number[];
+  readonly ean?: number[];
+  readonly frequency?: number[];
+  /** Tokens routed to each expert. */
+  readonly tokens?: number[];
+  readonly subsets?: number;
+  readonly error?: number;
+  readonly runnerUp?: number | null;
+}
+
 export interface ExpertPlan {
   readonly settings: ExpertPlanSettings;
+  /** Score-based criteria: each MoE layer's scores (keyed by layer), for the report. */
+  readonly expertScores?: Record<string, ExpertScoresReport>;
+  /** ‖y − ŷ‖² / ‖y‖² per MoE layer on the calibration tokens, when measured (`PruneJob.measurePlan`). */
+  readonly reconstruction?: ReadonlyArray<{ readonly layer: number; readonly error: number }>;
   readonly layers: LayerPlan[];
   readonly totalExperts: number;
   readonly totalKept: number;
@@ -139,6 +201,7 @@ export function layerDistances(input: ExpertLayerInput, settings: ExpertPlanSett
     return routerDistanceFromSquared(sq, n, scale);
   };
   if (settings.similarity === 'router') return router();
+  if (settings.similarity === 'output') throw new MoePruneError('InvalidArgument', `${layerName(input)}: output similarity needs the experts' output distances from a calibration pass`);
   if (!input.coactivation) throw new MoePruneError('InvalidArgument', `${layerName(input)}: similarity '${settings.similarity}' needs co-activation counts from a calibration pass`);
   if (settings.similarity === 'coactivation') return coactivationDistance(input.coactivation, n);
   return mixedDistance(router(), input.coactivation, n, settings.mixWeight);

@@ -8,7 +8,7 @@
 import { MoePruneError } from '../../core/errors.ts';
 import type { ExpertIndex, LayerIndex } from '../../models/types.ts';
 import type { RoutingGroups } from './cluster.ts';
-import { buildLayerPlan, resolveExpertPlanSettings, type ExpertPlan, type LayerPlan } from './plan.ts';
+import { buildLayerPlan, resolveExpertPlanSettings, type ExpertPlan, type ExpertPlanSettings, type LayerPlan } from './plan.ts';
 
 export type SaliencyCriterion = 'reap' | 'ean' | 'frequency';
 export const SALIENCY_CRITERIA: readonly SaliencyCriterion[] = ['reap', 'ean', 'frequency'];
@@ -129,13 +129,16 @@ export function layerPlanFromKept(
   return plan;
 }
 
-/** An ExpertPlan (uniform, K per layer) from per-layer kept sets. */
-export function expertPlanFromKept(layers: readonly LayerPlan[], keepPerLayer: number): ExpertPlan {
+/** An ExpertPlan (uniform, K per layer) from per-layer kept sets; `settings` name the criterion (expertScore, seed). */
+export function expertPlanFromKept(layers: readonly LayerPlan[], keepPerLayer: number, settings: Partial<ExpertPlanSettings> = {}, expertScores?: ExpertPlan['expertScores']): ExpertPlan {
   let totalExperts = 0;
   let totalKept = 0;
   for (const l of layers) {
     totalExperts += l.n;
     totalKept += l.kept.length;
   }
-  return { settings: resolveExpertPlanSettings({ mode: 'uniform', keepPerLayer }), layers: [...layers], totalExperts, totalKept, unresolved: 0 };
+  return {
+    settings: resolveExpertPlanSettings({ ...settings, mode: 'uniform', keepPerLayer, targetTotal: null }), layers: [...layers], totalExperts, totalKept, unresolved: 0,
+    ...(expertScores ? { expertScores } : {}),
+  };
 }
