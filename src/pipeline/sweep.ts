@@ -95,7 +95,7 @@ export interface SweepInputs {
 
 export interface SweepOptions extends LongTask {
   /** Each point as soon as it is measured (a cancelled sweep keeps those). */
-  readonly onPoint?: (point: TradeoffPoint, index: number, total: number) => void;
+  readonly onPoint?: (point: TradeoffPoint, index: number, total: number, setting: SweepSetting) => void;
 }
 
 /** The valid uniform expert counts of the model (≥ top-k; group rules of the family) with the share of the scope each removes. */
@@ -230,7 +230,7 @@ export async function runSweep(job: PruneJob, grid: SweepGrid, inputs: SweepInpu
     const m = await measureSetting(job, settingsOf(base, s), calibration, inputs.heldout, s, task(label));
     const { plan: _plan, stage2: _stage2, ...point } = m;
     points.push(point);
-    opts.onPoint?.(point, i, total);
+    opts.onPoint?.(point, i, total, s);
   }
   report(total, 'done');
   return points;

@@ -14,6 +14,9 @@ import { initGpu, refreshModels, refreshRecent } from './state.ts';
 const PlanPanel = lazy(async () => ({ default: (await import('./PlanPanel.tsx')).PlanPanel }));
 const EvalPanel = lazy(async () => ({ default: (await import('./EvalPanel.tsx')).EvalPanel }));
 const Stage2Panel = lazy(async () => ({ default: (await import('./Stage2Panel.tsx')).Stage2Panel }));
+// Sessions read the panels' stores (and so the pipeline): they load after the page is up.
+const SessionList = lazy(async () => ({ default: (await import('./SessionList.tsx')).SessionList }));
+const TradeoffPanel = lazy(async () => ({ default: (await import('./TradeoffPanel.tsx')).TradeoffPanel }));
 const ExportPanel = lazy(async () => ({ default: (await import('./ExportBox.tsx')).ExportPanel }));
 
 export function App() {
@@ -46,6 +49,9 @@ export function App() {
           <DropZone />
           <StoredModels />
           <RecentInPlace />
+          <Suspense fallback={null}>
+            <SessionList />
+          </Suspense>
         </div>
         <div className="col-main">
           <IngestPanel />
@@ -53,6 +59,7 @@ export function App() {
           <Suspense fallback={null}>
             <PlanPanel />
             <Stage2Panel />
+            <TradeoffPanel />
             <EvalPanel />
             <ExportPanel />
           </Suspense>

@@ -1,0 +1,132 @@
+// The trade-off explorer on the generated mixtral checkpoint (4 experts, top-2): load it and measure the setting on screen
+// (K = 2 of 4 at S = 50 %: expert pruning alone), run a 2 × 2 sweep with the built-in texts (calibration runs by itself),
+// read the chart's points and the CSV (exact header, one row per measured point), take screenshots of the chart (both x
+// axes), reload, reopen the session and see its points again; then a sweep is cancelled and keeps what it measured.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { baseUrl, openBrowser } from './browser.mjs';
+import { loadFixture, REPO } from './fixtures.mjs';
+
+const BASE = baseUrl();
+const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
+const HEADER = 'expertsPerLayer,expertSparsity,unstructuredSparsity,totalSparsity,method,similarity,params,nonzeroParams,perplexity,measured';
+let b;
+
+before(async () => {
+  b = await openBrowser();
+});
+after(async () => {
+  await b?.close();
+});
+
+const attr = (testid, name) => b.page.getByTestId(testid).getAttribute(name);
+
+async function setText(testid, v) {
+  await b.page.getByTestId(testid).fill(v);
+  assert.equal(await b.page.getByTestId(testid).inputValue(), v);
+}
+
+async function openModel() {
+  await loadFixture(b.page, 'mixtral');
+  await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
+  await b.page.locator('[data-testid="tradeoff-panel"][data-available="true"]').waitFor({ timeout: 20_000 });
+}
+
+async function csvRows() {
+  const [download] = await Promise.all([b.page.waitForEvent('download'), b.page.getByTestId('tradeoff-csv').click()]);
+  const path = join(ARTIFACTS, download.suggestedFilename());
+  await download.saveAs(path);
+  return readFileSync(path, 'utf8').trimEnd().split('\n');
+}
+
+async function idle() {
+  await b.page.locator('[data-testid="tradeoff-panel"][data-running=""]').waitFor({ timeout: 120_000 });
+}
+
+test('mixtral: measure a point, a 2 × 2 sweep, chart and CSV, reload and reopen the session', { timeout: 300_000 }, async () => {
+  await b.page.goto(`${BASE}/?test=1`);
+  await openModel();
+  const chart = b.page.getByTestId('tradeoff-chart');
+  assert.equal(await chart.getAttribute('data-points'), '0');
+  assert.equal(await b.page.getByTestId('tradeoff-csv').isDisabled(), true);
+
+  // The setting on screen: K = 2 of 4 removes half the experts, S = 50 %: expert pruning alone.
+  assert.equal(await attr('tradeoff-current', 'data-measured'), 'false');
+  await b.page.getByTestId('tradeoff-point-measure').click();
+  await b.page.getByTestId('sweep-progress').waitFor({ timeout: 10_000 });
+  await idle();
+  assert.equal(await b.page.getByTestId('tradeoff-error').count(), 0);
+  assert.equal(await attr('tradeoff-current', 'data-measured'), 'true');
+  const single = Number(await attr('tradeoff-current', 'data-perplexity'));
+  assert.ok(Number.isFinite(single) && single > 1, `perplexity ${single}`);
+  assert.equal(await chart.getAttribute('data-points'), '1');
+  assert.equal(await chart.getAttribute('data-series'), 'experts');
+
+  // A 2 × 2 sweep: S ∈ {50, 75} % × experts take {0, 50} % of S, plus the original model. Nothing else to press.
+  await setText('sweep-totals', '50, 75');
+  await setText('sweep-shares', '0, 50');
+  await b.page.getByTestId('sweep-expert-only').uncheck();
+  await b.page.getByTestId('sweep-run').click();
+  const progress = b.page.getByTestId('sweep-progress');
+  await progress.waitFor({ timeout: 10_000 });
+  await b.page.locator('[data-testid="sweep-progress"][data-total="5"]').waitFor({ timeout: 60_000 });
+  await b.page.getByTestId('sweep-eta').filter({ hasText: /about \d+ (s|min) left/ }).waitFor({ timeout: 120_000 });
+  await idle();
+  assert.equal(await b.page.getByTestId('tradeoff-error').count(), 0);
+  assert.equal(await attr('sweep-done', 'data-settings'), '5');
+  assert.equal(await chart.getAttribute('data-points'), '6');
+  assert.deepEqual((await chart.getAttribute('data-series')).split(',').sort(), ['experts', 'original', 'stun:0.5', 'unstructured']);
+  // recharts draws one symbol per point of each series, and the ring of the setting on screen.
+  assert.ok((await chart.locator('.recharts-scatter-symbol').count()) >= 7);
+
+  const rows = await csvRows();
+  assert.equal(rows[0], HEADER);
+  assert.equal(rows.length, 1 + 6);
+  const parsed = rows.slice(1).map((r) => r.split(','));
+  for (const r of parsed) {
+    assert.equal(r.length, 10);
+    assert.equal(r[9], 'true');
+    assert.ok(Number(r[8]) > 1);
+    assert.ok(Number(r[7]) <= Number(r[6]));
+  }
+  const original = parsed.find((r) => r[4] === 'none' && r[0] === '4');
+  assert.ok(original, 'the original model is a row');
+  const stun = parsed.filter((r) => r[0] === '3' && r[4] === 'wanda');
+  assert.equal(stun.length, 2, 'STUN at K = 3 for both S');
+  assert.ok(parsed.some((r) => r[0] === '2' && r[4] === 'none' && Number(r[8]) === single), 'the measured point is a row');
+  // Pruning costs quality: every pruned point's perplexity differs from the original's.
+  for (const r of parsed) if (r !== original) assert.notEqual(r[8], original[8]);
+
+  // Screenshots of the chart, both x axes (looked at by the test author).
+  await chart.scrollIntoViewIfNeeded();
+  await chart.screenshot({ path: join(ARTIFACTS, 'tradeoff-chart-params.png') });
+  await b.page.getByTestId('tradeoff-axis').locator('[data-value="sparsity"]').click();
+  await chart.screenshot({ path: join(ARTIFACTS, 'tradeoff-chart-sparsity.png') });
+
+  // The session is saved; after a reload it is listed, and reopening it (then loading the same files) brings the points back.
+  await b.page.locator('[data-testid="session"][data-points="6"]').waitFor({ timeout: 10_000 });
+  await b.page.reload();
+  const session = b.page.locator('[data-testid="session"][data-name]').first();
+  await session.waitFor({ timeout: 20_000 });
+  assert.equal(await session.getAttribute('data-points'), '6');
+  await session.getByTestId('session-open').click();
+  await b.page.getByTestId('session-message').filter({ hasText: /Load .* to reopen/ }).waitFor();
+  await openModel();
+  await b.page.getByTestId('session-message').filter({ hasText: /Reopened the session/ }).waitFor({ timeout: 20_000 });
+  assert.equal(await chart.getAttribute('data-points'), '6');
+  assert.equal(await b.page.getByTestId('sweep-totals').inputValue(), '50, 75');
+  assert.equal(await b.page.getByTestId('tradeoff-axis').locator('[aria-checked="true"]').getAttribute('data-value'), 'sparsity');
+  assert.equal((await csvRows()).length, 7);
+
+  // A cancelled sweep keeps the points it measured and says so.
+  await setText('sweep-totals', '30, 60');
+  await b.page.getByTestId('sweep-run').click();
+  await b.page.locator('[data-testid="sweep-progress"][data-done="1"]').waitFor({ timeout: 120_000 });
+  await b.page.getByTestId('sweep-cancel').click();
+  await b.page.getByTestId('sweep-cancelled').waitFor({ timeout: 60_000 });
+  await idle();
+  assert.ok(Number(await chart.getAttribute('data-points')) >= 6);
+  assert.deepEqual(b.foreignRequests(new URL(BASE).origin), []);
+});

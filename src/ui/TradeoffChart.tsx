@@ -1,0 +1,132 @@
+import { CartesianGrid, Legend, ResponsiveContainer, Scatter, ScatterChart, Tooltip, XAxis, YAxis } from 'recharts';
+import type { SeriesKind, TradeoffPoint } from '../pipeline/job.ts';
+import type { XAxisChoice } from './tradeoff-state.ts';
+
+const COLORS: Record<SeriesKind, string> = { original: '#1f2937', unstructured: '#b54708', experts: '#7c3aed', stun: '#2563c9' };
+const STUN_SHADES = ['#2563c9', '#0e9f6e', '#0891b2', '#4f46e5', '#65a30d'];
+const CURRENT = '#e11d48';
+
+interface Datum {
+  readonly x: number;
+  readonly y: number;
+  readonly measured: boolean;
+  readonly label: string;
+}
+
+interface Series {
+  readonly key: string;
+  readonly name: string;
+  readonly color: string;
+  readonly data: Datum[];
+  readonly line: boolean;
+}
+
+const pct = (v: number): number => Math.round(v * 10000) / 100;
+
+function seriesName(p: TradeoffPoint): string {
+  if (p.series === 'original') return 'original model';
+  if (p.series === 'unstructured') return `unstructured only (${p.method})`;
+  if (p.series === 'experts') return 'expert pruning only';
+  return `STUN: experts take ${Math.round(100 * (p.share ?? 0))} % of S`;
+}
+
+function seriesKey(p: TradeoffPoint): string {
+  return p.series === 'stun' ? `stun:${p.share}` : p.series;
+}
+
+export function xOf(p: TradeoffPoint, axis: XAxisChoice, originalParams: number): number {
+  return axis === 'params' ? pct(p.nonzeroParams / originalParams) : pct(p.totalSparsity);
+}
+
+function describe(p: TradeoffPoint): string {
+  const s = p.series === 'original' ? 'original' : `K = ${Math.round(p.expertsPerLayer * 100) / 100}, total ${pct(p.totalSparsity)} %`;
+  return `${s}${p.unstructuredSparsity ? `, s_u ${pct(p.unstructuredSparsity)} %` : ''}`;
+}
+
+/** Hollow circles for estimates, filled for measured points; the current setting as a larger ring. */
+function Dot(props: { cx?: number; cy?: number; fill?: string; payload?: Datum; current?: boolean }) {
+  const { cx, cy, fill, payload } = props;
+  if (cx === undefined || cy === undefined || !payload) return null;
+  if (props.current)
+    return (
+      <g>
+        <circle cx={cx} cy={cy} r={9} fill="none" stroke={CURRENT} strokeWidth={2.5} />
+        <circle cx={cx} cy={cy} r={4} fill={payload.measured ? CURRENT : '#fff'} stroke={CURRENT} strokeWidth={2} />
+      </g>
+    );
+  return <circle cx={cx} cy={cy} r={5} fill={payload.measured ? fill : '#fff'} stroke={fill} strokeWidth={2} />;
+}
+
+/**
+ * Size against quality: parameters kept (or total sparsity) on x, held-out perplexity on y, one line per way of
+ * pruning. Measured points are filled, estimates hollow, the setting on screen is ringed.
+ */
+export function TradeoffChart({ points, current, axis, originalParams }: { points: readonly TradeoffPoint[]; current: TradeoffPoint | null; axis: XAxisChoice; originalParams: number }) {
+  const byKey = new Map<string, Series>();
+  let shade = 0;
+  for (const p of points) {
+    if (p.perplexity === null) continue;
+    const key = seriesKey(p);
+    let s = byKey.get(key);
+    if (!s) {
+      const color = p.series === 'stun' ? STUN_SHADES[shade++ % STUN_SHADES.length]! : COLORS[p.series];
+      s = { key, name: seriesName(p), color, data: [], line: p.series !== 'original' };
+      byKey.set(key, s);
+    }
+    s.data.push({ x: xOf(p, axis, originalParams), y: p.perplexity, measured: p.measured, label: describe(p) });
+  }
+  const order: Record<SeriesKind, number> = { original: 0, unstructured: 1, stun: 2, experts: 3 };
+  const series = [...byKey.values()].sort((a, b) => order[a.key.split(':')[0] as SeriesKind] - order[b.key.split(':')[0] as SeriesKind] || a.key.localeCompare(b.key));
+  for (const s of series) s.data.sort((a, b) => a.x - b.x);
+  const cur = current && current.perplexity !== null ? [{ x: xOf(current, axis, originalParams), y: current.perplexity, measured: current.measured, label: describe(current) }] : [];
+  const xLabel = axis === 'params' ? 'parameters kept, non-zero (% of the original model)' : 'total sparsity over the scope (%)';
+  const measured = points.filter((p) => p.measured && p.perplexity !== null);
+  return (
+    <div
+      className="tradeoff-chart"
+      data-testid="tradeoff-chart"
+      data-points={measured.length}
+      data-series={series.map((s) => s.key).join(',')}
+      data-current={current ? (current.measured ? 'measured' : current.perplexity === null ? 'none' : 'estimate') : ''}
+    >
+      <h3 className="chart-title">Size against quality: held-out perplexity of each pruned model</h3>
+      <ResponsiveContainer width="100%" height={320}>
+        <ScatterChart margin={{ top: 8, right: 16, bottom: 24, left: 12 }} accessibilityLayer={false}>
+          <CartesianGrid stroke="#eef1f5" />
+          <XAxis
+            type="number"
+            dataKey="x"
+            domain={axis === 'params' ? ['auto', 100] : [0, 'auto']}
+            reversed={axis === 'params'}
+            tick={{ fontSize: 11 }}
+            unit="%"
+            name={axis === 'params' ? 'parameters kept' : 'total sparsity'}
+            label={{ value: xLabel, position: 'insideBottom', offset: -14, fontSize: 12 }}
+          />
+          <YAxis
+            type="number"
+            dataKey="y"
+            domain={['auto', 'auto']}
+            tick={{ fontSize: 11 }}
+            name="perplexity"
+            label={{ value: 'held-out perplexity (lower is better)', angle: -90, position: 'insideLeft', offset: 0, fontSize: 12, style: { textAnchor: 'middle' } }}
+          />
+          <Tooltip
+            isAnimationActive={false}
+            formatter={(v, name) => [typeof v === 'number' ? (name === 'perplexity' ? v.toFixed(3) : `${v} %`) : String(v), String(name)]}
+            labelFormatter={() => ''}
+          />
+          <Legend verticalAlign="top" height={40} wrapperStyle={{ fontSize: 12 }} />
+          {series.map((s) => (
+            <Scatter key={s.key} name={s.name} data={s.data} fill={s.color} line={s.line ? { stroke: s.color, strokeWidth: 1.5 } : false} shape={<Dot />} isAnimationActive={false} />
+          ))}
+          {cur.length > 0 && <Scatter name="setting on screen" data={cur} fill={CURRENT} shape={<Dot current />} isAnimationActive={false} />}
+        </ScatterChart>
+      </ResponsiveContainer>
+      <div className="small muted chart-caption">
+        Filled: measured on the held-out text with the pruning applied on the fly. Hollow: estimated between measured points of the same line (not measured).
+        Ringed: the setting on screen. {axis === 'params' ? 'Right: smaller models.' : 'Right: more pruned.'}
+      </div>
+    </div>
+  );
+}
