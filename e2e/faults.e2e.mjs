@@ -121,6 +121,23 @@ test('a shard changed on disk while the page reads it in place is named', { time
   assert.match(await err.innerText(), /^model-00003-of-00003\.safetensors: the file changed on disk \(or was moved\) after it was dropped/);
 });
 
+test('a file changed on disk before it is stored is named, and nothing half-read is marked complete', { timeout: 90_000 }, async () => {
+  const { page } = b;
+  const dir = copyFixture('qwen2_moe');
+  await freshPage();
+  await page.getByTestId('model-files').setInputFiles(filesIn(dir));
+  await summaryOf(page, 'qwen2_moe').waitFor();
+  const shard = readdirSync(dir).find((f) => f.endsWith('.safetensors'));
+  writeFileSync(join(dir, shard), Buffer.concat([readFileSync(join(dir, shard)), Buffer.alloc(64)]));
+  await page.getByTestId('store-button').click();
+  await banner().waitFor({ timeout: 60_000 });
+  const text = await bannerText();
+  assert.ok(text.startsWith(`${shard}: `), `the message names the changed file: ${text}`);
+  assert.equal(await banner().getAttribute('data-code'), 'FileChanged');
+  assert.match(text, /the file changed on disk \(or was moved\) after it was selected, so the browser cannot copy it/);
+  assert.equal(await page.locator('[data-testid="stored-model"][data-complete="true"]').count(), 0);
+});
+
 test('disk full while exporting into a picked folder: the shard is named, the unfinished folder removed, an earlier export kept', { timeout: 90_000 }, async () => {
   const { page } = b;
   await freshPage();

@@ -253,6 +253,17 @@ describe.each(['blob', 'bytes'] as const)('chunks written as %s', (f) => {
       expect(await (await store.openFileSet('m1')).get('a.safetensors')!.read(0, 2500)).toEqual(a);
     });
 
+    it('a chunk whose source file changed on disk since the drop (Chromium: InvalidBlob) is FileChanged naming the file', async () => {
+      const kv = new MemoryKv();
+      let n = 0;
+      kv.beforeSet = () => {
+        if (++n === 3) throw new DOMException('Failed to write blobs (InvalidBlob)', 'UnknownError');
+      };
+      const err = await rejection(makeStore(kv).ingest('tiny', files()));
+      expect([err.code, err.file]).toEqual(['FileChanged', 'model-00001-of-00002.safetensors']);
+      expect(err.message).toMatch(/changed on disk .*writing chunk 1.*1\.00 kB of 3\.51 kB already stored are kept/);
+    });
+
     it('another IndexedDB failure is a StorageError, not a cancel', async () => {
       const kv = new MemoryKv();
       let n = 0;

@@ -88,25 +88,8 @@ export interface WeightStoreOptions {
   readonly chunkFormat?: 'blob' | 'bytes';
   /** Keeps the source files' handles of an unfinished ingest, so it can resume after a reload without a new drop. */
   readonly handles?: SourceHandleStore;
-  /** Test-only: pause after every chunk write so an end-to-end test can reload mid-ingest. */
-  readonly writeDelayMs?: number;
   readonly now?: () => number;
   readonly newId?: () => string;
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }
-    function onAbort(): void {
-      clearTimeout(t);
-      reject(new MoePruneError('Cancelled', 'cancelled by the user'));
-    }
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function errorName(e: unknown): string {
@@ -363,7 +346,6 @@ export class WeightStore {
         written += want;
         meter.push(this.now(), written);
         report();
-        if (this.opts.writeDelayMs) await sleep(this.opts.writeDelayMs, signal);
       }
     }
 
@@ -399,6 +381,15 @@ export class WeightStore {
       return new MoePruneError(
         'StorageFull',
         `the browser's storage for this page is full (its quota ran out while ${what}); ${kept}, and other stored models are untouched. Delete a stored model or free disk space, then drop the same files again to resume`,
+        file,
+        { cause: e },
+      );
+    // Chromium copies a Blob chunk when the transaction commits; a source file changed since the drop fails there.
+    const msg = (e as Error)?.message ?? String(e);
+    if (errorName(e) === 'NotReadableError' || /InvalidBlob/.test(msg))
+      return new MoePruneError(
+        'FileChanged',
+        `the file changed on disk (or was moved) after it was selected, so the browser cannot copy it (${msg}; while ${what}); ${kept}. Select the checkpoint again to resume`,
         file,
         { cause: e },
       );
