@@ -34,7 +34,12 @@ export async function openBrowser({ webgpu = true } = {}) {
   context.on('request', (r) => requests.push(r.url()));
   const page = context.pages()[0] ?? (await context.newPage());
   const consoleErrors = [];
+  const allowed = []; // errors a test provokes on purpose (allowErrors)
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  // A console.error is a page error too: the product logs none on a path that works.
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(`console.error: ${m.text()} (${m.location().url || 'page'})`);
+  });
   return {
     context,
     page,
@@ -44,9 +49,16 @@ export async function openBrowser({ webgpu = true } = {}) {
     foreignRequests(origin) {
       return requests.filter((u) => !u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin);
     },
+    /** Errors matching `re` are expected by the test that provokes them (a blocked inline script, say). */
+    allowErrors(re) {
+      allowed.push(re);
+    },
+    /** Closes the browser; fails (in the file's after hook) if the page threw or logged an error no test allowed. */
     async close() {
       await context.close().catch(() => {});
       rmSync(profile, { recursive: true, force: true });
+      const unexpected = consoleErrors.filter((e) => !allowed.some((re) => re.test(e)));
+      if (unexpected.length) throw new Error(`the page threw or logged errors:\n${unexpected.join('\n')}`);
     },
   };
 }

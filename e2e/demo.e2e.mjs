@@ -30,7 +30,7 @@ test('the build ships the demo model and the button is enabled', { timeout: 60_0
 });
 
 test('Try the demo model → keep 4 of 8 → export works, and the files pass moe-prune inspect', { timeout: 90_000 }, async () => {
-  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.goto(`${BASE}/`);
   await b.page.locator('[data-testid="demo-card"][data-available="true"]').waitFor();
   await b.page.getByTestId('demo-button').click();
   await summaryOf(b.page, 'mixtral').waitFor({ timeout: 20_000 });

@@ -54,7 +54,7 @@ test('mixtral fixture: calibration on a dropped text, perplexity before/after K 
   const textFile = join(dir, 'sentences.txt');
   writeFileSync(textFile, TEXT);
 
-  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.goto(`${BASE}/`);
   await loadFixture(b.page, 'mixtral');
   await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
   await b.page.locator('[data-testid="eval-panel"][data-available="true"]').waitFor({ timeout: 10_000 });
@@ -172,7 +172,7 @@ test('mixtral fixture: calibration on a dropped text, perplexity before/after K 
 });
 
 test('demo model: calibration and perplexity on the built-in samples; Cancel stops a run', { timeout: 60_000 }, async () => {
-  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.goto(`${BASE}/`);
   await b.page.locator('[data-testid="demo-card"][data-available="true"]').waitFor();
   await b.page.getByTestId('demo-button').click();
   await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });

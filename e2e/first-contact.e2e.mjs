@@ -13,7 +13,7 @@ let b;
 
 before(async () => {
   b = await openBrowser();
-  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.goto(`${BASE}/`);
 });
 after(async () => {
   await b?.close();
@@ -55,6 +55,7 @@ test('a lone shard dropped on the page lists its header and says the family need
 });
 
 test('a file that is not safetensors is called that, in plain words, and no code in brackets is shown', async () => {
+  await b.page.goto(`${BASE}/`);
   // The first bytes of a PyTorch checkpoint (a zip archive), under a safetensors name.
   const zip = Buffer.concat([Buffer.from('PK\x03\x04\x14\x00\x00\x00\x08\x00', 'latin1'), Buffer.alloc(64, 7)]);
   await b.page.getByTestId('model-files').setInputFiles([{ name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: zip }]);

@@ -22,7 +22,7 @@ before(async () => {
   await b.page.addInitScript(() => {
     window.showDirectoryPicker = async () => (await navigator.storage.getDirectory()).getDirectoryHandle('picked', { create: true });
   });
-  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.goto(`${BASE}/`);
 });
 after(async () => {
   await b?.close();
@@ -135,6 +135,7 @@ test('mixtral: plan K, heatmap with clusters, instant numbers, constraint messag
 });
 
 test('qwen3_moe fused: keep 4 of 8 with averaging, a global plan exported as a per-layer variant, use uniform, export, inspect', { timeout: 90_000 }, async () => {
+  await b.page.goto(`${BASE}/`);
   const exp = expected('qwen3_moe-fused');
   await loadForPlan('qwen3_moe-fused');
   const n = exp.num_experts;
@@ -187,6 +188,7 @@ test('qwen3_moe fused: keep 4 of 8 with averaging, a global plan exported as a p
 });
 
 test('export into a picked folder: streamed, marker removed on commit, named <model>-pruned-K', { timeout: 90_000 }, async () => {
+  await b.page.goto(`${BASE}/`);
   // An empty picked folder, whatever ran before.
   await b.page.evaluate(async () => (await navigator.storage.getDirectory()).removeEntry('picked', { recursive: true }).catch(() => undefined));
   await loadForPlan('mixtral');
@@ -216,7 +218,7 @@ test('export into a picked folder: streamed, marker removed on commit, named <mo
 
 test('a model stored in IndexedDB prunes from the store, and its export equals the CLI export byte for byte', { timeout: 90_000 }, async () => {
   const fixture = 'mixtral';
-  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.goto(`${BASE}/`);
   await loadFixture(b.page, fixture);
   await b.page.getByTestId('store-button').click();
   await b.page.locator('[data-testid="stored-model"][data-complete="true"]').first().waitFor({ timeout: 30_000 });
@@ -296,7 +298,7 @@ async function expectCancelled() {
 }
 
 test('cancel a folder export mid-way: the <model>-pruned-K folder is removed, never left looking finished', { timeout: 90_000 }, async () => {
-  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.goto(`${BASE}/`);
   const pageErrors = b.consoleErrors.length;
   await loadForPlan('mixtral');
   const K = 2;

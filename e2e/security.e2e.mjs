@@ -53,7 +53,7 @@ test('the built index.html carries the policy: own-origin connections, no inline
 });
 
 test('the page works under the policy: summary, plan, calibration, with no violation', { timeout: 90_000 }, async () => {
-  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.goto(`${BASE}/`);
   await b.page.locator('[data-testid="adapter-panel"][data-status="ready"]').waitFor({ timeout: 20_000 });
   await loadFixture(b.page, 'mixtral');
   await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
@@ -74,6 +74,8 @@ test('the page works under the policy: summary, plan, calibration, with no viola
 // nothing; script-src without 'unsafe-eval' (first test) and the source scan (tests/unsafe-code.test.ts) cover it.
 test('a fetch to another origin and an inline script are blocked by the policy', async () => {
   await b.page.goto(`${BASE}/`);
+  // Chromium logs each refusal as a console error: provoked here on purpose.
+  b.allowErrors(/Content Security Policy|Failed to fetch/);
   // Another origin on this machine: a port nothing listens on (the policy refuses it before any connection).
   const other = `http://127.0.0.1:${await freePort()}/exfiltrate`;
   const result = await b.page.evaluate(async (url) => {

@@ -56,7 +56,7 @@ async function exportDownloads(dir) {
 
 test('mixtral: calibrate, K = 3 and S = 50 %, Wanda stage 2 with per-layer chart and perplexity, export; the CLI repeats it from the report byte for byte', { timeout: 180_000 }, async () => {
   const exp = expected('mixtral');
-  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.goto(`${BASE}/`);
   await loadFixture(b.page, 'mixtral');
   await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });
   const panel = b.page.locator('[data-testid="stage2-panel"][data-available="true"]');
@@ -215,7 +215,7 @@ test('mixtral: calibrate, K = 3 and S = 50 %, Wanda stage 2 with per-layer chart
 });
 
 test('demo model: a stage-2 run cancelled mid-way keeps nothing; the export stays the expert plan alone', { timeout: 180_000 }, async () => {
-  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.goto(`${BASE}/`);
   await b.page.locator('[data-testid="demo-card"][data-available="true"]').waitFor();
   await b.page.getByTestId('demo-button').click();
   await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 20_000 });

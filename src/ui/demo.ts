@@ -1,7 +1,6 @@
 /**
  * "Try the demo model": fetches the checkpoint shipped with the app (public/demo/model/) from the page's own
  * origin and loads it exactly as a dropped folder (Files → loadPicked). The shard names come from the index.
- * Tests point it elsewhere with `?test=1&demo=/some/path/` (same origin only).
  */
 import { MoePruneError } from '../core/errors.ts';
 import { INDEX_FILE, SINGLE_FILE } from '../formats/safetensors/index-file.ts';
@@ -12,11 +11,8 @@ import { loadPicked } from './state.ts';
 export const DEMO_NAME = 'moe-demo';
 const OPTIONAL = ['tokenizer_config.json', 'generation_config.json', 'special_tokens_map.json', 'README.md'];
 
-export function demoBaseUrl(search = location.search): string {
-  const q = new URLSearchParams(search);
-  const override = q.get('test') === '1' ? q.get('demo') : null;
-  // Only a path on this origin: the page never fetches from anywhere else.
-  if (override && override.startsWith('/') && !override.startsWith('//')) return override.endsWith('/') ? override : `${override}/`;
+/** Where the demo checkpoint is served: on this origin, beside the page (the page never fetches from anywhere else). */
+export function demoBaseUrl(): string {
   return `${import.meta.env.BASE_URL}demo/model/`;
 }
 

@@ -42,7 +42,7 @@ export function takeDropped(dt: DataTransfer): DroppedItem[] {
   return out;
 }
 
-/** A dropped folder given as a handle (tests hand in an origin-private folder the same way). */
+/** A folder given as a handle (a picked folder; a drop hands its handle over the same way). */
 export function droppedHandle(handle: HandleLike): DroppedItem {
   return { handle: Promise.resolve(handle), entry: null, file: null };
 }
