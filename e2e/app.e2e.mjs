@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { baseUrl, openBrowser } from './browser.mjs';
+import { loseGpu, trackGpuDevices } from './gpu-devices.mjs';
 import { dropFolder, expected, fixtureFiles, loadFixture, summaryOf } from './fixtures.mjs';
 
 let b;
@@ -117,10 +118,11 @@ test('a lost GPU device is reported, the loaded model stays, and Reconnect bring
   const lost = await openBrowser();
   const page = lost.page;
   try {
+    await trackGpuDevices(lost.context);
     await page.goto(`${BASE}/?test=1`);
     await page.locator('[data-testid="adapter-panel"][data-status="ready"]').waitFor({ timeout: 20_000 });
     await loadFixture(page, 'mixtral');
-    assert.equal(await page.evaluate(() => window.__moePrune.loseGpu()), true);
+    assert.equal(await loseGpu(page), 1);
     await page.locator('[data-testid="adapter-panel"][data-status="unavailable"]').waitFor({ timeout: 20_000 });
     assert.match(await page.getByTestId('error-banner').first().innerText(), /GPU device .* was lost/);
     assert.equal(await summaryOf(page, 'mixtral').isVisible(), true);

@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,7 @@ import { NodeOutputFolder } from './node-output.ts';
 import { NodeWorkDir } from './work-dir.ts';
 
 const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const TMP = mkdtempSync(join(tmpdir(), 'moe-prune-workdir-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 const TEXT = { name: 'calib.txt', bytes: new TextEncoder().encode('a stitch in time saves nine, and many hands make light work of it. '.repeat(30)) };
@@ -71,5 +73,60 @@ describeGpu('stage 2 resumes from a work folder after an interruption', (gpu) =>
     mkdirSync(junk);
     writeFileSync(join(junk, 'notes.txt'), 'mine');
     expect((await rejection(NodeWorkDir.open(junk, 'x'))).message).toMatch(/holds no moe-prune job \(notes\.txt\)/);
+  });
+});
+
+describeGpu('moe-prune prune --work-dir: a process killed mid-job', () => {
+  // The demo model takes long enough per layer (seconds on a software adapter, weights streamed per layer) that the
+  // kill lands between two recorded layers; the test checks that it did.
+  const demo = join(REPO, 'public', 'demo', 'model');
+  const text = join(REPO, 'public', 'demo', 'calibration.txt');
+  const args = (out: string, work: string | null) => [
+    join(REPO, 'bin', 'moe-prune.mjs'), 'prune', demo, '--out', out, '--experts-per-layer', '6', '--sparsity', '0.55',
+    '--calib-text', text, '--calib-samples', '4', '--calib-seq-len', '64', '--quiet', ...(work ? ['--work-dir', work] : []),
+  ];
+  const shards = (dir: string) => new Map(readdirSync(dir).filter((f) => f !== 'prune-report.json').map((f) => [f, readFileSync(join(dir, f))]));
+  const savedLayers = (work: string): number => {
+    try {
+      return (JSON.parse(readFileSync(join(work, 'job.json'), 'utf8')) as { layers: unknown[] }).layers.length;
+    } catch {
+      return 0; // not written yet
+    }
+  };
+
+  it('SIGKILL after a recorded layer, the same command again: it resumes and writes the shards of an uninterrupted run', { timeout: 600_000 }, async () => {
+    const whole = join(TMP, 'kill-whole');
+    const r = spawnSync(process.execPath, args(whole, null), { cwd: REPO, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const layers = (JSON.parse(readFileSync(join(demo, 'config.json'), 'utf8')) as { num_hidden_layers: number }).num_hidden_layers;
+
+    const work = join(TMP, 'kill-work');
+    const out = join(TMP, 'kill-out');
+    const child = spawn(process.execPath, args(out, work), { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
+    let seen = 0;
+    for (const t0 = Date.now(); Date.now() - t0 < 300_000 && child.exitCode === null; await new Promise((res) => setTimeout(res, 10))) {
+      seen = savedLayers(work);
+      if (seen >= 1) break;
+    }
+    child.kill('SIGKILL');
+    expect(await exited, stderr).toBe('SIGKILL');
+    const recorded = savedLayers(work);
+    expect(recorded).toBeGreaterThanOrEqual(1);
+    expect(recorded, 'the kill landed before the last layer').toBeLessThan(layers);
+    expect(existsSync(join(out, 'prune-report.json')), 'no finished export from the killed run').toBe(false);
+
+    const again = spawnSync(process.execPath, args(out, work).filter((a) => a !== '--quiet').concat('--force'), { cwd: REPO, encoding: 'utf8' });
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(new RegExp(`resuming unstructured pruning after ${recorded} finished layer`));
+    expect(savedLayers(work)).toBe(layers);
+    const a = shards(whole);
+    const b = shards(out);
+    expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+    for (const [f, bytes] of a) expect(b.get(f)!.equals(bytes), f).toBe(true);
+    const rep = (d: string) => JSON.parse(readFileSync(join(d, 'prune-report.json'), 'utf8')) as Record<string, unknown>;
+    expect(rep(out)['sparsity']).toEqual(rep(whole)['sparsity']);
   });
 });

@@ -282,6 +282,16 @@ export function EvalPanel() {
         <div className="small muted" data-testid="eval-unavailable">
           {blocker}
         </div>
+        {st.calibError && (
+          <div className="notice notice-bad" data-testid="calib-error">
+            {st.calibError}
+          </div>
+        )}
+        {st.pplError && (
+          <div className="notice notice-bad" data-testid="eval-ppl-error">
+            {st.pplError}
+          </div>
+        )}
       </section>
     );
   const fresh = st.source === fileSet;

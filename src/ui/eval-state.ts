@@ -15,7 +15,7 @@ import {
   CALIBRATION_DEFAULTS, PruneJob, type CalibrationSpec, type CalibrationStats, type LayerReport, type Evaluation, type ExpertPlan, type TextInput,
 } from '../pipeline/job.ts';
 import { isRealFile } from './demo.ts';
-import { jobFor } from './job-state.ts';
+import { jobFor, lostDevice } from './job-state.ts';
 import { adoptResolvedPlan, usePlan } from './prune-state.ts';
 import { getGpuContext, useApp } from './state.ts';
 
@@ -330,8 +330,9 @@ export async function runCalibration(): Promise<void> {
   const run = startRun('calibration');
   if (!run) return;
   const s = useEval.getState();
+  let job: PruneJob | null = null;
   try {
-    const job = await jobOf(run);
+    job = await jobOf(run);
     const calib = await job.calibrate(await chosenText(s.calibText, 'calibration'), calibrationSpec(s.calib), run.signal);
     const w = calib.windows;
     run.starting(w.windows.length * w.length, job.cat.summary.layers, 'GPU forward');
@@ -355,7 +356,8 @@ export async function runCalibration(): Promise<void> {
       layerIndex: Math.min(useEval.getState().layerIndex, Math.max(0, res.stats.moeLayers.length - 1)),
     });
   } catch (e) {
-    if (run.live()) useEval.setState({ calibError: failure(e) });
+    const lost = await lostDevice(job);
+    if (run.live()) useEval.setState({ calibError: lost ? lost.text : failure(e) });
   } finally {
     endRun(run);
   }
@@ -441,9 +443,11 @@ export function cancelEval(): void {
 /** Why the current model cannot be calibrated or evaluated here (null: it can). */
 export function useEvalBlocker(): string | null {
   const gpu = useApp((s) => s.gpu.status);
+  const lost = useApp((s) => s.gpu.status === 'unavailable' && s.gpu.reason === 'lost');
   const files = useApp((s) => s.current?.files);
   if (!files || !hasTokenizer(files)) return `Calibration and perplexity need the checkpoint’s ${TOKENIZER_FILE}; this one has none.`;
   if (gpu === 'pending') return 'Waiting for the GPU…';
+  if (lost) return 'Calibration and perplexity run on the GPU, and the GPU device was lost: reconnect it (top of the page) to run them again.';
   if (gpu !== 'ready') return 'Calibration and perplexity run on the GPU, and WebGPU is not available in this browser.';
   return null;
 }
