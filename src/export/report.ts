@@ -47,10 +47,35 @@ export interface PruneReport {
   readonly owl?: OwlReport | null;
   /** Experts no calibration token reached in stage 2 (`model.layers.L.<block>.experts.E`, original indices), and what was done. */
   readonly unrouted?: StageTwoResult['unrouted'];
+  /** The page's trade-off points measured before this export, and where the exported setting stands among them. */
+  readonly tradeoff?: PruneTradeoff;
 }
 
 /** What stage 2 adds to the report. */
 export type StageTwoReport = Pick<StageTwoResult, 'sparsity' | 'owl' | 'unrouted'>;
+
+/** One setting of the trade-off explorer, with the columns of its CSV. */
+export interface TradeoffRow {
+  readonly expertsPerLayer: number;
+  readonly expertSparsity: number;
+  readonly unstructuredSparsity: number;
+  readonly totalSparsity: number;
+  readonly method: string;
+  readonly similarity: string;
+  readonly params: number;
+  readonly nonzeroParams: number;
+  /** Held-out perplexity; an estimate when `measured` is false, null when there is none. */
+  readonly perplexity: number | null;
+  readonly measured: boolean;
+}
+
+export interface PruneTradeoff {
+  /** The held-out text and windows the points were measured on. */
+  readonly heldout: string;
+  readonly points: readonly TradeoffRow[];
+  /** This checkpoint's setting as a row of the same table. */
+  readonly exported: TradeoffRow;
+}
 
 export interface PrunePerplexity {
   readonly before: number;
@@ -218,6 +243,30 @@ Measured by MoE Prune Studio's own forward pass on ${fmt(p.tokens)} predicted to
 `;
 }
 
+/** "MoE Prune Studio (moe-prune prune)", or the page's own tool name as it is (it names the studio already). */
+function madeWith(tool: string): string {
+  return tool.startsWith('MoE Prune Studio') ? tool : `MoE Prune Studio (${tool})`;
+}
+
+function tradeoffSection(r: PruneReport): string {
+  const t = r.tradeoff;
+  if (!t) return '';
+  const pct = (v: number): string => `${(100 * v).toFixed(1)} %`;
+  const row = (p: TradeoffRow, mark: string): string =>
+    `| ${Math.round(p.expertsPerLayer * 100) / 100} | ${pct(p.totalSparsity)} | ${pct(p.unstructuredSparsity)} | ${p.method} | ${fmt(p.nonzeroParams)} | ${
+      p.perplexity === null ? '—' : `${p.perplexity.toFixed(3)}${p.measured ? '' : ' (estimate)'}`
+    } |${mark}`;
+  return `## Size against quality (trade-off points measured before this export)
+
+Held-out perplexity on ${t.heldout}, each setting applied on the fly (nothing written); **this checkpoint** is marked.
+
+| experts / layer | total sparsity | unstructured s_u | method | non-zero parameters | perplexity | |
+|---|---|---|---|---|---|---|
+${[...t.points.map((p) => row(p, ' |')), row(t.exported, ' **this checkpoint** |')].join('\n')}
+
+`;
+}
+
 export function buildModelCard(cat: Catalogue, r: PruneReport): string {
   const layers = Object.entries(r.keptExperts)
     .map(([l, kept]) => {
@@ -245,7 +294,7 @@ ${
 `
     : ''
 }
-Made with MoE Prune Studio (${r.tool}) by **${r.method}**. ${
+Made with ${madeWith(r.tool)} by **${r.method}**. ${
   r.criterion.startsWith('stun-') || r.criterion === 'output'
     ? `Each MoE layer's experts were clustered; one representative per cluster was kept (the member closest to the cluster's parameter
 centroid${Object.values(r.mergedExperts).some((m) => m.length) ? ', or the members\u2019 average where the reconstruction rule applied' : ''}),
@@ -264,7 +313,7 @@ other tensor is copied unchanged, in its original dtype and layout (${r.source.l
 
 **Loads with:** ${r.loadableBy.join('; ')}. Only \`${cat.summary.expertCountField}\` changed in \`config.json\`${r.variant === 'per-layer' ? ` (and \`model_type\`, with \`${BASE_MODEL_TYPE_KEY}\` and \`${PER_LAYER_KEY}\` added)` : ''}.
 
-${stageTwoSection(r)}${perplexitySection(r)}${accuracySection(r)}## Kept experts per MoE layer (original indices)
+${stageTwoSection(r)}${perplexitySection(r)}${accuracySection(r)}${tradeoffSection(r)}## Kept experts per MoE layer (original indices)
 
 | layer | kept (new index = position) | merged slots |
 |---|---|---|

@@ -19,7 +19,7 @@ import { expertParamSource } from './expert-params.ts';
 import { planPrunedTensors, type TensorPlan } from '../export/tensor-plan.ts';
 import { writePrunedCheckpoint, type ExportResult, type OutputFolder } from '../export/write-checkpoint.ts';
 import { appendTopLevelMember, patchTopLevelValues } from '../export/config-text.ts';
-import { buildModelCard, buildPruneReport, type PruneAccuracy, type PrunePerplexity, type PruneReport } from '../export/report.ts';
+import { buildModelCard, buildPruneReport, type PruneAccuracy, type PrunePerplexity, type PruneReport, type PruneTradeoff } from '../export/report.ts';
 import type { StageTwoResult } from './unstructured.ts';
 
 export interface RouterLayer {
@@ -138,6 +138,8 @@ export interface ExportOptions extends LongTask {
   readonly stage2?: StageTwoResult;
   /** Task accuracy before/after measured on the fly (recorded in prune-report.json and the model card). */
   readonly accuracy?: PruneAccuracy;
+  /** The page's trade-off points and the exported setting among them (prune-report.json and the model card). */
+  readonly tradeoff?: PruneTradeoff;
 }
 
 export interface PruneExportResult extends ExportResult {
@@ -177,7 +179,7 @@ export async function exportExpertPruned(cat: Catalogue, files: FileSet, plan: E
     const original = await readText(requireFile(files, 'config.json'), opts.signal);
     const configText = k === null ? perLayerConfig(cat, original, tensorPlan) : patchTopLevelValues(original, expertCountPatch(cat.adapter, cat.config, k));
     const built = buildPruneReport(cat, plan, tensorPlan, opts.settings, opts.tool, opts.perplexity, opts.stage2);
-    const report: PruneReport = opts.accuracy ? { ...built, accuracy: opts.accuracy } : built;
+    const report: PruneReport = { ...built, ...(opts.accuracy ? { accuracy: opts.accuracy } : {}), ...(opts.tradeoff ? { tradeoff: opts.tradeoff } : {}) };
     const extras = [
       { name: 'prune-report.json', text: JSON.stringify(report, null, 2) + '\n' },
       { name: 'README.md', text: buildModelCard(cat, report) },

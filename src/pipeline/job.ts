@@ -19,7 +19,7 @@ import { openReferenceModel } from '../forward/reference/forward.ts';
 import { loadTokenizer } from '../eval/tokenizer.ts';
 import { windowsOfText, type Sampling, type Windows } from '../eval/windows.ts';
 import type { OutputFolder } from '../export/write-checkpoint.ts';
-import type { PrunePerplexity } from '../export/report.ts';
+import type { PrunePerplexity, PruneTradeoff } from '../export/report.ts';
 import { catalogueCheckpoint, assertComplete, type Catalogue } from '../models/catalogue.ts';
 import {
   layerDistances, planExpertPruning, resolveExpertPlanSettings, DEFAULT_EXPERT_PLAN_SETTINGS, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings,
@@ -477,6 +477,8 @@ export class PruneJob {
     a: {
       plan: ExpertPlan; stage2: StageTwoResult | null; settings: JobSettings; calibration: Calibration | null; evaluation?: Evaluation | null; tool: string;
       task?: { readonly file: TaskFile; readonly evaluation: TaskEvaluation } | null;
+      /** The page's trade-off points (recorded in the report and the model card). */
+      tradeoff?: PruneTradeoff | null;
     },
     opts: LongTask = {},
   ): Promise<PruneExportResult> {
@@ -492,6 +494,7 @@ export class PruneJob {
       ...(perplexity ? { perplexity } : {}),
       ...(a.stage2 ? { stage2: a.stage2 } : {}),
       ...(a.task ? { accuracy: reportAccuracy(a.task.file, a.task.evaluation) } : {}),
+      ...(a.tradeoff ? { tradeoff: a.tradeoff } : {}),
     });
   }
 
@@ -535,6 +538,7 @@ export class PruneJob {
 
 /** The trade-off sweep and its points, for the page's trade-off panel (src/pipeline/sweep.ts). */
 export {
-  CSV_HEADER, DEFAULT_SWEEP_GRID, estimatePerplexity, expertShares, labelOf, measureSetting, pointsCsv, runSweep, settingsOf, sweepNeedsCalibration, sweepSecondsLeft, sweepSettings,
+  CSV_HEADER, DEFAULT_SWEEP_GRID, describePoint, estimatePerplexity, expertShares, labelOf, measureSetting, pointsCsv, runSweep, settingsOf, sweepNeedsCalibration, sweepSecondsLeft, sweepSettings,
 } from './sweep.ts';
 export type { SeriesKind, SweepBase, SweepGrid, SweepSetting, TradeoffPoint } from './sweep.ts';
+export type { PruneTradeoff, TradeoffRow } from '../export/report.ts';

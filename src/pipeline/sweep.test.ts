@@ -6,9 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main, type CliIo } from '../cli/main.ts';
 import { openNodeFileSet } from '../cli/node-files.ts';
 import { closeNodeGpu, openNodeGpu, type NodeGpuContext } from '../cli/node-gpu.ts';
+import { NodeOutputFolder } from '../cli/node-output.ts';
 import { CALIBRATION_DEFAULTS, DEFAULT_EXPERT_PLAN_SETTINGS, PruneJob, UNSTRUCTURED_DEFAULTS } from './job.ts';
+import type { PruneReport } from '../export/report.ts';
 import {
-  CSV_HEADER, estimatePerplexity, pointsCsv, runSweep, sweepSecondsLeft, sweepSettings, type SweepBase, type SweepGrid, type TradeoffPoint,
+  CSV_HEADER, estimatePerplexity, measureSetting, pointsCsv, runSweep, settingsOf, sweepSecondsLeft, sweepSettings, type SweepBase, type SweepGrid, type TradeoffPoint,
 } from './sweep.ts';
 
 const MIXTRAL = fileURLToPath(new URL('../../fixtures/models/mixtral', import.meta.url));
@@ -146,6 +148,27 @@ describe('sweep on the GPU (mixtral fixture: 4 experts, top-2)', () => {
     expect(Number(row[8])).toBe(evaluated.perplexity);
     const report = JSON.parse(readFileSync(join(out, 'prune-report.json'), 'utf8')) as { params: { after: number; nonzeroAfter: number } };
     expect([stun.params, stun.nonzeroParams]).toEqual([report.params.after, report.params.nonzeroAfter]);
+
+    // The export's report and model card carry the points and the exported setting among them.
+    const settings = settingsOf(base, { series: 'stun', share: 0.5, keep: 3, total: 0.5 });
+    const calibration = await job.calibrate(textOf(CALIB), settings.calibration);
+    const m = await measureSetting(job, settings, calibration, heldout, { series: 'stun', share: 0.5 });
+    expect(m.perplexity).toBe(stun.perplexity);
+    const rows = points.map(({ series: _s, share: _h, ...row }) => row);
+    const { series: _s, share: _h, plan: _p, stage2: _t, ...exported } = m;
+    const dir = join(TMP, 'with-points');
+    const res = await job.export(new NodeOutputFolder(dir, false), {
+      plan: m.plan, stage2: m.stage2, settings, calibration, tool: 'MoE Prune Studio (page)', tradeoff: { heldout: 'emma.txt, 3 windows of 24 tokens', points: rows, exported },
+    });
+    const written = JSON.parse(readFileSync(join(dir, 'prune-report.json'), 'utf8')) as PruneReport;
+    expect(written.tradeoff).toEqual({ heldout: 'emma.txt, 3 windows of 24 tokens', points: rows, exported });
+    expect(res.report.tradeoff?.exported.perplexity).toBe(stun.perplexity);
+    const card = readFileSync(join(dir, 'README.md'), 'utf8');
+    expect(card).toContain('Made with MoE Prune Studio (page) by');
+    expect(card).not.toContain('MoE Prune Studio (MoE Prune Studio');
+    expect(card).toContain('## Size against quality');
+    expect(card).toContain(`| 3 | 48.4 % | 33.3 % | wanda | ${(21024).toLocaleString('en-US')}`);
+    expect(card.match(/\*\*this checkpoint\*\*/g)).toHaveLength(2);
   });
 
   it('cancel stops the sweep after the point in progress; the points measured before it were handed on', async () => {

@@ -15,6 +15,7 @@ import { calibrationSpec, chosenCalibrationText, stageOneEvaluation, useEval } f
 import { jobFor } from './job-state.ts';
 import { adoptResolvedPlan, expertsRange, planSettings, usePlan } from './prune-state.ts';
 import { currentDone, freshDone, freshEvaluation } from './stage2-state.ts';
+import { tradeoffForExport } from './tradeoff-state.ts';
 import { showError, useApp } from './state.ts';
 
 export type ExportTarget = 'folder' | 'downloads';
@@ -132,7 +133,7 @@ export async function startExport(target: ExportTarget): Promise<void> {
     }
     const result = await job.export(
       out,
-      { plan: exported, stage2: stage2?.result ?? null, settings, calibration, evaluation, tool: 'MoE Prune Studio (page)' },
+      { plan: exported, stage2: stage2?.result ?? null, settings, calibration, evaluation, tool: 'MoE Prune Studio (page)', tradeoff: tradeoffForExport(job, settings, exported, stage2?.result ?? null, evaluation) },
       { onProgress, signal },
     );
     useExport.setState({

@@ -10,10 +10,10 @@ import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import {
-  DEFAULT_SWEEP_GRID, estimatePerplexity, measureSetting, needsCalibrationText, pointsCsv, runSweep, sweepSecondsLeft,
-  type Calibration, type JobSettings, type PruneJob, type SeriesKind, type SweepBase, type SweepGrid, type TradeoffPoint,
+  DEFAULT_SWEEP_GRID, describePoint, estimatePerplexity, measureSetting, needsCalibrationText, pointsCsv, runSweep, sweepSecondsLeft,
+  type Calibration, type Evaluation, type ExpertPlan, type JobSettings, type PruneJob, type PruneTradeoff, type SeriesKind, type StageTwoResult, type SweepBase, type SweepGrid, type TradeoffPoint,
 } from '../pipeline/job.ts';
-import { calibrationKey, calibrationSpec, chosenCalibrationText, chosenHeldoutText, heldoutKey, useEval } from './eval-state.ts';
+import { calibrationKey, calibrationSpec, chosenCalibrationText, chosenHeldoutText, heldoutKey, SAMPLE_FILES, useEval } from './eval-state.ts';
 import { jobFor } from './job-state.ts';
 import { expertSettings, usePlan } from './prune-state.ts';
 import { stage2Inputs, unstructuredFrom, useStage2 } from './stage2-state.ts';
@@ -324,4 +324,37 @@ export function clearPoints(): void {
   const b = sweepBase();
   if (!b.ok) return;
   useTradeoff.setState((s) => ({ points: s.points.filter((p) => p.context !== b.context) }));
+}
+
+/** A point without the chart's grouping: the row the report and the CSV hold. */
+function rowOf(p: TradeoffPoint): PruneTradeoff['exported'] {
+  const { series: _s, share: _sh, ...row } = p;
+  return row;
+}
+
+/**
+ * What the export's report records of the trade-off: the points measured under the settings on screen, and the
+ * exported plan as a row of the same table (its perplexity: measured on exactly it, measured at its setting in the
+ * explorer, or estimated from its line). Null when nothing was measured.
+ */
+export function tradeoffForExport(job: PruneJob, settings: JobSettings, plan: ExpertPlan, stage2: StageTwoResult | null, evaluation: Evaluation | null): PruneTradeoff | null {
+  const b = sweepBase();
+  const points = visiblePoints(useTradeoff.getState(), b.ok ? b.context : null);
+  if (!points.length) return null;
+  const n = job.cat.summary.expertsPerLayer;
+  const kept = plan.totalKept / Math.max(1, plan.layers.length);
+  const u = stage2 ? settings.unstructured : null;
+  const series: SeriesKind = stage2 ? (kept === n ? 'unstructured' : 'stun') : kept === n ? 'original' : 'experts';
+  const key = `${kept}|${u ? (u.nm ? `nm${u.nm.n}:${u.nm.m}` : u.sparsity) : ''}`;
+  const d = describePoint(job, settings, plan, stage2, series, stage2 && u?.sparsity ? Math.round((100 * stage2.sparsity.expert) / u.sparsity) / 100 : null);
+  const same = b.ok ? useTradeoff.getState().points.find((p) => p.context === b.context && p.setting === key) : undefined;
+  const perplexity = evaluation ? evaluation.after.perplexity : same ? same.point.perplexity : estimatePerplexity(points, d.series, d.share, d.totalSparsity);
+  const measured = evaluation !== null || same !== undefined;
+  const ev = useEval.getState();
+  const text = ev.heldoutText.source === 'file' && ev.heldoutText.file ? ev.heldoutText.file.name : `the built-in ${SAMPLE_FILES.heldout}`;
+  return {
+    heldout: `${text}, up to ${ev.heldout.maxWindows} windows of ${ev.heldout.length} tokens`,
+    points: points.map(rowOf),
+    exported: rowOf({ ...d, perplexity, measured }),
+  };
 }
