@@ -4,7 +4,7 @@
  * The two layouts give the same θ, so representatives do not depend on how the checkpoint was saved.
  */
 import { MoePruneError } from '../core/errors.ts';
-import { decodeToF32, dtypeBits } from '../formats/dtype.ts';
+import { decodeIntoF32, dtypeBits } from '../formats/dtype.ts';
 import { shardOf, type Catalogue } from '../models/catalogue.ts';
 import { expertTensorNames, fusedExpertTensorNames } from '../models/families.ts';
 import type { ExpertIndex, LayerIndex } from '../models/types.ts';
@@ -42,11 +42,12 @@ export function expertParamSource(cat: Catalogue, layer: LayerIndex, chunkElems 
   const total = first.reduce((s, x) => s + x.elems, 0);
   return {
     chunkCount: Math.max(1, Math.ceil(total / chunkElems)),
-    async chunk(expert, c, signal) {
+    async chunk(expert, c, signal, into) {
       const segs = segments(cat, layer, expert);
       const lo = c * chunkElems;
       const hi = Math.min(total, lo + chunkElems);
-      const out = new Float32Array(hi - lo);
+      // A spare array of the right length is filled in place of a fresh one.
+      const out = into?.length === hi - lo ? into : new Float32Array(hi - lo);
       let base = 0;
       for (const s of segs) {
         const a = Math.max(lo, base);
@@ -56,7 +57,7 @@ export function expertParamSource(cat: Catalogue, layer: LayerIndex, chunkElems 
           const dtype = file.info(s.tensor).dtype;
           const bytesPer = dtypeBits(dtype) / 8;
           const bytes = await file.readRange(s.tensor, s.offset + (a - base) * bytesPer, (b - a) * bytesPer, signal);
-          out.set(decodeToF32(dtype, bytes, s.tensor), a - lo);
+          decodeIntoF32(dtype, bytes, out, a - lo, s.tensor);
         }
         base += s.elems;
       }

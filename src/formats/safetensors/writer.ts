@@ -1,6 +1,9 @@
 import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
 import type { ProgressSink } from '../../core/progress.ts';
 import { byteSize, DTYPE_BITS, type DType, type Shape } from '../dtype.ts';
+import { readAhead } from '../../core/read-ahead.ts';
+
+export { readAhead };
 
 /** Where written bytes go: a file on disk (Node), a File System Access writable, a download blob, memory. */
 export interface ByteSink {
@@ -60,27 +63,6 @@ export interface WriteOptions {
   readonly onBytes?: (written: number) => void;
   readonly file?: string;
   readonly onProgress?: ProgressSink;
-}
-
-/**
- * Iterates `src` with its next item already requested while the caller handles the current one, so reading the
- * next piece overlaps writing this one; at most one item waits in memory.
- */
-export async function* readAhead<T>(src: AsyncIterable<T>): AsyncGenerator<T> {
-  const it = src[Symbol.asyncIterator]();
-  let next = it.next();
-  try {
-    for (;;) {
-      const r = await next;
-      if (r.done) return;
-      next = it.next();
-      // A failure of the read ahead surfaces when it is awaited, or is dropped when the caller stops early.
-      next.catch(() => undefined);
-      yield r.value;
-    }
-  } finally {
-    await it.return?.()?.catch(() => undefined);
-  }
 }
 
 /** Every tensor's pieces in file order, tagged with the tensor's position in `order`. */

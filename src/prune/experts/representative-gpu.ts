@@ -10,7 +10,8 @@ import { rowdistAccumulate } from '../../gpu/kernels/rowdist.ts';
 import { STORAGE_USAGE } from '../../gpu/pool.ts';
 import { readBuffer } from '../../gpu/pool.ts';
 import type { ExpertIndex } from '../../models/types.ts';
-import type { ExpertParamSource } from './representative.ts';
+import { memberChunks, type ExpertParamSource } from './representative.ts';
+import { readAhead } from '../../core/read-ahead.ts';
 
 export async function selectRepresentativeGpu(
   ctx: GpuContext,
@@ -27,11 +28,18 @@ export async function selectRepresentativeGpu(
   ctx.device.queue.writeBuffer(acc, 0, new Float32Array(m));
   // Members go up in batches that fit one binding (a cluster of many large experts would not).
   const maxBinding = opts.maxBindingBytes ?? Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
+  // The next chunk's members are read while this chunk is on the GPU.
+  const spares: Float32Array[] = [];
+  const chunks = readAhead(memberChunks(source, sorted, opts.signal, spares), m);
   try {
     for (let c = 0; c < source.chunkCount; c++) {
       throwIfAborted(opts.signal);
       const rows: Float32Array[] = [];
-      for (const e of sorted) rows.push(await source.chunk(e, c, opts.signal));
+      for (const e of sorted) {
+        const r = await chunks.next();
+        if (r.done) throw new MoePruneError('InvalidArgument', `expert ${e} has no parameter chunk ${c}`);
+        rows.push(r.value);
+      }
       const len = rows[0]!.length;
       if (rows.some((r) => r.length !== len)) throw new MoePruneError('InvalidArgument', `cluster members have different parameter counts in chunk ${c}`);
       const centroid = new Float32Array(len);
@@ -42,12 +50,12 @@ export async function selectRepresentativeGpu(
         ctx.device.queue.writeBuffer(cb, 0, centroid);
         for (let first = 0; first < m; first += perBatch) {
           const batch = rows.slice(first, first + perBatch);
-          const x = new Float32Array(batch.length * len);
-          batch.forEach((r, i) => x.set(r, i * len));
-          const xb = await ctx.pool.acquire(x.byteLength, STORAGE_USAGE, 'cluster chunk');
+          const xBytes = batch.length * len * 4;
+          const xb = await ctx.pool.acquire(xBytes, STORAGE_USAGE, 'cluster chunk');
           try {
-            ctx.device.queue.writeBuffer(xb, 0, x);
-            await rowdistAccumulate(ctx, { buffer: xb, byteLength: x.byteLength }, { buffer: cb, byteLength: centroid.byteLength }, { buffer: acc, byteLength: accBytes }, { m: batch.length, dc: len, accOffset: first });
+            // Row by row into one [batch, len] buffer: no host-side copy of the batch.
+            batch.forEach((r, i) => ctx.device.queue.writeBuffer(xb, i * len * 4, r as Float32Array<ArrayBuffer>));
+            await rowdistAccumulate(ctx, { buffer: xb, byteLength: xBytes }, { buffer: cb, byteLength: centroid.byteLength }, { buffer: acc, byteLength: accBytes }, { m: batch.length, dc: len, accOffset: first });
           } finally {
             ctx.pool.release(xb);
           }
@@ -55,6 +63,8 @@ export async function selectRepresentativeGpu(
       } finally {
         ctx.pool.release(cb);
       }
+      // writeBuffer has copied them: the source may refill these arrays.
+      spares.push(...rows);
       opts.onProgress?.({ phase: 'choosing representatives', done: c + 1, total: source.chunkCount, unit: 'steps' });
     }
     const d = new Float32Array((await readBuffer(ctx, acc, accBytes)).buffer.slice(0, accBytes));
@@ -62,6 +72,7 @@ export async function selectRepresentativeGpu(
     for (let i = 1; i < m; i++) if (d[i]! < d[best]!) best = i;
     return { representative: sorted[best]!, sqDistances: Float64Array.from(d) };
   } finally {
+    await chunks.return(undefined);
     ctx.pool.release(acc);
   }
 }

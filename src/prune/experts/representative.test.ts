@@ -60,6 +60,106 @@ describe('closest-to-centroid representative (streaming)', () => {
   });
 });
 
+/** The original member-by-member float64 sums: pass 1 adds each member in turn, pass 2 one running sum per member. */
+function sequentialDistances(members: number[], th: Float32Array[], chunk: number): Float64Array {
+  const k = members.length;
+  const len = th[0]!.length;
+  const dist = new Float64Array(k);
+  for (let lo = 0; lo < len; lo += chunk) {
+    const hi = Math.min(len, lo + chunk);
+    const sum = new Float64Array(hi - lo);
+    for (const m of members) for (let t = lo; t < hi; t++) sum[t - lo] = sum[t - lo]! + th[m]![t]!;
+    for (let t = 0; t < sum.length; t++) sum[t] = sum[t]! / k;
+    members.forEach((m, i) => {
+      let s = 0;
+      for (let t = lo; t < hi; t++) {
+        const v = th[m]![t]! - sum[t - lo]!;
+        s += v * v;
+      }
+      dist[i] = dist[i]! + s;
+    });
+  }
+  return dist;
+}
+
+describe('representative: read ahead and four members per sweep', () => {
+  const th = thetas(12, 61, 5);
+
+  it('gives bit-identical distances to the member-by-member sums for 3 to 12 members, in both memory modes', async () => {
+    for (let k = 3; k <= 12; k++) {
+      const members = Array.from({ length: k }, (_, i) => i);
+      for (const chunk of [1, 8, 61]) {
+        const want = sequentialDistances(members, th, chunk);
+        for (const memory of ['hold-chunk', 'refetch'] as const) {
+          const r = await selectRepresentative(members, memoryParamSource(th, chunk), { memory });
+          expect([...r.sqDistances]).toEqual([...want]);
+        }
+      }
+    }
+  });
+
+  it("reads chunk c+1's members while chunk c is computed, in member order, each once", async () => {
+    const base = memoryParamSource(th, 16);
+    const log: string[] = [];
+    const src: ExpertParamSource = {
+      chunkCount: base.chunkCount,
+      chunk: async (e, c) => {
+        log.push(`read ${c}:${e}`);
+        await new Promise((r) => setTimeout(r, 1));
+        return base.chunk(e, c);
+      },
+    };
+    await selectRepresentative([5, 1, 3], src, {}, () => log.push('got'));
+    const reads = log.filter((l) => l.startsWith('read'));
+    expect(reads).toEqual(Array.from({ length: base.chunkCount }, (_, c) => [1, 3, 5].map((e) => `read ${c}:${e}`)).flat());
+    // Chunk 1's first member is being read before chunk 0's last member reaches the arithmetic (the third 'got'),
+    // and chunk 2's before chunk 1's: the reads run ahead of the arithmetic.
+    const nthGot = (n: number) => log.reduce((at, l, i) => (at.seen < n && l === 'got' ? { seen: at.seen + 1, i } : at), { seen: 0, i: -1 }).i;
+    expect(log.indexOf('read 1:1')).toBeLessThan(nthGot(3));
+    expect(log.indexOf('read 2:1')).toBeLessThan(nthGot(6));
+  });
+
+  it('hands finished chunks back to the source to refill: a bounded set of arrays, same distances', async () => {
+    const base = memoryParamSource(th, 4);
+    const seen = new Set<Float32Array>();
+    const src: ExpertParamSource = {
+      chunkCount: base.chunkCount,
+      chunk: (e, c, _signal, into) => {
+        const x = base.chunk(e, c) as Float32Array;
+        const out = into?.length === x.length ? into : new Float32Array(x.length);
+        out.set(x);
+        seen.add(out);
+        return out;
+      },
+    };
+    const members = [0, 2, 4, 6, 8];
+    const r = await selectRepresentative(members, src);
+    expect([...r.sqDistances]).toEqual([...sequentialDistances(members, th, 4)]);
+    // The chunk in use and the one read ahead: 2 × 5 arrays (+5 for the shorter last chunk), however many chunks.
+    expect(base.chunkCount).toBeGreaterThan(10);
+    expect(seen.size).toBeLessThanOrEqual(2 * members.length + members.length);
+  });
+
+  it('a cancel stops the reads: nothing past the chunk ahead is read, and the error is the cancel', async () => {
+    const base = memoryParamSource(th, 4);
+    const ac = new AbortController();
+    let reads = 0;
+    const src: ExpertParamSource = {
+      chunkCount: base.chunkCount,
+      chunk: async (e, c, signal) => {
+        signal?.throwIfAborted();
+        if (++reads === 5) ac.abort();
+        await new Promise((r) => setTimeout(r, 1));
+        return base.chunk(e, c);
+      },
+    };
+    await expect(selectRepresentative([0, 1, 2], src, { signal: ac.signal })).rejects.toThrow();
+    // Aborted at the 5th read (chunk 1): at most one chunk (3 members) ahead was requested after it.
+    expect(reads).toBeLessThanOrEqual(5 + 3);
+    expect(reads).toBeLessThan(base.chunkCount * 3);
+  });
+});
+
 describe('reconstruction rules', () => {
   it('per-layer (official code): merge every cluster when the layer has ≤ κ_L clusters', () => {
     expect(clusterAction('per-layer', 2, 2, 5)).toBe('merge');

@@ -15,12 +15,17 @@
 import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
 import type { LongTask } from '../../core/progress.ts';
 import type { ExpertIndex } from '../../models/types.ts';
+import { readAhead } from '../../core/read-ahead.ts';
 
 /** Streams one layer's expert parameters θ_i = concat(gate|up|down), split into `chunkCount` chunks. */
 export interface ExpertParamSource {
   readonly chunkCount: number;
-  /** Chunk `chunk` of θ_expert; for a given chunk index every expert's chunk has the same length. */
-  chunk(expert: ExpertIndex, chunk: number, signal?: AbortSignal): Float32Array | Promise<Float32Array>;
+  /**
+   * Chunk `chunk` of θ_expert; for a given chunk index every expert's chunk has the same length. `into`, when
+   * given, is an array from an earlier call that the caller is done with: a source may fill and return it instead
+   * of a fresh one (one that returns views of its own storage ignores it).
+   */
+  chunk(expert: ExpertIndex, chunk: number, signal?: AbortSignal, into?: Float32Array): Float32Array | Promise<Float32Array>;
 }
 
 /** 'none': keep the representative; 'per-layer': official code (average every cluster when the layer has ≤ κ
@@ -57,6 +62,62 @@ async function fetchChunk(src: ExpertParamSource, e: ExpertIndex, c: number, len
   return x;
 }
 
+/** Adds each member's chunk to `sum` in member order (sum[t] + x₀[t] + x₁[t] + …), four members per sweep. */
+function addMembers(sum: Float64Array, xs: readonly Float32Array[]): void {
+  const len = sum.length;
+  let i = 0;
+  for (; i + 4 <= xs.length; i += 4) {
+    const [a, b, c, d] = [xs[i]!, xs[i + 1]!, xs[i + 2]!, xs[i + 3]!];
+    for (let t = 0; t < len; t++) sum[t] = sum[t]! + a[t]! + b[t]! + c[t]! + d[t]!;
+  }
+  for (; i < xs.length; i++) {
+    const a = xs[i]!;
+    for (let t = 0; t < len; t++) sum[t] = sum[t]! + a[t]!;
+  }
+}
+
+/**
+ * dist[i] += Σ_t (x_i[t] − mean[t])², each member's sum taken over t in order as a one-member sweep would, but four
+ * members per sweep: their four running sums are independent, so the CPU overlaps them and reads `mean` once.
+ */
+function addSquaredDistances(dist: Float64Array, xs: readonly Float32Array[], mean: Float64Array): void {
+  const len = mean.length;
+  let i = 0;
+  for (; i + 4 <= xs.length; i += 4) {
+    const [a, b, c, d] = [xs[i]!, xs[i + 1]!, xs[i + 2]!, xs[i + 3]!];
+    let sa = 0, sb = 0, sc = 0, sd = 0;
+    for (let t = 0; t < len; t++) {
+      const m = mean[t]!;
+      const va = a[t]! - m, vb = b[t]! - m, vc = c[t]! - m, vd = d[t]! - m;
+      sa += va * va;
+      sb += vb * vb;
+      sc += vc * vc;
+      sd += vd * vd;
+    }
+    dist[i] = dist[i]! + sa;
+    dist[i + 1] = dist[i + 1]! + sb;
+    dist[i + 2] = dist[i + 2]! + sc;
+    dist[i + 3] = dist[i + 3]! + sd;
+  }
+  for (; i < xs.length; i++) {
+    const a = xs[i]!;
+    let s = 0;
+    for (let t = 0; t < len; t++) {
+      const v = a[t]! - mean[t]!;
+      s += v * v;
+    }
+    dist[i] = dist[i]! + s;
+  }
+}
+
+/**
+ * Every member's chunk c, for c = 0, 1, …, in member order: the order 'hold-chunk' consumes them. Arrays the
+ * caller puts back into `spares` are handed to the source to refill (no fresh gigabytes for the collector).
+ */
+export async function* memberChunks(source: ExpertParamSource, members: readonly ExpertIndex[], signal?: AbortSignal, spares: Float32Array[] = []): AsyncGenerator<Float32Array> {
+  for (let c = 0; c < source.chunkCount; c++) for (const e of members) yield await source.chunk(e, c, signal, spares.pop());
+}
+
 /** The member closest to the cluster centroid (members ascending). */
 export async function selectRepresentative(
   members: readonly ExpertIndex[],
@@ -69,37 +130,54 @@ export async function selectRepresentative(
   if (sorted.length <= 2) return { representative: sorted[0]!, sqDistances: new Float64Array(0) };
   const k = sorted.length;
   const dist = new Float64Array(k);
-  for (let c = 0; c < source.chunkCount; c++) {
-    throwIfAborted(opts.signal);
-    const first = await fetchChunk(source, sorted[0]!, c, undefined, opts.signal);
-    const len = first.length;
-    const held: Float32Array[] = [first];
-    const sum = new Float64Array(len);
-    for (let i = 0; i < k; i++) {
-      const x = i === 0 ? first : await fetchChunk(source, sorted[i]!, c, len, opts.signal);
-      if (opts.memory !== 'refetch' && i > 0) held.push(x);
-      for (let t = 0; t < len; t++) sum[t] = sum[t]! + x[t]!;
-      onChunk?.();
-    }
-    for (let t = 0; t < len; t++) sum[t] = sum[t]! / k;
-    for (let i = 0; i < k; i++) {
-      const x = opts.memory === 'refetch' ? await fetchChunk(source, sorted[i]!, c, len, opts.signal) : held[i]!;
-      let s = 0;
-      for (let t = 0; t < len; t++) {
-        const v = x[t]! - sum[t]!;
-        s += v * v;
+  if (opts.memory === 'refetch') {
+    for (let c = 0; c < source.chunkCount; c++) {
+      throwIfAborted(opts.signal);
+      const first = await fetchChunk(source, sorted[0]!, c, undefined, opts.signal);
+      const len = first.length;
+      const sum = new Float64Array(len);
+      for (let i = 0; i < k; i++) {
+        addMembers(sum, [i === 0 ? first : await fetchChunk(source, sorted[i]!, c, len, opts.signal)]);
+        onChunk?.();
       }
-      dist[i] = dist[i]! + s;
-      if (opts.memory === 'refetch') onChunk?.();
+      for (let t = 0; t < len; t++) sum[t] = sum[t]! / k;
+      for (let i = 0; i < k; i++) {
+        addSquaredDistances(dist.subarray(i, i + 1), [await fetchChunk(source, sorted[i]!, c, len, opts.signal)], sum);
+        onChunk?.();
+      }
+    }
+  } else {
+    // The next chunk's members are read while this chunk's arithmetic runs (k chunks ahead: one whole chunk).
+    const spares: Float32Array[] = [];
+    const chunks = readAhead(memberChunks(source, sorted, opts.signal, spares), k);
+    let sum = new Float64Array(0);
+    try {
+      for (let c = 0; c < source.chunkCount; c++) {
+        throwIfAborted(opts.signal);
+        const held: Float32Array[] = [];
+        for (let i = 0; i < k; i++) {
+          const r = await chunks.next();
+          if (r.done) throw new MoePruneError('InvalidArgument', `expert ${sorted[i]} has no parameter chunk ${c}`);
+          if (i > 0 && r.value.length !== held[0]!.length)
+            throw new MoePruneError('InvalidArgument', `expert ${sorted[i]} parameter chunk ${c} has ${r.value.length} values, other members have ${held[0]!.length}`);
+          held.push(r.value);
+          onChunk?.();
+        }
+        if (sum.length === held[0]!.length) sum.fill(0);
+        else sum = new Float64Array(held[0]!.length);
+        addMembers(sum, held);
+        for (let t = 0; t < sum.length; t++) sum[t] = sum[t]! / k;
+        addSquaredDistances(dist, held, sum);
+        spares.push(...held);
+      }
+    } finally {
+      await chunks.return(undefined);
     }
   }
   let best = 0;
   for (let i = 1; i < k; i++) if (dist[i]! < dist[best]!) best = i; // strict: lowest index wins ties
   return { representative: sorted[best]!, sqDistances: dist };
 }
-
-
-
 
 /** An in-memory ExpertParamSource over per-expert θ vectors, split into chunks of `chunkSize` (tests, small models). */
 export function memoryParamSource(thetas: readonly Float32Array[], chunkSize: number): ExpertParamSource {

@@ -1,0 +1,33 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { openNodeFileSet } from '../cli/node-files.ts';
+import { catalogueCheckpoint } from '../models/catalogue.ts';
+import type { ExpertIndex, LayerIndex } from '../models/types.ts';
+import { expertParamSource } from './expert-params.ts';
+
+const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));
+
+describe('expertParamSource: a spare array is refilled instead of a fresh one', () => {
+  it('fills `into` with the same values a fresh chunk has, across tensor boundaries, and ignores a spare of another length', async () => {
+    for (const model of ['mixtral-bf16', 'mixtral', 'qwen3_moe-fused']) {
+      const cat = await catalogueCheckpoint(await openNodeFileSet(join(MODELS, model)));
+      const layer = cat.moeLayers[0]!.layer as LayerIndex;
+      // 300 does not divide the tensors' sizes: some chunks span the end of one tensor and the start of the next.
+      const src = expertParamSource(cat, layer, 300);
+      expect(src.chunkCount).toBeGreaterThan(2);
+      for (const e of [0, 1] as ExpertIndex[])
+        for (let c = 0; c < src.chunkCount; c++) {
+          const fresh = await src.chunk(e, c);
+          const spare = new Float32Array(fresh.length).fill(Number.NaN);
+          const reused = await src.chunk(e, c, undefined, spare);
+          expect(reused).toBe(spare);
+          expect([...reused]).toEqual([...fresh]);
+          const other = new Float32Array(fresh.length + 1);
+          const ignored = await src.chunk(e, c, undefined, other);
+          expect(ignored).not.toBe(other);
+          expect([...ignored]).toEqual([...fresh]);
+        }
+    }
+  });
+});
