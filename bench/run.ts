@@ -16,6 +16,7 @@ import { uploadTensor, releaseTensor } from '../src/gpu/tensor.ts';
 import { catalogueCheckpoint } from '../src/models/catalogue.ts';
 import { exportExpertPruned, routerSquaredDistancesGpu, runStageOne, type RouterLayer } from '../src/pipeline/expert-prune.ts';
 import { planExpertPruning } from '../src/prune/experts/plan.ts';
+import { benchReplan } from './replan-bench.ts';
 import { writeSyntheticMixtral } from './synthetic.ts';
 import { benchMatmulPeer } from './matmul-peer.ts';
 import { benchEngine } from './engine.ts';
@@ -165,7 +166,7 @@ export async function runNodeBenchmarks(): Promise<{ adapter: string; rows: Benc
   const gpu = await openNodeGpu();
   try {
     const rows = [
-      ...(await benchKernels(gpu)), ...(await benchPruneMask(gpu, copyThrough)), ...(await benchStageOne(gpu)), ...(await benchExport(gpu)),
+      ...(await benchKernels(gpu)), ...(await benchPruneMask(gpu, copyThrough)), ...(await benchStageOne(gpu)), ...benchReplan(), ...(await benchExport(gpu)),
       ...(await benchForward(gpu)), ...(await benchStageTwo(gpu)),
     ];
     return { adapter: gpu.adapter.label, rows };

@@ -185,6 +185,15 @@ export interface LayerClusterInput {
  * Floors: ungrouped ≥ max(topK, 1) clusters; grouped ≥ max(2, ⌈topK/topkGroup⌉) per group (group scores use the
  * top-2 experts of a group, and the chosen groups must still hold topK experts).
  */
+const SORTED_BLOCKS = new WeakMap<Float64Array, { readonly groupCount: number; readonly blocks: Array<SortedBlock> }>();
+
+interface SortedBlock {
+  readonly D: Float64Array;
+  readonly entries: SortedEntries;
+  readonly offset: number;
+  sweeps?: Map<number, { taus: Float64Array; counts: Int32Array; restarts: number }>;
+}
+
 export class LayerClusterer {
   readonly n: number;
   readonly groupCount: number;
@@ -193,7 +202,7 @@ export class LayerClusterer {
   readonly minPerGroup: number;
   /** Fewest clusters per group allowed at all (the routing floor). */
   readonly floorPerGroup: number;
-  private readonly blocks: Array<{ D: Float64Array; entries: SortedEntries; offset: number }>;
+  private readonly blocks: SortedBlock[];
   private readonly name: string;
 
   constructor(input: LayerClusterInput) {
@@ -222,7 +231,15 @@ export class LayerClusterer {
 
     const D = input.distances;
     if (D.length !== n * n) throw new MoePruneError('InvalidArgument', `${this.name}: distance matrix has ${D.length} values, expected ${n}×${n}`);
+    // Sorting a layer's distances is most of a re-plan; the page re-plans from the same cached matrices on every
+    // slider move, so the sorted blocks are kept per matrix (distance matrices are never written after planning).
+    const cached = SORTED_BLOCKS.get(D);
+    if (cached && cached.groupCount === this.groupCount) {
+      this.blocks = cached.blocks;
+      return;
+    }
     this.blocks = [];
+    SORTED_BLOCKS.set(D, { groupCount: this.groupCount, blocks: this.blocks });
     for (let b = 0; b < this.groupCount; b++) {
       const s = this.groupSize, off = b * s;
       let sub = D;
@@ -241,7 +258,14 @@ export class LayerClusterer {
 
   /** Per-block cluster-count step functions (see clusterCountSweep); grouped blocks run uncapped. */
   sweeps(): Array<{ taus: Float64Array; counts: Int32Array; restarts: number }> {
-    return this.blocks.map((b) => clusterCountSweep(b.D, b.entries, this.groupCount === 1 ? this.minPerGroup : 0));
+    return this.blocks.map((b) => {
+      const floor = this.groupCount === 1 ? this.minPerGroup : 0;
+      // Kept with the sorted blocks: a re-plan of the same matrices sweeps again only under another floor.
+      b.sweeps ??= new Map();
+      let r = b.sweeps.get(floor);
+      if (!r) b.sweeps.set(floor, (r = clusterCountSweep(b.D, b.entries, floor)));
+      return r;
+    });
   }
 
   /** Layer count from per-block counts (the same combination rule as countAt). */
