@@ -68,7 +68,7 @@ export interface SweepRecord {
   readonly expertOnly: boolean;
 }
 
-const pctOf = (v: readonly number[]): number[] => v.map((x) => Math.round(100 * x));
+const pctOf = (v: readonly number[]): number[] => v.map((x) => Math.round(1000 * x) / 10);
 
 export const DEFAULT_TRADEOFF = {
   totalsPct: pctOf(DEFAULT_SWEEP_GRID.totals),
