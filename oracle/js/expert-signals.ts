@@ -7,7 +7,8 @@
  * Per checkpoint, K = the smallest count ≥ n/2 the routing floors allow, and per saliency criterion (reap, ean,
  * frequency) one sequential run: every MoE layer's token counts, Σ g·‖f‖, Σ ‖f‖, scores and kept experts, then the
  * reconstruction sums of that run's plan per MoE layer; the exhaustive (NAEE) run: kept experts, best error and subsets
- * per layer; HC-SMoE's output-similarity distances of the original model per MoE layer (diagonal null).
+ * per layer; HC-SMoE's output-similarity distances of the original model per MoE layer (diagonal null): cosine over all
+ * tokens ("output") and L2 between the means over each expert's routed tokens ("outputRoutedL2").
  * Output: {"adapter", "results": {"<dir>": {"K", "runs": {"reap": {"scores": [...], "kept": {"<layer>": [...]},
  * "reconstruction": [...]}, ...}, "exhaustive": {"kept", "layers", "subsets"}, "output": {"<layer>": [[...]]},
  * "seconds"}}} or {"<dir>": {"error": "..."}}.
@@ -57,9 +58,11 @@ async function main(): Promise<void> {
         }
         const ex = await exhaustiveSequential(engine, windows, K);
         const exhaustive = { kept: Object.fromEntries(ex.plan.layers.map((l) => [String(l.layer), l.kept])), layers: ex.layers, subsets: ex.subsets };
-        const D = await outputSimilarityDistances(engine, windows);
-        const output = Object.fromEntries([...D].map(([l, d]) => [String(l), Array.from({ length: n }, (_, i) => Array.from(d.subarray(i * n, (i + 1) * n)))]));
-        results[dir] = { K, runs, exhaustive, output, seconds: (performance.now() - t0) / 1000 };
+        const matrices = (D: Map<number, Float64Array>) =>
+          Object.fromEntries([...D].map(([l, d]) => [String(l), Array.from({ length: n }, (_, i) => Array.from(d.subarray(i * n, (i + 1) * n)))]));
+        const output = matrices(await outputSimilarityDistances(engine, windows));
+        const outputRoutedL2 = matrices(await outputSimilarityDistances(engine, windows, { tokens: 'routed', distance: 'l2' }));
+        results[dir] = { K, runs, exhaustive, output, outputRoutedL2, seconds: (performance.now() - t0) / 1000 };
       } catch (e) {
         results[dir] = { error: e instanceof Error ? e.message : String(e) };
       }

@@ -19,7 +19,7 @@ Exhaustive (NAEE): with our exhaustive run's kept sets on the earlier layers, to
 (per routing group K / n_group) of each MoE layer by that reconstruction error through the family's MoE module — the
 same best subset (or one within float noise of it), the same error and the same number of subsets.
 Output similarity (HC-SMoE): on the original model, every expert on every token of the layer's input, outputs averaged,
-1 − cosine between experts: our distances within 1e-4.
+1 − cosine between experts: our distances within 1e-4; and L2 between each expert's mean over its routed tokens only.
 """
 
 from __future__ import annotations
@@ -341,6 +341,26 @@ def test_output_similarity_equals_torch(ours: dict, fixture: str) -> None:
                     else:
                         want = float(1 - cos[i, j])
                         assert abs(got[i][j] - want) < 1e-4, f"{fixture} layer {L} ({i}, {j}): {got[i][j]} vs torch {want}"
+            # --output-tokens routed --output-distance l2: each expert's mean over the tokens the family's router sends
+            # it (zero when none), L2 between the means.
+            with fam.patch.active({}):
+                _, idx = fam.route(int(L), x)
+            routed_means = []
+            for e in range(n):
+                tok = torch.where((idx == e).any(-1))[0]
+                wg, wu, wd = expert_w(int(L), e)
+                f = F.linear(F.silu(F.linear(x[tok], wg)) * F.linear(x[tok], wu), wd).double()
+                routed_means.append(f.mean(0) if len(tok) else torch.zeros(x.shape[-1], dtype=torch.float64))
+            rm = torch.stack(routed_means)
+            l2 = torch.cdist(rm, rm)
+            got2 = r["outputRoutedL2"][L]
+            for i in range(n):
+                for j in range(n):
+                    if i == j:
+                        assert got2[i][j] is None
+                    else:
+                        want = float(l2[i, j])
+                        assert abs(got2[i][j] - want) < 1e-4 * max(1.0, want), f"{fixture} layer {L} routed L2 ({i}, {j}): {got2[i][j]} vs torch {want}"
 
 
 def test_tie_rule_keeps_the_lower_index() -> None:
