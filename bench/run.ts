@@ -22,6 +22,7 @@ import { benchMatmulPeer } from './matmul-peer.ts';
 import { benchEngine } from './engine.ts';
 import { benchPruneMask } from './prune-mask-bench.ts';
 import { benchStageTwo } from './stage2-bench.ts';
+import { benchExpertChoice } from './expert-choice-bench.ts';
 
 export interface BenchRow {
   readonly name: string;
@@ -167,7 +168,7 @@ export async function runNodeBenchmarks(): Promise<{ adapter: string; rows: Benc
   try {
     const rows = [
       ...(await benchKernels(gpu)), ...(await benchPruneMask(gpu, copyThrough)), ...(await benchStageOne(gpu)), ...benchReplan(), ...(await benchExport(gpu)),
-      ...(await benchForward(gpu)), ...(await benchStageTwo(gpu)),
+      ...(await benchForward(gpu)), ...(await benchStageTwo(gpu)), ...(await benchExpertChoice(gpu)),
     ];
     return { adapter: gpu.adapter.label, rows };
   } finally {
@@ -188,3 +189,6 @@ export function machine(): Record<string, unknown> {
 export async function writeResults(path: string, data: unknown): Promise<void> {
   await writeFile(path, JSON.stringify(data, null, 2) + '\n');
 }
+
+/** Opt-in (`npm run bench -- --scale`): the whole stage-1 job on a 6.33 GB checkpoint; see scale-bench.ts. */
+export { benchScale } from './scale-bench.ts';

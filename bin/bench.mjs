@@ -6,6 +6,10 @@ import { existsSync } from 'node:fs';
 import { register } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
+// --scale adds the scale rows (bench/scale-bench.ts: a 6.33 GB checkpoint written once into .bench-data/, minutes
+// per run); --scale-only runs just those.
+const scaleOnly = process.argv.includes('--scale-only');
+const withScale = scaleOnly || process.argv.includes('--scale');
 const skipBrowser = process.argv.includes('--no-browser');
 
 // What a fresh machine lacks is named (or installed) before any benchmark starts, as the tests do
@@ -28,12 +32,13 @@ register(new URL('../src/cli/wgsl-loader.mjs', import.meta.url));
 registerTsx();
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
-const { runNodeBenchmarks, formatTable, machine, writeResults } = await import('../bench/run.ts');
+const { runNodeBenchmarks, benchScale, formatTable, machine, writeResults } = await import('../bench/run.ts');
 
-const node = await runNodeBenchmarks();
+const node = scaleOnly ? { adapter: null, rows: [] } : await runNodeBenchmarks();
 const rows = [...node.rows];
+if (withScale) rows.push(...(await benchScale()));
 let browserAdapter = null;
-if (!skipBrowser) {
+if (!skipBrowser && !scaleOnly) {
   const { benchIngest } = await import('../e2e/bench-ingest.mjs');
   const r = await benchIngest({ mb: 32, repeats: 2 });
   browserAdapter = r.adapter;
@@ -47,6 +52,7 @@ if (!skipBrowser) {
   });
 }
 const results = { date: new Date().toISOString(), adapter: node.adapter, browser: browserAdapter, machine: machine(), rows };
-await writeResults('bench/results.json', results);
-console.log(`adapter: ${node.adapter}${browserAdapter ? `; browser: ${browserAdapter}` : ''}`);
+// A scale-only run keeps the other rows' last results beside it.
+await writeResults(scaleOnly ? 'bench/results-scale.json' : 'bench/results.json', results);
+if (node.adapter) console.log(`adapter: ${node.adapter}${browserAdapter ? `; browser: ${browserAdapter}` : ''}`);
 console.log(formatTable(rows));

@@ -1,0 +1,144 @@
+/**
+ * The scale row of `npm run bench -- --scale`: `moe-prune prune --experts-per-layer 4` (stage 1 + export, the
+ * whole CLI job in its own process) on the ≥ 6 GB Mixtral-shaped checkpoint of bench/scale-checkpoint.ts, as a
+ * ratio to plain reads and writes of the same bytes in the same run, with the job's peak memory.
+ *
+ * Opt-in: the checkpoint takes 6.33 GB of disk (written once into .bench-data/, git-ignored, and reused), each
+ * output 3.5 GB more while it runs (deleted afterwards).
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BenchRow } from './run.ts';
+import { ensureScaleCheckpoint, SCALE_DIR, scaleTensors } from './scale-checkpoint.ts';
+
+const PIECE = 8 << 20;
+const CLI = fileURLToPath(new URL('../bin/moe-prune.mjs', import.meta.url));
+const PROBE = new URL('./mem-probe.mjs', import.meta.url).href;
+
+interface JobRun {
+  readonly ms: number;
+  readonly outBytes: number;
+  readonly peak: { rss: number; heapUsed: number; heapTotal: number; arrayBuffers: number };
+  readonly cpuMs: number;
+}
+
+/** The bytes the job must move: every input shard read once, the output's tensor bytes written once. */
+function plannedBytes(layers: number, keep: number): { read: number; write: number[] } {
+  const shards = scaleTensors(layers);
+  const dropped = (name: string) => {
+    const m = /experts\.(\d+)\./.exec(name);
+    return m !== null && Number(m[1]) >= keep;
+  };
+  return {
+    read: shards.flat().reduce((s, t) => s + t.byteLength, 0),
+    write: shards.map((s) => s.filter((t) => !dropped(t.name)).reduce((a, t) => a + t.byteLength, 0)),
+  };
+}
+
+/** Plain file operations: each input shard read whole in 8 MiB pieces, the output shard's byte count written from them. */
+async function plainCopy(src: string, dst: string, write: number[]): Promise<number> {
+  await rm(dst, { recursive: true, force: true });
+  await mkdir(dst, { recursive: true });
+  const shards = (await readdir(src)).filter((f) => f.endsWith('.safetensors')).sort();
+  const t0 = performance.now();
+  const buf = new Uint8Array(PIECE);
+  for (const [i, f] of shards.entries()) {
+    const [from, to] = [await open(join(src, f), 'r'), await open(join(dst, f), 'w')];
+    let left = write[i] ?? 0;
+    for (;;) {
+      const { bytesRead } = await from.read(buf, 0, PIECE);
+      if (bytesRead === 0) break;
+      const n = Math.min(left, bytesRead);
+      if (n > 0) await to.write(buf, 0, n);
+      left -= n;
+    }
+    await Promise.all([from.close(), to.close()]);
+  }
+  const ms = performance.now() - t0;
+  await rm(dst, { recursive: true, force: true });
+  return ms;
+}
+
+async function runJob(src: string, out: string, cpu: boolean): Promise<JobRun> {
+  const probeOut = `${out}.mem.json`;
+  await rm(out, { recursive: true, force: true });
+  const args = ['--import', PROBE, CLI, 'prune', src, '--out', out, '--experts-per-layer', '4', '--force', '--json', ...(cpu ? ['--cpu'] : [])];
+  const t0 = performance.now();
+  const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, args, { env: { ...process.env, MOE_BENCH_MEM_OUT: probeOut }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    child.on('error', reject);
+    child.on('close', (c) => resolve({ code: c, stderr: err }));
+  });
+  const ms = performance.now() - t0;
+  if (code !== 0) throw new Error(`moe-prune prune${cpu ? ' --cpu' : ''} failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' / ')}`);
+  const probe = JSON.parse(await readFile(probeOut, 'utf8')) as { peak: JobRun['peak']; userMs: number; systemMs: number };
+  let outBytes = 0;
+  for (const f of await readdir(out)) if (f.endsWith('.safetensors')) outBytes += (await stat(join(out, f))).size;
+  await rm(out, { recursive: true, force: true });
+  await rm(probeOut, { force: true });
+  return { ms, outBytes, peak: probe.peak, cpuMs: probe.userMs + probe.systemMs };
+}
+
+const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
+
+export async function benchScale(opts: { dir?: string; log?: (line: string) => void } = {}): Promise<BenchRow[]> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const dir = opts.dir ?? SCALE_DIR;
+  log(`scale bench: the Mixtral-shaped checkpoint in ${dir} (6.33 GB of disk, written once and reused)…`);
+  const ck = await ensureScaleCheckpoint(dir);
+  if (ck.generated) log(`  written in ${(ck.generateMs / 1000).toFixed(0)} s`);
+  const planned = plannedBytes(ck.layers, 4);
+  const work = `${dir.replace(/\/+$/, '')}-work`;
+  const layerBytes = scaleTensors(ck.layers)[0]!.filter((t) => t.name.startsWith('model.layers.0.')).reduce((s, t) => s + t.byteLength, 0);
+  try {
+    // Baseline before and after the jobs, averaged: the page cache and the machine's load drift during a run.
+    log('  plain reads + writes…');
+    const plainA = await plainCopy(dir, join(work, 'plain'), planned.write);
+    const jobs: Array<{ label: string; cpu: boolean; run: JobRun | null; error?: string }> = [];
+    for (const [label, cpu] of [['--cpu', true], ['WebGPU adapter', false]] as const) {
+      log(`  moe-prune prune ${cpu ? '--cpu ' : ''}--experts-per-layer 4…`);
+      try {
+        jobs.push({ label, cpu, run: await runJob(dir, join(work, 'out'), cpu) });
+      } catch (e) {
+        jobs.push({ label, cpu, run: null, error: (e as Error).message });
+        log(`  ${(e as Error).message}`);
+      }
+    }
+    log('  plain reads + writes again…');
+    const plainB = await plainCopy(dir, join(work, 'plain'), planned.write);
+    const plainMs = (plainA + plainB) / 2;
+    const written = planned.write.reduce((a, b) => a + b, 0);
+    const bytesNote = `${(ck.bytes / 1e9).toFixed(2)} GB in, ${(written / 1e9).toFixed(2)} GB out`;
+    const rows: BenchRow[] = [];
+    for (const j of jobs) {
+      const r = j.run;
+      if (!r) {
+        rows.push({ name: `scale: stage 1 + export (${j.label}), 8 → 4 experts`, value: NaN, unit: 's', ratio: null, ratioOf: 'not run', note: j.error ?? '' });
+        continue;
+      }
+      rows.push({
+        name: `scale: stage 1 + export (${j.label}), 8 → 4 experts`,
+        value: r.ms / 1000,
+        unit: 's',
+        ratio: plainMs / r.ms,
+        ratioOf: `plain reads + writes of the same bytes in the same run (${(plainMs / 1000).toFixed(1)} s; throughput ratio, goal ≥ 0.5)`,
+        note: `${bytesNote}; job CPU ${(r.cpuMs / 1000).toFixed(1)} s`,
+      });
+      rows.push({
+        name: `scale: peak memory of that job (${j.label})`,
+        value: r.peak.rss / 2 ** 20,
+        unit: 'MiB RSS',
+        ratio: r.peak.rss / layerBytes,
+        ratioOf: `one decoder layer's weights (${mib(layerBytes)})`,
+        note: `JS heap ${mib(r.peak.heapUsed)} used / ${mib(r.peak.heapTotal)} total, array buffers ${mib(r.peak.arrayBuffers)}`,
+      });
+    }
+    return rows;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
