@@ -31,6 +31,7 @@ export async function selectRepresentativeGpu(
   // The next chunk's members are read while this chunk is on the GPU.
   const spares: Float32Array[] = [];
   const chunks = readAhead(memberChunks(source, sorted, opts.signal, spares), m);
+  let inFlight: Promise<unknown> = Promise.resolve();
   try {
     for (let c = 0; c < source.chunkCount; c++) {
       throwIfAborted(opts.signal);
@@ -65,6 +66,10 @@ export async function selectRepresentativeGpu(
       }
       // writeBuffer has copied them: the source may refill these arrays.
       spares.push(...rows);
+      // At most two chunks queued on the GPU: each holds its uploads in staging memory until it runs, and a slow
+      // (software) adapter would otherwise collect a whole layer of them.
+      await inFlight;
+      inFlight = ctx.device.queue.onSubmittedWorkDone();
       opts.onProgress?.({ phase: 'choosing representatives', done: c + 1, total: source.chunkCount, unit: 'steps' });
     }
     const d = new Float32Array((await readBuffer(ctx, acc, accBytes)).buffer.slice(0, accBytes));
