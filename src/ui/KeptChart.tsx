@@ -8,7 +8,7 @@ export function KeptChart({ plan, onPick }: { plan: ExpertPlan; onPick: (index: 
   return (
     <div className="kept-chart" data-testid="kept-chart">
       <ResponsiveContainer width="100%" height={170}>
-        <BarChart data={data} margin={{ top: 6, right: 8, bottom: 0, left: -18 }} barCategoryGap={data.length > 24 ? 1 : '18%'}>
+        <BarChart accessibilityLayer={false} data={data} margin={{ top: 6, right: 8, bottom: 0, left: -18 }} barCategoryGap={data.length > 24 ? 1 : '18%'}>
           <CartesianGrid vertical={false} stroke="#eef1f5" />
           <XAxis dataKey="layer" tick={{ fontSize: 11 }} interval="preserveStartEnd" tickLine={false} />
           <YAxis domain={[0, n]} allowDecimals={false} tick={{ fontSize: 11 }} tickLine={false} axisLine={false} />

@@ -92,7 +92,7 @@ function Controls({ c, cat, calibrated }: { c: PlanControls; cat: Catalogue; cal
       </Field>
       {c.mode === 'uniform' ? (
         <Field label="Experts kept per layer" hint={`of ${n}; every token still picks its top ${cat.summary.topK}`}>
-          <IntControl testid="keep" value={c.keep} min={1} max={n} suffix={`/ ${n}`} onChange={(keep) => setControls({ keep })} />
+          <IntControl testid="keep" value={c.keep} min={Math.min(cat.summary.topK, n)} max={n} suffix={`/ ${n}`} onChange={(keep) => setControls({ keep })} />
         </Field>
       ) : (
         <Field label="Global target" hint="one threshold τ for all layers; layers may keep different counts">
@@ -191,7 +191,7 @@ function LayerTable({ plan, selected }: { plan: ExpertPlan; selected: number }) 
         <thead>
           <tr>
             <th>Layer</th>
-            <th>Kept (new order)</th>
+            <th title="original expert indices; an expert's new index is its position in this list">Kept: original indices (new index = position)</th>
             <th>Removed</th>
             <th>Averaged</th>
           </tr>
@@ -201,7 +201,12 @@ function LayerTable({ plan, selected }: { plan: ExpertPlan; selected: number }) 
             <tr key={l.layer} data-layer={l.layer} className={i === selected ? 'selected' : ''} onClick={() => selectLayer(i)}>
               <td className="mono">{l.layer}</td>
               <td className="mono" data-testid="layer-kept">
-                {l.kept.join(' ')}
+                {l.kept.map((e, slot) => (
+                  <span key={e} title={`original expert ${e} becomes expert ${slot}`}>
+                    {slot ? ' ' : ''}
+                    {e}
+                  </span>
+                ))}
               </td>
               <td className="mono muted">{l.removed.join(' ') || '—'}</td>
               <td className="mono">{l.merges.length ? l.merges.map((m) => `[${m.members.join('+')}]`).join(' ') : '—'}</td>

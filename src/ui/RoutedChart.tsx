@@ -31,7 +31,7 @@ export function RoutedChart({ layer }: { layer: MoeLayerStats }) {
       data-sum={counts.reduce((a, b) => a + b, 0)}
     >
       <ResponsiveContainer width="100%" height={200}>
-        <BarChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: -8 }} barCategoryGap={many ? 0 : '15%'}>
+        <BarChart accessibilityLayer={false} data={data} margin={{ top: 8, right: 8, bottom: 0, left: -8 }} barCategoryGap={many ? 0 : '15%'}>
           <CartesianGrid vertical={false} stroke="#eef1f5" />
           <XAxis dataKey="expert" tick={tick} interval={many ? 'preserveStartEnd' : 0} tickLine={false} />
           <YAxis allowDecimals={false} tick={{ fontSize: 11 }} tickLine={false} axisLine={false} />

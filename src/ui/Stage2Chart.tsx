@@ -29,7 +29,7 @@ export function Stage2Chart({ result }: { result: StageTwoResult }) {
     >
       <h3 className="chart-title">Sparsity per decoder layer{owl ? ' (OWL ratios per layer)' : ''}</h3>
       <ResponsiveContainer width="100%" height={240}>
-        <BarChart data={data} margin={{ top: 8, right: 12, bottom: 18, left: 8 }} barCategoryGap={data.length > 24 ? 1 : '20%'}>
+        <BarChart accessibilityLayer={false} data={data} margin={{ top: 8, right: 12, bottom: 18, left: 8 }} barCategoryGap={data.length > 24 ? 1 : '20%'}>
           <CartesianGrid vertical={false} stroke="#eef1f5" />
           <XAxis dataKey="layer" tick={{ fontSize: 11 }} interval="preserveStartEnd" tickLine={false} label={{ value: 'decoder layer', position: 'insideBottom', offset: -10, fontSize: 12 }} />
           <YAxis

@@ -1,4 +1,4 @@
-import type { ReactNode } from 'react';
+import type { KeyboardEvent, ReactNode } from 'react';
 
 /** A progress bar; `done` and `total` are also data attributes so tests read the numbers, not the width. */
 export function Bar({ done, total, testid }: { done: number; total: number; testid?: string }) {
@@ -38,8 +38,20 @@ export function Segmented<T extends string>({
   offReason?: (v: T) => string | undefined;
   data?: Record<`data-${string}`, string>;
 }) {
+  const enabled = options.filter(([v]) => offReason?.(v) === undefined).map(([v]) => v);
+  // A radio group is one tab stop (the checked option); arrow keys move the choice, skipping unavailable options.
+  const onKeyDown = (ev: KeyboardEvent<HTMLDivElement>): void => {
+    const step = ev.key === 'ArrowRight' || ev.key === 'ArrowDown' ? 1 : ev.key === 'ArrowLeft' || ev.key === 'ArrowUp' ? -1 : 0;
+    if (!step || enabled.length === 0) return;
+    ev.preventDefault();
+    const at = enabled.indexOf(value);
+    const next = enabled[(at + step + enabled.length) % enabled.length]!;
+    onChange(next);
+    ev.currentTarget.querySelector<HTMLButtonElement>(`[data-value="${CSS.escape(next)}"]`)?.focus();
+  };
+  const focusable = enabled.includes(value) ? value : enabled[0];
   return (
-    <div className="segmented" role="radiogroup" data-testid={testid} {...data}>
+    <div className="segmented" role="radiogroup" data-testid={testid} onKeyDown={onKeyDown} {...data}>
       {options.map(([v, label]) => {
         const why = offReason?.(v);
         return (
@@ -48,6 +60,7 @@ export function Segmented<T extends string>({
             type="button"
             role="radio"
             aria-checked={v === value}
+            tabIndex={v === focusable ? 0 : -1}
             className={v === value ? 'on' : ''}
             data-value={v}
             disabled={why !== undefined}

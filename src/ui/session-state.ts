@@ -67,8 +67,7 @@ export async function refreshSessions(): Promise<void> {
 }
 
 /** The session of the model on screen, from the stores, or null when there is nothing measured to keep. */
-export function snapshot(): SessionRecord | null {
-  const cur = useApp.getState().current;
+export function snapshot(cur: CurrentModel | null = useApp.getState().current): SessionRecord | null {
   const t = useTradeoff.getState();
   if (!cur?.summary || t.source !== cur.fileSet || (t.points.length === 0 && t.sweeps.length === 0)) return null;
   const ps = usePlan.getState();
@@ -159,6 +158,16 @@ export function startSessions(): void {
     if (p) apply(p);
   };
   usePlan.subscribe(tryPending);
+  // The same files under another FileSet (stored in the browser while open, or reopened): the session carries over.
+  let prev = useApp.getState().current;
+  useApp.subscribe((a) => {
+    const before = prev;
+    prev = a.current;
+    const cur = a.current;
+    if (!before?.summary || !cur || cur.fileSet === before.fileSet || sessionId(cur) !== sessionId(before)) return;
+    const rec = snapshot(before);
+    if (rec) useSessions.setState({ pending: rec });
+  });
   useTradeoff.subscribe((s, prev) => {
     if (s.source !== prev.source) tryPending();
   });
