@@ -9,9 +9,9 @@ export const ARTIFACTS = join(REPO, 'e2e', '.artifacts');
 export const DIST = join(ARTIFACTS, 'dist');
 const VITE = join(REPO, 'node_modules', 'vite', 'bin', 'vite.js');
 
-/** `vite build` into e2e/.artifacts/dist (not dist/, so a running `npm start` is not disturbed). */
-export function buildApp() {
-  const b = spawnSync(process.execPath, [VITE, 'build', '--outDir', DIST, '--emptyOutDir', '--logLevel', 'warn'], { cwd: REPO, stdio: 'inherit' });
+/** `vite build` into e2e/.artifacts/dist (not dist/, so a running `npm start` is not disturbed), or into `outDir`. */
+export function buildApp(outDir = DIST) {
+  const b = spawnSync(process.execPath, [VITE, 'build', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn'], { cwd: REPO, stdio: 'inherit' });
   if (b.status !== 0) throw new Error('vite build failed');
 }
 
@@ -41,11 +41,11 @@ async function waitForHttp(url, ms, server) {
   throw new Error(`vite preview did not answer at ${url} within ${ms} ms`);
 }
 
-/** Serves DIST; resolves to { base, stop } once the server answers. */
-export async function startPreview() {
+/** Serves DIST (or `outDir`); resolves to { base, stop } once the server answers. */
+export async function startPreview(outDir = DIST) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const server = spawn(process.execPath, [VITE, 'preview', '--outDir', DIST, '--host', '127.0.0.1', '--port', String(port), '--strictPort'], {
+  const server = spawn(process.execPath, [VITE, 'preview', '--outDir', outDir, '--host', '127.0.0.1', '--port', String(port), '--strictPort'], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
