@@ -382,27 +382,47 @@ export function searchThresholdExact(layers: readonly LayerClusterer[], target: 
   return { ...sw, evaluations: b.evaluations + sw.evaluations };
 }
 
-function bisectThreshold(layers: readonly LayerClusterer[], target: number): ThresholdSearchResult {
-  const all: number[] = [];
-  for (const l of layers) for (const vals of l.candidateValues()) for (let i = 0; i < vals.length; i++) all.push(vals[i]!);
-  const sorted = Float64Array.from(all).sort();
+/** The last candidate list and the (cached, never written) value arrays it merged: a re-plan of the same matrices reuses it. */
+let lastCandidates: { readonly arrays: readonly Float64Array[]; readonly cand: readonly number[]; readonly totals: Map<string, Map<number, number>> } | null = null;
+
+/** Distinct candidate thresholds of all layers, ascending, then +Inf. */
+function candidatesOf(layers: readonly LayerClusterer[]): { readonly cand: readonly number[]; readonly totals: Map<number, number> } {
+  const arrays = layers.flatMap((l) => l.candidateValues());
+  // Totals at a candidate also depend on each layer's floor (top-k, groups, the per-layer cap).
+  const floors = layers.map((l) => `${l.minPerGroup}/${l.groupCount}`).join(',');
+  const last = lastCandidates;
+  if (last && last.arrays.length === arrays.length && last.arrays.every((a, i) => a === arrays[i])) {
+    let totals = last.totals.get(floors);
+    if (!totals) last.totals.set(floors, (totals = new Map()));
+    return { cand: last.cand, totals };
+  }
+  let size = 0;
+  for (const a of arrays) size += a.length;
+  const sorted = new Float64Array(size);
+  let at = 0;
+  for (const a of arrays) (sorted.set(a, at), (at += a.length));
+  sorted.sort();
   const cand: number[] = [];
   for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) cand.push(sorted[i]!);
   cand.push(Infinity);
+  const totals = new Map<number, number>();
+  lastCandidates = { arrays, cand, totals: new Map([[floors, totals]]) };
+  return { cand, totals };
+}
+
+function bisectThreshold(layers: readonly LayerClusterer[], target: number): ThresholdSearchResult {
+  const { cand, totals } = candidatesOf(layers);
   const tauOf = (i: number): number => {
     if (i === 0 || cand[i] === Infinity) return cand[i]!;
     const mid = cand[i - 1]! + (cand[i]! - cand[i - 1]!) / 2;
     return mid > cand[i - 1]! && mid < cand[i]! ? mid : cand[i]!;
   };
   let evaluations = 0;
-  const cache = new Map<number, number>();
+  const seen = new Set<number>();
   const K = (i: number): number => {
-    let v = cache.get(i);
-    if (v === undefined) {
-      v = totalAt(layers, tauOf(i));
-      evaluations++;
-      cache.set(i, v);
-    }
+    if (!seen.has(i)) (seen.add(i), evaluations++);
+    let v = totals.get(i);
+    if (v === undefined) totals.set(i, (v = totalAt(layers, tauOf(i))));
     return v;
   };
   const miss = (): ThresholdSearchResult => ({ method: 'exact', exact: false, tau: NaN, total: NaN, target, evaluations, message: 'bisection missed' });
