@@ -23,6 +23,7 @@ import { benchEngine } from './engine.ts';
 import { benchPruneMask } from './prune-mask-bench.ts';
 import { benchStageTwo } from './stage2-bench.ts';
 import { benchExpertChoice } from './expert-choice-bench.ts';
+import { benchTask } from './task-bench.ts';
 
 export interface BenchRow {
   readonly name: string;
@@ -168,7 +169,7 @@ export async function runNodeBenchmarks(): Promise<{ adapter: string; rows: Benc
   try {
     const rows = [
       ...(await benchKernels(gpu)), ...(await benchPruneMask(gpu, copyThrough)), ...(await benchStageOne(gpu)), ...benchReplan(), ...(await benchExport(gpu)),
-      ...(await benchForward(gpu)), ...(await benchStageTwo(gpu)), ...(await benchExpertChoice(gpu)),
+      ...(await benchForward(gpu)), ...(await benchStageTwo(gpu)), ...(await benchExpertChoice(gpu)), ...(await benchTask(gpu)),
     ];
     return { adapter: gpu.adapter.label, rows };
   } finally {

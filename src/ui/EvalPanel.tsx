@@ -6,16 +6,20 @@ import {
   chooseSample,
   chooseUserFile,
   measurePerplexity,
+  measureTask,
   pickText,
   runCalibration,
   SAMPLE_FILES,
   selectEvalLayer,
   setCalibSettings,
   setHeldoutSettings,
+  setTaskLimit,
+  taskKey,
   syncEvalModel,
   useEval,
   useEvalBlocker,
   type CalibrationResult,
+  type TaskMeasure,
   type TextChoice,
   type TextRole,
 } from './eval-state.ts';
@@ -23,6 +27,7 @@ import { Field, Segmented } from './controls.tsx';
 import { usePlan } from './prune-state.ts';
 import { RoutedChart } from './RoutedChart.tsx';
 import { RunProgress } from './RunProgress.tsx';
+import { freshDone } from './stage2-state.ts';
 import { useApp } from './state.ts';
 
 /** A positive integer box; values outside [min, max] are clamped, anything else ignored. */
@@ -45,7 +50,7 @@ function IntBox({ value, min, max, testid, onChange }: { value: number; min: num
 
 /** Built-in sample or the user's own file (plain text, or JSONL with a "text" field per line). */
 function TextSource({ role, choice, disabled }: { role: TextRole; choice: TextChoice; disabled: boolean }) {
-  const prefix = role === 'calibration' ? 'calib' : 'heldout';
+  const prefix = role === 'calibration' ? 'calib' : role === 'task' ? 'task' : 'heldout';
   const onFile = (e: ChangeEvent<HTMLInputElement>) => {
     const f = e.currentTarget.files?.[0];
     e.currentTarget.value = '';
@@ -65,13 +70,13 @@ function TextSource({ role, choice, disabled }: { role: TextRole; choice: TextCh
         />
         <label className={`btn btn-small${disabled ? ' disabled' : ''}`}>
           Choose file…
-          <input type="file" accept=".txt,.jsonl,.json,.md,text/plain" data-testid={`${prefix}-file`} disabled={disabled} onChange={onFile} />
+          <input type="file" accept={role === 'task' ? '.jsonl,.json' : '.txt,.jsonl,.json,.md,text/plain'} data-testid={`${prefix}-file`} disabled={disabled} onChange={onFile} />
         </label>
       </div>
       <div className="small muted" data-testid={`${prefix}-text-name`}>
         {choice.source === 'file' && choice.file
           ? `${choice.file.name} · ${choice.file.content.length.toLocaleString('en-US')} characters`
-          : `${SAMPLE_FILES[role]}: Jane Austen, public domain, served by this page${choice.file ? ` (your file ${choice.file.name} is loaded too)` : ''}`}
+          : `${SAMPLE_FILES[role]}: ${role === 'task' ? 'the demo task, next sentences of Jane Austen passages (4 choices)' : 'Jane Austen'}, public domain, served by this page${choice.file ? ` (your file ${choice.file.name} is loaded too)` : ''}`}
       </div>
     </div>
   );
@@ -150,6 +155,65 @@ function PerplexityForm({ busy, hasPlan }: { busy: boolean; hasPlan: boolean }) 
         </button>
       </div>
       <div className="small muted">Results appear in the expert pruning plan panel, before → after.</div>
+    </div>
+  );
+}
+
+const pct = (v: number, e: number | null) => `${(100 * v).toFixed(1)} %${e === null ? '' : ` ± ${(100 * e).toFixed(1)}`}`;
+
+/** One measured accuracy: acc and acc_norm (the lm-eval metrics) with their standard errors. */
+function TaskStat({ m, label, testid, stale }: { m: TaskMeasure | null; label: string; testid: string; stale: boolean }) {
+  return (
+    <div className="stat">
+      <div
+        className={`stat-value${stale ? ' stale' : ''}`}
+        data-testid={testid}
+        data-acc={m ? String(m.result.acc) : ''}
+        data-acc-norm={m ? String(m.result.acc_norm) : ''}
+        data-n={m?.result.n ?? ''}
+        data-stale={stale ? 'true' : 'false'}
+      >
+        {m ? pct(m.result.acc, m.result.acc_stderr) : '—'}
+      </div>
+      <div className="stat-label">
+        {label}
+        {m ? ` · acc_norm ${pct(m.result.acc_norm, m.result.acc_norm_stderr)} · ${m.result.n} items, ${m.seconds.toFixed(1)} s` : ''}
+      </div>
+    </div>
+  );
+}
+
+/** Zero-shot multiple-choice accuracy (lm-evaluation-harness rules) of the original model and of the plan. */
+function TaskForm({ busy, hasPlan, fileSet }: { busy: boolean; hasPlan: boolean; fileSet: unknown }) {
+  const st = useEval();
+  const key = taskKey(st);
+  const before = st.taskBefore?.source === fileSet ? st.taskBefore : null;
+  const after = st.taskAfter?.source === fileSet ? st.taskAfter : null;
+  return (
+    <div className="eval-form" data-testid="task-form">
+      <h3>Task accuracy</h3>
+      <Field label="Task file">
+        <TextSource role="task" choice={st.taskText} disabled={busy} />
+      </Field>
+      <Field label="Items" hint="0 = every item of the file">
+        <IntBox testid="task-limit" value={st.taskLimit} min={0} max={1_000_000} onChange={(v) => setTaskLimit(v)} />
+      </Field>
+      <div className="small muted">
+        JSON Lines of {'{"context", "choices", "answer"}'}, or ARC / OpenBookQA, HellaSwag, PIQA, MMLU files as published; each choice scored by its
+        log-likelihood after the context, as lm-evaluation-harness does (acc_norm: per character).
+      </div>
+      <div className="inline">
+        <button className="btn" data-testid="task-measure-before" disabled={busy} onClick={() => void measureTask('before')}>
+          Measure original
+        </button>
+        <button className="btn" data-testid="task-measure-after" disabled={busy || !hasPlan} onClick={() => void measureTask('after', freshDone())}>
+          Measure with the plan
+        </button>
+      </div>
+      <div className="plan-numbers" data-testid="task-results">
+        <TaskStat m={before} label="original accuracy" testid="task-acc-before" stale={before !== null && before.settingsKey !== key} />
+        <TaskStat m={after} label="accuracy with the plan" testid="task-acc-after" stale={after !== null && after.settingsKey !== key} />
+      </div>
     </div>
   );
 }
@@ -311,8 +375,11 @@ export function EvalPanel() {
       <div className="eval-grid">
         <CalibrationForm busy={busy} />
         <PerplexityForm busy={busy} hasPlan={hasPlan} />
+        <TaskForm busy={busy} hasPlan={hasPlan} fileSet={fileSet} />
       </div>
-      {st.running && <RunProgress run={st.running} testid={st.running.kind === 'calibration' ? 'calib-progress' : 'eval-ppl-progress'} />}
+      {st.running && (
+        <RunProgress run={st.running} testid={st.running.kind === 'calibration' ? 'calib-progress' : st.running.kind.startsWith('task') ? 'task-progress' : 'eval-ppl-progress'} />
+      )}
       {st.calibError && (
         <div className="notice notice-bad" data-testid="calib-error">
           {st.calibError}
@@ -321,6 +388,11 @@ export function EvalPanel() {
       {st.pplError && (
         <div className="notice notice-bad" data-testid="eval-ppl-error">
           {st.pplError}
+        </div>
+      )}
+      {st.taskError && (
+        <div className="notice notice-bad" data-testid="task-error">
+          {st.taskError}
         </div>
       )}
       {result && <CalibrationResults result={result} layerIndex={st.layerIndex} />}

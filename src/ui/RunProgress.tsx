@@ -2,7 +2,18 @@ import { formatBytes } from '../core/format.ts';
 import { Bar } from './controls.tsx';
 import { cancelEval, type RunKind, type RunView } from './eval-state.ts';
 
-const KIND: Record<RunKind, string> = { calibration: 'Calibration', before: 'Perplexity of the original model', after: 'Perplexity of the plan' };
+const KIND: Record<RunKind, string> = {
+  calibration: 'Calibration', before: 'Perplexity of the original model', after: 'Perplexity of the plan',
+  'task-before': 'Task accuracy of the original model', 'task-after': 'Task accuracy of the plan',
+};
+
+/** Seconds left in the current forward pass, from its share of layers done so far (null before the first layer ends). */
+export function secondsLeft(r: RunView): number | null {
+  const p = r.progress;
+  const s = (r.now - r.startedAt) / 1000;
+  if (!p || p.unit !== 'layers' || !p.total || p.done === 0 || s <= 0) return null;
+  return (s * (p.total - p.done)) / p.done;
+}
 
 /** Where a forward pass is: embedding, layer i of n, lm_head (the engine reports layers + 2 steps). */
 export function stepLabel(r: RunView): string {
@@ -34,7 +45,11 @@ export function RunProgress({ run, testid }: { run: RunView; testid: string }) {
           <strong>{KIND[run.kind]}</strong> · <span data-testid={`${testid}-step`}>{cancelling ? 'cancelling after this layer…' : stepLabel(run)}</span>
         </span>
         <span className="mono" data-testid={`${testid}-rate`}>
-          {[rate !== null ? `${Math.round(rate).toLocaleString('en-US')} tokens/s` : '', run.peakPoolBytes > 0 ? `peak GPU ${formatBytes(run.peakPoolBytes)}` : '']
+          {[
+            rate !== null ? `${Math.round(rate).toLocaleString('en-US')} tokens/s` : '',
+            secondsLeft(run) !== null ? `about ${Math.ceil(secondsLeft(run)!)} s left` : '',
+            run.peakPoolBytes > 0 ? `peak GPU ${formatBytes(run.peakPoolBytes)}` : '',
+          ]
             .filter(Boolean)
             .join(' · ')}
         </span>

@@ -12,14 +12,15 @@ import type { GpuContext } from '../gpu/device.ts';
 import { TOKENIZER_FILE } from '../eval/tokenizer.ts';
 import type { Sampling, Windows } from '../eval/windows.ts';
 import {
-  CALIBRATION_DEFAULTS, PruneJob, type CalibrationSpec, type CalibrationStats, type LayerReport, type Evaluation, type ExpertPlan, type TextInput,
+  CALIBRATION_DEFAULTS, PruneJob, readTask, type CalibrationSpec, type CalibrationStats, type LayerReport, type Evaluation, type ExpertPlan, type StageTwoResult,
+  type TaskEvaluation, type TaskFile, type TaskResult, type TextInput,
 } from '../pipeline/job.ts';
 import { isRealFile } from './demo.ts';
 import { jobFor, lostDevice } from './job-state.ts';
 import { adoptResolvedPlan, usePlan } from './prune-state.ts';
 import { getGpuContext, useApp } from './state.ts';
 
-export type TextRole = 'calibration' | 'heldout';
+export type TextRole = 'calibration' | 'heldout' | 'task';
 
 /** A text the user dropped, read into memory; `id` tells two drops of same-named files apart. */
 export interface UserText {
@@ -48,7 +49,7 @@ export interface HeldoutSettings {
   readonly maxWindows: number;
 }
 
-export type RunKind = 'calibration' | 'before' | 'after';
+export type RunKind = 'calibration' | 'before' | 'after' | 'task-before' | 'task-after';
 
 /** The run in progress: its latest progress and what it costs so far. */
 export interface RunView {
@@ -98,6 +99,18 @@ export interface PerplexityMeasure {
   readonly peakPoolBytes: number;
 }
 
+/** Task accuracy of one model (original, or a plan with its stage-2 masks when they were fresh) on the chosen task file. */
+export interface TaskMeasure {
+  readonly source: FileSet;
+  readonly result: TaskResult;
+  readonly task: TaskFile;
+  /** Task file and item limit it was measured with (see taskKey). */
+  readonly settingsKey: string;
+  /** planKey of the expert plan (+ the stage-2 result's key); null for the original model. */
+  readonly planKey: string | null;
+  readonly seconds: number;
+}
+
 export interface EvalState {
   /** The model the results belong to. */
   source: FileSet | null;
@@ -113,6 +126,12 @@ export interface EvalState {
   pplError: string | null;
   /** Index into calibration.stats.moeLayers of the layer shown in the charts. */
   layerIndex: number;
+  /** The multiple-choice task: the built-in demo task or the user's file; 0 items = all of them. */
+  taskText: TextChoice;
+  taskLimit: number;
+  taskBefore: TaskMeasure | null;
+  taskAfter: TaskMeasure | null;
+  taskError: string | null;
 }
 
 /** The job's calibration defaults (the CLI's): the page starts from the same N × L. */
@@ -125,7 +144,7 @@ export const DEFAULT_CALIBRATION: CalibrationSettings = {
 export const DEFAULT_HELDOUT: HeldoutSettings = { length: 128, maxWindows: 16 };
 
 /** The built-in public-domain samples (Jane Austen), served by the page itself. */
-export const SAMPLE_FILES: Record<TextRole, string> = { calibration: 'calibration.txt', heldout: 'heldout.txt' };
+export const SAMPLE_FILES: Record<TextRole, string> = { calibration: 'calibration.txt', heldout: 'heldout.txt', task: 'task.jsonl' };
 
 export const useEval = create<EvalState>(() => ({
   source: null,
@@ -140,6 +159,11 @@ export const useEval = create<EvalState>(() => ({
   calibError: null,
   pplError: null,
   layerIndex: 0,
+  taskText: { source: 'sample', file: null },
+  taskLimit: 0,
+  taskBefore: null,
+  taskAfter: null,
+  taskError: null,
 }));
 
 /** Whether a model can be evaluated in the page: its tokenizer is there and a GPU is open. */
@@ -176,7 +200,9 @@ export function syncEvalModel(fileSet: FileSet | null): void {
   const s = useEval.getState();
   if (s.source === fileSet) return;
   s.running?.controller.abort();
-  useEval.setState({ source: fileSet, running: null, calibration: null, before: null, after: null, calibError: null, pplError: null, layerIndex: 0 });
+  useEval.setState({
+    source: fileSet, running: null, calibration: null, before: null, after: null, calibError: null, pplError: null, layerIndex: 0, taskBefore: null, taskAfter: null, taskError: null,
+  });
 }
 
 export function setCalibSettings(patch: Partial<CalibrationSettings>): void {
@@ -191,8 +217,12 @@ export function selectEvalLayer(index: number): void {
   useEval.setState({ layerIndex: index });
 }
 
-function textField(role: TextRole): 'calibText' | 'heldoutText' {
-  return role === 'calibration' ? 'calibText' : 'heldoutText';
+function textField(role: TextRole): 'calibText' | 'heldoutText' | 'taskText' {
+  return role === 'calibration' ? 'calibText' : role === 'task' ? 'taskText' : 'heldoutText';
+}
+
+function errorField(role: TextRole): 'calibError' | 'pplError' | 'taskError' {
+  return role === 'calibration' ? 'calibError' : role === 'task' ? 'taskError' : 'pplError';
 }
 
 export function chooseSample(role: TextRole): void {
@@ -215,7 +245,7 @@ export async function pickText(role: TextRole, file: File): Promise<void> {
     useEval.setState({ [textField(role)]: { source: 'file', file: { id: nextTextId++, name: file.name, content, bytes } } });
   } catch (e) {
     const msg = asUserError(e, 'IoError', file.name).text;
-    useEval.setState(role === 'calibration' ? { calibError: msg } : { pplError: msg });
+    useEval.setState({ [errorField(role)]: msg });
   }
 }
 
@@ -239,7 +269,7 @@ async function fetchSample(role: TextRole): Promise<TextBytes> {
 /** The chosen text of a role: the user's file, or the built-in sample fetched from the page's own origin (once). */
 async function chosenText(t: TextChoice, role: TextRole): Promise<TextInput & { readonly content: string }> {
   if (t.source === 'file') {
-    if (!t.file) throw new MoePruneError('InvalidArgument', `choose a ${role === 'calibration' ? 'calibration' : 'held-out'} text file first`);
+    if (!t.file) throw new MoePruneError('InvalidArgument', `choose a ${role === 'calibration' ? 'calibration text' : role === 'task' ? 'task' : 'held-out text'} file first`);
     return t.file;
   }
   let p = sampleCache.get(role);
@@ -282,13 +312,13 @@ function startRun(kind: RunKind): EvalRun | null {
   if (s.running || !fileSet || fileSet !== s.source) return null;
   if (!ctx) {
     const msg = new MoePruneError('GpuUnavailable', 'calibration and perplexity run on the GPU, and no WebGPU device is open').text;
-    useEval.setState(kind === 'calibration' ? { calibError: msg } : { pplError: msg });
+    useEval.setState({ [errorField(kind === 'calibration' ? 'calibration' : kind.startsWith('task') ? 'task' : 'heldout')]: msg });
     return null;
   }
   const controller = new AbortController();
   const t0 = performance.now();
   const run: RunView = { kind, controller, progress: null, tokens: 0, layers: 0, startedAt: t0, now: t0, peakPoolBytes: 0 };
-  useEval.setState(kind === 'calibration' ? { running: run, calibError: null } : { running: run, pplError: null });
+  useEval.setState(kind === 'calibration' ? { running: run, calibError: null } : kind.startsWith('task') ? { running: run, taskError: null } : { running: run, pplError: null });
   const live = () => useEval.getState().running?.controller === controller;
   const patch = (f: (r: RunView) => Partial<RunView>) => {
     if (live()) useEval.setState((st) => (st.running ? { running: { ...st.running, ...f(st.running), now: performance.now() } } : {}));
@@ -434,6 +464,80 @@ export function stageOneEvaluation(fileSet: FileSet, plan: ExpertPlan): Evaluati
   if (before.settingsKey !== key || after.settingsKey !== key || after.planKey !== planKey(plan)) return null;
   const result = (m: PerplexityMeasure) => ({ perplexity: m.perplexity, meanNll: m.meanNll, tokens: m.tokens, windows: m.windows });
   return { windows: after.heldoutWindows, before: result(before), after: result(after) };
+}
+
+/** The task file and item limit: "before" and "after" accuracy compare only when these are equal. */
+export function taskKey(s: Pick<EvalState, 'taskText' | 'taskLimit'>): string {
+  return `${textKey(s.taskText)}|${s.taskLimit}`;
+}
+
+export function setTaskLimit(taskLimit: number): void {
+  useEval.setState({ taskLimit });
+}
+
+/** The plan as measured: the expert plan and, when given, the stage-2 result made on it. */
+function measuredKey(plan: ExpertPlan, stage2: { readonly key: string } | null): string {
+  return `${planKey(plan)}${stage2 ? `|stage2:${stage2.key}` : ''}`;
+}
+
+/**
+ * Accuracy on the chosen task: 'before' = the original model, 'after' = the current expert plan (with the stage-2 masks
+ * when a stage-2 result of exactly this plan and these settings is on screen), applied on the fly. 'after' also measures
+ * 'before' when that is missing or was measured on another task or limit.
+ */
+export async function measureTask(which: 'before' | 'after', stage2: { readonly key: string; readonly plan: ExpertPlan; readonly result: StageTwoResult } | null = null): Promise<void> {
+  const run = startRun(which === 'before' ? 'task-before' : 'task-after');
+  if (!run) return;
+  const s = useEval.getState();
+  try {
+    const job = await jobOf(run);
+    const task = readTask(await chosenText(s.taskText, 'task'));
+    const key = taskKey(s);
+    const opts = { signal: run.signal, onProgress: run.onLayer, ...(s.taskLimit > 0 ? { limit: s.taskLimit } : {}) };
+    const one = async (plan: ExpertPlan | null, st2: StageTwoResult | null): Promise<TaskMeasure> => {
+      run.starting(0, job.cat.summary.layers, 'GPU forward');
+      const t0 = performance.now();
+      const result = await job.taskAccuracy(task, plan ? PruneJob.weightPlan(plan, st2) : undefined, opts);
+      return { source: run.fileSet, result, task, settingsKey: key, planKey: plan ? measuredKey(plan, stage2 && st2 ? stage2 : null) : null, seconds: (performance.now() - t0) / 1000 };
+    };
+    if (which === 'before' || s.taskBefore?.settingsKey !== key || s.taskBefore.source !== run.fileSet) {
+      run.kind('task-before');
+      const before = await one(null, null);
+      if (!run.live()) return;
+      useEval.setState({ taskBefore: before });
+    }
+    if (which === 'after') {
+      run.kind('task-after');
+      let plan: ExpertPlan;
+      if (stage2) plan = stage2.plan;
+      else {
+        const ps = usePlan.getState();
+        if (ps.source !== run.fileSet || !ps.model || !ps.plan)
+          throw new MoePruneError('InvalidPlan', ps.planError ?? 'there is no expert plan for this model yet (see the plan panel)');
+        plan = await job.resolveDraft(ps.plan, { signal: run.signal, onProgress: run.onStep });
+        adoptResolvedPlan(ps.plan, plan);
+      }
+      const after = await one(plan, stage2?.result ?? null);
+      if (run.live()) useEval.setState({ taskAfter: after });
+    }
+  } catch (e) {
+    if (run.live()) useEval.setState({ taskError: failure(e) });
+  } finally {
+    endRun(run);
+  }
+}
+
+/**
+ * The measured task accuracy of `plan` (with `stage2` when the export writes its masks) on the current task settings,
+ * as an export's report records it; null unless both were measured on these settings and "after" on exactly this model.
+ */
+export function taskEvaluationFor(fileSet: FileSet, plan: ExpertPlan, stage2: { readonly key: string } | null): { file: TaskFile; evaluation: TaskEvaluation } | null {
+  const s = useEval.getState();
+  const key = taskKey(s);
+  const { taskBefore: b, taskAfter: a } = s;
+  if (!b || !a || b.source !== fileSet || a.source !== fileSet || b.settingsKey !== key || a.settingsKey !== key) return null;
+  if (a.planKey !== measuredKey(plan, stage2)) return null;
+  return { file: a.task, evaluation: { before: b.result, after: a.result } };
 }
 
 export function cancelEval(): void {

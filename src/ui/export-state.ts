@@ -11,7 +11,7 @@ import { ArchiveOutputFolder, canPickDirectory, DirectoryOutputFolder, pickDirec
 import { openStreamDownload } from '../export/stream-download.ts';
 import type { OutputFolder } from '../export/write-checkpoint.ts';
 import { resolveJobSettings, type Calibration, type Evaluation, type ExpertPlan, type JobSettings } from '../pipeline/job.ts';
-import { calibrationSpec, chosenCalibrationText, stageOneEvaluation, useEval } from './eval-state.ts';
+import { calibrationSpec, chosenCalibrationText, stageOneEvaluation, taskEvaluationFor, useEval } from './eval-state.ts';
 import { jobFor } from './job-state.ts';
 import { adoptResolvedPlan, expertsRange, planSettings, usePlan } from './prune-state.ts';
 import { currentDone, freshDone, freshEvaluation } from './stage2-state.ts';
@@ -133,7 +133,7 @@ export async function startExport(target: ExportTarget): Promise<void> {
     }
     const result = await job.export(
       out,
-      { plan: exported, stage2: stage2?.result ?? null, settings, calibration, evaluation, tool: 'MoE Prune Studio (page)', tradeoff: tradeoffForExport(job, settings, exported, stage2?.result ?? null, evaluation) },
+      { plan: exported, stage2: stage2?.result ?? null, settings, calibration, evaluation, task: taskEvaluationFor(model.fileSet, exported, stage2), tool: 'MoE Prune Studio (page)', tradeoff: tradeoffForExport(job, settings, exported, stage2?.result ?? null, evaluation) },
       { onProgress, signal },
     );
     useExport.setState({
