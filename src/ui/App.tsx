@@ -13,6 +13,7 @@ import { initGpu, refreshModels, refreshRecent } from './state.ts';
 // summarises a checkpoint comes up fast.
 const PlanPanel = lazy(async () => ({ default: (await import('./PlanPanel.tsx')).PlanPanel }));
 const EvalPanel = lazy(async () => ({ default: (await import('./EvalPanel.tsx')).EvalPanel }));
+const ComparePanel = lazy(async () => ({ default: (await import('./ComparePanel.tsx')).ComparePanel }));
 const Stage2Panel = lazy(async () => ({ default: (await import('./Stage2Panel.tsx')).Stage2Panel }));
 // Sessions read the panels' stores (and so the pipeline): they load after the page is up.
 const SessionList = lazy(async () => ({ default: (await import('./SessionList.tsx')).SessionList }));
@@ -58,6 +59,7 @@ export function App() {
           <ModelSummary />
           <Suspense fallback={null}>
             <PlanPanel />
+            <ComparePanel />
             <Stage2Panel />
             <TradeoffPanel />
             <EvalPanel />

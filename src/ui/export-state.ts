@@ -10,7 +10,7 @@ import type { FileSet } from '../formats/bytes.ts';
 import { ArchiveOutputFolder, canPickDirectory, DirectoryOutputFolder, pickDirectory } from '../export/browser-output.ts';
 import { openStreamDownload } from '../export/stream-download.ts';
 import type { OutputFolder } from '../export/write-checkpoint.ts';
-import { resolveJobSettings, type Calibration, type Evaluation, type ExpertPlan, type JobSettings } from '../pipeline/job.ts';
+import { needsCalibrationText, resolveJobSettings, type Calibration, type Evaluation, type ExpertPlan, type JobSettings } from '../pipeline/job.ts';
 import { calibrationSpec, chosenCalibrationText, stageOneEvaluation, taskEvaluationFor, useEval } from './eval-state.ts';
 import { jobFor } from './job-state.ts';
 import { adoptResolvedPlan, expertsRange, planSettings, usePlan } from './prune-state.ts';
@@ -126,7 +126,7 @@ export async function startExport(target: ExportTarget): Promise<void> {
       evaluation = freshEvaluation();
     } else {
       settings = resolveJobSettings({ experts: planSettings(controls, model.cat), unstructured: null, calibration: calibrationSpec(useEval.getState().calib), perLayerVariant: perLayer });
-      calibration = settings.experts.similarity !== 'router' ? await job.calibrate(await chosenCalibrationText(), settings.calibration, signal) : null;
+      calibration = needsCalibrationText(settings) ? await job.calibrate(await chosenCalibrationText(), settings.calibration, signal) : null;
       exported = await job.planExperts(settings.experts, calibration, { onProgress, signal });
       adoptResolvedPlan(plan, exported);
       evaluation = stageOneEvaluation(model.fileSet, exported);

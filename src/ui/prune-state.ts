@@ -14,7 +14,8 @@ import type { Catalogue } from '../models/catalogue.ts';
 import { expertCountProblems, expertCountsProblems } from '../models/families.ts';
 import {
   coactivationFromStats, DEFAULT_EXPERT_PLAN_SETTINGS, DEFAULT_KAPPA, resolveJobSettings,
-  type CalibrationStats, type ExpertPlan, type ExpertPlanSettings, type PruneJob, type ReconstructRule, type SimilarityMode,
+  type CalibrationStats, type ExpertPlan, type ExpertPlanSettings, type ExpertScore, type OutputDistance, type OutputTokens, type PruneJob, type ReconstructRule,
+  type SimilarityMode,
 } from '../pipeline/job.ts';
 import { jobFor } from './job-state.ts';
 import { getGpuContext } from './state.ts';
@@ -35,6 +36,17 @@ export interface PlanControls {
   readonly mixWeight: number;
   readonly reconstruct: ReconstructRule;
   readonly kappa: number;
+  /** A score-based criterion (REAP, EAN, frequency, exhaustive, random) instead of clustering; null: clustering. */
+  readonly expertScore: ExpertScore | null;
+  readonly seed: number;
+  readonly outputTokens: OutputTokens;
+  readonly outputDistance: OutputDistance;
+  /**
+   * A plan taken from the comparison panel ("Use as plan"): shown as is, since its criterion needs calibration passes
+   * the synchronous draft cannot run. Stage 2 and the export re-plan it from the settings (`planSettings`). Any
+   * other control change drops it.
+   */
+  readonly adopted: ExpertPlan | null;
 }
 
 /** Co-activation per MoE layer from the page's calibration run (planner form: zero diagonal). */
@@ -126,12 +138,21 @@ export function defaultControls(cat: Catalogue): PlanControls {
     mixWeight: DEFAULT_EXPERT_PLAN_SETTINGS.mixWeight,
     reconstruct: 'none',
     kappa: DEFAULT_KAPPA.none,
+    expertScore: null,
+    seed: 0,
+    outputTokens: DEFAULT_EXPERT_PLAN_SETTINGS.outputTokens,
+    outputDistance: DEFAULT_EXPERT_PLAN_SETTINGS.outputDistance,
+    adopted: null,
   };
 }
 
 /** The core settings the controls stand for. */
 export function planSettings(c: PlanControls, cat: Catalogue): Partial<ExpertPlanSettings> {
-  const common = { similarity: c.similarity, ...(c.similarity === 'mixed' && { mixWeight: c.mixWeight }), normalize: c.normalize, reconstruct: c.reconstruct, kappa: c.kappa };
+  const common = {
+    similarity: c.similarity, ...(c.similarity === 'mixed' && { mixWeight: c.mixWeight }), normalize: c.normalize, reconstruct: c.reconstruct, kappa: c.kappa,
+    ...(c.expertScore && { expertScore: c.expertScore, seed: c.seed }),
+    ...(c.similarity === 'output' && { outputTokens: c.outputTokens, outputDistance: c.outputDistance }),
+  };
   if (c.mode === 'uniform') return { ...common, mode: 'uniform', keepPerLayer: c.keep };
   const all = cat.summary.expertsPerLayer * cat.moeLayers.length;
   const target = c.globalBy === 'total' ? c.targetTotal : Math.round(all * (1 - c.sparsityPct / 100));
@@ -148,7 +169,7 @@ function computePlan(model: PlanModel, c: PlanControls, calibration: PlanCalibra
   const { cat } = model;
   try {
     // Router distances come from the job's cache; co-activation from the calibration attached below.
-    const plan = model.job.draftPlan(expertSettings(c, cat), c.similarity === 'router' ? undefined : calibration?.byLayer);
+    const plan = c.adopted ?? model.job.draftPlan(expertSettings(c, cat), c.similarity === 'router' ? undefined : calibration?.byLayer);
     const tensors = planPrunedTensors(cat, plan.layers);
     const counts = new Set(tensors.expertsPerLayer.values());
     const uniformK = counts.size === 1 ? [...counts][0]! : null;
@@ -193,7 +214,8 @@ export function nearestUniformK(): number | null {
 export function setControls(patch: Partial<PlanControls>): void {
   const { model, controls } = usePlan.getState();
   if (!model || !controls) return;
-  const next = { ...controls, ...patch };
+  // Moving any control leaves a plan taken from the comparison: back to clustering (router similarity for output).
+  const next = { ...controls, expertScore: null, adopted: null, ...(controls.similarity === 'output' && { similarity: 'router' as const }), ...patch };
   if (patch.reconstruct !== undefined && patch.kappa === undefined) next.kappa = DEFAULT_KAPPA[patch.reconstruct];
   const layerIndex = Math.min(usePlan.getState().layerIndex, Math.max(0, model.cat.moeLayers.length - 1));
   usePlan.setState({ controls: next, layerIndex, ...computePlan(model, next) });
@@ -214,6 +236,31 @@ export function attachCalibration(stats: CalibrationStats | null, textName = '')
   }
   const next = calibration || controls.similarity === 'router' ? controls : { ...controls, similarity: 'router' as const };
   usePlan.setState({ calibration, controls: next, ...computePlan(model, next, calibration) });
+}
+
+/**
+ * Makes a compared criterion's plan (uniform K) the current plan: the controls take its settings (criterion, K,
+ * similarity, seed), so stage 2 and the export re-plan it the same way, and the plan on screen is the plan itself.
+ */
+export function adoptComparedPlan(plan: ExpertPlan): void {
+  const { model, controls } = usePlan.getState();
+  if (!model || !controls || plan.settings.keepPerLayer === null) return;
+  const s = plan.settings;
+  const next: PlanControls = {
+    ...controls,
+    mode: 'uniform',
+    keep: s.keepPerLayer!,
+    similarity: s.similarity,
+    normalize: s.normalize,
+    reconstruct: s.reconstruct,
+    kappa: s.kappa,
+    expertScore: s.expertScore,
+    seed: s.seed,
+    outputTokens: s.outputTokens,
+    outputDistance: s.outputDistance,
+    adopted: plan,
+  };
+  usePlan.setState({ controls: next, ...computePlan(model, next) });
 }
 
 export function selectLayer(index: number): void {

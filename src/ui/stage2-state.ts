@@ -10,7 +10,7 @@ import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import {
-  needsCalibration, parseNm, resolveJobSettings, UNSTRUCTURED_DEFAULTS, unstructuredRatio,
+  needsCalibrationText, parseNm, resolveJobSettings, UNSTRUCTURED_DEFAULTS, unstructuredRatio,
   type Calibration, type Evaluation, type ExpertPlan, type JobSettings, type PruneScope, type StageTwoResult, type UnroutedPolicy, type UnstructuredMethod,
   type UnstructuredSettings, type SavedWork, type WorkAbout, StageTwoWork,
 } from '../pipeline/job.ts';
@@ -222,7 +222,7 @@ export function stage2Inputs(): Stage2Inputs {
   } catch (e) {
     return { ok: false, error: asUserError(e).text, split };
   }
-  const calibrated = needsCalibration(u.method) || settings.experts.similarity !== 'router';
+  const calibrated = needsCalibrationText(settings);
   const ev = useEval.getState();
   const key = JSON.stringify({ experts: settings.experts, unstructured: settings.unstructured, calibration: calibrated ? calibrationKey(ev) : null });
   return { ok: true, settings, key, calibrated, split };
