@@ -22,7 +22,7 @@ export function SessionList() {
       ) : (
         <ul className="model-list">
           {sessions.map((s) => (
-            <li key={s.id} data-testid="session" data-name={s.model.name} data-points={s.tradeoff.points.length} className={s.id === activeId ? 'active' : ''}>
+            <li key={s.id} data-testid="session" data-name={s.model.name} data-points={s.tradeoff.points.length} data-saved={s.savedAt} className={s.id === activeId ? 'active' : ''}>
               <div className="model-main">
                 <div className="model-name">{s.model.name}</div>
                 <div className="muted small">
