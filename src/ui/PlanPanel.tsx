@@ -29,6 +29,12 @@ const SIMILARITY_HINT: Record<SimilarityMode, string> = {
   output: "distance between the experts' mean outputs on the calibration tokens (HC-SMoE)",
 };
 
+/** A plan taken from the comparison by a score: the heatmap shows score differences (REAP, EAN, frequency) or none. */
+function scoreLegend(score: string | null): string | null {
+  if (!score) return null;
+  return score === 'reap' || score === 'ean' || score === 'frequency' ? `difference of ${score} scores` : `none (${score} does not cluster)`;
+}
+
 /** Router / co-activation / mixed; the last two need this model's calibration statistics. */
 function SimilarityControl({ c, calibrated }: { c: PlanControls; calibrated: boolean }) {
   const options: ReadonlyArray<readonly [SimilarityMode, string]> = [
@@ -359,7 +365,7 @@ export function PlanPanel() {
             <h3 data-testid="heatmap-title">{MEASURE_TITLE[controls?.similarity ?? 'router']}, layer by layer</h3>
             {plan.layers.length > 1 && <LayerPicker plan={plan} index={plan.layers.indexOf(lp)} />}
           </div>
-          <DistanceHeatmap lp={lp} measure={MEASURE_LEGEND[controls?.similarity ?? 'router']} />
+          <DistanceHeatmap lp={lp} measure={scoreLegend(controls?.expertScore ?? null) ?? MEASURE_LEGEND[controls?.similarity ?? 'router']} />
           <ClusterList lp={lp} />
           <h3>Kept and removed experts</h3>
           <LayerTable plan={plan} selected={plan.layers.indexOf(lp)} />
