@@ -20,6 +20,11 @@ let generated;
 before(async () => {
   generated = writeManyShardCheckpoint(SOURCE);
   b = await openBrowser();
+  // The folder picker is a native dialog: the test answers it with a folder of its own in the origin-private file
+  // system; the page's picker call and folder writer run as for a user.
+  await b.page.addInitScript(() => {
+    window.showDirectoryPicker = async () => (await navigator.storage.getDirectory()).getDirectoryHandle('picked', { create: true });
+  });
 });
 after(async () => {
   await b?.close();
@@ -33,6 +38,14 @@ async function loadGenerated() {
   await b.page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 30_000 });
   await b.page.getByTestId('keep-input').fill('3');
   await b.page.locator('[data-testid="heatmap"][data-clusters="3"]').waitFor({ timeout: 10_000 });
+}
+
+/** `moe-prune prune` of the generated checkpoint at K = 3 into `out` (what the page's export must equal). */
+function cliExport(out) {
+  rmSync(out, { recursive: true, force: true });
+  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'moe-prune.mjs'), 'prune', SOURCE, '--out', out, '--experts-per-layer', '3', '--cpu', '--quiet'], { cwd: REPO, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return readdirSync(out).sort();
 }
 
 function tensorOf(file, name) {
@@ -52,10 +65,7 @@ test('a 41-shard checkpoint exports as ONE .zip download holding every file with
   assert.match(await b.page.getByTestId('export-done').innerText(), new RegExp(`${names.length} files into ${zipName.replace('.', '\\.')}`));
 
   const cli = join(ARTIFACTS, 'cli-many-shards-k3');
-  rmSync(cli, { recursive: true, force: true });
-  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'moe-prune.mjs'), 'prune', SOURCE, '--out', cli, '--experts-per-layer', '3', '--cpu', '--quiet'], { cwd: REPO, encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  const cliFiles = readdirSync(cli).sort();
+  const cliFiles = cliExport(cli);
   assert.deepEqual([...names].sort(), cliFiles, 'the archive holds the files the CLI writes');
   // The report and model card name the tool and the time; everything else is the same bytes.
   for (const f of cliFiles.filter((f) => f !== 'prune-report.json' && f !== 'README.md'))
@@ -107,4 +117,41 @@ test('cancel mid-export: the download fails (no readable archive is left), and t
   assert.ok(names.length >= 40);
   assert.equal(await b.page.getByTestId('export-stopped').count(), 0, 'the cancelled notice is cleared by the next export');
   assert.deepEqual(b.consoleErrors.slice(errorsBefore), []);
+});
+
+test('the same checkpoint exported into a picked folder: every file in the folder has the CLI bytes', { timeout: 180_000 }, async () => {
+  await b.page.goto(`${BASE}/`);
+  await b.page.evaluate(async () => (await navigator.storage.getDirectory()).removeEntry('picked', { recursive: true }).catch(() => undefined));
+  await loadGenerated();
+  await b.page.getByTestId('export-target').locator('[data-value="folder"]').click();
+  await b.page.getByTestId('export-button').click();
+  await b.page.getByTestId('export-done').waitFor({ timeout: 120_000 });
+  // What the user finds in the folder they picked, read back file by file.
+  const files = await b.page.evaluate(async () => {
+    const picked = await (await navigator.storage.getDirectory()).getDirectoryHandle('picked');
+    const out = {};
+    for await (const [folder, dir] of picked.entries()) {
+      out[folder] = {};
+      for await (const [name, fh] of dir.entries()) {
+        const bytes = new Uint8Array(await (await fh.getFile()).arrayBuffer());
+        let s = '';
+        for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+        out[folder][name] = btoa(s);
+      }
+    }
+    return out;
+  });
+  const folders = Object.keys(files);
+  assert.equal(folders.length, 1, `one export folder (${folders})`);
+  assert.match(folders[0], /-pruned-3$/);
+  const got = Object.fromEntries(Object.entries(files[folders[0]]).map(([n, b64]) => [n, Buffer.from(b64, 'base64')]));
+  const cli = join(ARTIFACTS, 'cli-many-shards-k3-folder');
+  const cliFiles = cliExport(cli);
+  assert.deepEqual(Object.keys(got).sort(), cliFiles, 'the folder holds the files the CLI writes, and no EXPORT_INCOMPLETE');
+  for (const f of cliFiles.filter((f) => f !== 'prune-report.json' && f !== 'README.md'))
+    assert.ok(got[f].equals(readFileSync(join(cli, f))), `${f} differs between the picked folder and the CLI`);
+  const index = JSON.parse(got['model.safetensors.index.json'].toString('utf8')).weight_map;
+  const embed = got[index['model.embed_tokens.weight']];
+  assert.ok(embed.length > 8 * 1024 * 1024, 'a shard larger than one 8 MiB piece went through the folder writer');
+  rmSync(cli, { recursive: true, force: true });
 });
