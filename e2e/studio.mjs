@@ -52,7 +52,9 @@ export function workJob(page) {
   return page.evaluate(async (work) => {
     try {
       const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(work);
-      return JSON.parse(await (await (await dir.getFileHandle('job.json')).getFile()).text());
+      const text = await (await (await dir.getFileHandle('job.json')).getFile()).text();
+      // The first job.json shows as an empty file until its first write is closed.
+      return text ? JSON.parse(text) : null;
     } catch (e) {
       if (e instanceof DOMException && e.name === 'NotFoundError') return null;
       throw e;

@@ -55,6 +55,12 @@ describe('stage-2 work format over any folder backend', () => {
     expect((await StageTwoWork.peek(f))!.complete).toBe(true);
   });
 
+  it('an empty job.json (its first write cut short) is no job', async () => {
+    const f = new MemFolder();
+    f.files.set('job.json', new Uint8Array(0));
+    expect(await StageTwoWork.peek(f)).toBeNull();
+  });
+
   it('a save cut short before job.json leaves the last complete state', async () => {
     const f = new MemFolder();
     const w = await StageTwoWork.open(f, 'fp', { about });

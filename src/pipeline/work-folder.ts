@@ -83,7 +83,9 @@ function unpackMasks(bytes: Uint8Array, file: string): Map<string, Uint32Array> 
 
 async function readJob(folder: WorkFolder): Promise<JobFile | null> {
   const bytes = await folder.read(JOB);
-  if (!bytes) return null;
+  // Empty: the first job.json being written when the run stopped (a browser's folder shows a new file before its
+  // bytes); nothing was recorded yet.
+  if (!bytes?.length) return null;
   let j: JobFile;
   try {
     j = JSON.parse(new TextDecoder().decode(bytes)) as JobFile;

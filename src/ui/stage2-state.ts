@@ -356,9 +356,10 @@ async function openWork(fingerprint: Promise<string>, about: WorkAbout): Promise
     saved = await StageTwoWork.peek(folder);
   } catch {
     // Unreadable: nothing to resume from.
-    await StageTwoWork.clear(folder);
   }
-  if (saved && saved.fingerprint !== fp) {
+  // No job recorded (or none readable): whatever a run stopped before its first record left behind goes.
+  if (!saved) await StageTwoWork.clear(folder);
+  else if (saved.fingerprint !== fp) {
     if (saved.complete || !saved.about) await StageTwoWork.clear(folder);
     else {
       useStage2.setState({ conflict: true });
