@@ -20,6 +20,7 @@ import { openNodeFileSet } from './node-files.ts';
 import { closeNodeGpu, openCommandGpu } from './node-gpu.ts';
 import { NodeOutputFolder } from './node-output.ts';
 import { NodeWorkDir } from './work-dir.ts';
+import { openCpuWorkers, type CpuWorkers } from './cpu-workers.ts';
 
 const USAGE =
   'usage: moe-prune prune <checkpoint dir> | --demo  --out <dir> [--experts-per-layer K | --expert-sparsity E] ' +
@@ -163,6 +164,7 @@ async function readTextFile(path: string, what: string): Promise<TextInput> {
 
 export async function runPrune(args: string[], io: CliIo): Promise<number> {
   let gpu: GpuContext | undefined;
+  let cpuWorkers: CpuWorkers | undefined;
   try {
     const p = parseArgs(
       args,
@@ -210,7 +212,9 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     if (settings.unstructured && p.flags.has('cpu'))
       throw new MoePruneError('InvalidArgument', "unstructured pruning (--sparsity / --nm) runs on a WebGPU adapter (a software one works: Debian's chromium package provides SwiftShader); drop --cpu");
     gpu = await openCommandGpu(p.flags.has('cpu'), io.stderr, 'computing distances on the CPU');
-    const job = await PruneJob.open(files, gpu, io.signal);
+    // Without a GPU the representatives' distances run on worker threads beside the reads.
+    if (!gpu) cpuWorkers = openCpuWorkers();
+    const job = await PruneJob.open(files, gpu, io.signal, cpuWorkers);
     if (settings.unstructured && !gpu)
       throw new MoePruneError('InvalidArgument', "unstructured pruning (--sparsity / --nm) runs on a WebGPU adapter (a software one works: Debian's chromium package provides SwiftShader); drop --cpu");
     const quiet = p.flags.has('json');
@@ -285,5 +289,6 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     return reportFailure(e, io);
   } finally {
     if (gpu) closeNodeGpu(gpu);
+    await cpuWorkers?.close();
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bf16ToF32, decodeToF32 } from './dtype.ts';
+import { bf16ToF32, decodeIntoF32, decodeToF32 } from './dtype.ts';
 
 /** Indices where `got` differs from bf16ToF32 of every pattern (NaN matches any NaN; -0 must stay -0). */
 function mismatches(got: Float32Array): number[] {
@@ -32,5 +32,16 @@ describe('decodeToF32, BF16', () => {
       expect(got).toHaveLength(65536);
       expect(mismatches(got)).toEqual([]);
     }
+  });
+
+  it('decodes an odd count from an aligned start (two values per 32-bit word, the last one alone) into an offset', () => {
+    const odd = all.subarray(4, 4 + 2 * 7);
+    const out = new Float32Array(10).fill(9);
+    expect(decodeIntoF32('BF16', odd, out, 2)).toBe(out);
+    expect([...out.subarray(2, 9)]).toEqual([2, 3, 4, 5, 6, 7, 8].map((b) => bf16ToF32(b)));
+    expect([out[0], out[1], out[9]]).toEqual([9, 9, 9]);
+    const top = new Uint8Array(4);
+    top.set(all.subarray(2 * 0xc0ff, 2 * 0xc0ff + 2));
+    expect(decodeIntoF32('BF16', top.subarray(0, 2), new Float32Array(1))[0]).toBe(bf16ToF32(0xc0ff));
   });
 });

@@ -89,7 +89,7 @@ export async function outputSimilarityPlan(job: PruneJob, calib: Calibration, se
     if (!d) throw new MoePruneError('InvalidPlan', `layer ${l.layer}: the calibration pass measured no expert outputs`);
     return { ...l, distances: d };
   });
-  return resolvePlan(job.cat, planExpertPruning(inputs, { ...settings, similarity: 'output' }), job.gpu, opts);
+  return resolvePlan(job.cat, planExpertPruning(inputs, { ...settings, similarity: 'output' }), job.gpu, opts, job.cpuWorkers);
 }
 
 /**

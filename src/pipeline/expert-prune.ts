@@ -14,6 +14,7 @@ import { BASE_MODEL_TYPE_KEY, expertCountPatch, expertCountsProblems, groupedRou
 import type { LayerIndex } from '../models/types.ts';
 import { planExpertPruning, resolveRepresentatives, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings } from '../prune/experts/plan.ts';
 import { selectRepresentativeGpu } from '../prune/experts/representative-gpu.ts';
+import type { ChunkDistanceWorkers } from '../prune/experts/representative.ts';
 import { withCoactivation, type CoactivationByLayer } from './coactivation.ts';
 import { expertParamSource } from './expert-params.ts';
 import { planPrunedTensors, type TensorPlan } from '../export/tensor-plan.ts';
@@ -83,10 +84,10 @@ export function layerInputs(cat: Catalogue, routers: readonly RouterLayer[], squ
 }
 
 /** Fills representatives of ≥3-member clusters by streaming the members' parameters (GPU when given). */
-export async function resolvePlan(cat: Catalogue, plan: ExpertPlan, gpu: GpuContext | undefined, opts: LongTask = {}): Promise<ExpertPlan> {
+export async function resolvePlan(cat: Catalogue, plan: ExpertPlan, gpu: GpuContext | undefined, opts: LongTask = {}, cpuWorkers?: ChunkDistanceWorkers): Promise<ExpertPlan> {
   return resolveRepresentatives(plan, (layer) => expertParamSource(cat, layer), {
     ...opts,
-    ...(gpu && { select: (members, source, o) => selectRepresentativeGpu(gpu, members, source, o) }),
+    ...(gpu ? { select: (members, source, o) => selectRepresentativeGpu(gpu, members, source, o) } : cpuWorkers && { workers: cpuWorkers }),
   });
 }
 

@@ -34,6 +34,7 @@ import { exportExpertPruned, layerInputs, loadRouters, resolvePlan, routerSquare
 import { compareExpertChoices, outputSimilarityPlan, planByCriterion, withReconstruction, type Comparison, type ComparisonOptions } from './compare-experts.ts';
 import { exhaustiveSequential, reconstructionErrors, scoreExpertsSequential, type ExhaustivePlan, type ScoredPlan } from './expert-choice.ts';
 import type { LayerReconstruction } from '../forward/expert-signals.ts';
+import type { ChunkDistanceWorkers } from '../prune/experts/representative.ts';
 import type { SaliencyCriterion } from '../prune/experts/saliency.ts';
 import { runStageTwo, scopeCounts, type StageTwoProgressStore, type StageTwoResult } from './unstructured.ts';
 import { reportAccuracy, taskAccuracy, type TaskEvaluation, type TaskOptions } from './task-eval.ts';
@@ -207,12 +208,14 @@ export class PruneJob {
     readonly cat: Catalogue,
     /** WebGPU, or undefined for the CPU paths (stage 1 and perplexity only). */
     readonly gpu: GpuContext | undefined,
+    /** Threads for the CPU representatives (the CLI's worker threads); undefined: computed inline. */
+    readonly cpuWorkers?: ChunkDistanceWorkers,
   ) {}
 
-  static async open(files: FileSet, gpu: GpuContext | undefined, signal?: AbortSignal): Promise<PruneJob> {
+  static async open(files: FileSet, gpu: GpuContext | undefined, signal?: AbortSignal, cpuWorkers?: ChunkDistanceWorkers): Promise<PruneJob> {
     const cat = await catalogueCheckpoint(files, signal ? { signal } : {});
     assertComplete(cat.summary);
-    return new PruneJob(files, cat, gpu);
+    return new PruneJob(files, cat, gpu, cpuWorkers);
   }
 
   get device(): string {
@@ -336,7 +339,7 @@ export class PruneJob {
 
   /** Resolves a draft's ≥3-member clusters' representatives from the weights (as `planExperts` does), so the page measures and shows the plan it drew. */
   resolveDraft(plan: ExpertPlan, opts: LongTask = {}): Promise<ExpertPlan> {
-    return resolvePlan(this.cat, plan, this.gpu, opts);
+    return resolvePlan(this.cat, plan, this.gpu, opts, this.cpuWorkers);
   }
 
   /** s_e: the share of a scope's parameters that an expert plan removes with whole experts (STUN's split of S). */
@@ -383,7 +386,7 @@ export class PruneJob {
       if (!calib) throw new MoePruneError('InvalidArgument', `similarity "${settings.similarity}" needs a calibration text: co-activation is counted on it`);
       inputs = withCoactivation(inputs, (await this.measureCoactivation(calib, opts)).byLayer);
     }
-    return resolvePlan(this.cat, planExpertPruning(inputs, settings), this.gpu, opts);
+    return resolvePlan(this.cat, planExpertPruning(inputs, settings), this.gpu, opts, this.cpuWorkers);
   }
 
   /** Stage 2 on top of an expert plan; with a progress store it saves every finished layer and resumes from it. */

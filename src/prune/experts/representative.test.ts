@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { clusterAction, memoryParamSource, selectRepresentative, type ExpertParamSource } from './representative.ts';
+import { clusterAction, memoryParamSource, selectRepresentative, type ChunkDistanceWorkers, type ExpertParamSource } from './representative.ts';
+import { chunkSqDistances } from './sq-distances.ts';
 
 function thetas(count: number, len: number, seed: number): Float32Array[] {
   let s = seed;
@@ -157,6 +158,122 @@ describe('representative: read ahead and four members per sweep', () => {
     // Aborted at the 5th read (chunk 1): at most one chunk (3 members) ahead was requested after it.
     expect(reads).toBeLessThanOrEqual(5 + 3);
     expect(reads).toBeLessThan(base.chunkCount * 3);
+  });
+});
+
+describe('one chunk in cache-sized blocks, several members per sweep (chunkSqDistances)', () => {
+  const th = thetas(13, 97, 3);
+
+  it('gives the member-by-member sums bit for bit for 1 to 13 members, whatever the block size', () => {
+    for (let k = 1; k <= 13; k++) {
+      const members = Array.from({ length: k }, (_, i) => i);
+      const want = sequentialDistances(members, th, 97);
+      for (const block of [1, 5, 32, 97, 2048]) {
+        const got = chunkSqDistances(members.map((m) => th[m]!), new Float64Array(k).fill(7), new Float64Array(block));
+        expect([...got]).toEqual([...want]);
+      }
+    }
+  });
+});
+
+/**
+ * In-process stand-in for worker threads: each chunk's sums finish after a pseudo-random delay, so later chunks
+ * often finish first; `copies` counts chunks that had to be copied into "shared" arrays.
+ */
+function fakeWorkers(width: number, seed: number): ChunkDistanceWorkers & { calls: number; copies: number; maxBusy: number } {
+  const shared = new WeakSet<Float32Array>();
+  let s = seed;
+  let busy = 0;
+  const w = {
+    width,
+    calls: 0,
+    copies: 0,
+    maxBusy: 0,
+    shares: (x: Float32Array) => shared.has(x),
+    alloc: (n: number) => {
+      w.copies++;
+      const x = new Float32Array(n);
+      shared.add(x);
+      return x;
+    },
+    sqDistances: async (xs: readonly Float32Array[]) => {
+      w.calls++;
+      w.maxBusy = Math.max(w.maxBusy, ++busy);
+      if (!xs.every((x) => shared.has(x))) throw new Error('a chunk outside shared memory reached a worker');
+      s = (s * 16807) % 2147483647;
+      await new Promise((r) => setTimeout(r, s % 3));
+      busy--;
+      return chunkSqDistances(xs, new Float64Array(xs.length));
+    },
+  };
+  return w;
+}
+
+describe('representative on worker threads (ChunkDistanceWorkers)', () => {
+  const th = thetas(9, 203, 17);
+
+  it('the same distances bit for bit for any number of workers and finishing order, as inline', async () => {
+    for (const members of [[0, 1, 2], [1, 3, 4, 6, 8], [0, 1, 2, 3, 4, 5, 6, 7, 8]]) {
+      for (const chunk of [1, 16, 203]) {
+        const want = sequentialDistances(members, th, chunk);
+        const inline = await selectRepresentative(members, memoryParamSource(th, chunk));
+        expect([...inline.sqDistances]).toEqual([...want]);
+        for (const width of [1, 2, 3, 7]) {
+          const workers = fakeWorkers(width, width * 31 + chunk);
+          const r = await selectRepresentative(members, memoryParamSource(th, chunk), { workers });
+          expect([...r.sqDistances]).toEqual([...want]);
+          expect(r.representative).toBe(inline.representative);
+          expect(workers.calls).toBe(Math.ceil(203 / chunk));
+          // At most one chunk queued per worker besides the ones computing.
+          expect(workers.maxBusy).toBeLessThanOrEqual(width + 1);
+        }
+      }
+    }
+  });
+
+  it('a source that refills spares gets shared arrays back: copies stop after the first chunks', async () => {
+    const base = memoryParamSource(th, 8);
+    const src: ExpertParamSource = {
+      chunkCount: base.chunkCount,
+      chunk: (e, c, _signal, into) => {
+        const x = base.chunk(e, c) as Float32Array;
+        const out = into?.length === x.length ? into : new Float32Array(x.length);
+        out.set(x);
+        return out;
+      },
+    };
+    const members = [0, 2, 4, 6];
+    const workers = fakeWorkers(2, 5);
+    const r = await selectRepresentative(members, src, { workers });
+    expect([...r.sqDistances]).toEqual([...sequentialDistances(members, th, 8)]);
+    expect(base.chunkCount).toBeGreaterThan(20);
+    // Chunks in flight (≤ width + 1), the one being read and the one read ahead: never one copy per chunk.
+    expect(workers.copies).toBeLessThanOrEqual(5 * members.length + members.length);
+  });
+
+  it('a cancel stops the reads and rejects with the cancel while chunks are computing', async () => {
+    const base = memoryParamSource(th, 4);
+    const ac = new AbortController();
+    let reads = 0;
+    const src: ExpertParamSource = {
+      chunkCount: base.chunkCount,
+      chunk: async (e, c, signal) => {
+        signal?.throwIfAborted();
+        if (++reads === 10) ac.abort();
+        await new Promise((r) => setTimeout(r, 1));
+        return base.chunk(e, c);
+      },
+    };
+    const workers = fakeWorkers(2, 9);
+    await expect(selectRepresentative([0, 1, 2], src, { signal: ac.signal, workers })).rejects.toThrow(/cancelled/);
+    expect(reads).toBeLessThanOrEqual(10 + 3);
+    expect(workers.calls).toBeLessThan(base.chunkCount);
+  });
+
+  it('a failing worker fails the selection with its error', async () => {
+    const workers = fakeWorkers(2, 1);
+    const failing: ChunkDistanceWorkers = { ...workers, sqDistances: () => Promise.reject(new Error('worker died')) };
+    await expect(selectRepresentative([0, 1, 2], memoryParamSource(th, 50), { workers: failing })).rejects.toThrow('worker died');
   });
 });
 

@@ -6,7 +6,10 @@
  * ‖θ_i − θ̄‖² is a sum over coordinates, it is accumulated per chunk index c: first θ̄_c = mean_i θ_{i,c}
  * (pass 1 over the members' chunk c), then Σ (θ_{i,c} − θ̄_c)² (pass 2). Cost per cluster: every member's
  * parameters are read once with memory 'hold-chunk' (|C| chunks + one float64 centroid chunk resident), or twice
- * with 'refetch' (one member chunk + the centroid chunk resident). Arithmetic is float64.
+ * with 'refetch' (one member chunk + the centroid chunk resident). Arithmetic is float64. 'hold-chunk' does both
+ * passes block by block inside the chunk (sq-distances.ts), and with `workers` computes whole chunks on other threads
+ * while this one reads the next: per-chunk partial sums join the distances in chunk order either way, so the
+ * distances are the same bits inline or on any number of threads.
  *
  * Ties: the lowest expert index wins. For 2-member clusters both members are exactly equidistant from their
  * midpoint (θ_a − θ̄ = −(θ_b − θ̄)), so the official "closest to centroid" is arbitrary there (bf16 rounding
@@ -16,6 +19,7 @@ import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
 import type { LongTask } from '../../core/progress.ts';
 import type { ExpertIndex } from '../../models/types.ts';
 import { readAhead } from '../../core/read-ahead.ts';
+import { chunkSqDistances, SQ_BLOCK } from './sq-distances.ts';
 
 /** Streams one layer's expert parameters θ_i = concat(gate|up|down), split into `chunkCount` chunks. */
 export interface ExpertParamSource {
@@ -45,8 +49,26 @@ export function clusterAction(rule: ReconstructRule, kappa: number, clustersInLa
   return 'select';
 }
 
+/**
+ * Threads that compute `chunkSqDistances` of whole chunks beside the caller (the CLI's worker threads,
+ * src/cli/cpu-workers.ts; the core imports nothing of Node). Chunks are handed out whole and their partial sums
+ * added to the distances in chunk order, exactly as one thread does: the result does not depend on `width`.
+ */
+export interface ChunkDistanceWorkers {
+  /** Chunks computed at once. */
+  readonly width: number;
+  /** True when the workers can read `x` where it is (shared memory), false when it must be copied into `alloc`'s. */
+  shares(x: Float32Array): boolean;
+  /** A zeroed array of `n` values that the workers read without a copy. */
+  alloc(n: number): Float32Array;
+  /** chunkSqDistances of one chunk's member arrays (all `shares`), on a worker. */
+  sqDistances(xs: readonly Float32Array[]): Promise<Float64Array>;
+}
+
 export interface RepresentativeOptions extends LongTask {
   readonly memory?: 'hold-chunk' | 'refetch';
+  /** 'hold-chunk' only: compute chunks on these threads while the caller reads the next ones (default: inline). */
+  readonly workers?: ChunkDistanceWorkers;
 }
 
 export interface RepresentativeResult {
@@ -118,6 +140,71 @@ export async function* memberChunks(source: ExpertParamSource, members: readonly
   for (let c = 0; c < source.chunkCount; c++) for (const e of members) yield await source.chunk(e, c, signal, spares.pop());
 }
 
+/** The k members' chunk c from `chunks` (memberChunks' order), lengths checked. */
+async function nextMembers(chunks: AsyncIterator<Float32Array>, sorted: readonly ExpertIndex[], c: number, onChunk?: () => void): Promise<Float32Array[]> {
+  const held: Float32Array[] = [];
+  for (let i = 0; i < sorted.length; i++) {
+    const r = await chunks.next();
+    if (r.done) throw new MoePruneError('InvalidArgument', `expert ${sorted[i]} has no parameter chunk ${c}`);
+    if (i > 0 && r.value.length !== held[0]!.length)
+      throw new MoePruneError('InvalidArgument', `expert ${sorted[i]} parameter chunk ${c} has ${r.value.length} values, other members have ${held[0]!.length}`);
+    held.push(r.value);
+    onChunk?.();
+  }
+  return held;
+}
+
+/**
+ * 'hold-chunk' with up to `workers.width` chunks computing on worker threads while this thread reads (and
+ * decodes) the next chunk. Partial sums join `dist` in chunk order. A chunk the source did not put in shared
+ * memory is copied into a shared array once; those arrays then go back to the source as spares to refill.
+ */
+async function holdChunkParallel(
+  sorted: readonly ExpertIndex[],
+  source: ExpertParamSource,
+  dist: Float64Array,
+  workers: ChunkDistanceWorkers,
+  signal: AbortSignal | undefined,
+  onChunk?: () => void,
+): Promise<void> {
+  const k = sorted.length;
+  const width = Math.max(1, Math.floor(workers.width));
+  const spares: Float32Array[] = [];
+  const chunks = readAhead(memberChunks(source, sorted, signal, spares), k);
+  const inFlight: Array<{ part: Promise<Float64Array>; held: Float32Array[] }> = [];
+  const shared = (x: Float32Array): Float32Array => {
+    if (workers.shares(x)) return x;
+    const at = spares.findIndex((s) => s.length === x.length);
+    const y = at >= 0 ? spares.splice(at, 1)[0]! : workers.alloc(x.length);
+    y.set(x);
+    return y;
+  };
+  const settle = async (): Promise<void> => {
+    const { part, held } = inFlight.shift()!;
+    const p = await part;
+    for (let i = 0; i < k; i++) dist[i] = dist[i]! + p[i]!;
+    spares.push(...held);
+  };
+  try {
+    for (let c = 0; c < source.chunkCount; c++) {
+      throwIfAborted(signal);
+      const held = (await nextMembers(chunks, sorted, c, onChunk)).map(shared);
+      const part = workers.sqDistances(held);
+      // Settled in order below, or dropped when the job stops early.
+      part.catch(() => undefined);
+      inFlight.push({ part, held });
+      // One chunk waits in the queue per worker, so no worker idles while this thread reads the next.
+      if (inFlight.length > width) await settle();
+    }
+    while (inFlight.length > 0) {
+      throwIfAborted(signal);
+      await settle();
+    }
+  } finally {
+    await chunks.return(undefined);
+  }
+}
+
 /** The member closest to the cluster centroid (members ascending). */
 export async function selectRepresentative(
   members: readonly ExpertIndex[],
@@ -146,28 +233,20 @@ export async function selectRepresentative(
         onChunk?.();
       }
     }
+  } else if (opts.workers) {
+    await holdChunkParallel(sorted, source, dist, opts.workers, opts.signal, onChunk);
   } else {
     // The next chunk's members are read while this chunk's arithmetic runs (k chunks ahead: one whole chunk).
     const spares: Float32Array[] = [];
     const chunks = readAhead(memberChunks(source, sorted, opts.signal, spares), k);
-    let sum = new Float64Array(0);
+    const part = new Float64Array(k);
+    const scratch = new Float64Array(SQ_BLOCK);
     try {
       for (let c = 0; c < source.chunkCount; c++) {
         throwIfAborted(opts.signal);
-        const held: Float32Array[] = [];
-        for (let i = 0; i < k; i++) {
-          const r = await chunks.next();
-          if (r.done) throw new MoePruneError('InvalidArgument', `expert ${sorted[i]} has no parameter chunk ${c}`);
-          if (i > 0 && r.value.length !== held[0]!.length)
-            throw new MoePruneError('InvalidArgument', `expert ${sorted[i]} parameter chunk ${c} has ${r.value.length} values, other members have ${held[0]!.length}`);
-          held.push(r.value);
-          onChunk?.();
-        }
-        if (sum.length === held[0]!.length) sum.fill(0);
-        else sum = new Float64Array(held[0]!.length);
-        addMembers(sum, held);
-        for (let t = 0; t < sum.length; t++) sum[t] = sum[t]! / k;
-        addSquaredDistances(dist, held, sum);
+        const held = await nextMembers(chunks, sorted, c, onChunk);
+        chunkSqDistances(held, part, scratch);
+        for (let i = 0; i < k; i++) dist[i] = dist[i]! + part[i]!;
         spares.push(...held);
       }
     } finally {

@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { memoryParamSource, selectRepresentative, type ExpertParamSource } from '../prune/experts/representative.ts';
+import { chunkSqDistances } from '../prune/experts/sq-distances.ts';
+import { openCpuWorkers } from './cpu-workers.ts';
+
+function thetas(count: number, len: number, seed: number): Float32Array[] {
+  let s = seed;
+  const r = () => ((s = (s * 16807) % 2147483647) / 2147483647) - 0.5;
+  return Array.from({ length: count }, () => Float32Array.from({ length: len }, r));
+}
+
+/** A source that fills the spare it is handed (as the checkpoint source does), so shared arrays come back. */
+function refilling(th: Float32Array[], chunk: number): ExpertParamSource {
+  const base = memoryParamSource(th, chunk);
+  return {
+    chunkCount: base.chunkCount,
+    chunk: (e, c, _signal, into) => {
+      const x = base.chunk(e, c) as Float32Array;
+      const out = into?.length === x.length ? into : new Float32Array(x.length);
+      out.set(x);
+      return out;
+    },
+  };
+}
+
+describe('CPU worker threads for the representatives (src/cli/cpu-workers.ts)', () => {
+  const th = thetas(7, 5000, 23);
+
+  it('a chunk on a worker gives the bits chunkSqDistances gives here', async () => {
+    const w = openCpuWorkers(1);
+    try {
+      const xs = th.slice(0, 5).map((x) => {
+        const y = w.alloc(x.length);
+        y.set(x);
+        return y;
+      });
+      expect(w.shares(xs[0]!)).toBe(true);
+      expect(w.shares(th[0]!)).toBe(false);
+      expect([...(await w.sqDistances(xs))]).toEqual([...chunkSqDistances(xs, new Float64Array(5))]);
+    } finally {
+      await w.close();
+    }
+  }, 30_000);
+
+  it('the same distances and representative with 1, 2 or 3 threads as inline, from both kinds of source', async () => {
+    const members = [0, 2, 3, 5, 6];
+    const inline = await selectRepresentative(members, memoryParamSource(th, 300));
+    for (const count of [1, 2, 3]) {
+      const w = openCpuWorkers(count);
+      try {
+        for (const src of [memoryParamSource(th, 300), refilling(th, 300)]) {
+          const r = await selectRepresentative(members, src, { workers: w });
+          expect([...r.sqDistances]).toEqual([...inline.sqDistances]);
+          expect(r.representative).toBe(inline.representative);
+        }
+      } finally {
+        await w.close();
+      }
+    }
+  }, 60_000);
+
+  it('a cancel rejects the selection with the cancel; closing rejects what still waits', async () => {
+    const w = openCpuWorkers(2);
+    try {
+      const ac = new AbortController();
+      let reads = 0;
+      const base = refilling(th, 50);
+      const src: ExpertParamSource = {
+        chunkCount: base.chunkCount,
+        chunk: async (e, c, signal, into) => {
+          signal?.throwIfAborted();
+          if (++reads === 12) ac.abort();
+          return base.chunk(e, c, signal, into);
+        },
+      };
+      await expect(selectRepresentative([0, 1, 2], src, { signal: ac.signal, workers: w })).rejects.toThrow(/cancelled/);
+      expect(reads).toBeLessThan(base.chunkCount * 3);
+      // The pool still works after a cancelled job.
+      const again = await selectRepresentative([0, 1, 2], memoryParamSource(th, 500), { workers: w });
+      expect(again.sqDistances).toHaveLength(3);
+      const waiting = expect(w.sqDistances([w.alloc(10), w.alloc(10)])).rejects.toThrow(/closed/);
+      await w.close();
+      await waiting;
+      await expect(w.sqDistances([w.alloc(1)])).rejects.toThrow(/closed/);
+    } finally {
+      await w.close();
+    }
+  }, 60_000);
+});
