@@ -1,7 +1,8 @@
 // The trade-off explorer on the generated mixtral checkpoint (4 experts, top-2): load it and measure the setting on screen
 // (K = 2 of 4 at S = 50 %: expert pruning alone), run a 2 × 2 sweep with the built-in texts (calibration runs by itself),
 // read the chart's points and the CSV (exact header, one row per measured point), take screenshots of the chart (both x
-// axes), reload, reopen the session and see its points again; then a sweep is cancelled and keeps what it measured.
+// axes), reload, reopen the session and see its points again; store the model in the browser (the session stays),
+// reload and reopen it from the store; then a sweep is cancelled and keeps what it measured.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -64,6 +65,24 @@ test('mixtral: measure a point, a 2 × 2 sweep, chart and CSV, reload and reopen
   assert.equal(await chart.getAttribute('data-points'), '1');
   assert.equal(await chart.getAttribute('data-series'), 'experts');
 
+  // Keyboard: the chart adds no tab stop, the x-axis choice is one radio group that arrow keys move, the experts-per-layer
+  // slider starts at top-k, and the pickers' buttons show a focus ring.
+  assert.equal(await b.page.locator('svg[tabindex], .recharts-wrapper [tabindex="0"]').count(), 0);
+  const axis = b.page.getByTestId('tradeoff-axis');
+  assert.deepEqual(await axis.locator('button').evaluateAll((bs) => bs.map((x) => x.tabIndex)), [0, -1]);
+  await axis.locator('[data-value="params"]').focus();
+  await b.page.keyboard.press('ArrowRight');
+  assert.equal(await axis.locator('[aria-checked="true"]').getAttribute('data-value'), 'sparsity');
+  assert.equal(await b.page.evaluate(() => document.activeElement?.getAttribute('data-value')), 'sparsity');
+  await b.page.keyboard.press('ArrowLeft');
+  assert.equal(await axis.locator('[aria-checked="true"]').getAttribute('data-value'), 'params');
+  assert.equal(await b.page.getByTestId('keep-slider').getAttribute('min'), '2');
+  await b.page.getByTestId('model-files').focus();
+  await b.page.keyboard.press('Shift+Tab');
+  await b.page.keyboard.press('Tab');
+  const ring = await b.page.getByTestId('model-files').evaluate((i) => getComputedStyle(i.closest('label')).outlineStyle);
+  assert.equal(ring, 'solid');
+
   // A 2 × 2 sweep: S ∈ {50, 75} % × experts take {0, 50} % of S, plus the original model. Nothing else to press.
   await setText('sweep-totals', '50, 75');
   await setText('sweep-shares', '0, 50');
@@ -102,11 +121,14 @@ test('mixtral: measure a point, a 2 × 2 sweep, chart and CSV, reload and reopen
   // Screenshots of the chart, both x axes (looked at by the test author).
   await chart.scrollIntoViewIfNeeded();
   await chart.screenshot({ path: join(ARTIFACTS, 'tradeoff-chart-params.png') });
+  await b.page.locator('[data-testid="session"][data-points="6"]').waitFor({ timeout: 10_000 });
+  const savedAt = await b.page.getByTestId('session').first().getAttribute('data-saved');
   await b.page.getByTestId('tradeoff-axis').locator('[data-value="sparsity"]').click();
   await chart.screenshot({ path: join(ARTIFACTS, 'tradeoff-chart-sparsity.png') });
 
-  // The session is saved; after a reload it is listed, and reopening it (then loading the same files) brings the points back.
-  await b.page.locator('[data-testid="session"][data-points="6"]').waitFor({ timeout: 10_000 });
+  // The session is saved (the axis too); after a reload it is listed, and reopening it (then loading the same files)
+  // brings the points back.
+  await b.page.waitForFunction((t) => document.querySelector('[data-testid="session"]')?.getAttribute('data-saved') !== t, savedAt, { timeout: 10_000 });
   await b.page.reload();
   const session = b.page.locator('[data-testid="session"][data-name]').first();
   await session.waitFor({ timeout: 20_000 });
@@ -119,6 +141,17 @@ test('mixtral: measure a point, a 2 × 2 sweep, chart and CSV, reload and reopen
   assert.equal(await b.page.getByTestId('sweep-totals').inputValue(), '50, 75');
   assert.equal(await b.page.getByTestId('tradeoff-axis').locator('[aria-checked="true"]').getAttribute('data-value'), 'sparsity');
   assert.equal((await csvRows()).length, 7);
+
+  // Storing the model in the browser keeps the session (same files, another FileSet); after a reload, Reopen opens the
+  // model from the browser's store by itself and brings the points back.
+  await b.page.getByTestId('store-button').click();
+  await b.page.locator('[data-testid="stored-model"][data-complete="true"]').waitFor({ timeout: 60_000 });
+  await b.page.locator('[data-testid="tradeoff-panel"][data-available="true"]').waitFor({ timeout: 20_000 });
+  await b.page.locator('[data-testid="tradeoff-chart"][data-points="6"]').waitFor({ timeout: 20_000 });
+  await b.page.reload();
+  await b.page.locator('[data-testid="session"][data-points="6"]').getByTestId('session-open').click();
+  await b.page.locator('[data-testid="tradeoff-chart"][data-points="6"]').waitFor({ timeout: 30_000 });
+  assert.equal(await b.page.getByTestId('sweep-totals').inputValue(), '50, 75');
 
   // A cancelled sweep keeps the points it measured and says so.
   await setText('sweep-totals', '30, 60');

@@ -51,7 +51,8 @@ function Dot(props: { cx?: number; cy?: number; fill?: string; payload?: Datum; 
     return (
       <g>
         <circle cx={cx} cy={cy} r={9} fill="none" stroke={CURRENT} strokeWidth={2.5} />
-        <circle cx={cx} cy={cy} r={4} fill={payload.measured ? CURRENT : '#fff'} stroke={CURRENT} strokeWidth={2} />
+        {/* A measured setting is a point of its own line, drawn under the ring; an estimate is drawn here, hollow. */}
+        {!payload.measured && <circle cx={cx} cy={cy} r={4} fill="#fff" stroke={CURRENT} strokeWidth={2} />}
       </g>
     );
   return <circle cx={cx} cy={cy} r={5} fill={payload.measured ? fill : '#fff'} stroke={fill} strokeWidth={2} />;
