@@ -53,6 +53,13 @@ function layoutOf(lp: LayerPlan): Layout {
     blocks.push({ start: order.length, size: c.members.length, merged: c.action === 'merge', members: c.members });
     order.push(...c.members);
   }
+  // Plans that keep experts by a score leave the removed ones in no cluster: they follow, one by one.
+  const placed = new Set(order);
+  for (let e = 0; e < lp.n; e++)
+    if (!placed.has(e)) {
+      blocks.push({ start: order.length, size: 1, merged: false, members: [e] });
+      order.push(e);
+    }
   const pos = new Int32Array(lp.n);
   order.forEach((e, i) => (pos[e] = i));
   let min = Infinity;
@@ -114,7 +121,7 @@ export function DistanceHeatmap({ lp, measure = 'router distance' }: { lp: Layer
   const hoverText = hover
     ? hover.a === hover.b
       ? `expert ${hover.a}`
-      : `experts ${hover.a} ↔ ${hover.b}: distance ${fmt(lp.distances[hover.a * n + hover.b]!)}${lp.slotOf[hover.a] === lp.slotOf[hover.b] ? ' · same cluster' : ''}`
+      : `experts ${hover.a} ↔ ${hover.b}: distance ${fmt(lp.distances[hover.a * n + hover.b]!)}${lp.slotOf[hover.a]! >= 0 && lp.slotOf[hover.a] === lp.slotOf[hover.b] ? ' · same cluster' : ''}`
     : null;
 
   return (
