@@ -68,6 +68,25 @@ describe('moe-prune eval --task', () => {
     }
   });
 
+  it('prune --eval-task-format reads the task in the format named (arc as piqa fails on its first line); without --eval-task it is refused', async () => {
+    for (const [args, re] of [
+      [['--eval-task', join(TASKS, 'arc.jsonl'), '--eval-task-format', 'piqa'], /arc\.jsonl: line 1: "goal" must be a string \(format piqa\)/],
+      [['--eval-task', join(TASKS, 'arc.jsonl'), '--eval-task-format', 'squad'], /--eval-task-format must be one of auto, jsonl, arc, hellaswag, piqa, mmlu/],
+      [['--eval-task-format', 'arc'], /--eval-task-format belongs to --eval-task/],
+    ] as const) {
+      const io = collect();
+      expect(await main(['prune', join(MODELS, 'mixtral'), '--out', join(TMP, 'fmt-refused'), '--experts-per-layer', '3', '--cpu', '--quiet', ...args], io)).toBe(2);
+      expect(io.err()).toMatch(re);
+    }
+    const out = join(TMP, 'fmt');
+    const io = collect();
+    const code = await main(['prune', join(MODELS, 'mixtral'), '--out', out, '--experts-per-layer', '3', '--cpu', '--quiet', '--eval-task', join(TASKS, 'openbookqa.jsonl'), '--eval-task-format', 'arc'], io);
+    expect(code, io.err()).toBe(0);
+    const report = JSON.parse(readFileSync(join(out, 'prune-report.json'), 'utf8'));
+    expect(report.accuracy).toMatchObject({ task: 'openbookqa.jsonl', format: 'arc' });
+    expect(report.accuracy.n).toBeGreaterThan(0);
+  });
+
   it('prune --eval-task: before = the original, after = the written checkpoint, in prune-report.json and the model card', async () => {
     const out = join(TMP, 'pruned');
     const task = join(TASKS, 'hellaswag.jsonl');

@@ -66,8 +66,9 @@ export async function readTaskFile(path: string, format: TaskFormat | 'auto'): P
   return readTask({ name: basename(path), bytes }, format);
 }
 
-export function taskFormatArg(p: ParsedArgs): TaskFormat | 'auto' {
-  return choiceArg<TaskFormat | 'auto'>(p, 'format', ['auto', ...TASK_FORMATS], 'auto');
+/** A task file's format option (`--format` of eval, `--eval-task-format` of prune), default auto. */
+export function taskFormatArg(p: ParsedArgs, name = 'format'): TaskFormat | 'auto' {
+  return choiceArg<TaskFormat | 'auto'>(p, name, ['auto', ...TASK_FORMATS], 'auto');
 }
 
 /** What `--json` prints of a task run (`perItem`: every item's per-choice log-likelihoods and scored token counts). */

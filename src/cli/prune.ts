@@ -14,7 +14,7 @@ import type { StageTwoResult } from '../pipeline/unstructured.ts';
 import { checkUnstructuredSettings, METHODS, parseNm, SCOPES, UNROUTED_POLICIES, UNSTRUCTURED_DEFAULTS, type UnstructuredSettings } from '../prune/unstructured/settings.ts';
 import { EXHAUSTIVE_MAX_EXPERTS, EXPERT_SCORES, type ExpertScore } from '../pipeline/job.ts';
 import { choiceArg, numberArg, parseArgs, type ParsedArgs } from './args.ts';
-import { maxWindowsArg, readTaskFile, seqLenArg } from './eval.ts';
+import { maxWindowsArg, readTaskFile, seqLenArg, taskFormatArg } from './eval.ts';
 import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
 import { closeNodeGpu, openCommandGpu } from './node-gpu.ts';
@@ -28,7 +28,7 @@ const USAGE =
   '[--mode uniform|global [--per-layer-variant]] [--similarity router|coactivation|mixed|output] [--mix-weight μ] [--output-tokens all|routed] [--output-distance cosine|l2] ' +
   '[--expert-score reap|ean|frequency|exhaustive|random [--seed S]] ' +
   '[--calib-text <file> [--calib-samples N] [--calib-seq-len L] [--calib-sampling first|random [--calib-seed S]]] [--normalize-router] [--reconstruct none|per-layer|per-cluster-size] [--kappa N] ' +
-  '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--eval-task <file.jsonl>] [--from-report prune-report.json] [--work-dir D] [--cpu] [--force] [--json] [--quiet]';
+  '[--search exact|official] [--eval-text <file> [--seq-len L] [--max-windows N]] [--eval-task <file.jsonl> [--eval-task-format auto|jsonl|arc|hellaswag|piqa|mmlu]] [--from-report prune-report.json] [--work-dir D] [--cpu] [--force] [--json] [--quiet]';
 
 /** Stage-2 settings from the flags, or null when neither --sparsity nor --nm is given. */
 function stageTwoArgs(p: ParsedArgs): UnstructuredSettings | null {
@@ -171,7 +171,7 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
       {
         values: [
           'out', 'experts-per-layer', 'expert-sparsity', 'mode', 'similarity', 'output-tokens', 'output-distance', 'expert-score', 'seed', 'reconstruct', 'kappa', 'search', 'eval-text', 'seq-len', 'max-windows', 'mix-weight',
-          'eval-task', 'calib-text', 'calib-samples', 'calib-seq-len', 'calib-sampling', 'calib-seed', 'sparsity', 'nm', 'method', 'owl-m', 'owl-lambda', 'scope', 'unrouted', 'from-report', 'work-dir',
+          'eval-task', 'eval-task-format', 'calib-text', 'calib-samples', 'calib-seq-len', 'calib-sampling', 'calib-seed', 'sparsity', 'nm', 'method', 'owl-m', 'owl-lambda', 'scope', 'unrouted', 'from-report', 'work-dir',
         ],
         flags: ['demo', 'normalize-router', 'per-layer-variant', 'cpu', 'force', 'json', 'quiet', 'help'],
       },
@@ -181,6 +181,8 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
       io.stdout.write(`${USAGE}\n`);
       return 0;
     }
+    if (!p.values.has('eval-task') && p.values.has('eval-task-format')) throw new MoePruneError('InvalidArgument', '--eval-task-format belongs to --eval-task');
+    const evalTaskFormat = taskFormatArg(p, 'eval-task-format');
     const input = p.flags.has('demo') ? DEMO_MODEL_DIR : p.positional[0];
     const out = p.values.get('out');
     if (!input || !out || p.positional.length > (p.flags.has('demo') ? 0 : 1)) throw new MoePruneError('InvalidArgument', USAGE);
@@ -260,7 +262,7 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     let taskEval: Parameters<typeof job.export>[1]['task'] = null;
     if (evalTask) {
       // Task accuracy before and after (lm-eval multiple-choice rules), the plan applied on the fly; --seq-len, when given, is its window.
-      const file = await readTaskFile(evalTask, 'auto');
+      const file = await readTaskFile(evalTask, evalTaskFormat);
       const ev = await job.evaluateTask(file, plan, stage2, { signal, ...(p.values.has('seq-len') ? { window: seqLenArg(p) } : {}) });
       taskEval = { file, evaluation: ev };
       if (!quiet) io.stderr.write(`moe-prune: ${file.name} acc ${(100 * ev.before.acc).toFixed(1)}% → ${(100 * ev.after.acc).toFixed(1)}%, acc_norm ${(100 * ev.before.acc_norm).toFixed(1)}% → ${(100 * ev.after.acc_norm).toFixed(1)}% (${ev.after.n} items)\n`);
