@@ -11,7 +11,7 @@ lm-evaluation-harness's rules on its own, one unpadded sequence per choice:
 
 Every fixture family (Arctic through the small torch reference of test_forward_reference.py); per-item
 log-likelihoods within 1e-4 relative. The items include contexts with trailing spaces, single- and multi-token
-choices, a tie (identical choices), and items longer than the window.
+choices, a tie (identical choices), items longer than the window and an empty context.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ ITEMS = [
     {"context": "emma woodhouse, handsome, clever, and rich, with a comfortable home and happy disposition, seemed to unite ", "choices": ["some of the best blessings of existence", "nothing"], "answer": 0, "id": "long-choice"},
     # Two trailing spaces and a newline.
     {"context": "question: what is it?\nanswer:  ", "choices": ["yes", "no"], "answer": 1},
+    # Empty context: lm-eval conditions on its prefix token (BOS, else EOS) and encodes the choice alone.
+    {"context": "", "choices": ["the house", "and so on", "a wife"], "answer": 2},
 ]
 
 
@@ -69,7 +71,11 @@ def js_results(task_file: Path) -> dict:
 
 
 def encode_pair(tok, context: str, choice: str) -> tuple[list[int], list[int]]:
-    """lm-eval's HFLM._encode_pair, with the tokenizer's own special-token rule."""
+    """lm-eval's HFLM._encode_pair, with the tokenizer's own special-token rule; an empty context is lm-eval's
+    loglikelihood case `context == ""`: [prefix_token_id] (bos_token_id, else eos_token_id) and tok_encode(choice)."""
+    if context == "":
+        prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        return [prefix], tok(choice, add_special_tokens=False)["input_ids"]
     n_spaces = len(context) - len(context.rstrip())
     if n_spaces > 0:
         choice = context[-n_spaces:] + choice
@@ -129,6 +135,7 @@ def test_items_cover_the_rules() -> None:
     assert any(len(ctx) + len(cont) > WINDOW + 1 for ctx, cont in pairs)
     assert any(it["context"] != it["context"].rstrip() for it in ITEMS)
     assert tok("a")["input_ids"][0] == tok.bos_token_id  # the special-token rule adds BOS
+    assert any(it["context"] == "" for it in ITEMS) and encode_pair(tok, "", "a wife")[0] == [tok.bos_token_id]
 
 
 @pytest.mark.parametrize("fixture", [d.name for d in fixture_dirs()])

@@ -71,6 +71,18 @@ export class CheckpointTokenizer {
     return ids;
   }
 
+  /**
+   * lm-eval's prefix_token_id (HFLM): the bos_token's id when the tokenizer names one, else the eos_token's (its
+   * EOT); null when it names neither or the name is not in the vocabulary.
+   */
+  prefixTokenId(): number | null {
+    for (const t of [this.flags.bosToken, this.flags.eosToken]) {
+      const i = t === null ? undefined : this.tok.token_to_id(t);
+      if (i !== undefined) return i;
+    }
+    return null;
+  }
+
   decode(ids: readonly number[]): string {
     return ids.length ? this.tok.decode([...ids]) : '';
   }

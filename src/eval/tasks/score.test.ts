@@ -27,6 +27,22 @@ describe('lm-eval request rules', () => {
     expect(tok.encode('the cat sat on the ')).not.toEqual(a.ctx);
   });
 
+  it('an empty context is lm-eval\'s prefix token (BOS, else EOS) and the choice encoded alone without special tokens', () => {
+    const e = encodePair(tok, '', 'the mat');
+    expect(e.ctx).toEqual([1]);
+    expect(e.cont).toEqual(tok.encode('the mat', { addSpecialTokens: false }));
+    expect(e.cont[0]).not.toBe(1);
+    const [q] = taskRequests(tok, [item('', ['the mat', 'a dog'])], 64);
+    expect(Array.from(q!.tokens)).toEqual([1, ...e.cont]);
+    expect(q!.scored).toBe(e.cont.length);
+    // Without a BOS the EOS stands for the context; naming neither leaves nothing to predict from.
+    const cfg = readJson('fixtures/models/mixtral/tokenizer_config.json') as Record<string, unknown>;
+    const noBos = createTokenizer(readJson('fixtures/models/mixtral/tokenizer.json'), { ...cfg, bos_token: null });
+    expect(encodePair(noBos, '', 'the mat').ctx).toEqual([2]);
+    const neither = createTokenizer(readJson('fixtures/models/mixtral/tokenizer.json'), { ...cfg, bos_token: null, eos_token: null });
+    expect(() => taskRequests(neither, [item('', ['x', 'y'], 0, 7)], 64, 't.jsonl')).toThrow(/line 7: the context encodes to no tokens and the tokenizer names no bos_token or eos_token/);
+  });
+
   it('too-long inputs keep their last W + 1 tokens (the model reads W); a choice longer than W is refused', () => {
     const long = 'and the '.repeat(20);
     const [full] = taskRequests(tok, [item(long, ['end', 'stop'])], 1000);

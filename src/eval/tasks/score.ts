@@ -3,7 +3,8 @@
  *
  * Request of (context, choice): trailing spaces of the context move to the front of the choice;
  * whole = encode(context + choice), ctx = encode(context), both under the tokenizer's own special-token rule;
- * the choice's tokens are whole[len(ctx):]. The model reads (ctx + choice tokens)[−(W+1):][:−1] — at most W
+ * the choice's tokens are whole[len(ctx):]. An empty context ("") is lm-eval's own case: the context is the
+ * prefix token alone (BOS, else EOS/EOT) and the choice is encoded by itself without special tokens. The model reads (ctx + choice tokens)[−(W+1):][:−1] — at most W
  * tokens, the oldest dropped — and the choice's log-likelihood is the sum of the log-probabilities of its tokens
  * at the last positions.
  *
@@ -26,8 +27,13 @@ export interface ChoiceRequest {
   readonly truncated: boolean;
 }
 
-/** lm-eval's _encode_pair: context and choice tokens. */
+/** lm-eval's loglikelihood request encoding (its _encode_pair, or the prefix token for an empty context). */
 export function encodePair(tok: CheckpointTokenizer, context: string, choice: string): { ctx: number[]; cont: number[] } {
+  if (context === '') {
+    const prefix = tok.prefixTokenId();
+    // No BOS or EOS named: nothing to condition on, which the caller reports as an empty context.
+    return { ctx: prefix === null ? [] : [prefix], cont: tok.encode(choice, { addSpecialTokens: false }) };
+  }
   const spaces = context.length - context.replace(/\s+$/u, '').length;
   if (spaces > 0) {
     choice = context.slice(context.length - spaces) + choice;
@@ -46,7 +52,7 @@ export function taskRequests(tok: CheckpointTokenizer, items: readonly TaskItem[
     it.choices.forEach((choice, c) => {
       const { ctx, cont } = encodePair(tok, it.context, choice);
       const where = `line ${it.line}${it.id !== undefined ? ` (id ${it.id})` : ''}`;
-      if (!ctx.length) throw new MoePruneError('InvalidArgument', `${where}: the context encodes to no tokens, so choice ${c} has nothing to be predicted from`, file);
+      if (!ctx.length) throw new MoePruneError('InvalidArgument', `${where}: the context encodes to no tokens${it.context === '' ? ' and the tokenizer names no bos_token or eos_token to stand for it' : ''}, so choice ${c} has nothing to be predicted from`, file);
       if (cont.length > window) throw new MoePruneError('InvalidArgument', `${where}: choice ${c} is ${cont.length} tokens, longer than the window of ${window}`, file);
       const all = ctx.concat(cont);
       const keep = all.slice(Math.max(0, all.length - (window + 1)));
