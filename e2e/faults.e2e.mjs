@@ -51,6 +51,8 @@ async function freshPage() {
   await b.page.goto(`${BASE}/`);
   const rows = b.page.getByTestId('stored-model');
   await b.page.getByTestId('stored-models').waitFor();
+  // The list loads from IndexedDB after the first render, together with the usage line: wait for that.
+  await b.page.getByTestId('storage-usage').waitFor();
   while ((await rows.count()) > 0) {
     const id = await rows.first().getAttribute('data-id');
     await rows.first().getByTestId('stored-delete').click();
@@ -71,7 +73,11 @@ test('storage quota exhausted mid-ingest: the file is named, the earlier stored 
   await loadFixture(page, 'phimoe');
   await page.getByTestId('store-button').click();
   await page.getByTestId('notice').filter({ hasText: 'is stored in this browser' }).waitFor({ timeout: 60_000 });
-  const [kept] = await page.getByTestId('stored-model').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')));
+  // The list refreshes after the notice: wait for the stored row itself.
+  const keptRow = page.locator('[data-testid="stored-model"][data-complete="true"]');
+  await keptRow.waitFor();
+  const kept = await keptRow.getAttribute('data-id');
+  assert.ok(kept);
 
   // From now on IndexedDB takes three more chunk records, then refuses with the browser's quota error.
   await page.evaluate(() => {
@@ -182,7 +188,7 @@ test('disk full while exporting into a picked folder: the shard is named, the un
   await page.getByTestId('export-button').click();
   await banner().waitFor({ timeout: 30_000 });
   const text = await bannerText();
-  assert.match(text, /^[^/]+-pruned-2\/model-0000\d-of-00003\.safetensors: the disk is full/);
+  assert.match(text, /^[^/]+-pruned-2\/model-0000\d-of-00003\.safetensors: the disk is full; the unfinished export folder is removed/);
   assert.equal(await page.getByTestId('export-done').count(), 0, 'no success notice for the failed export');
   assert.deepEqual(await listing(), before, 'the unfinished folder is removed and the earlier export is byte-identical');
 });

@@ -74,7 +74,13 @@ async function freeName(parent: DirectoryHandleLike, base: string): Promise<stri
 
 function ioError(e: unknown, file: string): MoePruneError {
   if (e instanceof MoePruneError) return e;
-  if (e instanceof DOMException && e.name === 'QuotaExceededError') return new MoePruneError('StorageFull', 'the disk is full', file, { cause: e });
+  if (e instanceof DOMException && e.name === 'QuotaExceededError')
+    return new MoePruneError(
+      'StorageFull',
+      'the disk is full; the unfinished export folder is removed and nothing else in the picked folder is touched: free space and export again',
+      file,
+      { cause: e },
+    );
   return new MoePruneError('IoError', `cannot write (${(e as Error).message})`, file, { cause: e });
 }
 
