@@ -67,11 +67,16 @@ export interface TradeoffRow {
   /** Held-out perplexity; an estimate when `measured` is false, null when there is none. */
   readonly perplexity: number | null;
   readonly measured: boolean;
+  /** Task accuracy (lm-eval acc / acc_norm) of the same plan and masks, when the setting was measured with a task. */
+  readonly acc?: number;
+  readonly acc_norm?: number;
 }
 
 export interface PruneTradeoff {
   /** The held-out text and windows the points were measured on. */
   readonly heldout: string;
+  /** The task (and items) of the rows' accuracy, when some rows carry one. */
+  readonly task?: string;
   readonly points: readonly TradeoffRow[];
   /** This checkpoint's setting as a row of the same table. */
   readonly exported: TradeoffRow;
@@ -252,16 +257,18 @@ function tradeoffSection(r: PruneReport): string {
   const t = r.tradeoff;
   if (!t) return '';
   const pct = (v: number): string => `${(100 * v).toFixed(1)} %`;
+  const withAcc = t.task !== undefined && [...t.points, t.exported].some((p) => p.acc !== undefined);
+  const acc = (p: TradeoffRow): string => (!withAcc ? '' : p.acc === undefined || p.acc_norm === undefined ? ' — |' : ` ${pct(p.acc)} / ${pct(p.acc_norm)} |`);
   const row = (p: TradeoffRow, mark: string): string =>
     `| ${Math.round(p.expertsPerLayer * 100) / 100} | ${pct(p.totalSparsity)} | ${pct(p.unstructuredSparsity)} | ${p.method} | ${fmt(p.nonzeroParams)} | ${
       p.perplexity === null ? '—' : `${p.perplexity.toFixed(3)}${p.measured ? '' : ' (estimate)'}`
-    } |${mark}`;
+    } |${acc(p)}${mark}`;
   return `## Size against quality (trade-off points measured before this export)
 
-Held-out perplexity on ${t.heldout}, each setting applied on the fly (nothing written); **this checkpoint** is marked.
+Held-out perplexity on ${t.heldout}${withAcc ? ` and zero-shot accuracy (acc / acc_norm) on ${t.task}` : ''}, each setting applied on the fly (nothing written); **this checkpoint** is marked.
 
-| experts / layer | total sparsity | unstructured s_u | method | non-zero parameters | perplexity | |
-|---|---|---|---|---|---|---|
+| experts / layer | total sparsity | unstructured s_u | method | non-zero parameters | perplexity |${withAcc ? ' accuracy |' : ''} |
+|---|---|---|---|---|---|${withAcc ? '---|' : ''}---|
 ${[...t.points.map((p) => row(p, ' |')), row(t.exported, ' **this checkpoint** |')].join('\n')}
 
 `;

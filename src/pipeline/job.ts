@@ -541,7 +541,7 @@ export class PruneJob {
 
 /** The trade-off sweep and its points, for the page's trade-off panel (src/pipeline/sweep.ts). */
 export {
-  CSV_HEADER, DEFAULT_SWEEP_GRID, describePoint, estimatePerplexity, expertShares, labelOf, measureSetting, pointsCsv, runSweep, settingsOf, sweepNeedsCalibration, sweepSecondsLeft, sweepSettings,
+  ACCURACY_CSV_HEADER, accuracyCsv, CSV_HEADER, DEFAULT_SWEEP_GRID, describePoint, estimatePerplexity, expertShares, labelOf, measureSetting, pointsCsv, runSweep, settingsOf, sweepNeedsCalibration, sweepSecondsLeft, sweepSettings,
 } from './sweep.ts';
-export type { SeriesKind, SweepBase, SweepGrid, SweepSetting, TradeoffPoint } from './sweep.ts';
+export type { SeriesKind, SweepBase, SweepGrid, SweepSetting, SweepTask, TradeoffPoint } from './sweep.ts';
 export type { PruneTradeoff, TradeoffRow } from '../export/report.ts';

@@ -9,8 +9,9 @@ import { closeNodeGpu, openNodeGpu, type NodeGpuContext } from '../cli/node-gpu.
 import { NodeOutputFolder } from '../cli/node-output.ts';
 import { CALIBRATION_DEFAULTS, DEFAULT_EXPERT_PLAN_SETTINGS, PruneJob, UNSTRUCTURED_DEFAULTS } from './job.ts';
 import type { PruneReport } from '../export/report.ts';
+import { parseTaskFile } from '../eval/tasks/items.ts';
 import {
-  CSV_HEADER, estimatePerplexity, measureSetting, pointsCsv, runSweep, settingsOf, sweepSecondsLeft, sweepSettings, type SweepBase, type SweepGrid, type TradeoffPoint,
+  accuracyCsv, CSV_HEADER, estimatePerplexity, measureSetting, pointsCsv, runSweep, settingsOf, sweepSecondsLeft, sweepSettings, type SweepBase, type SweepGrid, type SweepSetting, type TradeoffPoint,
 } from './sweep.ts';
 
 const MIXTRAL = fileURLToPath(new URL('../../fixtures/models/mixtral', import.meta.url));
@@ -80,6 +81,17 @@ describe('CSV', () => {
     expect(lines[0]).toBe('expertsPerLayer,expertSparsity,unstructuredSparsity,totalSparsity,method,similarity,params,nonzeroParams,perplexity,measured');
     expect(CSV_HEADER).toBe(lines[0]);
     expect(lines.slice(1)).toEqual(['4,0,0,0,none,router,100,100,10,true', '3,0.25,0.3333333333,0.5,wanda,router,100,60,12.5,true', '4,0,0,0,none,router,100,100,,false']);
+    // Accuracy never enters this CSV, even when the points carry it.
+    expect(pointsCsv([point({ acc: 0.5, acc_norm: 0.25 })])).toBe(`${CSV_HEADER}\n4,0,0,0,none,router,100,100,10,true\n`);
+  });
+
+  it('accuracy goes to a CSV of its own: the points measured with a task, the task named (quoted when it holds a comma)', () => {
+    const csv = accuracyCsv([point({ acc: 0.5, acc_norm: 0.25 }), point({ perplexity: 11 }), point({ expertsPerLayer: 3, totalSparsity: 0.25, acc: 1 / 3, acc_norm: 2 / 3 })], 'my,task.jsonl');
+    expect(csv.trimEnd().split('\n')).toEqual([
+      'expertsPerLayer,expertSparsity,unstructuredSparsity,totalSparsity,method,similarity,params,nonzeroParams,task,acc,acc_norm',
+      '4,0,0,0,none,router,100,100,"my,task.jsonl",0.5,0.25',
+      `3,0,0,0.25,none,router,100,100,"my,task.jsonl",${1 / 3},${2 / 3}`,
+    ]);
   });
 });
 
@@ -169,6 +181,42 @@ describe('sweep on the GPU (mixtral fixture: 4 experts, top-2)', () => {
     expect(card).toContain('## Size against quality');
     expect(card).toContain(`| 3 | 48.4 % | 33.3 % | wanda | ${(21024).toLocaleString('en-US')}`);
     expect(card.match(/\*\*this checkpoint\*\*/g)).toHaveLength(2);
+  });
+
+  it('with a task, every point carries acc / acc_norm equal to PruneJob.taskAccuracy of the same plan and masks; the model card shows them', async () => {
+    const heldout = await job.heldoutWindows({ name: 'emma.txt', bytes: new Uint8Array(readFileSync(HELDOUT)) }, 24, 2);
+    const file = parseTaskFile(readFileSync(fileURLToPath(new URL('../../fixtures/tasks/ours.jsonl', import.meta.url)), 'utf8'), 'ours.jsonl');
+    const task = { file, options: { window: 32 } };
+    const grid: SweepGrid = { totals: [0.5], expertShares: [0.5], expertOnly: true, baseline: true };
+    const points = await runSweep(job, grid, { base, calibrationText: textOf(CALIB), heldout, task }, {});
+    expect(points.map((p) => p.series)).toEqual(['original', 'stun', 'experts']);
+    const [orig, stun, experts] = points as [TradeoffPoint, TradeoffPoint, TradeoffPoint];
+    expect(orig.acc).toBe((await job.taskAccuracy(file, undefined, { window: 32 })).acc);
+    const calibration = await job.calibrate(textOf(CALIB), base.calibration);
+    const cases: Array<[TradeoffPoint, SweepSetting]> = [[stun, { series: 'stun', share: 0.5, keep: 3, total: 0.5 }], [experts, { series: 'experts', share: 1, keep: 2, total: null }]];
+    for (const [p, s] of cases) {
+      const m = await measureSetting(job, settingsOf(base, s), calibration, heldout, s);
+      expect(m.acc).toBeUndefined();
+      const r = await job.taskAccuracy(file, PruneJob.weightPlan(m.plan, m.stage2), { window: 32 });
+      expect([p.acc, p.acc_norm]).toEqual([r.acc, r.acc_norm]);
+      expect(p.perplexity).toBe(m.perplexity);
+    }
+    // The same setting measured alone with the task gives the sweep's numbers.
+    const alone = await measureSetting(job, settingsOf(base, { series: 'stun', share: 0.5, keep: 3, total: 0.5 }), calibration, heldout, { series: 'stun', share: 0.5 }, {}, task);
+    expect([alone.acc, alone.acc_norm, alone.perplexity]).toEqual([stun.acc, stun.acc_norm, stun.perplexity]);
+    const rows = points.map(({ series: _s, share: _h, ...row }) => row);
+    const { series: _s, share: _h, plan: _p, stage2: _t, ...exported } = alone;
+    const dir = join(TMP, 'with-accuracy');
+    const settings = settingsOf(base, { series: 'stun', share: 0.5, keep: 3, total: 0.5 });
+    await job.export(new NodeOutputFolder(dir, false), {
+      plan: alone.plan, stage2: alone.stage2, settings, calibration, tool: 'MoE Prune Studio (page)', tradeoff: { heldout: 'emma.txt', task: 'ours.jsonl (3 items)', points: rows, exported },
+    });
+    const written = JSON.parse(readFileSync(join(dir, 'prune-report.json'), 'utf8')) as PruneReport;
+    expect(written.tradeoff?.points.map((r) => r.acc)).toEqual(points.map((p) => p.acc));
+    expect(written.tradeoff?.exported.acc_norm).toBe(stun.acc_norm);
+    const card = readFileSync(join(dir, 'README.md'), 'utf8');
+    expect(card).toContain('and zero-shot accuracy (acc / acc_norm) on ours.jsonl (3 items)');
+    expect(card).toContain(`| ${(100 * stun.acc!).toFixed(1)} % / ${(100 * stun.acc_norm!).toFixed(1)} % | **this checkpoint** |`);
   });
 
   it('cancel stops the sweep after the point in progress; the points measured before it were handed on', async () => {

@@ -16,6 +16,8 @@ import { planPrunedTensors } from '../export/tensor-plan.ts';
 import { expertCountProblems } from '../models/families.ts';
 import type { ExpertPlan, ExpertPlanSettings } from '../prune/experts/plan.ts';
 import { needsCalibration, UNSTRUCTURED_DEFAULTS, type UnstructuredMethod, type UnstructuredSettings } from '../prune/unstructured/settings.ts';
+import type { TaskFile } from '../eval/tasks/items.ts';
+import type { TaskOptions } from './task-eval.ts';
 import type { StageTwoResult } from './unstructured.ts';
 import { PruneJob, resolveJobSettings, type Calibration, type CalibrationSpec, type JobSettings, type TextInput } from './job.ts';
 
@@ -36,11 +38,18 @@ export interface TradeoffPoint {
   /** Held-out perplexity; an estimate (interpolated from measured neighbours) when `measured` is false, null if none. */
   readonly perplexity: number | null;
   readonly measured: boolean;
+  /**
+   * Zero-shot task accuracy (lm-eval acc / acc_norm) of the same plan and masks, when the point was measured with a
+   * task; absent otherwise (never estimated).
+   */
+  readonly acc?: number;
+  readonly acc_norm?: number;
   readonly series: SeriesKind;
   /** STUN: the share of S the grid asked whole experts to take (the chart draws one line per share). */
   readonly share: number | null;
 }
 
+/** The points' CSV (issue 10 pins its header: accuracy goes to `accuracyCsv`, a file of its own). */
 export const CSV_HEADER = 'expertsPerLayer,expertSparsity,unstructuredSparsity,totalSparsity,method,similarity,params,nonzeroParams,perplexity,measured';
 
 /** One row per point, in the order given; perplexity empty when there is none. */
@@ -53,6 +62,21 @@ export function pointsCsv(points: readonly TradeoffPoint[]): string {
     ].join(','),
   );
   return `${[CSV_HEADER, ...rows].join('\n')}\n`;
+}
+
+export const ACCURACY_CSV_HEADER = 'expertsPerLayer,expertSparsity,unstructuredSparsity,totalSparsity,method,similarity,params,nonzeroParams,task,acc,acc_norm';
+
+/** One row per point measured with a task (the others have no accuracy), in the order given. */
+export function accuracyCsv(points: readonly TradeoffPoint[], task: string): string {
+  const num = (v: number): string => (Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(10))));
+  // The task name is a file name: quoted when it holds a comma or a quote.
+  const name = /[",\n]/.test(task) ? `"${task.replace(/"/g, '""')}"` : task;
+  const rows = points
+    .filter((p) => p.acc !== undefined && p.acc_norm !== undefined)
+    .map((p) =>
+      [num(p.expertsPerLayer), num(p.expertSparsity), num(p.unstructuredSparsity), num(p.totalSparsity), p.method, p.similarity, String(p.params), String(p.nonzeroParams), name, String(p.acc), String(p.acc_norm)].join(','),
+    );
+  return `${[ACCURACY_CSV_HEADER, ...rows].join('\n')}\n`;
 }
 
 /** The grid: every S with every share of it taken by whole experts (0 = unstructured only). */
@@ -91,6 +115,14 @@ export interface SweepInputs {
   readonly calibrationText: TextInput | null;
   readonly calibration?: Calibration | null;
   readonly heldout: Windows;
+  /** A multiple-choice task: each point's accuracy is measured too, with the same plan and masks. */
+  readonly task?: SweepTask | null;
+}
+
+/** A task to measure at every point, with the options of `PruneJob.taskAccuracy` (window, item limit). */
+export interface SweepTask {
+  readonly file: TaskFile;
+  readonly options?: Omit<TaskOptions, keyof LongTask>;
 }
 
 export interface SweepOptions extends LongTask {
@@ -186,17 +218,22 @@ export function describePoint(job: PruneJob, settings: JobSettings, plan: Expert
 
 /**
  * Measures one setting on the fly: stage 1 (representatives resolved from the weights, as the export does), stage 2
- * when it prunes anything, then perplexity on the held-out windows with both applied. GPU for stage 2.
+ * when it prunes anything, then perplexity on the held-out windows with both applied, and the task's accuracy with
+ * the same plan and masks when a task is given. GPU for stage 2.
  */
 export async function measureSetting(
-  job: PruneJob, settings: JobSettings, calibration: Calibration | null, heldout: Windows, meta: { series: SeriesKind; share: number | null }, opts: LongTask = {},
+  job: PruneJob, settings: JobSettings, calibration: Calibration | null, heldout: Windows, meta: { series: SeriesKind; share: number | null }, opts: LongTask = {}, task: SweepTask | null = null,
 ): Promise<TradeoffPoint & { readonly plan: ExpertPlan; readonly stage2: StageTwoResult | null }> {
   const plan = await job.planExperts(settings.experts, calibration, opts);
   const u = settings.unstructured;
   let stage2: StageTwoResult | null = null;
   if (u && !(u.sparsity !== null && u.nm === null && Math.abs(u.sparsity - job.expertShare(plan, u.scope).share) < EPS)) stage2 = await job.unstructured(plan, u, calibration, opts);
-  const ppl = await job.perplexity(heldout, PruneJob.weightPlan(plan, stage2), opts);
-  return { ...describePoint(job, settings, plan, stage2, meta.series, meta.share), perplexity: ppl.perplexity, measured: true, plan, stage2 };
+  const weights = PruneJob.weightPlan(plan, stage2);
+  const ppl = await job.perplexity(heldout, weights, opts);
+  const acc = task ? await job.taskAccuracy(task.file, weights, { ...task.options, ...opts }) : null;
+  return {
+    ...describePoint(job, settings, plan, stage2, meta.series, meta.share), perplexity: ppl.perplexity, measured: true, ...(acc ? { acc: acc.acc, acc_norm: acc.acc_norm } : {}), plan, stage2,
+  };
 }
 
 /**
@@ -227,7 +264,7 @@ export async function runSweep(job: PruneJob, grid: SweepGrid, inputs: SweepInpu
     throwIfAborted(signal);
     const label = labelOf(s);
     report(i, label);
-    const m = await measureSetting(job, settingsOf(base, s), calibration, inputs.heldout, s, task(label));
+    const m = await measureSetting(job, settingsOf(base, s), calibration, inputs.heldout, s, task(label), inputs.task ?? null);
     const { plan: _plan, stage2: _stage2, ...point } = m;
     points.push(point);
     opts.onPoint?.(point, i, total, s);
