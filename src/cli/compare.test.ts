@@ -4,21 +4,16 @@ import { describe, expect, it } from 'vitest';
 import { MemoryFolder } from '../../tests/export-helpers.ts';
 import { keepTopK } from '../prune/experts/saliency.ts';
 import { openNodeFileSet } from './node-files.ts';
-import { main, type CliIo } from './main.ts';
+import { main } from './main.ts';
 import { getTestGpu } from '../../tests/gpu-harness.ts';
 import { PruneJob, resolveJobSettings } from '../pipeline/job.ts';
 import { keepRuleAt } from '../pipeline/expert-choice.ts';
+import { collectIo } from '../../tests/cli-io.ts';
 
 const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));
 const CALIB = fileURLToPath(new URL('../../fixtures/austen/emma.txt', import.meta.url));
 const HELD = fileURLToPath(new URL('../../fixtures/austen/prideprejudice.txt', import.meta.url));
 const TINY = ['--calib-samples', '3', '--calib-seq-len', '16'];
-
-function collect(): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, out: () => out, err: () => err };
-}
 
 interface Row {
   criterion: string;
@@ -33,7 +28,7 @@ interface Row {
 async function compareJson(
   dir: string, ...extra: string[]
 ): Promise<{ criteria: Row[]; original: { perplexity: { perplexity: number } | null }; calibration: { tokens: number }; keepPerLayer: number; skipped: unknown[] }> {
-  const io = collect();
+  const io = collectIo();
   const code = await main(['compare', join(MODELS, dir), '--calib-text', CALIB, ...TINY, '--json', ...extra], io);
   expect(code, io.err()).toBe(0);
   return JSON.parse(io.out());
@@ -85,7 +80,7 @@ describe('moe-prune compare', () => {
   });
 
   it('prints one table and the kept experts (DeepSeek-V3: grouped routing keeps K / n_group per group)', async () => {
-    const io = collect();
+    const io = collectIo();
     const code = await main(['compare', join(MODELS, 'deepseek_v3'), '--experts-per-layer', '4', '--calib-text', CALIB, ...TINY, '--calib-sampling', 'random', '--calib-seed', '2', '--criteria', 'stun-router,ean,random,exhaustive,output'], io);
     expect(code, io.err()).toBe(0);
     const lines = io.out().split('\n');
@@ -115,7 +110,7 @@ describe('moe-prune compare', () => {
       [['compare', join(MODELS, 'deepseek_v3'), '--experts-per-layer', '5', '--calib-text', CALIB, ...TINY], /layer 1: keeping 5 experts breaks grouped routing; K must be a multiple of n_group = 2/],
     ];
     for (const [args, want] of cases) {
-      const io = collect();
+      const io = collectIo();
       expect(await main(args, io), args.join(' ')).toBe(2);
       expect(io.err()).toMatch(want);
       expect(io.err().trim().split('\n').filter((l) => !/using WebGPU adapter/.test(l))).toHaveLength(1);

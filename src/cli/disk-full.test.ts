@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { main, type CliIo } from './main.ts';
+import { main } from './main.ts';
+import { collectIo } from '../../tests/cli-io.ts';
 
 const disk = vi.hoisted(() => ({ left: Number.POSITIVE_INFINITY, failures: 0 }));
 
@@ -41,25 +42,19 @@ afterEach(() => {
   disk.failures = 0;
 });
 
-function collect(): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, out: () => out, err: () => err };
-}
-
 const snapshot = (dir: string): Record<string, string> =>
   Object.fromEntries(readdirSync(dir).sort().map((n) => [n, readFileSync(join(dir, n)).toString('base64')]));
 
 describe('the disk full during export', () => {
   it('stops with the shard named, removes the unfinished files, and a finished export replaced with --force stays whole', async () => {
     const out = join(TMP, 'pruned');
-    const first = collect();
+    const first = collectIo();
     expect(await main(['prune', MIXTRAL, '--out', out, '--experts-per-layer', '3', '--cpu', '--quiet'], first), first.err()).toBe(0);
     const before = snapshot(out);
 
     // Room for the first shard and part of the second.
     disk.left = 30_000;
-    const io = collect();
+    const io = collectIo();
     expect(await main(['prune', MIXTRAL, '--out', out, '--experts-per-layer', '2', '--cpu', '--quiet', '--force'], io)).toBe(2);
     expect(disk.failures).toBe(1);
     const line = io.err().trimEnd().split('\n').at(-1)!;
@@ -71,12 +66,12 @@ describe('the disk full during export', () => {
 
   it('a new output folder never appears when the disk fills up, even in its last file', async () => {
     const out = join(TMP, 'fresh');
-    const full = collect();
+    const full = collectIo();
     expect(await main(['prune', MIXTRAL, '--out', join(TMP, 'measure'), '--experts-per-layer', '3', '--cpu', '--quiet'], full)).toBe(0);
     const total = readdirSync(join(TMP, 'measure')).reduce((s, n) => s + readFileSync(join(TMP, 'measure', n)).byteLength, 0);
     // One byte short of everything (the marker file is not written through open()).
     disk.left = total - 1;
-    const io = collect();
+    const io = collectIo();
     expect(await main(['prune', MIXTRAL, '--out', out, '--experts-per-layer', '3', '--cpu', '--quiet'], io)).toBe(2);
     expect(io.err()).toMatch(/the disk is full/);
     expect([existsSync(out), existsSync(`${out}.partial`)]).toEqual([false, false]);

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main, type CliIo } from './main.ts';
+import { main } from './main.ts';
+import { collectIo } from '../../tests/cli-io.ts';
 
 const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));
 const TASKS = fileURLToPath(new URL('../../fixtures/tasks', import.meta.url));
@@ -11,19 +12,13 @@ const TEXT = fileURLToPath(new URL('../../fixtures/austen/emma.txt', import.meta
 const TMP = mkdtempSync(join(tmpdir(), 'moe-prune-eval-task-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
-function collect(): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, out: () => out, err: () => err };
-}
-
 interface TaskJson {
   task: string; n: number; acc: number; acc_norm: number; acc_stderr: number | null; acc_norm_stderr: number | null; format: string; window: number; truncated: number;
   items?: Array<{ line: number; answer: number; logliks: number[]; tokens: number[] }>; perplexity?: number;
 }
 
 async function taskJson(dir: string, ...extra: string[]): Promise<TaskJson> {
-  const io = collect();
+  const io = collectIo();
   expect(await main(['eval', dir, '--json', ...extra], io), io.err()).toBe(0);
   return JSON.parse(io.out());
 }
@@ -47,7 +42,7 @@ describe('moe-prune eval --task', () => {
     const both = await taskJson(join(MODELS, 'mixtral'), '--text', TEXT, '--seq-len', '24', '--max-windows', '2', '--task', join(TASKS, 'mmlu.jsonl'), '--limit', '1', '--cpu');
     expect(both.perplexity).toBeGreaterThan(1);
     expect(both).toMatchObject({ n: 1, window: 24, truncated: 1, format: 'mmlu' });
-    const io = collect();
+    const io = collectIo();
     expect(await main(['eval', join(MODELS, 'mixtral'), '--task', join(TASKS, 'piqa.jsonl'), '--cpu'], io), io.err()).toBe(0);
     expect(io.out()).toMatch(/^piqa\.jsonl: acc \d+\.\d\d% ± \d+\.\d\d, acc_norm \d+\.\d\d% ± \d+\.\d\d over 2 items \(piqa\)\n$/);
   });
@@ -62,7 +57,7 @@ describe('moe-prune eval --task', () => {
       [['--text', TEXT, '--limit', '3'], /--limit belongs to --task/],
       [['--task', join(TMP, 'missing.jsonl')], /missing\.jsonl: cannot read the task file/],
     ] as const) {
-      const io = collect();
+      const io = collectIo();
       expect(await main(['eval', join(MODELS, 'mixtral'), ...args, '--cpu'], io)).toBe(2);
       expect(io.err()).toMatch(re);
     }
@@ -74,12 +69,12 @@ describe('moe-prune eval --task', () => {
       [['--eval-task', join(TASKS, 'arc.jsonl'), '--eval-task-format', 'squad'], /--eval-task-format must be one of auto, jsonl, arc, hellaswag, piqa, mmlu/],
       [['--eval-task-format', 'arc'], /--eval-task-format belongs to --eval-task/],
     ] as const) {
-      const io = collect();
+      const io = collectIo();
       expect(await main(['prune', join(MODELS, 'mixtral'), '--out', join(TMP, 'fmt-refused'), '--experts-per-layer', '3', '--cpu', '--quiet', ...args], io)).toBe(2);
       expect(io.err()).toMatch(re);
     }
     const out = join(TMP, 'fmt');
-    const io = collect();
+    const io = collectIo();
     const code = await main(['prune', join(MODELS, 'mixtral'), '--out', out, '--experts-per-layer', '3', '--cpu', '--quiet', '--eval-task', join(TASKS, 'openbookqa.jsonl'), '--eval-task-format', 'arc'], io);
     expect(code, io.err()).toBe(0);
     const report = JSON.parse(readFileSync(join(out, 'prune-report.json'), 'utf8'));
@@ -90,7 +85,7 @@ describe('moe-prune eval --task', () => {
   it('prune --eval-task: before = the original, after = the written checkpoint, in prune-report.json and the model card', async () => {
     const out = join(TMP, 'pruned');
     const task = join(TASKS, 'hellaswag.jsonl');
-    const io = collect();
+    const io = collectIo();
     const code = await main(['prune', join(MODELS, 'qwen3_moe-bf16'), '--out', out, '--experts-per-layer', '3', '--eval-task', task, '--quiet'], io);
     expect(code, io.err()).toBe(0);
     const report = JSON.parse(readFileSync(join(out, 'prune-report.json'), 'utf8'));

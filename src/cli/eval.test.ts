@@ -3,28 +3,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main, type CliIo } from './main.ts';
+import { main } from './main.ts';
+import { collectIo } from '../../tests/cli-io.ts';
 
 const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));
 const TEXT = fileURLToPath(new URL('../../fixtures/austen/emma.txt', import.meta.url));
 const TMP = mkdtempSync(join(tmpdir(), 'moe-prune-eval-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
-function collect(): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, out: () => out, err: () => err };
-}
-
 async function evalJson(dir: string, ...extra: string[]): Promise<{ perplexity: number; tokens: number; windows: number; device: string }> {
-  const io = collect();
+  const io = collectIo();
   expect(await main(['eval', dir, '--text', TEXT, '--seq-len', '24', '--max-windows', '3', '--json', ...extra], io), io.err()).toBe(0);
   return JSON.parse(io.out());
 }
 
 describe('moe-prune eval', () => {
   it('GPU and --cpu give the same perplexity; the adapter is named on stderr', async () => {
-    const io = collect();
+    const io = collectIo();
     expect(await main(['eval', join(MODELS, 'phimoe-bf16'), '--text', TEXT, '--seq-len', '24', '--max-windows', '3'], io)).toBe(0);
     expect(io.err()).toMatch(/using WebGPU adapter/);
     expect(io.out()).toMatch(/^perplexity \d+\.\d{4} over 69 predicted tokens \(3 windows of 24\)\n$/);
@@ -37,7 +32,7 @@ describe('moe-prune eval', () => {
 
   it('prune --eval-text: "after" equals the perplexity of the written checkpoint (merged experts included)', async () => {
     const out = join(TMP, 'pruned');
-    const io = collect();
+    const io = collectIo();
     const code = await main(
       ['prune', join(MODELS, 'qwen3_moe-bf16'), '--out', out, '--experts-per-layer', '3', '--reconstruct', 'per-layer', '--kappa', '8',
         '--eval-text', TEXT, '--seq-len', '24', '--max-windows', '3', '--quiet'],
@@ -54,13 +49,13 @@ describe('moe-prune eval', () => {
 
   it('refuses bad arguments with one line and exit 2', async () => {
     for (const args of [['eval'], ['eval', MODELS, '--text', join(TMP, 'missing.txt')], ['eval', join(MODELS, 'mixtral'), '--text', TEXT, '--seq-len', '1']]) {
-      const io = collect();
+      const io = collectIo();
       expect(await main(args, io)).toBe(2);
       expect(io.err().trim().split('\n')).toHaveLength(1);
     }
     const empty = join(TMP, 'empty.txt');
     writeFileSync(empty, '');
-    const io = collect();
+    const io = collectIo();
     expect(await main(['eval', join(MODELS, 'mixtral'), '--text', empty, '--cpu'], io)).toBe(2);
   });
 });

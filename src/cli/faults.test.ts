@@ -9,9 +9,10 @@ import { INCOMPLETE_MARKER as PAGE_MARKER } from '../export/browser-output.ts';
 import { INCOMPLETE_MARKER } from '../formats/export-marker.ts';
 import { findNonFiniteTensors, scanNonFinite } from '../forward/finite.ts';
 import { CheckpointWeights } from '../forward/reference/weights.ts';
-import { main, type CliIo } from './main.ts';
+import { main } from './main.ts';
 import { NodeFileSource, openNodeFileSet } from './node-files.ts';
 import { rejection } from '../../tests/errors.ts';
+import { collectIo } from '../../tests/cli-io.ts';
 
 const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));
 const MIXTRAL = join(MODELS, 'mixtral');
@@ -19,25 +20,9 @@ const TEXT = fileURLToPath(new URL('../../fixtures/austen/emma.txt', import.meta
 const TMP = mkdtempSync(join(tmpdir(), 'moe-prune-faults-'));
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 
-function collect(onErr?: (s: string) => void): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    stdout: { write: (s: string) => (out += s) },
-    stderr: {
-      write: (s: string) => {
-        err += s;
-        onErr?.(s);
-      },
-    },
-    out: () => out,
-    err: () => err,
-  };
-}
-
 /** Runs the CLI, expects exit 2 and returns its last stderr line (the error; progress and adapter lines come before it). */
 async function refused(args: string[], onErr?: (s: string) => void): Promise<string> {
-  const io = collect(onErr);
+  const io = collectIo({ onErr });
   expect(await main(args, io), io.err()).toBe(2);
   expect(io.out()).toBe('');
   return io.err().trimEnd().split('\n').at(-1)!;
@@ -130,7 +115,7 @@ describe('a text shorter than one window', () => {
   it('a text long enough for fewer windows than asked uses the windows it has (and says how many)', async () => {
     const short = join(TMP, 'short.txt');
     writeFileSync(short, readFileSync(TEXT, 'utf8').slice(0, 600));
-    const io = collect();
+    const io = collectIo();
     expect(await main(['eval', MIXTRAL, '--text', short, '--seq-len', '32', '--max-windows', '50', '--cpu', '--json'], io), io.err()).toBe(0);
     const r = JSON.parse(io.out()) as { windows: number; tokens: number; perplexity: number };
     expect(r.windows).toBeGreaterThan(0);
@@ -253,13 +238,15 @@ describe('an export that did not finish', () => {
   it('a finished CLI export holds no marker; its .partial while running does', async () => {
     const out = join(TMP, 'finished');
     let markerSeen = false;
-    const io = collect((s) => {
-      if (s.includes('export')) markerSeen ||= existsSync(join(`${out}.partial`, 'EXPORT_INCOMPLETE'));
+    const io = collectIo({
+      onErr: (s) => {
+        if (s.includes('export')) markerSeen ||= existsSync(join(`${out}.partial`, 'EXPORT_INCOMPLETE'));
+      },
     });
     expect(await main(['prune', MIXTRAL, '--out', out, '--experts-per-layer', '3', '--cpu'], io), io.err()).toBe(0);
     expect(markerSeen).toBe(true);
     expect(existsSync(join(out, 'EXPORT_INCOMPLETE'))).toBe(false);
-    const check = collect();
+    const check = collectIo();
     expect(await main(['inspect', out], check), check.err()).toBe(0);
   });
 });

@@ -5,27 +5,17 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { buildHeader } from '../formats/safetensors/writer.ts';
 import { formatRanges } from '../core/format.ts';
-import { main, type CliIo } from './main.ts';
+import { main } from './main.ts';
+import { collectIo } from '../../tests/cli-io.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MODELS = join(ROOT, 'fixtures/models');
 // Third-party tiny checkpoints copied into the repo (fixtures/reference/README.md).
 const ATENIA = join(ROOT, 'fixtures/reference/atenia-tiny-random');
 
-function collect(): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    stdout: { write: (s: string) => (out += s) },
-    stderr: { write: (s: string) => (err += s) },
-    out: () => out,
-    err: () => err,
-  };
-}
-
 describe('moe-prune inspect', () => {
   it('prints a table for a sharded checkpoint', async () => {
-    const io = collect();
+    const io = collectIo();
     expect(await main(['inspect', join(MODELS, 'deepseek_v3-fp8')], io)).toBe(0);
     const text = io.out();
     expect(text).toMatch(/^family +DeepSeek-V3 \(DeepseekV3ForCausalLM, model_type deepseek_v3\)$/m);
@@ -37,7 +27,7 @@ describe('moe-prune inspect', () => {
   });
 
   it('--json gives the summary object', async () => {
-    const io = collect();
+    const io = collectIo();
     expect(await main(['inspect', join(ATENIA, 'mixtral_classic.safetensors'), '--json'], io)).toBe(0);
     const s = JSON.parse(io.out()) as { family: string; params: { total: number }; layout: string };
     expect([s.family, s.params.total, s.layout]).toEqual(['mixtral', 60832, 'per-expert']);
@@ -48,7 +38,7 @@ describe('moe-prune inspect', () => {
     try {
       const file = join(dir, 'model.safetensors');
       copyFileSync(join(ATENIA, 'mixtral_classic.safetensors'), file);
-      const io = collect();
+      const io = collectIo();
       expect(await main(['inspect', file], io)).toBe(0);
       expect(io.err()).toBe('');
       const text = io.out();
@@ -62,7 +52,7 @@ describe('moe-prune inspect', () => {
       expect(text).toMatch(/^model\.layers\.1\.block_sparse_moe\.experts\.3\.w2\.weight +F32 +\[32, 64\] +8,192$/m);
       expect(text.trimEnd().split('\n')).toHaveLength(8 + 1 + 41);
 
-      const j = collect();
+      const j = collectIo();
       expect(await main(['inspect', file, '--json'], j)).toBe(0);
       const d = JSON.parse(j.out()) as { kind: string; file: string; tensorCount: number; elements: number; headerBytes: number; metadata: unknown; checks: string[]; needsConfig: string; tensors: Array<{ name: string; dtype: string; shape: number[]; bytes: number }> };
       expect([d.kind, d.file, d.tensorCount, d.elements, d.headerBytes, d.metadata]).toEqual(['safetensors-file', 'model.safetensors', 41, 60832, 4504, null]);
@@ -72,7 +62,7 @@ describe('moe-prune inspect', () => {
 
       // The same file with its config beside it is a checkpoint again.
       copyFileSync(join(ATENIA, 'mixtral_classic_config.json'), join(dir, 'config.json'));
-      const c = collect();
+      const c = collectIo();
       expect(await main(['inspect', file], c)).toBe(0);
       expect(c.out()).toMatch(/^family +Mixtral/m);
     } finally {
@@ -94,7 +84,7 @@ describe('moe-prune inspect', () => {
       ];
       for (const [name, line] of cases)
         for (const json of [[], ['--json']]) {
-          const io = collect();
+          const io = collectIo();
           expect(await main(['inspect', join(dir, name), ...json], io)).toBe(2);
           expect(io.err()).toBe(line);
           expect(io.out()).toBe('');
@@ -110,7 +100,7 @@ describe('moe-prune inspect', () => {
     try {
       for (const f of ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors', 'model.safetensors.index.json'])
         copyFileSync(join(MODELS, 'mixtral', f), join(dir, f));
-      const io = collect();
+      const io = collectIo();
       expect(await main(['inspect', dir], io)).toBe(2);
       expect(io.err()).toBe('config.json: the checkpoint has no file "config.json" [MissingFile]\n');
       expect(io.out()).toBe('');
@@ -118,7 +108,7 @@ describe('moe-prune inspect', () => {
       rmSync(dir, { recursive: true, force: true });
     }
 
-    const io2 = collect();
+    const io2 = collectIo();
     expect(await main(['inspect', join(ROOT, 'no-such-checkpoint')], io2)).toBe(2);
     expect(io2.err().trimEnd().split('\n')).toHaveLength(1);
     expect(io2.err()).toContain('no-such-checkpoint');
@@ -141,7 +131,7 @@ describe('moe-prune inspect', () => {
       const file = new Uint8Array(h.bytes.byteLength + h.dataBytes);
       file.set(h.bytes);
       writeFileSync(join(dir, 'model.safetensors'), file);
-      const io = collect();
+      const io = collectIo();
       expect(await main(['inspect', dir], io)).toBe(2);
       expect(io.out()).toMatch(/^check +4 missing tensor\(s\): lm_head\.weight, model\.layers\.1\.block_sparse_moe\.experts\.3\.w1\.weight, /m);
       expect(io.err()).toBe(
@@ -153,24 +143,24 @@ describe('moe-prune inspect', () => {
   });
 
   it('usage errors', async () => {
-    const a = collect();
+    const a = collectIo();
     expect(await main(['inspect'], a)).toBe(2);
     expect(a.err()).toContain('usage: moe-prune inspect');
-    const b = collect();
+    const b = collectIo();
     expect(await main(['inspect', 'x', '--yaml'], b)).toBe(2);
     expect(b.err()).toContain('unknown option "--yaml"');
-    const c = collect();
+    const c = collectIo();
     expect(await main(['frobnicate'], c)).toBe(2);
     expect(c.err()).toContain('unknown command "frobnicate"');
-    const d = collect();
+    const d = collectIo();
     expect(await main(['--help'], d)).toBe(0);
     expect(d.out()).toContain('moe-prune inspect');
     for (const h of ['-h', '--help']) {
-      const e = collect();
+      const e = collectIo();
       expect(await main(['inspect', h], e)).toBe(0);
       expect(e.out()).toBe('usage: moe-prune inspect <checkpoint folder | .safetensors file> [--json]\n');
     }
-    const f = collect();
+    const f = collectIo();
     expect(await main(['inspect', 'a', 'b'], f)).toBe(2);
     expect(f.err()).toContain('usage: moe-prune inspect');
   });

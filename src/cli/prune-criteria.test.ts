@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { PruneReport } from '../export/report.ts';
-import { main, type CliIo } from './main.ts';
+import { main } from './main.ts';
+import { collectIo, expectRefused } from '../../tests/cli-io.ts';
 
 const MODELS = fileURLToPath(new URL('../../fixtures/models', import.meta.url));
 const MIXTRAL = join(MODELS, 'mixtral');
@@ -15,23 +16,8 @@ afterAll(() => rmSync(TMP, { recursive: true, force: true }));
 const CALIB = join(TMP, 'calib.txt');
 writeFileSync(CALIB, 'It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. '.repeat(6));
 
-function collect(): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, out: () => out, err: () => err };
-}
-
-async function expectRefused(args: string[], message: RegExp): Promise<void> {
-  const io = collect();
-  expect(await main(['prune', ...args], io)).toBe(2);
-  const lines = io.err().trimEnd().split('\n').filter((l) => !l.startsWith('moe-prune: --cpu') && !l.startsWith('moe-prune: using WebGPU adapter') && !l.startsWith('  '));
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(message);
-  expect(io.out()).toBe('');
-}
-
 async function prune(args: string[]): Promise<PruneReport> {
-  const io = collect();
+  const io = collectIo();
   const code = await main(['prune', ...args, '--json'], io);
   expect(code, io.err()).toBe(0);
   return (JSON.parse(io.out()) as { report: PruneReport }).report;
@@ -47,15 +33,15 @@ function sameShards(a: string, b: string): void {
 describe('moe-prune prune --expert-score / --similarity output: refusals', () => {
   const out = join(TMP, 'refused');
   it('contradicting or incomplete flags, one line each', async () => {
-    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--expert-score', 'reap', '--similarity', 'router', '--calib-text', CALIB], /--expert-score keeps the K best experts instead of clustering; drop --similarity/);
-    await expectRefused([MIXTRAL, '--out', out, '--expert-sparsity', '0.25', '--mode', 'global', '--expert-score', 'ean', '--calib-text', CALIB], /not --mode global/);
-    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--expert-score', 'reap'], /^--expert-score reap needs --calib-text <file>/);
-    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--expert-score', 'best', '--calib-text', CALIB], /--expert-score must be one of reap, ean, frequency, exhaustive, random/);
-    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--similarity', 'output'], /^--similarity output needs --calib-text <file>/);
-    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--output-tokens', 'routed'], /--output-tokens only applies to --similarity output/);
-    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--similarity', 'output', '--output-distance', 'manhattan', '--calib-text', CALIB], /--output-distance must be one of cosine, l2/);
-    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--expert-score', 'reap', '--seed', '3', '--calib-text', CALIB], /--seed only applies to --expert-score random/);
-    await expectRefused([MIXTRAL, '--out', out, '--experts-per-layer', '3', '--expert-score', 'random', '--calib-text', CALIB], /--calib-text is only used by/);
+    await expectRefused('prune', [MIXTRAL, '--out', out, '--experts-per-layer', '3', '--expert-score', 'reap', '--similarity', 'router', '--calib-text', CALIB], /--expert-score keeps the K best experts instead of clustering; drop --similarity/);
+    await expectRefused('prune', [MIXTRAL, '--out', out, '--expert-sparsity', '0.25', '--mode', 'global', '--expert-score', 'ean', '--calib-text', CALIB], /not --mode global/);
+    await expectRefused('prune', [MIXTRAL, '--out', out, '--experts-per-layer', '3', '--expert-score', 'reap'], /^--expert-score reap needs --calib-text <file>/);
+    await expectRefused('prune', [MIXTRAL, '--out', out, '--experts-per-layer', '3', '--expert-score', 'best', '--calib-text', CALIB], /--expert-score must be one of reap, ean, frequency, exhaustive, random/);
+    await expectRefused('prune', [MIXTRAL, '--out', out, '--experts-per-layer', '3', '--similarity', 'output'], /^--similarity output needs --calib-text <file>/);
+    await expectRefused('prune', [MIXTRAL, '--out', out, '--experts-per-layer', '3', '--output-tokens', 'routed'], /--output-tokens only applies to --similarity output/);
+    await expectRefused('prune', [MIXTRAL, '--out', out, '--experts-per-layer', '3', '--similarity', 'output', '--output-distance', 'manhattan', '--calib-text', CALIB], /--output-distance must be one of cosine, l2/);
+    await expectRefused('prune', [MIXTRAL, '--out', out, '--experts-per-layer', '3', '--expert-score', 'reap', '--seed', '3', '--calib-text', CALIB], /--seed only applies to --expert-score random/);
+    await expectRefused('prune', [MIXTRAL, '--out', out, '--experts-per-layer', '3', '--expert-score', 'random', '--calib-text', CALIB], /--calib-text is only used by/);
     expect(existsSync(out)).toBe(false);
   });
 });
@@ -89,7 +75,7 @@ describe('moe-prune prune: the criterion is named in the report, with its scores
     expect(r2.criterion).toBe('reap');
     expect(r2.keptExperts).toEqual(r.keptExperts);
     sameShards(first, second);
-    await expectRefused([MIXTRAL, '--out', join(TMP, 'reap-c'), '--from-report', join(first, 'prune-report.json'), '--expert-score', 'ean'], /drop --expert-score/);
+    await expectRefused('prune', [MIXTRAL, '--out', join(TMP, 'reap-c'), '--from-report', join(first, 'prune-report.json'), '--expert-score', 'ean'], /drop --expert-score/);
   });
 
   it('output similarity over routed tokens with L2 (K = 4 of 8): settings, method and the round trip', async () => {

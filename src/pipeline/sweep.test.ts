@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main, type CliIo } from '../cli/main.ts';
+import { main } from '../cli/main.ts';
 import { openNodeFileSet } from '../cli/node-files.ts';
 import { closeNodeGpu, openNodeGpu, type NodeGpuContext } from '../cli/node-gpu.ts';
 import { NodeOutputFolder } from '../cli/node-output.ts';
@@ -13,6 +13,7 @@ import { parseTaskFile } from '../eval/tasks/items.ts';
 import {
   accuracyCsv, CSV_HEADER, estimatePerplexity, measureSetting, pointsCsv, runSweep, settingsOf, sweepSecondsLeft, sweepSettings, type SweepBase, type SweepGrid, type SweepSetting, type TradeoffPoint,
 } from './sweep.ts';
+import { collectIo } from '../../tests/cli-io.ts';
 
 const MIXTRAL = fileURLToPath(new URL('../../fixtures/models/mixtral', import.meta.url));
 const HELDOUT = fileURLToPath(new URL('../../fixtures/austen/emma.txt', import.meta.url));
@@ -95,12 +96,6 @@ describe('CSV', () => {
   });
 });
 
-function collect(): CliIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, out: () => out, err: () => err };
-}
-
 describe('sweep on the GPU (mixtral fixture: 4 experts, top-2)', () => {
   let gpu: NodeGpuContext;
   let job: PruneJob;
@@ -150,10 +145,10 @@ describe('sweep on the GPU (mixtral fixture: 4 experts, top-2)', () => {
 
     // The same settings through the CLI: prune, then eval the written checkpoint on the same held-out windows.
     const out = join(TMP, 'stun');
-    const io = collect();
+    const io = collectIo();
     const args = ['prune', MIXTRAL, '--out', out, '--experts-per-layer', '3', '--sparsity', '0.5', '--calib-text', CALIB, '--calib-samples', '3', '--calib-seq-len', '12', '--quiet'];
     expect(await main(args, io), io.err()).toBe(0);
-    const ev = collect();
+    const ev = collectIo();
     expect(await main(['eval', out, '--text', HELDOUT, '--seq-len', '24', '--max-windows', '3', '--json'], ev), ev.err()).toBe(0);
     const evaluated = JSON.parse(ev.out()) as { perplexity: number };
     const row = pointsCsv([stun]).trimEnd().split('\n')[1]!.split(',');
