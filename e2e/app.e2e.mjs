@@ -13,7 +13,7 @@ const BASE = baseUrl();
 
 before(async () => {
   b = await openBrowser();
-  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.goto(`${BASE}/`);
 });
 after(async () => {
   await b?.close();
@@ -119,7 +119,7 @@ test('a lost GPU device is reported, the loaded model stays, and Reconnect bring
   const page = lost.page;
   try {
     await trackGpuDevices(lost.context);
-    await page.goto(`${BASE}/?test=1`);
+    await page.goto(`${BASE}/`);
     await page.locator('[data-testid="adapter-panel"][data-status="ready"]').waitFor({ timeout: 20_000 });
     await loadFixture(page, 'mixtral');
     assert.equal(await loseGpu(page), 1);

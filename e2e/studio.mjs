@@ -29,7 +29,7 @@ export async function setNumber(page, testid, v) {
 
 /** Opens the page, loads the demo model, and waits for the plan and stage-2 panels. */
 export async function openDemo(page) {
-  await page.goto(`${BASE}/?test=1`);
+  await page.goto(`${BASE}/`);
   await page.locator('[data-testid="demo-card"][data-available="true"]').waitFor({ timeout: 20_000 });
   await page.getByTestId('demo-button').click();
   await page.locator('[data-testid="plan-panel"][data-ready="true"]').waitFor({ timeout: 30_000 });

@@ -5,9 +5,9 @@ import { codeOnly, langOf, matchesOf, readSource, sourceFiles, type Finding } fr
  * The product has no test-only switches: a test that passes through a switch inside the product (a query parameter
  * that swaps a store, a demo path or a picker; a window hook that skips the drop code) would still pass with the
  * user's path broken. Tests stub browser APIs from the test side instead (addInitScript, page.route, IndexedDB read by
- * the test). So no page code reads the page's query string, and no page code installs a `window.__moePrune` hook.
- * One exception is left for one more change: src/ui/test-hooks.ts with `loseGpu` alone, until the GPU-loss tests stub
- * the WebGPU API themselves.
+ * the test; a lost GPU by destroying the page's own devices, caught by wrapping requestDevice). So no page code reads
+ * the page's query string, and no page code installs a `window.__moePrune` hook. The end-to-end tests open the page
+ * at its plain address, as a user does.
  */
 const RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/\blocation\s*\.\s*(?:search|href|hash)\b|\bnew\s+URLSearchParams\s*\(|\bsearchParams\b/g, 'reads the page URL (a query switch)'],
@@ -15,9 +15,6 @@ const RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/\b__moePrune\b/g, 'a window hook for tests'],
   [/\bimport\s*\(\s*['"`][^'"`]*\bbench\//g, 'loads the benchmark from the app'],
 ];
-
-/** The one file still allowed a `?test=1` hook, and the one member it may hold. */
-const LOSE_GPU_FILE = 'src/ui/test-hooks.ts';
 
 function switches(file: string, src: string): Finding[] {
   const lang = langOf(file);
@@ -32,21 +29,15 @@ describe('no test-only switches in the product', () => {
     expect(files.length).toBeGreaterThan(50);
     expect(files).toContain('src/ui/demo.ts');
     expect(files).toContain('src/ui/services.ts');
-    const found = files.filter((f) => f !== LOSE_GPU_FILE).flatMap((f) => switches(f, readSource(f)));
+    const found = files.flatMap((f) => switches(f, readSource(f)));
     expect(found.map((f) => `${f.file}:${f.line}: ${f.rule}: ${f.text}`)).toEqual([]);
   });
 
-  it('the GPU-loss hook, while it lasts, holds loseGpu and nothing else', () => {
-    let src: string;
-    try {
-      src = readSource(LOSE_GPU_FILE);
-    } catch {
-      return; // gone: the GPU-loss tests stub WebGPU themselves (the scan above then covers every file)
-    }
-    const code = codeOnly('js', src);
-    const members = [...code.matchAll(/^\s{4}(\w+)\s*\(/gm)].map((m) => m[1]);
-    expect(members).toEqual(['loseGpu']);
-    expect(code).not.toMatch(/\b(?:readTensor|models|current|benchIngest|dropHandle)\b/);
+  it('the end-to-end tests open the page at its plain address (no query switch, not even an ignored one)', () => {
+    const files = sourceFiles(['e2e']).filter((f) => langOf(f) === 'js');
+    expect(files.length).toBeGreaterThan(10);
+    const found = files.flatMap((f) => matchesOf(f, readSource(f), codeOnly('js', readSource(f)), /[?&](?:test|demo|chunk|slowIngest|exportTo|slowExport)=/g, 'names a test query switch'));
+    expect(found.map((f) => `${f.file}:${f.line}: ${f.text}`)).toEqual([]);
   });
 
   it('the scan finds each kind of switch, and ignores comments', () => {
