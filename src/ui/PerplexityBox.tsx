@@ -1,6 +1,7 @@
 import type { ExpertPlan } from '../pipeline/job.ts';
 import { heldoutKey, measurePerplexity, planKey, SAMPLE_FILES, useEval, type PerplexityMeasure } from './eval-state.ts';
 import { RunProgress } from './RunProgress.tsx';
+import { TaskAccuracyLine } from './TaskAccuracyLine.tsx';
 
 function fmt(p: number): string {
   return p >= 1000 ? p.toFixed(0) : p >= 100 ? p.toFixed(1) : p.toFixed(3);
@@ -73,6 +74,7 @@ export function PerplexityBox({ plan, available }: { plan: ExpertPlan; available
             ? 'The plan or the held-out settings changed since “after” was measured: measure again to update it.'
             : `Held-out text: ${textName}, up to ${st.heldout.maxWindows} windows of ${st.heldout.length} tokens (change it in Calibration and perplexity below). The plan runs on the fly; nothing is written.`)}
       </div>
+      <TaskAccuracyLine plan={plan} stage2={null} testid="ppl-task-acc" />
       {running && <RunProgress run={running} testid="ppl-progress" />}
       {st.pplError && (
         <div className="notice notice-bad" data-testid="ppl-error">

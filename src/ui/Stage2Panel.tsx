@@ -12,6 +12,7 @@ import {
 } from './stage2-state.ts';
 import { Stage2Chart } from './Stage2Chart.tsx';
 import { useApp } from './state.ts';
+import { TaskAccuracyLine } from './TaskAccuracyLine.tsx';
 
 const METHOD_LABEL: Record<UnstructuredMethod, string> = { wanda: 'Wanda', owl: 'OWL', magnitude: 'magnitude' };
 const METHOD_HINT: Record<UnstructuredMethod, string> = {
@@ -333,6 +334,7 @@ function Perplexity({ done, fresh, busy }: { done: Stage2Done; fresh: boolean; b
           ? `${ev.textName}: ${e!.after.windows} windows of ${e!.windows.length} tokens (${e!.after.tokens.toLocaleString('en-US')} predictions), masks applied on the fly; nothing written. The export's report records these numbers.`
           : `Held-out text and windows (up to ${held.maxWindows} of ${held.length} tokens) as set in Calibration and perplexity below; the masks run on the fly, nothing is written.`}
       </div>
+      <TaskAccuracyLine plan={done.plan} stage2={done} testid="stage2-task-acc" />
       {evalError && (
         <div className="notice notice-bad" data-testid="stage2-ppl-error">
           {evalError}

@@ -1,6 +1,6 @@
 import { CartesianGrid, Legend, ResponsiveContainer, Scatter, ScatterChart, Tooltip, XAxis, YAxis } from 'recharts';
 import type { SeriesKind, TradeoffPoint } from '../pipeline/job.ts';
-import type { XAxisChoice } from './tradeoff-state.ts';
+import type { XAxisChoice, YAxisChoice } from './tradeoff-state.ts';
 
 const COLORS: Record<SeriesKind, string> = { original: '#1f2937', unstructured: '#b54708', experts: '#7c3aed', stun: '#2563c9' };
 const STUN_SHADES = ['#2563c9', '#0e9f6e', '#0891b2', '#4f46e5', '#65a30d'];
@@ -38,6 +38,11 @@ export function xOf(p: TradeoffPoint, axis: XAxisChoice, originalParams: number)
   return axis === 'params' ? pct(p.nonzeroParams / originalParams) : pct(p.totalSparsity);
 }
 
+/** The point's y: perplexity, or accuracy (acc, %) when the point was measured with the task; null when it has none. */
+export function yOf(p: TradeoffPoint, y: YAxisChoice): number | null {
+  return y === 'accuracy' ? (p.acc === undefined ? null : pct(p.acc)) : p.perplexity;
+}
+
 function describe(p: TradeoffPoint): string {
   const s = p.series === 'original' ? 'original' : `K = ${Math.round(p.expertsPerLayer * 100) / 100}, total ${pct(p.totalSparsity)} %`;
   return `${s}${p.unstructuredSparsity ? `, s_u ${pct(p.unstructuredSparsity)} %` : ''}`;
@@ -62,11 +67,14 @@ function Dot(props: { cx?: number; cy?: number; fill?: string; payload?: Datum; 
  * Size against quality: parameters kept (or total sparsity) on x, held-out perplexity on y, one line per way of
  * pruning. Measured points are filled, estimates hollow, the setting on screen is ringed.
  */
-export function TradeoffChart({ points, current, axis, originalParams }: { points: readonly TradeoffPoint[]; current: TradeoffPoint | null; axis: XAxisChoice; originalParams: number }) {
+export function TradeoffChart({
+  points, current, axis, originalParams, y = 'perplexity',
+}: { points: readonly TradeoffPoint[]; current: TradeoffPoint | null; axis: XAxisChoice; originalParams: number; y?: YAxisChoice }) {
   const byKey = new Map<string, Series>();
   let shade = 0;
   for (const p of points) {
-    if (p.perplexity === null) continue;
+    const v = yOf(p, y);
+    if (v === null) continue;
     const key = seriesKey(p);
     let s = byKey.get(key);
     if (!s) {
@@ -74,23 +82,26 @@ export function TradeoffChart({ points, current, axis, originalParams }: { point
       s = { key, name: seriesName(p), color, data: [], line: p.series !== 'original' };
       byKey.set(key, s);
     }
-    s.data.push({ x: xOf(p, axis, originalParams), y: p.perplexity, measured: p.measured, label: describe(p) });
+    s.data.push({ x: xOf(p, axis, originalParams), y: v, measured: p.measured, label: describe(p) });
   }
   const order: Record<SeriesKind, number> = { original: 0, unstructured: 1, stun: 2, experts: 3 };
   const series = [...byKey.values()].sort((a, b) => order[a.key.split(':')[0] as SeriesKind] - order[b.key.split(':')[0] as SeriesKind] || a.key.localeCompare(b.key));
   for (const s of series) s.data.sort((a, b) => a.x - b.x);
-  const cur = current && current.perplexity !== null ? [{ x: xOf(current, axis, originalParams), y: current.perplexity, measured: current.measured, label: describe(current) }] : [];
+  const curY = current ? yOf(current, y) : null;
+  const cur = current && curY !== null ? [{ x: xOf(current, axis, originalParams), y: curY, measured: current.measured, label: describe(current) }] : [];
   const xLabel = axis === 'params' ? 'parameters kept, non-zero (% of the original model)' : 'total sparsity over the scope (%)';
-  const measured = points.filter((p) => p.measured && p.perplexity !== null);
+  const measured = points.filter((p) => p.measured && yOf(p, y) !== null);
+  const yName = y === 'accuracy' ? 'accuracy' : 'perplexity';
   return (
     <div
       className="tradeoff-chart"
       data-testid="tradeoff-chart"
       data-points={measured.length}
       data-series={series.map((s) => s.key).join(',')}
-      data-current={current ? (current.measured ? 'measured' : current.perplexity === null ? 'none' : 'estimate') : ''}
+      data-current={current ? (curY === null ? 'none' : current.measured ? 'measured' : 'estimate') : ''}
+      data-y={y}
     >
-      <h3 className="chart-title">Size against quality: held-out perplexity of each pruned model</h3>
+      <h3 className="chart-title">Size against quality: {y === 'accuracy' ? 'task accuracy' : 'held-out perplexity'} of each pruned model</h3>
       <ResponsiveContainer width="100%" height={320}>
         <ScatterChart margin={{ top: 8, right: 16, bottom: 24, left: 12 }} accessibilityLayer={false}>
           <CartesianGrid stroke="#eef1f5" />
@@ -109,12 +120,13 @@ export function TradeoffChart({ points, current, axis, originalParams }: { point
             dataKey="y"
             domain={['auto', 'auto']}
             tick={{ fontSize: 11 }}
-            name="perplexity"
-            label={{ value: 'held-out perplexity (lower is better)', angle: -90, position: 'insideLeft', offset: 0, fontSize: 12, style: { textAnchor: 'middle' } }}
+            name={yName}
+            unit={y === 'accuracy' ? '%' : undefined}
+            label={{ value: y === 'accuracy' ? 'task accuracy, acc (higher is better)' : 'held-out perplexity (lower is better)', angle: -90, position: 'insideLeft', offset: 0, fontSize: 12, style: { textAnchor: 'middle' } }}
           />
           <Tooltip
             isAnimationActive={false}
-            formatter={(v, name) => [typeof v === 'number' ? (name === 'perplexity' ? v.toFixed(3) : `${v} %`) : String(v), String(name)]}
+            formatter={(v, name) => [typeof v === 'number' ? (name === 'perplexity' ? v.toFixed(3) : name === 'accuracy' ? `${v.toFixed(1)} %` : `${v} %`) : String(v), String(name)]}
             labelFormatter={() => ''}
           />
           <Legend verticalAlign="top" height={40} wrapperStyle={{ fontSize: 12 }} />
@@ -125,7 +137,7 @@ export function TradeoffChart({ points, current, axis, originalParams }: { point
         </ScatterChart>
       </ResponsiveContainer>
       <div className="small muted chart-caption">
-        Filled: measured on the held-out text with the pruning applied on the fly. Hollow: estimated between measured points of the same line (not measured).
+        Filled: measured on the {y === 'accuracy' ? 'task' : 'held-out text'} with the pruning applied on the fly. {y === 'accuracy' ? 'Accuracy is never estimated.' : ''} Hollow: estimated between measured points of the same line (not measured).
         Ringed: the setting on screen. {axis === 'params' ? 'Right: smaller models.' : 'Right: more pruned.'}
       </div>
     </div>

@@ -2,16 +2,21 @@ import { useEffect, useState } from 'react';
 import { formatCount } from '../core/format.ts';
 import type { TradeoffPoint } from '../pipeline/job.ts';
 import { Bar, Field, Segmented } from './controls.tsx';
-import { hasTokenizer, useEval } from './eval-state.ts';
+import { hasTokenizer, taskKey, useEval } from './eval-state.ts';
 import { useJob } from './job-state.ts';
 import { usePlan } from './prune-state.ts';
 import { useStage2 } from './stage2-state.ts';
 import { useApp } from './state.ts';
 import { TradeoffChart, xOf } from './TradeoffChart.tsx';
 import {
-  cancelTradeoff, clearPoints, currentCsv, currentSetting, measureCurrentPoint, parsePercents, runTradeoffSweep, secondsLeft, setAxis, setGrid, sweepBase,
-  syncTradeoffModel, useTradeoff, visiblePoints, type TradeoffRun, type XAxisChoice,
+  accuracyPoints, cancelTradeoff, clearPoints, currentAccuracyCsv, currentCsv, currentSetting, measureCurrentPoint, parsePercents, runTradeoffSweep, secondsLeft, setAxis, setGrid, sweepBase,
+  setWithTask, setYAxis, syncTradeoffModel, useTradeoff, visiblePoints, type TradeoffRun, type XAxisChoice, type YAxisChoice,
 } from './tradeoff-state.ts';
+
+const Y_AXES: ReadonlyArray<readonly [YAxisChoice, string]> = [
+  ['perplexity', 'perplexity'],
+  ['accuracy', 'task accuracy'],
+];
 
 const AXES: ReadonlyArray<readonly [XAxisChoice, string]> = [
   ['params', 'parameters kept'],
@@ -75,6 +80,7 @@ const pct1 = (v: number): string => `${(100 * v).toFixed(1)} %`;
 
 function PointsTable({ points }: { points: readonly TradeoffPoint[] }) {
   if (!points.length) return null;
+  const withAcc = points.some((p) => p.acc !== undefined);
   return (
     <details className="tradeoff-table">
       <summary>Table of the measured points ({points.length})</summary>
@@ -88,6 +94,7 @@ function PointsTable({ points }: { points: readonly TradeoffPoint[] }) {
             <th scope="col">method</th>
             <th scope="col">non-zero parameters</th>
             <th scope="col">perplexity</th>
+            {withAcc && <th scope="col">accuracy (acc / acc_norm)</th>}
           </tr>
         </thead>
         <tbody>
@@ -100,6 +107,7 @@ function PointsTable({ points }: { points: readonly TradeoffPoint[] }) {
               <td>{p.method}</td>
               <td>{formatCount(p.nonzeroParams)}</td>
               <td className="mono">{p.perplexity === null ? '—' : p.perplexity.toFixed(3)}</td>
+              {withAcc && <td className="mono">{p.acc === undefined || p.acc_norm === undefined ? '—' : `${pct1(p.acc)} / ${pct1(p.acc_norm)}`}</td>}
             </tr>
           ))}
         </tbody>
@@ -108,8 +116,8 @@ function PointsTable({ points }: { points: readonly TradeoffPoint[] }) {
   );
 }
 
-function downloadCsv(name: string): void {
-  const blob = new Blob([currentCsv()], { type: 'text/csv' });
+function downloadCsv(name: string, csv: string): void {
+  const blob = new Blob([csv], { type: 'text/csv' });
   const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;
@@ -135,6 +143,7 @@ export function TradeoffPanel() {
   useEval((s) => s.heldout);
   useEval((s) => s.calibText);
   useEval((s) => s.heldoutText);
+  const tk = useEval((s) => taskKey(s));
   const job = useJob((s) => (s.source === fileSet ? s.job : null));
 
   useEffect(() => {
@@ -146,6 +155,7 @@ export function TradeoffPanel() {
   const ready = gpu === 'ready' && hasTokenizer(cur.files);
   const b = sweepBase();
   const points = visiblePoints(st, b.ok ? b.context : null);
+  const accPoints = accuracyPoints(st, b.ok ? b.context : null, tk);
   const current = currentSetting();
   const busy = st.running !== null || stage2Busy || evalBusy;
   const original = cur.summary.params.total;
@@ -185,6 +195,14 @@ export function TradeoffPanel() {
               <Field label="x axis">
                 <Segmented<XAxisChoice> testid="tradeoff-axis" value={st.axis} options={AXES} onChange={setAxis} />
               </Field>
+              <Field label="y axis" hint="accuracy: on the task of the calibration and perplexity panel (the demo task or yours), of the points measured with it">
+                <Segmented<YAxisChoice> testid="tradeoff-y-axis" value={st.yAxis} options={Y_AXES} onChange={setYAxis} />
+              </Field>
+              <Field label="Task accuracy" hint="the sweep and Measure this point also measure the task, with the same plans and masks (slower)">
+                <label className="inline small">
+                  <input type="checkbox" data-testid="sweep-with-task" checked={st.withTask} disabled={busy} onChange={(e) => setWithTask(e.currentTarget.checked)} /> measure too
+                </label>
+              </Field>
             </div>
             <div className="plan-results">
               <div className="inline stage2-actions">
@@ -194,8 +212,11 @@ export function TradeoffPanel() {
                 <button className="btn" data-testid="tradeoff-point-measure" disabled={busy || !current} onClick={() => void measureCurrentPoint()}>
                   Measure this point
                 </button>
-                <button className="btn" data-testid="tradeoff-csv" disabled={!points.length} onClick={() => downloadCsv(name)}>
+                <button className="btn" data-testid="tradeoff-csv" disabled={!points.length} onClick={() => downloadCsv(name, currentCsv())}>
                   Download CSV
+                </button>
+                <button className="btn" data-testid="tradeoff-acc-csv" disabled={!accPoints.length} onClick={() => downloadCsv(name.replace(/\.csv$/, '-accuracy.csv'), currentAccuracyCsv())}>
+                  Download accuracy CSV
                 </button>
                 <button className="btn btn-small" data-testid="tradeoff-clear" disabled={busy || !points.length} onClick={clearPoints}>
                   Clear points
@@ -205,7 +226,7 @@ export function TradeoffPanel() {
                 {current
                   ? `Setting on screen: ${Math.round(current.point.expertsPerLayer * 100) / 100} experts per layer, total ${pct1(current.point.totalSparsity)} (${current.point.method}); perplexity ${
                       current.point.perplexity === null ? 'not measured' : `${current.point.perplexity.toFixed(3)} ${current.point.measured ? '(measured)' : '(estimate)'}`
-                    }; x = ${xOf(current.point, st.axis, original)} %.`
+                    }${current.point.acc !== undefined ? `; accuracy ${pct1(current.point.acc)} (measured)` : ''}; x = ${xOf(current.point, st.axis, original)} %.`
                   : 'The setting on screen cannot be measured (see the stage-2 panel).'}
               </div>
               {st.running && <SweepProgress run={st.running} />}
@@ -226,7 +247,7 @@ export function TradeoffPanel() {
               )}
             </div>
           </div>
-          <TradeoffChart points={points} current={current?.point ?? null} axis={st.axis} originalParams={original} />
+          <TradeoffChart points={st.yAxis === 'accuracy' ? accPoints : points} current={current?.point ?? null} axis={st.axis} originalParams={original} y={st.yAxis} />
           <PointsTable points={points} />
         </>
       )}

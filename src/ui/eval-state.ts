@@ -290,6 +290,15 @@ export function chosenHeldoutText(): Promise<TextInput> {
   return chosenText(useEval.getState().heldoutText, 'heldout');
 }
 
+/**
+ * The task the panel has chosen (the demo task or the user's file), parsed, with its item limit and the key under
+ * which accuracies compare (taskKey): the trade-off sweep measures it at every point.
+ */
+export async function chosenTask(): Promise<{ readonly file: TaskFile; readonly key: string; readonly limit: number }> {
+  const s = useEval.getState();
+  return { file: readTask(await chosenText(s.taskText, 'task')), key: taskKey(s), limit: s.taskLimit };
+}
+
 /** One run of the panel (calibration or perplexity) on the model's job. */
 interface EvalRun {
   readonly fileSet: FileSet;
@@ -476,7 +485,7 @@ export function setTaskLimit(taskLimit: number): void {
 }
 
 /** The plan as measured: the expert plan and, when given, the stage-2 result made on it. */
-function measuredKey(plan: ExpertPlan, stage2: { readonly key: string } | null): string {
+export function measuredKey(plan: ExpertPlan, stage2: { readonly key: string } | null): string {
   return `${planKey(plan)}${stage2 ? `|stage2:${stage2.key}` : ''}`;
 }
 

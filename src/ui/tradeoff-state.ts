@@ -10,10 +10,10 @@ import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import {
-  DEFAULT_SWEEP_GRID, describePoint, estimatePerplexity, measureSetting, needsCalibrationText, pointsCsv, runSweep, sweepSecondsLeft,
-  type Calibration, type Evaluation, type ExpertPlan, type JobSettings, type PruneJob, type PruneTradeoff, type SeriesKind, type StageTwoResult, type SweepBase, type SweepGrid, type TradeoffPoint,
+  accuracyCsv, DEFAULT_SWEEP_GRID, describePoint, estimatePerplexity, measureSetting, needsCalibrationText, pointsCsv, runSweep, sweepSecondsLeft,
+  type Calibration, type Evaluation, type ExpertPlan, type JobSettings, type PruneJob, type PruneTradeoff, type SeriesKind, type StageTwoResult, type SweepBase, type SweepGrid, type SweepTask, type TradeoffPoint,
 } from '../pipeline/job.ts';
-import { calibrationKey, calibrationSpec, chosenCalibrationText, chosenHeldoutText, heldoutKey, SAMPLE_FILES, useEval } from './eval-state.ts';
+import { calibrationKey, calibrationSpec, chosenCalibrationText, chosenHeldoutText, chosenTask, heldoutKey, SAMPLE_FILES, taskKey, useEval } from './eval-state.ts';
 import { jobFor } from './job-state.ts';
 import { expertSettings, usePlan } from './prune-state.ts';
 import { stage2Inputs, unstructuredFrom, useStage2 } from './stage2-state.ts';
@@ -26,6 +26,8 @@ export interface StoredPoint {
   /** `${K}|${S}` (S empty when no stage 2 ran): the same setting measured again replaces it. */
   readonly setting: string;
   readonly at: number;
+  /** The task its accuracy (point.acc) was measured on: taskKey and the file's name with its item count. */
+  readonly task?: { readonly key: string; readonly name: string };
 }
 
 export interface TradeoffRun {
@@ -42,6 +44,7 @@ export interface TradeoffRun {
 }
 
 export type XAxisChoice = 'params' | 'sparsity';
+export type YAxisChoice = 'perplexity' | 'accuracy';
 
 export interface TradeoffState {
   source: FileSet | null;
@@ -50,6 +53,10 @@ export interface TradeoffState {
   sharesPct: number[];
   expertOnly: boolean;
   axis: XAxisChoice;
+  /** Perplexity, or accuracy on the evaluation panel's task (the points measured with that task). */
+  yAxis: YAxisChoice;
+  /** The sweep and "measure this point" also measure the task's accuracy, with the same plans and masks. */
+  withTask: boolean;
   points: StoredPoint[];
   running: TradeoffRun | null;
   error: string | null;
@@ -82,6 +89,8 @@ export const useTradeoff = create<TradeoffState>(() => ({
   sharesPct: [...DEFAULT_TRADEOFF.sharesPct],
   expertOnly: DEFAULT_TRADEOFF.expertOnly,
   axis: 'params',
+  yAxis: 'perplexity',
+  withTask: false,
   points: [],
   running: null,
   error: null,
@@ -99,6 +108,15 @@ export function syncTradeoffModel(fileSet: FileSet | null): void {
 
 export function setAxis(axis: XAxisChoice): void {
   useTradeoff.setState({ axis });
+}
+
+/** Accuracy on the y axis needs points measured with the task, so choosing it also measures the task from then on. */
+export function setYAxis(yAxis: YAxisChoice): void {
+  useTradeoff.setState(yAxis === 'accuracy' ? { yAxis, withTask: true } : { yAxis });
+}
+
+export function setWithTask(withTask: boolean): void {
+  useTradeoff.setState({ withTask });
 }
 
 /** Parses "25, 50, 75" into sorted distinct percents within [lo, hi]; null when any entry is not a number there. */
@@ -143,6 +161,25 @@ function contextKey(base: SweepBase): string {
 /** The points of the context on screen. */
 export function visiblePoints(s: Pick<TradeoffState, 'points'>, context: string | null): TradeoffPoint[] {
   return context === null ? [] : s.points.filter((p) => p.context === context).map((p) => p.point);
+}
+
+/** The points on screen measured with the task the evaluation panel has chosen now (their acc / acc_norm compare). */
+export function accuracyPoints(s: Pick<TradeoffState, 'points'>, context: string | null, taskKey: string): TradeoffPoint[] {
+  return context === null ? [] : s.points.filter((p) => p.context === context && p.task?.key === taskKey && p.point.acc !== undefined).map((p) => p.point);
+}
+
+/** The name of the task of those points ("task.jsonl, 40 items"), or null when none was measured with it. */
+export function accuracyTaskName(s: Pick<TradeoffState, 'points'>, context: string | null, taskKey: string): string | null {
+  return s.points.find((p) => p.context === context && p.task?.key === taskKey)?.task?.name ?? null;
+}
+
+/** The accuracy CSV of the points on screen (a file of its own: the points' CSV keeps its documented header). */
+export function currentAccuracyCsv(): string {
+  const b = sweepBase();
+  const st = useTradeoff.getState();
+  const key = taskKey(useEval.getState());
+  const context = b.ok ? b.context : null;
+  return accuracyCsv(accuracyPoints(st, context, key), accuracyTaskName(st, context, key) ?? '');
 }
 
 /** The CSV of the points on screen (exactly the documented header; `measured` true for each). */
@@ -217,6 +254,14 @@ function startRun(kind: TradeoffRun['kind'], total: number): { controller: Abort
   return { controller, live, patch };
 }
 
+/** The evaluation panel's task when the runs measure it: what the sweep takes and what each stored point records. */
+async function runTask(): Promise<{ sweep: SweepTask; stored: NonNullable<StoredPoint['task']> } | null> {
+  if (!useTradeoff.getState().withTask) return null;
+  const t = await chosenTask();
+  const n = t.limit > 0 ? Math.min(t.limit, t.file.items.length) : t.file.items.length;
+  return { sweep: { file: t.file, ...(t.limit > 0 ? { options: { limit: t.limit } } : {}) }, stored: { key: t.key, name: `${t.file.name}, ${n} items` } };
+}
+
 function addPoint(fileSet: FileSet, p: StoredPoint): void {
   useTradeoff.setState((s) => (s.source !== fileSet ? {} : { points: [...s.points.filter((q) => !(q.context === p.context && q.setting === p.setting)), p] }));
 }
@@ -254,8 +299,9 @@ export async function runTradeoffSweep(): Promise<void> {
     const ev = useEval.getState();
     const heldout = await job.heldoutWindows(await chosenHeldoutText(), ev.heldout.length, ev.heldout.maxWindows, signal);
     const calibrationText = await chosenCalibrationText();
+    const task = await runTask();
     let count = 0;
-    await runSweep(job, grid, { base: b.base, calibrationText, heldout }, {
+    await runSweep(job, grid, { base: b.base, calibrationText, heldout, task: task?.sweep ?? null }, {
       signal,
       onProgress: (p) =>
         run.patch((r) =>
@@ -265,7 +311,7 @@ export async function runTradeoffSweep(): Promise<void> {
         ),
       onPoint: (point, _i, total, setting) => {
         count = total;
-        addPoint(fileSet, { point, context: b.context, setting: settingOf(point, setting.total), at: Date.now() });
+        addPoint(fileSet, { point, context: b.context, setting: settingOf(point, setting.total), at: Date.now(), ...(task ? { task: task.stored } : {}) });
       },
     });
     const at = Date.now();
@@ -302,11 +348,12 @@ export async function measureCurrentPoint(): Promise<void> {
       run.patch(() => ({ detail: 'calibration' }));
       calibration = await job.calibrate(await chosenCalibrationText(), cur.settings.calibration, signal);
     }
+    const task = await runTask();
     run.patch(() => ({ detail: 'measuring', pointsStartedAt: performance.now() }));
-    const m = await measureSetting(job, cur.settings, calibration, heldout, { series: cur.series, share: cur.share }, { signal, onProgress: (p) => run.patch(() => ({ step: p })) });
+    const m = await measureSetting(job, cur.settings, calibration, heldout, { series: cur.series, share: cur.share }, { signal, onProgress: (p) => run.patch(() => ({ step: p })) }, task?.sweep ?? null);
     const { plan: _plan, stage2: _stage2, ...point } = m;
     if (!run.live()) return;
-    addPoint(fileSet, { point, context: b.context, setting: cur.setting, at: Date.now() });
+    addPoint(fileSet, { point, context: b.context, setting: cur.setting, at: Date.now(), ...(task ? { task: task.stored } : {}) });
     run.patch(() => ({ done: 1 }));
   } catch (e) {
     if (run.live()) useTradeoff.setState({ error: failure(e), cancelled: asUserError(e).code === 'Cancelled' });
@@ -326,10 +373,10 @@ export function clearPoints(): void {
   useTradeoff.setState((s) => ({ points: s.points.filter((p) => p.context !== b.context) }));
 }
 
-/** A point without the chart's grouping: the row the report and the CSV hold. */
-function rowOf(p: TradeoffPoint): PruneTradeoff['exported'] {
-  const { series: _s, share: _sh, ...row } = p;
-  return row;
+/** A point without the chart's grouping: the row the report and the CSV hold (accuracy only when `withAcc`). */
+function rowOf(p: TradeoffPoint, withAcc = true): PruneTradeoff['exported'] {
+  const { series: _s, share: _sh, acc, acc_norm, ...row } = p;
+  return withAcc && acc !== undefined && acc_norm !== undefined ? { ...row, acc, acc_norm } : row;
 }
 
 /**
@@ -339,22 +386,29 @@ function rowOf(p: TradeoffPoint): PruneTradeoff['exported'] {
  */
 export function tradeoffForExport(job: PruneJob, settings: JobSettings, plan: ExpertPlan, stage2: StageTwoResult | null, evaluation: Evaluation | null): PruneTradeoff | null {
   const b = sweepBase();
-  const points = visiblePoints(useTradeoff.getState(), b.ok ? b.context : null);
+  const st = useTradeoff.getState();
+  const stored = b.ok ? st.points.filter((p) => p.context === b.context) : [];
+  const points = stored.map((p) => p.point);
   if (!points.length) return null;
+  // Accuracies compare on one task: the one the evaluation panel has chosen now.
+  const tk = taskKey(useEval.getState());
+  const taskName = accuracyTaskName(st, b.ok ? b.context : null, tk);
   const n = job.cat.summary.expertsPerLayer;
   const kept = plan.totalKept / Math.max(1, plan.layers.length);
   const u = stage2 ? settings.unstructured : null;
   const series: SeriesKind = stage2 ? (kept === n ? 'unstructured' : 'stun') : kept === n ? 'original' : 'experts';
   const key = `${kept}|${u ? (u.nm ? `nm${u.nm.n}:${u.nm.m}` : u.sparsity) : ''}`;
   const d = describePoint(job, settings, plan, stage2, series, stage2 && u?.sparsity ? Math.round((100 * stage2.sparsity.expert) / u.sparsity) / 100 : null);
-  const same = b.ok ? useTradeoff.getState().points.find((p) => p.context === b.context && p.setting === key) : undefined;
+  const same = stored.find((p) => p.setting === key);
   const perplexity = evaluation ? evaluation.after.perplexity : same ? same.point.perplexity : estimatePerplexity(points, d.series, d.share, d.totalSparsity);
   const measured = evaluation !== null || same !== undefined;
   const ev = useEval.getState();
   const text = ev.heldoutText.source === 'file' && ev.heldoutText.file ? ev.heldoutText.file.name : `the built-in ${SAMPLE_FILES.heldout}`;
+  const sameAcc = evaluation === null && same?.task?.key === tk && same.point.acc !== undefined && same.point.acc_norm !== undefined ? { acc: same.point.acc, acc_norm: same.point.acc_norm } : {};
   return {
     heldout: `${text}, up to ${ev.heldout.maxWindows} windows of ${ev.heldout.length} tokens`,
-    points: points.map(rowOf),
-    exported: rowOf({ ...d, perplexity, measured }),
+    ...(taskName ? { task: taskName } : {}),
+    points: stored.map((p) => rowOf(p.point, p.task?.key === tk)),
+    exported: rowOf({ ...d, perplexity, measured, ...sameAcc }),
   };
 }
