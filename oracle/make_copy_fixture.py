@@ -12,28 +12,20 @@ It lives beside fixtures/models, not inside it: fixtures/models is the exact set
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixture_specs import FAMILIES  # noqa: E402
-from make_fixtures import build_tokenizer, fresh_dir, make_model, report, save_tokenizer, save_transformers, write_json  # noqa: E402
+from mixtral_variant import mixtral_model, write_variant  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 NAME = "mixtral-copies"
 EXPERTS = 6  # more than the stock fixture's 4, so several K >= top-k can be tried
 
 
 def make_copies_model():
-    spec = next(f for f in FAMILIES if f.name == "mixtral")
-    spec = dataclasses.replace(spec, name=NAME, kwargs=dict(spec.kwargs, num_local_experts=EXPERTS))
-    model = make_model(spec)
+    model, spec = mixtral_model(NAME, EXPERTS)
     with torch.no_grad():
         for layer in model.model.layers:
             experts = layer.mlp.experts  # fused in memory: gate_up_proj [E, 2I, H], down_proj [E, H, I]
@@ -45,26 +37,13 @@ def make_copies_model():
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(REPO / "fixtures" / NAME))
-    out = Path(ap.parse_args().out)
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    torch.use_deterministic_algorithms(True)
-    model, spec = make_copies_model()
-    fresh_dir(out)
-    save_transformers(model, out)
-    save_tokenizer(build_tokenizer(), out)
-    write_json(
-        out / "copies.json",
-        {
-            "name": NAME,
-            "notes": "every MoE layer's experts are exact copies of expert 0; router rows distinct and random; renormalised top-k",
-            "num_experts": EXPERTS,
-            "top_k": spec.kwargs["num_experts_per_tok"],
-            "expert_count_field": spec.expert_count_field,
-        },
-    )
-    report(out)
+    write_variant(__doc__, NAME, make_copies_model, "copies.json", lambda spec: {
+        "name": NAME,
+        "notes": "every MoE layer's experts are exact copies of expert 0; router rows distinct and random; renormalised top-k",
+        "num_experts": EXPERTS,
+        "top_k": spec.kwargs["num_experts_per_tok"],
+        "expert_count_field": spec.expert_count_field,
+    })
 
 
 if __name__ == "__main__":

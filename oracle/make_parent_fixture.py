@@ -18,19 +18,14 @@ produces. parents.json records which parent each expert came from.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixture_specs import FAMILIES  # noqa: E402
-from make_fixtures import build_tokenizer, fresh_dir, make_model, report, save_tokenizer, save_transformers, write_json  # noqa: E402
+from mixtral_variant import mixtral_model, write_variant  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 NAME = "mixtral-parents"
 PARENTS = 4
 CHILDREN = 2
@@ -41,9 +36,7 @@ SEED = 9
 
 
 def make_parents_model():
-    spec = next(f for f in FAMILIES if f.name == "mixtral")
-    spec = dataclasses.replace(spec, name=NAME, kwargs=dict(spec.kwargs, num_local_experts=EXPERTS))
-    model = make_model(spec)
+    model, spec = mixtral_model(NAME, EXPERTS)
     g = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
         for layer in model.model.layers:
@@ -63,26 +56,13 @@ def make_parents_model():
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(REPO / "fixtures" / NAME))
-    out = Path(ap.parse_args().out)
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    torch.use_deterministic_algorithms(True)
-    model, spec = make_parents_model()
-    fresh_dir(out)
-    save_transformers(model, out)
-    save_tokenizer(build_tokenizer(), out)
-    write_json(
-        out / "parents.json",
-        {
-            "name": NAME,
-            "notes": f"expert e = parent e // {CHILDREN} + {WEIGHT_NOISE:g} x scale noise; router rows = parent row + noise (children co-activate); renormalised top-k",
-            "num_experts": EXPERTS,
-            "top_k": spec.kwargs["num_experts_per_tok"],
-            "parent_of_expert": [e // CHILDREN for e in range(EXPERTS)],
-        },
-    )
-    report(out)
+    write_variant(__doc__, NAME, make_parents_model, "parents.json", lambda spec: {
+        "name": NAME,
+        "notes": f"expert e = parent e // {CHILDREN} + {WEIGHT_NOISE:g} x scale noise; router rows = parent row + noise (children co-activate); renormalised top-k",
+        "num_experts": EXPERTS,
+        "top_k": spec.kwargs["num_experts_per_tok"],
+        "parent_of_expert": [e // CHILDREN for e in range(EXPERTS)],
+    })
 
 
 if __name__ == "__main__":
