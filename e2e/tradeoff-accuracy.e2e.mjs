@@ -1,13 +1,14 @@
 // Task accuracy in the trade-off explorer on the generated mixtral checkpoint (4 experts, top-2): a dropped ARC file in
 // the evaluation panel, "measure too" ticked, a sweep (original, unstructured only and STUN at S = 50 %); the y axis
 // switched to accuracy shows the same three points; the original's accuracy equals `moe-prune eval --task`; the points'
-// CSV keeps its header and the accuracy goes to a CSV of its own; another task leaves the accuracy chart empty; the
+// CSV keeps its header and the accuracy goes to a CSV of its own, and to the export's report and model card; another task leaves the accuracy chart empty; the
 // plan's accuracy measured in the evaluation panel shows beside the plan panel's perplexity.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { exportZip } from './archive.mjs';
 import { baseUrl, openBrowser } from './browser.mjs';
 import { loadFixture, REPO } from './fixtures.mjs';
 
@@ -81,6 +82,18 @@ test('mixtral: a sweep with a task, then the y axis switched to accuracy', { tim
   for (const row of acc.rows.slice(1)) assert.ok(row.includes(',"arc.jsonl, 2 items",'), row);
   assert.equal(Number(original.at(-2)), cli.acc);
   assert.equal(Number(original.at(-1)), cli.acc_norm);
+
+  // The export's report and model card carry each point's accuracy and name the task.
+  const dir = join(ARTIFACTS, 'export-tradeoff-accuracy');
+  rmSync(dir, { recursive: true, force: true });
+  await exportZip(b.page, dir, { artifacts: ARTIFACTS });
+  const report = JSON.parse(readFileSync(join(dir, 'prune-report.json'), 'utf8'));
+  assert.equal(report.tradeoff.task, 'arc.jsonl, 2 items');
+  assert.equal(report.tradeoff.points.length, 3);
+  const row = report.tradeoff.points.find((p) => p.method === 'none' && p.expertsPerLayer === 4);
+  assert.deepEqual([row.acc, row.acc_norm], [cli.acc, cli.acc_norm]);
+  assert.ok(report.tradeoff.points.every((p) => typeof p.acc === 'number'));
+  assert.match(readFileSync(join(dir, 'README.md'), 'utf8'), /zero-shot accuracy \(acc \/ acc_norm\) on arc\.jsonl, 2 items/);
 
   // Back to perplexity: the three points again; another task has no measured accuracy, so the accuracy chart empties.
   await y.locator('[data-value="perplexity"]').click();
