@@ -2,26 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { memoryParamSource, selectRepresentative, type ExpertParamSource } from '../prune/experts/representative.ts';
 import { chunkSqDistances } from '../prune/experts/sq-distances.ts';
 import { openCpuWorkers } from './cpu-workers.ts';
-
-function thetas(count: number, len: number, seed: number): Float32Array[] {
-  let s = seed;
-  const r = () => ((s = (s * 16807) % 2147483647) / 2147483647) - 0.5;
-  return Array.from({ length: count }, () => Float32Array.from({ length: len }, r));
-}
-
-/** A source that fills the spare it is handed (as the checkpoint source does), so shared arrays come back. */
-function refilling(th: Float32Array[], chunk: number): ExpertParamSource {
-  const base = memoryParamSource(th, chunk);
-  return {
-    chunkCount: base.chunkCount,
-    chunk: (e, c, _signal, into) => {
-      const x = base.chunk(e, c) as Float32Array;
-      const out = into?.length === x.length ? into : new Float32Array(x.length);
-      out.set(x);
-      return out;
-    },
-  };
-}
+import { refilling, thetas } from '../../tests/expert-params.ts';
 
 describe('CPU worker threads for the representatives (src/cli/cpu-workers.ts)', () => {
   const th = thetas(7, 5000, 23);

@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { clusterAction, memoryParamSource, selectRepresentative, type ChunkDistanceWorkers, type ExpertParamSource } from './representative.ts';
 import { chunkSqDistances } from './sq-distances.ts';
-
-function thetas(count: number, len: number, seed: number): Float32Array[] {
-  let s = seed;
-  const r = () => ((s = (s * 16807) % 2147483647) / 2147483647) - 0.5;
-  return Array.from({ length: count }, () => Float32Array.from({ length: len }, r));
-}
+import { refilling, thetas } from '../../../tests/expert-params.ts';
 
 /** Direct (non-streaming) closest-to-centroid in float64. */
 function direct(members: number[], th: Float32Array[]): number {
@@ -121,23 +116,13 @@ describe('representative: read ahead and four members per sweep', () => {
   });
 
   it('hands finished chunks back to the source to refill: a bounded set of arrays, same distances', async () => {
-    const base = memoryParamSource(th, 4);
     const seen = new Set<Float32Array>();
-    const src: ExpertParamSource = {
-      chunkCount: base.chunkCount,
-      chunk: (e, c, _signal, into) => {
-        const x = base.chunk(e, c) as Float32Array;
-        const out = into?.length === x.length ? into : new Float32Array(x.length);
-        out.set(x);
-        seen.add(out);
-        return out;
-      },
-    };
+    const src = refilling(th, 4, seen);
     const members = [0, 2, 4, 6, 8];
     const r = await selectRepresentative(members, src);
     expect([...r.sqDistances]).toEqual([...sequentialDistances(members, th, 4)]);
     // The chunk in use and the one read ahead: 2 × 5 arrays (+5 for the shorter last chunk), however many chunks.
-    expect(base.chunkCount).toBeGreaterThan(10);
+    expect(src.chunkCount).toBeGreaterThan(10);
     expect(seen.size).toBeLessThanOrEqual(2 * members.length + members.length);
   });
 
@@ -232,21 +217,12 @@ describe('representative on worker threads (ChunkDistanceWorkers)', () => {
   });
 
   it('a source that refills spares gets shared arrays back: copies stop after the first chunks', async () => {
-    const base = memoryParamSource(th, 8);
-    const src: ExpertParamSource = {
-      chunkCount: base.chunkCount,
-      chunk: (e, c, _signal, into) => {
-        const x = base.chunk(e, c) as Float32Array;
-        const out = into?.length === x.length ? into : new Float32Array(x.length);
-        out.set(x);
-        return out;
-      },
-    };
+    const src = refilling(th, 8);
     const members = [0, 2, 4, 6];
     const workers = fakeWorkers(2, 5);
     const r = await selectRepresentative(members, src, { workers });
     expect([...r.sqDistances]).toEqual([...sequentialDistances(members, th, 8)]);
-    expect(base.chunkCount).toBeGreaterThan(20);
+    expect(src.chunkCount).toBeGreaterThan(20);
     // Chunks in flight (≤ width + 1), the one being read and the one read ahead: never one copy per chunk.
     expect(workers.copies).toBeLessThanOrEqual(5 * members.length + members.length);
   });
