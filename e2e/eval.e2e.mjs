@@ -101,6 +101,13 @@ test('mixtral fixture: calibration on a dropped text, perplexity before/after K 
   assert.equal(await chart.locator('.recharts-bar-rectangle path').count(), shown.filter((c) => c > 0).length);
   assert.equal(Number(await attr('coactivation', 'data-n')), exp.num_experts);
   assert.ok(Number(await attr('coactivation', 'data-max')) > 0, 'some experts were chosen together');
+  // The same counts as a table, opened from the keyboard: one row per expert, in expert order.
+  await b.page.getByTestId('routed-chart-table-toggle').focus();
+  await b.page.keyboard.press('Enter');
+  assert.equal(await b.page.getByTestId('routed-chart-table-toggle').getAttribute('aria-pressed'), 'true');
+  const routedRows = b.page.getByTestId('routed-table-grid').locator('tbody tr');
+  assert.deepEqual(await routedRows.evaluateAll((rs) => rs.map((r) => Number(r.cells[1].textContent))), shown);
+  assert.equal(await b.page.getByTestId('routed-chart-table').getAttribute('tabindex'), '0');
 
   // Perplexity: the same file as held-out text, 4 windows of 16, before and after keeping 3 of 4 experts.
   await b.page.getByTestId('heldout-file').setInputFiles({ name: 'sentences.txt', mimeType: 'text/plain', buffer });
@@ -109,6 +116,15 @@ test('mixtral fixture: calibration on a dropped text, perplexity before/after K 
   await setNumber('heldout-windows', 4);
   await b.page.getByTestId('keep-input').fill('3');
   await b.page.locator('[data-testid="heatmap"][data-clusters="3"]').waitFor({ timeout: 5_000 });
+  // The heatmap as a table: n × n numbers in the picture's order, none negative, '—' on the diagonal, each row's role.
+  await b.page.getByTestId('heatmap-table-toggle').click();
+  const hmCells = await b.page.getByTestId('heatmap-table-grid').evaluate((t) => [...t.tBodies[0].rows].map((r) => [...r.cells].map((c) => c.textContent)));
+  assert.equal(hmCells.length, exp.num_experts);
+  assert.equal(hmCells.filter((r) => r[1] === 'kept' || r[1] === 'averaged into one slot').length >= 3, true);
+  hmCells.forEach((r, i) => {
+    assert.equal(r.length, 2 + exp.num_experts);
+    r.slice(2).forEach((v, j) => (i === j ? assert.equal(v, '—') : assert.ok(Number(v) >= 0, `cell ${i},${j}: ${v}`)));
+  });
   await b.page.getByTestId('ppl-measure').click();
   await b.page.locator('[data-testid="ppl-after"][data-stale="false"]:not([data-value=""])').waitFor({ timeout: 30_000 });
   assert.equal(await b.page.getByTestId('ppl-error').count(), 0);

@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useRef, useState, type MouseEvent } from 'react';
 import type { MoeLayerStats } from '../pipeline/job.ts';
+import { ChartFrame } from './ChartFrame.tsx';
 import { scaleColor } from './DistanceHeatmap.tsx';
 
 /**
@@ -57,6 +58,7 @@ export function CoactivationMap({ layer }: { layer: MoeLayerStats }) {
     : null;
 
   return (
+    <ChartFrame name="coactivation" title={`Co-activation between the experts of MoE layer ${layer.layer}`}>
     <div className="coact" data-testid="coactivation" data-layer={layer.layer} data-n={n} data-max={max}>
       <div className="coact-map" style={{ width: off + SIZE, height: off + SIZE }}>
         {labels &&
@@ -84,8 +86,9 @@ export function CoactivationMap({ layer }: { layer: MoeLayerStats }) {
           <span>0</span>
           <span>{max}</span>
         </div>
-        <div className="small muted">co-activation: tokens that chose both the row and the column expert</div>
+        <div className="small muted">tokens (count) that chose both the row and the column expert · rows and columns: experts (original index)</div>
       </div>
     </div>
+    </ChartFrame>
   );
 }

@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useRef, useState, type MouseEvent } from 'react';
 import type { LayerPlan } from '../pipeline/job.ts';
+import { ChartFrame } from './ChartFrame.tsx';
 
 /**
  * Expert × expert router-distance matrix of one layer. Experts are ordered cluster by cluster so that each
@@ -87,6 +88,8 @@ export function DistanceHeatmap({ lp, measure = 'router distance' }: { lp: Layer
   const kept = useMemo(() => new Set(lp.kept), [lp]);
   const mergedMembers = useMemo(() => new Set(lp.merges.flatMap((m) => m.members)), [lp]);
   const showLabels = n <= 48;
+  // Some measures are negative (co-activation: −a_ij / |mean a|); the scale reads from 0 at the closest pair then.
+  const shift = L.min < 0 ? -L.min : 0;
 
   useEffect(() => {
     const cv = canvas.current;
@@ -121,10 +124,45 @@ export function DistanceHeatmap({ lp, measure = 'router distance' }: { lp: Layer
   const hoverText = hover
     ? hover.a === hover.b
       ? `expert ${hover.a}`
-      : `experts ${hover.a} ↔ ${hover.b}: distance ${fmt(lp.distances[hover.a * n + hover.b]!)}${lp.slotOf[hover.a]! >= 0 && lp.slotOf[hover.a] === lp.slotOf[hover.b] ? ' · same cluster' : ''}`
+      : `experts ${hover.a} ↔ ${hover.b}: distance ${fmt(lp.distances[hover.a * n + hover.b]! + shift)}${lp.slotOf[hover.a]! >= 0 && lp.slotOf[hover.a] === lp.slotOf[hover.b] ? ' · same cluster' : ''}`
     : null;
 
+  const roleOf = (e: number): string => (mergedMembers.has(e) ? 'averaged into one slot' : kept.has(e) ? 'kept' : 'removed');
+  // The picture's numbers in its order (cluster by cluster), each row naming what happens to its expert.
+  const table = () => (
+    <table data-testid="heatmap-table-grid">
+      <caption className="small muted">
+        {measure}
+        {shift > 0 ? `, shifted by +${fmt(shift)}` : ''}: smaller is more similar
+      </caption>
+      <thead>
+        <tr>
+          <th scope="col">expert</th>
+          <th scope="col">role</th>
+          {L.order.map((e) => (
+            <th scope="col" key={e}>
+              {e}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>
+        {L.order.map((a) => (
+          <tr key={a} data-expert={a}>
+            <th scope="row">{a}</th>
+            <td>{roleOf(a)}</td>
+            {L.order.map((b) => (
+              <td key={b} className="mono">
+                {a === b ? '—' : fmt(lp.distances[a * n + b]! + shift)}
+              </td>
+            ))}
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
   return (
+    <ChartFrame name="heatmap" title={`${measure[0]!.toUpperCase()}${measure.slice(1)} between the experts of MoE layer ${lp.layer}`} table={table}>
     <div className="heatmap-wrap" data-testid="heatmap" data-layer={lp.layer} data-clusters={lp.clusters.length} data-kept={lp.kept.join(',')} data-n={n}>
       <div className="heatmap" style={{ width: LEFT + SIZE + 2, height: TOP + SIZE + 2 }}>
         <svg className="heatmap-axes" width={LEFT + SIZE + 2} height={TOP + SIZE + 2} aria-hidden>
@@ -183,11 +221,13 @@ export function DistanceHeatmap({ lp, measure = 'router distance' }: { lp: Layer
         <div className="legend">
           <div className="legend-bar" style={{ background: GRADIENT }} />
           <div className="legend-ticks mono small">
-            <span data-testid="legend-min">{fmt(L.min)}</span>
-            <span>{fmt((L.min + L.max) / 2)}</span>
-            <span data-testid="legend-max">{fmt(L.max)}</span>
+            <span data-testid="legend-min">{fmt(L.min + shift)}</span>
+            <span>{fmt((L.min + L.max) / 2 + shift)}</span>
+            <span data-testid="legend-max">{fmt(L.max + shift)}</span>
           </div>
-          <div className="legend-caption small muted">{measure} · similar ← → different</div>
+          <div className="legend-caption small muted">
+            similar ← {measure} → different{shift > 0 ? ` (shifted by +${fmt(shift)} so the closest pair reads 0)` : ''}
+          </div>
         </div>
         <ul className="hm-key small">
           <li>
@@ -216,9 +256,10 @@ export function DistanceHeatmap({ lp, measure = 'router distance' }: { lp: Layer
           </li>
         </ul>
         <p className="small muted">
-          Rows and columns are ordered cluster by cluster, so each cluster is a block on the diagonal. Hover a cell for the distance.
+          Rows and columns: experts (original index), ordered cluster by cluster, so each cluster is a block on the diagonal. Hover a cell for the distance.
         </p>
       </div>
     </div>
+    </ChartFrame>
   );
 }

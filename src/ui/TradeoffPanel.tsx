@@ -8,6 +8,8 @@ import { usePlan } from './prune-state.ts';
 import { useStage2 } from './stage2-state.ts';
 import { useApp } from './state.ts';
 import { TradeoffChart, xOf } from './TradeoffChart.tsx';
+import { ChartFrame } from './ChartFrame.tsx';
+import { downloadBlob } from './chart-export.ts';
 import {
   accuracyPoints, cancelTradeoff, clearPoints, currentAccuracyCsv, currentCsv, currentSetting, measureCurrentPoint, parsePercents, runTradeoffSweep, secondsLeft, setAxis, setGrid, sweepBase,
   setWithTask, setYAxis, syncTradeoffModel, useTradeoff, visiblePoints, type TradeoffRun, type XAxisChoice, type YAxisChoice,
@@ -117,15 +119,7 @@ function PointsTable({ points }: { points: readonly TradeoffPoint[] }) {
 }
 
 function downloadCsv(name: string, csv: string): void {
-  const blob = new Blob([csv], { type: 'text/csv' });
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  downloadBlob(new Blob([csv], { type: 'text/csv' }), name);
 }
 
 /** The trade-off explorer: measured size against held-out perplexity, a sweep over a grid, and the setting on screen. */
@@ -247,7 +241,9 @@ export function TradeoffPanel() {
               )}
             </div>
           </div>
-          <TradeoffChart points={st.yAxis === 'accuracy' ? accPoints : points} current={current?.point ?? null} axis={st.axis} originalParams={original} y={st.yAxis} />
+          <ChartFrame name="tradeoff" title="Size against quality (trade-off chart)" titled>
+            <TradeoffChart points={st.yAxis === 'accuracy' ? accPoints : points} current={current?.point ?? null} axis={st.axis} originalParams={original} y={st.yAxis} />
+          </ChartFrame>
           <PointsTable points={points} />
         </>
       )}
