@@ -1,16 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { COMPARE_END, COMPARE_START, renderCompareTable, type CompareResults } from '../tools/demo/compare-results.ts';
-
-const read = (p: string): string => readFileSync(new URL(`../${p}`, import.meta.url), 'utf8');
+import { resultsRenderedInReadme } from './demo-readme.ts';
 
 it('the README expert-choice table is exactly the rendering of docs/results/demo-compare.json (no number typed by hand)', () => {
-  const results = JSON.parse(read('docs/results/demo-compare.json')) as CompareResults;
-  const readme = read('README.md');
-  const a = readme.indexOf(COMPARE_START);
-  const b = readme.indexOf(COMPARE_END);
-  expect(a).toBeGreaterThan(0);
-  expect(readme.slice(a, b + COMPARE_END.length)).toBe(renderCompareTable(results));
+  const results = resultsRenderedInReadme<CompareResults>('demo-compare.json', COMPARE_START, COMPARE_END, renderCompareTable);
   // Two values of K, each with the STUN, saliency, random and exhaustive rows (the demo has 8 experts per layer).
   expect(results.byK.map((k) => k.keepPerLayer)).toHaveLength(2);
   for (const k of results.byK) {

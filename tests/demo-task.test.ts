@@ -1,17 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { parseTaskFile } from '../src/eval/tasks/items.ts';
 import { renderTaskTable, TASK_TABLE_END, TASK_TABLE_START, type TaskResults } from '../tools/demo/task-results.ts';
-
-const read = (p: string): string => readFileSync(new URL(`../${p}`, import.meta.url), 'utf8');
+import { read, resultsRenderedInReadme } from './demo-readme.ts';
 
 it('the README demo-task table is exactly the rendering of docs/results/demo-task.json (no number typed by hand)', () => {
-  const results = JSON.parse(read('docs/results/demo-task.json')) as TaskResults;
-  const readme = read('README.md');
-  const a = readme.indexOf(TASK_TABLE_START);
-  const b = readme.indexOf(TASK_TABLE_END);
-  expect(a).toBeGreaterThan(0);
-  expect(readme.slice(a, b + TASK_TABLE_END.length)).toBe(renderTaskTable(results));
+  const results = resultsRenderedInReadme<TaskResults>('demo-task.json', TASK_TABLE_START, TASK_TABLE_END, renderTaskTable);
   // The original, expert pruning, and STUN at two sparsities, all on every item of the shipped task.
   expect(results.rows[0]!.label).toBe('original');
   expect(results.rows.filter((r) => r.target === null && r.expertsPerLayer < 8).length).toBeGreaterThanOrEqual(1);

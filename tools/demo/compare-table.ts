@@ -2,22 +2,15 @@
  * Runs `moe-prune compare`'s job (every expert-choice criterion on one calibration) on the demo model at two K and
  * writes docs/results/demo-compare.json, then the README table between its markers.
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openNodeFileSet } from '../../src/cli/node-files.ts';
 import { closeNodeGpu, openNodeGpu } from '../../src/cli/node-gpu.ts';
 import { compareExpertChoices } from '../../src/pipeline/compare-experts.ts';
-import { PruneJob, resolveJobSettings, type TextInput } from '../../src/pipeline/job.ts';
+import { PruneJob, resolveJobSettings } from '../../src/pipeline/job.ts';
 import { COMPARE_END, COMPARE_START, renderCompareTable, type CompareResults } from './compare-results.ts';
+import { demoText as text, DEMO, writeResultsAndTable } from './readme-table.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const DEMO = join(ROOT, 'public/demo');
 const KS = [6, 4];
-
-async function text(name: string): Promise<TextInput> {
-  return { name, bytes: new Uint8Array(await readFile(join(DEMO, name))) };
-}
 
 export async function main(): Promise<number> {
   const gpu = await openNodeGpu({ log: (m) => console.error(m) });
@@ -46,12 +39,7 @@ export async function main(): Promise<number> {
       original,
       byK,
     };
-    await writeFile(join(ROOT, 'docs/results/demo-compare.json'), `${JSON.stringify(results, null, 2)}\n`);
-    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
-    const a = readme.indexOf(COMPARE_START);
-    const b = readme.indexOf(COMPARE_END);
-    if (a < 0 || b < a) throw new Error('README.md has no comparison table markers');
-    await writeFile(join(ROOT, 'README.md'), readme.slice(0, a) + renderCompareTable(results) + readme.slice(b + COMPARE_END.length));
+    await writeResultsAndTable('demo-compare.json', results, COMPARE_START, COMPARE_END, renderCompareTable(results));
     return 0;
   } finally {
     closeNodeGpu(gpu);

@@ -6,16 +6,14 @@
  */
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sha256Hex } from '../../src/core/digest.ts';
 import { openNodeFileSet } from '../../src/cli/node-files.ts';
 import { closeNodeGpu, openNodeGpu } from '../../src/cli/node-gpu.ts';
 import { NodeOutputFolder } from '../../src/cli/node-output.ts';
-import { PruneJob, resolveJobSettings, type TextInput } from '../../src/pipeline/job.ts';
+import { PruneJob, resolveJobSettings } from '../../src/pipeline/job.ts';
+import { demoText as text, DEMO, ROOT, writeResultsAndTable } from './readme-table.ts';
 import { renderStage2Table, TABLE_END, TABLE_START, type Stage2Results, type Stage2Row } from './stage2-results.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const DEMO = join(ROOT, 'public/demo');
 const WORK = join(ROOT, 'bench/.work/demo-stage2');
 const RESULTS = join(ROOT, 'docs/results');
 
@@ -28,10 +26,6 @@ const METHODS: ReadonlyArray<{ label: Stage2Row['label']; k: number; method: 'wa
   { label: 'STUN', k: 6, method: 'wanda' },
   { label: 'STUN', k: 4, method: 'wanda' },
 ];
-
-async function text(name: string): Promise<TextInput> {
-  return { name, bytes: new Uint8Array(await readFile(join(DEMO, name))) };
-}
 
 export async function main(args: string[]): Promise<number> {
   const only = args.includes('--quick') ? 1 : TARGETS.length;
@@ -77,13 +71,7 @@ export async function main(args: string[]): Promise<number> {
       original: original.perplexity,
       rows,
     };
-    await writeFile(join(RESULTS, 'demo-stage2.json'), `${JSON.stringify(results, null, 2)}\n`);
-    const readmePath = join(ROOT, 'README.md');
-    const readme = await readFile(readmePath, 'utf8');
-    const a = readme.indexOf(TABLE_START);
-    const b = readme.indexOf(TABLE_END);
-    if (a < 0 || b < a) throw new Error('README.md has no stage-2 table markers');
-    await writeFile(readmePath, readme.slice(0, a) + renderStage2Table(results) + readme.slice(b + TABLE_END.length));
+    await writeResultsAndTable('demo-stage2.json', results, TABLE_START, TABLE_END, renderStage2Table(results));
     return 0;
   } finally {
     closeNodeGpu(gpu);

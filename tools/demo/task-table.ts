@@ -4,16 +4,13 @@
  * then Wanda) at two total sparsities. Writes docs/results/demo-task.json and rewrites the README table between its
  * markers (tests/demo-task.test.ts checks the README against the JSON).
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openNodeFileSet } from '../../src/cli/node-files.ts';
 import { closeNodeGpu, openNodeGpu } from '../../src/cli/node-gpu.ts';
-import { PruneJob, readTask, resolveJobSettings, type TaskResult, type TextInput } from '../../src/pipeline/job.ts';
+import { PruneJob, readTask, resolveJobSettings, type TaskResult } from '../../src/pipeline/job.ts';
+import { demoText as text, DEMO, writeResultsAndTable } from './readme-table.ts';
 import { renderTaskTable, TASK_TABLE_END, TASK_TABLE_START, type TaskResults, type TaskRow } from './task-results.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const DEMO = join(ROOT, 'public/demo');
 export const CALIBRATION = { samples: 32, seqLen: 128 };
 const RUNS: ReadonlyArray<{ label: string; k: number; target: number | null }> = [
   { label: 'original', k: 8, target: null },
@@ -22,10 +19,6 @@ const RUNS: ReadonlyArray<{ label: string; k: number; target: number | null }> =
   { label: 'STUN (experts + Wanda)', k: 6, target: 0.5 },
   { label: 'STUN (experts + Wanda)', k: 6, target: 0.65 },
 ];
-
-async function text(name: string): Promise<TextInput> {
-  return { name, bytes: new Uint8Array(await readFile(join(DEMO, name))) };
-}
 
 export async function main(): Promise<number> {
   const gpu = await openNodeGpu({ log: (m) => console.error(m) });
@@ -57,13 +50,7 @@ export async function main(): Promise<number> {
       device: gpu.adapter.label,
       rows,
     };
-    await writeFile(join(ROOT, 'docs/results/demo-task.json'), `${JSON.stringify(results, null, 2)}\n`);
-    const readmePath = join(ROOT, 'README.md');
-    const readme = await readFile(readmePath, 'utf8');
-    const a = readme.indexOf(TASK_TABLE_START);
-    const b = readme.indexOf(TASK_TABLE_END);
-    if (a < 0 || b < a) throw new Error('README.md has no demo-task table markers');
-    await writeFile(readmePath, readme.slice(0, a) + renderTaskTable(results) + readme.slice(b + TASK_TABLE_END.length));
+    await writeResultsAndTable('demo-task.json', results, TASK_TABLE_START, TASK_TABLE_END, renderTaskTable(results));
     return 0;
   } finally {
     closeNodeGpu(gpu);
