@@ -21,56 +21,45 @@ process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
 async function main(): Promise<void> {
   const { openNodeFileSet } = await import('../../src/cli/node-files.ts');
-  const { closeNodeGpu, openNodeGpu } = await import('../../src/cli/node-gpu.ts');
   const { GpuForwardEngine } = await import('../../src/forward/engine.ts');
   const { expertPlanEdits } = await import('../../src/forward/plan.ts');
   const { exhaustiveSequential, keepRuleAt, moeLayersOf, outputSimilarityDistances, reconstructionErrors, scoreExpertsSequential } = await import('../../src/pipeline/expert-choice.ts');
   const { keptPerGroup, SALIENCY_CRITERIA } = await import('../../src/prune/experts/saliency.ts');
   const { parseForwardArgs } = await import('./args.ts');
   const { windows, dirs } = parseForwardArgs(process.argv.slice(2), 'expert-signals.ts');
-  const gpu = await openNodeGpu();
-  const results: Record<string, unknown> = {};
-  try {
-    for (const dir of dirs) {
+  const { runPerCheckpoint } = await import('./runner.ts');
+  await runPerCheckpoint(dirs, async (gpu, dir) => {
+    const t0 = performance.now();
+    const engine = await GpuForwardEngine.open(gpu, await openNodeFileSet(dir));
+    const rules = moeLayersOf(engine.arch).map((l) => keepRuleAt(engine.arch, l));
+    const n = rules[0]!.n;
+    let K = Math.ceil(n / 2);
+    const valid = (k: number): boolean => rules.every((r) => {
       try {
-        const t0 = performance.now();
-        const engine = await GpuForwardEngine.open(gpu, await openNodeFileSet(dir));
-        const rules = moeLayersOf(engine.arch).map((l) => keepRuleAt(engine.arch, l));
-        const n = rules[0]!.n;
-        let K = Math.ceil(n / 2);
-        const valid = (k: number): boolean => rules.every((r) => {
-          try {
-            keptPerGroup(k, r);
-            return true;
-          } catch {
-            return false;
-          }
-        });
-        while (K < n && !valid(K)) K++;
-        const runs: Record<string, unknown> = {};
-        for (const criterion of SALIENCY_CRITERIA) {
-          const r = await scoreExpertsSequential(engine, windows, criterion, K);
-          runs[criterion] = {
-            scores: r.scores,
-            kept: Object.fromEntries(r.plan.layers.map((l) => [String(l.layer), l.kept])),
-            reconstruction: await reconstructionErrors(engine, windows, expertPlanEdits(r.plan.layers)),
-          };
-        }
-        const ex = await exhaustiveSequential(engine, windows, K);
-        const exhaustive = { kept: Object.fromEntries(ex.plan.layers.map((l) => [String(l.layer), l.kept])), layers: ex.layers, subsets: ex.subsets };
-        const matrices = (D: Map<number, Float64Array>) =>
-          Object.fromEntries([...D].map(([l, d]) => [String(l), Array.from({ length: n }, (_, i) => Array.from(d.subarray(i * n, (i + 1) * n)))]));
-        const output = matrices(await outputSimilarityDistances(engine, windows));
-        const outputRoutedL2 = matrices(await outputSimilarityDistances(engine, windows, { tokens: 'routed', distance: 'l2' }));
-        results[dir] = { K, runs, exhaustive, output, outputRoutedL2, seconds: (performance.now() - t0) / 1000 };
-      } catch (e) {
-        results[dir] = { error: e instanceof Error ? e.message : String(e) };
+        keptPerGroup(k, r);
+        return true;
+      } catch {
+        return false;
       }
+    });
+    while (K < n && !valid(K)) K++;
+    const runs: Record<string, unknown> = {};
+    for (const criterion of SALIENCY_CRITERIA) {
+      const r = await scoreExpertsSequential(engine, windows, criterion, K);
+      runs[criterion] = {
+        scores: r.scores,
+        kept: Object.fromEntries(r.plan.layers.map((l) => [String(l.layer), l.kept])),
+        reconstruction: await reconstructionErrors(engine, windows, expertPlanEdits(r.plan.layers)),
+      };
     }
-  } finally {
-    closeNodeGpu(gpu);
-  }
-  process.stdout.write(JSON.stringify({ adapter: gpu.adapter.label, results }) + '\n');
+    const ex = await exhaustiveSequential(engine, windows, K);
+    const exhaustive = { kept: Object.fromEntries(ex.plan.layers.map((l) => [String(l.layer), l.kept])), layers: ex.layers, subsets: ex.subsets };
+    const matrices = (D: Map<number, Float64Array>) =>
+      Object.fromEntries([...D].map(([l, d]) => [String(l), Array.from({ length: n }, (_, i) => Array.from(d.subarray(i * n, (i + 1) * n)))]));
+    const output = matrices(await outputSimilarityDistances(engine, windows));
+    const outputRoutedL2 = matrices(await outputSimilarityDistances(engine, windows, { tokens: 'routed', distance: 'l2' }));
+    return { K, runs, exhaustive, output, outputRoutedL2, seconds: (performance.now() - t0) / 1000 };
+  });
 }
 
 await main();

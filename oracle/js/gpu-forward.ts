@@ -17,44 +17,33 @@ process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
 async function main(): Promise<void> {
   const { openNodeFileSet } = await import('../../src/cli/node-files.ts');
-  const { closeNodeGpu, openNodeGpu } = await import('../../src/cli/node-gpu.ts');
   const { GpuForwardEngine } = await import('../../src/forward/engine.ts');
   const { perplexityFromNll } = await import('../../src/eval/perplexity.ts');
   const { parseForwardArgs } = await import('./args.ts');
   const { windows, dirs } = parseForwardArgs(process.argv.slice(2), 'gpu-forward.ts');
-  const gpu = await openNodeGpu();
-  const results: Record<string, unknown> = {};
-  try {
-    for (const dir of dirs) {
-      try {
-        const t0 = performance.now();
-        const engine = await GpuForwardEngine.open(gpu, await openNodeFileSet(dir));
-        const res = await engine.forward(windows, { output: 'both', routing: true, stats: true });
-        const V = engine.arch.vocab;
-        const N = res.windows * res.tokens;
-        const ppl = perplexityFromNll(res.nll!);
-        results[dir] = {
-          logits: Array.from({ length: N }, (_, p) => Array.from(res.logits!.subarray(p * V, p * V + V))),
-          routing: res.routing.map((r) => ({
-            layer: r.layer,
-            experts: Array.from({ length: N }, (_, t) => Array.from(r.experts.subarray(t * r.topK, t * r.topK + r.topK))),
-          })),
-          nll: Array.from(res.nll!),
-          perplexity: ppl.perplexity,
-          input_norms: Object.fromEntries(Object.entries(res.stats!.inputNorms).map(([k, v]) => [k, { rows: v.rows, sum_sq: Array.from(v.sumSq) }])),
-          unrouted: res.stats!.moeLayers.flatMap((l) => l.unrouted),
-          layers: res.layers,
-          peak_pool_bytes: res.peakPoolBytes,
-          seconds: (performance.now() - t0) / 1000,
-        };
-      } catch (e) {
-        results[dir] = { error: e instanceof Error ? e.message : String(e) };
-      }
-    }
-  } finally {
-    closeNodeGpu(gpu);
-  }
-  process.stdout.write(JSON.stringify({ adapter: gpu.adapter.label, results }) + '\n');
+  const { runPerCheckpoint } = await import('./runner.ts');
+  await runPerCheckpoint(dirs, async (gpu, dir) => {
+    const t0 = performance.now();
+    const engine = await GpuForwardEngine.open(gpu, await openNodeFileSet(dir));
+    const res = await engine.forward(windows, { output: 'both', routing: true, stats: true });
+    const V = engine.arch.vocab;
+    const N = res.windows * res.tokens;
+    const ppl = perplexityFromNll(res.nll!);
+    return {
+      logits: Array.from({ length: N }, (_, p) => Array.from(res.logits!.subarray(p * V, p * V + V))),
+      routing: res.routing.map((r) => ({
+        layer: r.layer,
+        experts: Array.from({ length: N }, (_, t) => Array.from(r.experts.subarray(t * r.topK, t * r.topK + r.topK))),
+      })),
+      nll: Array.from(res.nll!),
+      perplexity: ppl.perplexity,
+      input_norms: Object.fromEntries(Object.entries(res.stats!.inputNorms).map(([k, v]) => [k, { rows: v.rows, sum_sq: Array.from(v.sumSq) }])),
+      unrouted: res.stats!.moeLayers.flatMap((l) => l.unrouted),
+      layers: res.layers,
+      peak_pool_bytes: res.peakPoolBytes,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  });
 }
 
 await main();

@@ -17,7 +17,6 @@ process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
 async function main(): Promise<void> {
   const { openNodeFileSet } = await import('../../src/cli/node-files.ts');
-  const { closeNodeGpu, openNodeGpu } = await import('../../src/cli/node-gpu.ts');
   const { PruneJob, readTask } = await import('../../src/pipeline/job.ts');
   const args = process.argv.slice(2);
   let taskPath = '';
@@ -30,25 +29,15 @@ async function main(): Promise<void> {
   }
   if (!taskPath || !window || !dirs.length) throw new Error('usage: task-logliks.ts --task items.jsonl --window W <dir> [<dir> ...]');
   const task = readTask({ name: basename(taskPath), bytes: readFileSync(taskPath) }, 'jsonl');
-  const gpu = await openNodeGpu();
-  const results: Record<string, unknown> = {};
-  try {
-    for (const dir of dirs) {
-      try {
-        const job = await PruneJob.open(await openNodeFileSet(dir), gpu);
-        const r = await job.taskAccuracy(task, undefined, { window });
-        results[dir] = {
-          n: r.n, acc: r.acc, acc_norm: r.acc_norm, acc_stderr: r.acc_stderr, acc_norm_stderr: r.acc_norm_stderr,
-          logliks: r.logliks, tokens: r.choiceTokens, truncated: r.truncated,
-        };
-      } catch (e) {
-        results[dir] = { error: e instanceof Error ? e.message : String(e) };
-      }
-    }
-  } finally {
-    closeNodeGpu(gpu);
-  }
-  process.stdout.write(JSON.stringify({ adapter: gpu.adapter.label, results }) + '\n');
+  const { runPerCheckpoint } = await import('./runner.ts');
+  await runPerCheckpoint(dirs, async (gpu, dir) => {
+    const job = await PruneJob.open(await openNodeFileSet(dir), gpu);
+    const r = await job.taskAccuracy(task, undefined, { window });
+    return {
+      n: r.n, acc: r.acc, acc_norm: r.acc_norm, acc_stderr: r.acc_stderr, acc_norm_stderr: r.acc_norm_stderr,
+      logliks: r.logliks, tokens: r.choiceTokens, truncated: r.truncated,
+    };
+  });
 }
 
 await main();
