@@ -209,6 +209,14 @@ def run_js_forward(script: str, timeout: int, dirs: list[str] | None = None) -> 
     return json.loads(run.stdout)["results"]
 
 
+def fixture_result(results: dict, fixture: str) -> tuple[Path, dict]:
+    """A JS driver's result for one fixture of fixtures/models (and its folder); the driver's own error fails the test."""
+    d = FIXTURES / fixture
+    ours = results[str(d.relative_to(REPO))]
+    assert "error" not in ours, ours.get("error")
+    return d, ours
+
+
 def assert_matches_torch(fixture: str, ours: dict, logits: torch.Tensor, routing: dict, loss: float) -> None:
     """A JS driver's result for one fixture against torch: logits, perplexity and each MoE layer's expert sets."""
     ref = logits.reshape(-1, logits.shape[-1]).numpy()
@@ -235,8 +243,6 @@ def js_results() -> dict:
 
 @pytest.mark.parametrize("fixture", [d.name for d in fixture_dirs()])
 def test_reference_forward_matches_torch(fixture: str, js_results: dict) -> None:
-    d = FIXTURES / fixture
-    ours = js_results[str(d.relative_to(REPO))]
-    assert "error" not in ours, ours.get("error")
+    d, ours = fixture_result(js_results, fixture)
     logits, routing, loss = torch_reference(d)
     assert_matches_torch(fixture, ours, logits, routing, loss)

@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from test_forward_reference import FIXTURES, REPO, WINDOWS, arctic_forward, assert_matches_torch, fixture_dirs, load_tensors_f32, run_js_forward, transformers_model_f32
+from test_forward_reference import WINDOWS, arctic_forward, assert_matches_torch, fixture_dirs, fixture_result, load_tensors_f32, run_js_forward, transformers_model_f32
 
 NORM_RTOL = 1e-3
 
@@ -133,9 +133,7 @@ def gpu_results() -> dict:
 
 @pytest.mark.parametrize("fixture", [d.name for d in fixture_dirs()])
 def test_gpu_engine_matches_torch(fixture: str, gpu_results: dict) -> None:
-    d = FIXTURES / fixture
-    ours = gpu_results[str(d.relative_to(REPO))]
-    assert "error" not in ours, ours.get("error")
+    d, ours = fixture_result(gpu_results, fixture)
     ids = torch.tensor(WINDOWS)
     is_arctic = json.loads((d / "config.json").read_text())["model_type"] == "arctic"
     logits, routing, loss, sums = (arctic_run if is_arctic else transformers_run)(d, ids)
