@@ -2,7 +2,7 @@
 // the evaluation panel, "measure too" ticked, a sweep (original, unstructured only and STUN at S = 50 %); the y axis
 // switched to accuracy shows the same three points; the original's accuracy equals `moe-prune eval --task`; the points'
 // CSV keeps its header and the accuracy goes to a CSV of its own, and to the export's report and model card; another task leaves the accuracy chart empty; the
-// plan's accuracy measured in the evaluation panel shows beside the plan panel's perplexity.
+// plan's accuracy measured in the evaluation panel shows beside the plan panel's perplexity; the session keeps the axis.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
@@ -100,6 +100,8 @@ test('mixtral: a sweep with a task, then the y axis switched to accuracy', { tim
   assert.equal(await chart.getAttribute('data-points'), '3');
   await b.page.getByTestId('task-file').setInputFiles({ name: 'piqa.jsonl', mimeType: 'application/json', buffer: readFileSync(PIQA) });
   await b.page.getByTestId('task-text-name').filter({ hasText: 'piqa.jsonl' }).waitFor();
+  await b.page.locator('[data-testid="session"][data-points="3"]').waitFor({ timeout: 10_000 });
+  const savedAt = await b.page.getByTestId('session').first().getAttribute('data-saved');
   await y.locator('[data-value="accuracy"]').click();
   assert.equal(await chart.getAttribute('data-points'), '0');
   assert.equal(await b.page.getByTestId('tradeoff-acc-csv').isDisabled(), true);
@@ -113,4 +115,20 @@ test('mixtral: a sweep with a task, then the y axis switched to accuracy', { tim
   assert.equal(await line.getAttribute('data-acc'), await b.page.getByTestId('task-acc-after').getAttribute('data-acc'));
   assert.equal(await line.getAttribute('data-acc-before'), await b.page.getByTestId('task-acc-before').getAttribute('data-acc'));
   assert.match(await line.innerText(), /Task accuracy on piqa\.jsonl \(2 items\)/);
+
+  // The session keeps the y axis and "measure too"; reopened after a reload (the task file is gone, so the accuracy
+  // chart is empty), perplexity shows the three points again.
+  await b.page.waitForFunction((t) => document.querySelector('[data-testid="session"]')?.getAttribute('data-saved') !== t, savedAt, { timeout: 10_000 });
+  await b.page.reload();
+  const session = b.page.locator('[data-testid="session"][data-name]').first();
+  await session.waitFor({ timeout: 20_000 });
+  await session.getByTestId('session-open').click();
+  await b.page.getByTestId('session-message').filter({ hasText: /Load .* to reopen/ }).waitFor();
+  await loadFixture(b.page, 'mixtral');
+  await b.page.getByTestId('session-message').filter({ hasText: /Reopened the session/ }).waitFor({ timeout: 20_000 });
+  assert.equal(await y.locator('[aria-checked="true"]').getAttribute('data-value'), 'accuracy');
+  assert.equal(await b.page.getByTestId('sweep-with-task').isChecked(), true);
+  assert.equal(await chart.getAttribute('data-points'), '0');
+  await y.locator('[data-value="perplexity"]').click();
+  assert.equal(await chart.getAttribute('data-points'), '3');
 });

@@ -12,7 +12,7 @@ import { setCalibSettings, setHeldoutSettings, useEval, type CalibrationSettings
 import { setControls, usePlan, type PlanControls } from './prune-state.ts';
 import { setStage2Controls, useStage2, type Stage2Controls } from './stage2-state.ts';
 import { openRecent, openStored, useApp, type CurrentModel } from './state.ts';
-import { useTradeoff, type StoredPoint, type SweepRecord, type XAxisChoice } from './tradeoff-state.ts';
+import { useTradeoff, type StoredPoint, type SweepRecord, type XAxisChoice, type YAxisChoice } from './tradeoff-state.ts';
 
 export const SESSION_DB = 'moe-prune-sessions';
 
@@ -30,6 +30,9 @@ export interface SessionRecord {
     readonly sharesPct: readonly number[];
     readonly expertOnly: boolean;
     readonly axis: XAxisChoice;
+    /** Absent in sessions saved before the accuracy axis (perplexity, task not measured). */
+    readonly yAxis?: YAxisChoice;
+    readonly withTask?: boolean;
     readonly points: readonly StoredPoint[];
     readonly sweeps: readonly SweepRecord[];
   };
@@ -81,7 +84,7 @@ export function snapshot(cur: CurrentModel | null = useApp.getState().current): 
     stage2: useStage2.getState().controls,
     calib: ev.calib,
     heldout: ev.heldout,
-    tradeoff: { totalsPct: t.totalsPct, sharesPct: t.sharesPct, expertOnly: t.expertOnly, axis: t.axis, points: t.points, sweeps: t.sweeps },
+    tradeoff: { totalsPct: t.totalsPct, sharesPct: t.sharesPct, expertOnly: t.expertOnly, axis: t.axis, yAxis: t.yAxis, withTask: t.withTask, points: t.points, sweeps: t.sweeps },
   };
 }
 
@@ -116,7 +119,7 @@ function apply(rec: SessionRecord): boolean {
   setCalibSettings(rec.calib);
   setHeldoutSettings(rec.heldout);
   const t = rec.tradeoff;
-  useTradeoff.setState({ totalsPct: [...t.totalsPct], sharesPct: [...t.sharesPct], expertOnly: t.expertOnly, axis: t.axis, points: [...t.points], sweeps: [...t.sweeps] });
+  useTradeoff.setState({ totalsPct: [...t.totalsPct], sharesPct: [...t.sharesPct], expertOnly: t.expertOnly, axis: t.axis, yAxis: t.yAxis ?? 'perplexity', withTask: t.withTask ?? false, points: [...t.points], sweeps: [...t.sweeps] });
   useSessions.setState({ activeId: rec.id, message: `Reopened the session of ${rec.model.name}: ${t.points.length} measured point(s).` });
   return true;
 }
@@ -151,7 +154,7 @@ export function startSessions(): void {
     timer = setTimeout(() => void saveSession(), 250);
   };
   useTradeoff.subscribe((s, prev) => {
-    if (s.points !== prev.points || s.sweeps !== prev.sweeps || s.totalsPct !== prev.totalsPct || s.sharesPct !== prev.sharesPct || s.axis !== prev.axis) schedule();
+    if (s.points !== prev.points || s.sweeps !== prev.sweeps || s.totalsPct !== prev.totalsPct || s.sharesPct !== prev.sharesPct || s.axis !== prev.axis || s.yAxis !== prev.yAxis || s.withTask !== prev.withTask) schedule();
   });
   const tryPending = (): void => {
     const p = useSessions.getState().pending;
