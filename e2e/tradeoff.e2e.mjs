@@ -42,12 +42,39 @@ async function csvRows() {
   return readFileSync(path, 'utf8').trimEnd().split('\n');
 }
 
+/** Saves a chart through its frame's button; the file's bytes. */
+async function saveChart(name, kind) {
+  const [download] = await Promise.all([b.page.waitForEvent('download'), b.page.getByTestId(`${name}-${kind}`).click()]);
+  assert.match(download.suggestedFilename(), new RegExp(`\\.${kind}$`));
+  const path = join(ARTIFACTS, `${name}-saved.${kind}`);
+  await download.saveAs(path);
+  return readFileSync(path);
+}
+
+/** Parses an SVG file in the page: parse errors, its <text>s, the recharts symbols and embedded images it holds. */
+async function readSvg(bytes) {
+  return b.page.evaluate((text) => {
+    const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+    return {
+      root: doc.documentElement.nodeName,
+      errors: doc.getElementsByTagName('parsererror').length,
+      width: Number(doc.documentElement.getAttribute('width')),
+      texts: [...doc.querySelectorAll('text')].map((t) => t.textContent ?? ''),
+      symbols: doc.querySelectorAll('.recharts-scatter-symbol').length,
+      circles: doc.querySelectorAll('.recharts-scatter-symbol circle').length,
+      images: [...doc.querySelectorAll('image')].map((i) => (i.getAttribute('href') ?? '').slice(0, 22)),
+    };
+  }, bytes.toString('utf8'));
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
 async function idle() {
   await b.page.locator('[data-testid="tradeoff-panel"][data-running=""]').waitFor({ timeout: 120_000 });
 }
 
 test('mixtral: measure a point, a 2 × 2 sweep, chart and CSV, reload and reopen the session', { timeout: 300_000 }, async () => {
-  await b.page.goto(`${BASE}/?test=1`);
+  await b.page.goto(`${BASE}/`);
   await openModel();
   const chart = b.page.getByTestId('tradeoff-chart');
   assert.equal(await chart.getAttribute('data-points'), '0');
@@ -64,6 +91,16 @@ test('mixtral: measure a point, a 2 × 2 sweep, chart and CSV, reload and reopen
   assert.ok(Number.isFinite(single) && single > 1, `perplexity ${single}`);
   assert.equal(await chart.getAttribute('data-points'), '1');
   assert.equal(await chart.getAttribute('data-series'), 'experts');
+  // Measuring chose the representatives from the weights: moving K away and back shows the final ones (none marked
+  // provisional) and the measured setting stays measured, not stale.
+  const provisionalBefore = await b.page.getByTestId('layer-kept').evaluateAll((cs) => cs.map((c) => c.getAttribute('data-provisional')));
+  await b.page.getByTestId('keep-input').fill('3');
+  await b.page.locator('[data-testid="tradeoff-current"][data-measured="false"]').waitFor({ timeout: 10_000 });
+  await b.page.getByTestId('keep-input').fill('2');
+  await b.page.locator('[data-testid="tradeoff-current"][data-measured="true"]').waitFor({ timeout: 10_000 });
+  assert.deepEqual(await b.page.getByTestId('layer-kept').evaluateAll((cs) => cs.map((c) => c.getAttribute('data-provisional'))), provisionalBefore.map(() => ''));
+  assert.equal(await b.page.getByTestId('layer-table-provisional').count(), 0);
+  assert.equal(Number(await attr('tradeoff-current', 'data-perplexity')), single);
 
   // Keyboard: the chart adds no tab stop, the x-axis choice is one radio group that arrow keys move, the experts-per-layer
   // slider starts at top-k, and the pickers' buttons show a focus ring.
@@ -125,6 +162,53 @@ test('mixtral: measure a point, a 2 × 2 sweep, chart and CSV, reload and reopen
   const savedAt = await b.page.getByTestId('session').first().getAttribute('data-saved');
   await b.page.getByTestId('tradeoff-axis').locator('[data-value="sparsity"]').click();
   await chart.screenshot({ path: join(ARTIFACTS, 'tradeoff-chart-sparsity.png') });
+
+  // The chart saved as SVG and PNG: the SVG parses, has the title, both axis labels and the legend, and one symbol per
+  // point drawn on the page; the PNG is a PNG of the chart's size (drawn at 2×).
+  const svg = await readSvg(await saveChart('tradeoff', 'svg'));
+  assert.equal(svg.root, 'svg');
+  assert.equal(svg.errors, 0);
+  const drawn = await chart.locator('.recharts-scatter-symbol').count();
+  assert.equal(svg.symbols, drawn);
+  assert.ok(svg.circles >= drawn, `${svg.circles} circles for ${drawn} symbols`);
+  const all = svg.texts.join('\n');
+  for (const t of ['Size against quality', 'total sparsity over the scope (%)', 'held-out perplexity (lower is better)', 'original model', 'unstructured only', 'STUN: experts take 50 % of S', 'Filled: measured'])
+    assert.ok(all.includes(t), `the SVG says ${JSON.stringify(t)}`);
+  assert.ok(!all.includes('PNG') && !all.includes('Save:'), 'the save buttons are not drawn');
+  const png = await saveChart('tradeoff', 'png');
+  assert.deepEqual(png.subarray(0, 8), PNG_SIGNATURE);
+  assert.equal(png.readUInt32BE(16), Math.ceil(svg.width * 2), 'PNG width is twice the chart width');
+  assert.ok(png.length > 5_000, `PNG of ${png.length} bytes`);
+
+  // The plan's heatmap (a canvas under SVG) saves with its cells as an embedded image and its non-negative scale.
+  const hm = await readSvg(await saveChart('heatmap', 'svg'));
+  assert.equal(hm.errors, 0);
+  assert.deepEqual(hm.images, ['data:image/png;base64,']);
+  assert.ok(hm.texts.some((t) => t.includes('similar ←')) && hm.texts.some((t) => t.includes('→ different')));
+  assert.ok(Number(await b.page.getByTestId('legend-min').textContent()) >= 0);
+  assert.deepEqual((await saveChart('heatmap', 'png')).subarray(0, 8), PNG_SIGNATURE);
+
+  // The per-layer chart: experts kept per MoE layer from the plan; the reconstruction error measured on request (one
+  // value per MoE layer), saved with its legend.
+  const layerPanel = b.page.getByTestId('layer-chart-panel');
+  assert.equal(await layerPanel.getAttribute('data-recon'), 'none');
+  await b.page.getByTestId('recon-measure').click();
+  await b.page.locator('[data-testid="layer-chart-panel"][data-recon="measured"]').waitFor({ timeout: 120_000 });
+  assert.equal(await b.page.getByTestId('recon-error').count(), 0);
+  const kept = (await attr('layer-chart', 'data-kept')).split(',');
+  const errors = (await attr('layer-chart', 'data-errors')).split(',');
+  assert.equal(errors.length, kept.length);
+  kept.forEach((k, i) => {
+    if (k === '') return;
+    const e = Number(errors[i]);
+    // ‖y − ŷ‖² / ‖y‖² is ≥ 0 and may pass 1 (a pruned block's output can be further from y than 0 is).
+    assert.ok(errors[i] !== '' && Number.isFinite(e) && e >= 0, `layer ${i}: error ${errors[i]}`);
+  });
+  assert.ok(errors.some((e) => Number(e) > 0), 'removing experts changes the outputs of the blocks');
+  const layerSvg = await readSvg(await saveChart('layer-chart', 'svg'));
+  assert.equal(layerSvg.errors, 0);
+  assert.ok(layerSvg.texts.some((t) => t.includes('reconstruction error')));
+  await b.page.getByTestId('layer-chart').screenshot({ path: join(ARTIFACTS, 'layer-chart.png') });
 
   // The session is saved (the axis too); after a reload it is listed, and reopening it (then loading the same files)
   // brings the points back.

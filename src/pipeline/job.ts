@@ -22,7 +22,8 @@ import type { OutputFolder } from '../export/write-checkpoint.ts';
 import type { PrunePerplexity, PruneTradeoff } from '../export/report.ts';
 import { catalogueCheckpoint, assertComplete, type Catalogue } from '../models/catalogue.ts';
 import {
-  layerDistances, planExpertPruning, resolveExpertPlanSettings, DEFAULT_EXPERT_PLAN_SETTINGS, type ExpertLayerInput, type ExpertPlan, type ExpertPlanSettings,
+  layerDistances, planExpertPruning, rememberRepresentatives, resolveExpertPlanSettings, withKnownRepresentatives, DEFAULT_EXPERT_PLAN_SETTINGS, type ExpertLayerInput,
+  type ExpertPlan, type ExpertPlanSettings,
 } from '../prune/experts/plan.ts';
 import {
   checkUnstructuredSettings, formatNm, needsCalibration, parseNm, UNSTRUCTURED_DEFAULTS, type PruneScope, type UnstructuredSettings,
@@ -60,6 +61,7 @@ export type { CalibrationStats, MoeLayerStats } from '../forward/stats.ts';
 export type { LayerReport } from '../forward/engine.ts';
 export { coactivationFromStats } from './coactivation.ts';
 export type { StageTwoResult } from './unstructured.ts';
+export type { LayerReconstruction } from '../forward/expert-signals.ts';
 export { StageTwoWork } from './work-folder.ts';
 export type { SavedWork, WorkAbout, WorkFolder } from './work-folder.ts';
 export type { CoactivationByLayer } from './coactivation.ts';
@@ -202,6 +204,8 @@ export class PruneJob {
   /** Planner inputs once `prepareDraft` has run (for the synchronous `draftPlan`), and router distances per normalize choice. */
   private drafted?: { readonly inputs: ExpertLayerInput[]; readonly device: 'gpu' | 'cpu'; readonly ms: number };
   private readonly routerDistances = new Map<boolean, Float64Array[]>();
+  /** Representatives chosen from the weights so far (representativeKey → expert): drafts reuse them. */
+  private readonly representatives = new Map<string, number>();
 
   private constructor(
     readonly files: FileSet,
@@ -313,7 +317,7 @@ export class PruneJob {
         throw new MoePruneError('InvalidPlan', `${settings.similarity === 'mixed' ? 'mixed' : 'co-activation'} similarity needs a calibration run of this model; run calibration first`);
       inputs = withCoactivation(inputs, coactivation);
     }
-    return planExpertPruning(inputs, settings);
+    return withKnownRepresentatives(planExpertPruning(inputs, settings), this.representatives);
   }
 
   /**
@@ -338,8 +342,14 @@ export class PruneJob {
   }
 
   /** Resolves a draft's ≥3-member clusters' representatives from the weights (as `planExperts` does), so the page measures and shows the plan it drew. */
-  resolveDraft(plan: ExpertPlan, opts: LongTask = {}): Promise<ExpertPlan> {
-    return resolvePlan(this.cat, plan, this.gpu, opts, this.cpuWorkers);
+  async resolveDraft(plan: ExpertPlan, opts: LongTask = {}): Promise<ExpertPlan> {
+    return this.resolved(await resolvePlan(this.cat, withKnownRepresentatives(plan, this.representatives), this.gpu, opts, this.cpuWorkers));
+  }
+
+  /** Keeps a resolved plan's representatives, so later drafts of the same clusters show them (not provisional ones). */
+  private resolved(plan: ExpertPlan): ExpertPlan {
+    rememberRepresentatives(plan, this.representatives);
+    return plan;
   }
 
   /** s_e: the share of a scope's parameters that an expert plan removes with whole experts (STUN's split of S). */
@@ -386,7 +396,7 @@ export class PruneJob {
       if (!calib) throw new MoePruneError('InvalidArgument', `similarity "${settings.similarity}" needs a calibration text: co-activation is counted on it`);
       inputs = withCoactivation(inputs, (await this.measureCoactivation(calib, opts)).byLayer);
     }
-    return resolvePlan(this.cat, planExpertPruning(inputs, settings), this.gpu, opts, this.cpuWorkers);
+    return this.resolved(await resolvePlan(this.cat, withKnownRepresentatives(planExpertPruning(inputs, settings), this.representatives), this.gpu, opts, this.cpuWorkers));
   }
 
   /** Stage 2 on top of an expert plan; with a progress store it saves every finished layer and resumes from it. */

@@ -29,8 +29,9 @@ const fmt = (v: number): string => (v === 0 ? '0' : v < 1e-3 ? v.toExponential(2
 function ErrorChart({ rows }: { rows: readonly CriterionResult[] }) {
   const data = rows.map((r) => ({ criterion: r.criterion, error: r.meanError }));
   return (
-    <ChartFrame name="compare-chart" title="Mean reconstruction error per criterion (lower is better)">
+    <ChartFrame name="compare-chart" title="Mean reconstruction error per criterion (lower is better)" titled>
     <div className="compare-chart" data-testid="compare-chart">
+      <h3 className="chart-title">Mean reconstruction error per criterion (lower is better)</h3>
       <ResponsiveContainer width="100%" height={240}>
         <BarChart data={data} margin={{ top: 8, right: 12, bottom: 28, left: 12 }}>
           <CartesianGrid vertical={false} stroke="#eef1f5" />

@@ -6,6 +6,7 @@ import { Bar, Field, IntControl, Segmented } from './controls.tsx';
 import { DistanceHeatmap } from './DistanceHeatmap.tsx';
 import { useEval, useEvalBlocker } from './eval-state.ts';
 import { KeptChart } from './KeptChart.tsx';
+import { LayerChart } from './LayerChart.tsx';
 import { PerplexityBox } from './PerplexityBox.tsx';
 import { attachCalibration, expertsRange, preparePlan, selectLayer, setControls, usePlan, type PlanControls, type PlanNumbers } from './prune-state.ts';
 import { useApp } from './state.ts';
@@ -203,12 +204,18 @@ function LayerTable({ plan, selected }: { plan: ExpertPlan; selected: number }) 
           </tr>
         </thead>
         <tbody>
-          {plan.layers.map((l, i) => (
+          {plan.layers.map((l, i) => {
+            const provisional = new Set(l.clusters.filter((c) => !c.resolved).map((c) => c.representative));
+            return (
             <tr key={l.layer} data-layer={l.layer} className={i === selected ? 'selected' : ''} onClick={() => selectLayer(i)}>
               <td className="mono">{l.layer}</td>
-              <td className="mono" data-testid="layer-kept">
+              <td className="mono" data-testid="layer-kept" data-provisional={[...provisional].sort((a, b) => a - b).join(',')}>
                 {l.kept.map((e, slot) => (
-                  <span key={e} title={`original expert ${e} becomes expert ${slot}`}>
+                  <span
+                    key={e}
+                    className={provisional.has(e) ? 'provisional' : undefined}
+                    title={provisional.has(e) ? `provisional: stands for its cluster until the weights choose (original expert ${e}, new index ${slot})` : `original expert ${e} becomes expert ${slot}`}
+                  >
                     {slot ? ' ' : ''}
                     {e}
                   </span>
@@ -217,9 +224,17 @@ function LayerTable({ plan, selected }: { plan: ExpertPlan; selected: number }) 
               <td className="mono muted">{l.removed.join(' ') || '—'}</td>
               <td className="mono">{l.merges.length ? l.merges.map((m) => `[${m.members.join('+')}]`).join(' ') : '—'}</td>
             </tr>
-          ))}
+            );
+          })}
         </tbody>
       </table>
+      {plan.unresolved > 0 && (
+        <p className="small muted" data-testid="layer-table-provisional">
+          * Provisional: {plan.unresolved} cluster{plan.unresolved === 1 ? '' : 's'} of three or more experts keep{plan.unresolved === 1 ? 's' : ''} the member
+          nearest their centre in the weights, chosen when you measure perplexity, run stage 2 or export. The table then shows it, and these settings keep it
+          from then on.
+        </p>
+      )}
     </div>
   );
 }
@@ -353,6 +368,7 @@ export function PlanPanel() {
                   </div>
                 ))}
                 <KeptChart plan={plan} onPick={selectLayer} />
+                <LayerChart plan={plan} />
               </>
             )}
           </div>

@@ -21,7 +21,7 @@ export function Stage2Chart({ result }: { result: StageTwoResult }) {
   const target = sp.target ?? null;
   const owl = result.owl !== null;
   return (
-    <ChartFrame name="stage2-chart" title={`Sparsity per decoder layer${owl ? ' (OWL ratios per layer)' : ''}`}>
+    <ChartFrame name="stage2-chart" title={`Sparsity per decoder layer${owl ? ' (OWL ratios per layer)' : ''}`} titled>
     <div
       className="stage2-chart"
       data-testid="stage2-chart"
@@ -29,6 +29,7 @@ export function Stage2Chart({ result }: { result: StageTwoResult }) {
       data-achieved={layers.map((l) => sp.byLayer[String(l)]!.achieved).join(',')}
       data-ratios={layers.map((l) => sp.byLayer[String(l)]!.target).join(',')}
     >
+      <h3 className="chart-title">Sparsity per decoder layer{owl ? ' (OWL ratios per layer)' : ''}</h3>
       <ResponsiveContainer width="100%" height={240}>
         <BarChart accessibilityLayer={false} data={data} margin={{ top: 8, right: 12, bottom: 18, left: 8 }} barCategoryGap={data.length > 24 ? 1 : '20%'}>
           <CartesianGrid vertical={false} stroke="#eef1f5" />

@@ -285,6 +285,34 @@ function summarise(settings: ExpertPlanSettings, layers: LayerPlan[], search: Th
   return search ? { settings, layers, totalExperts, totalKept, search, unresolved } : { settings, layers, totalExperts, totalKept, unresolved };
 }
 
+/** Key of a cluster's chosen representative: its layer and members (the choice reads only the members' weights). */
+export function representativeKey(layer: LayerIndex, members: readonly ExpertIndex[]): string {
+  return `${layer}:${members.join(',')}`;
+}
+
+/** Records the representative of every chosen-by-weights cluster of a plan (skips provisional ones). */
+export function rememberRepresentatives(plan: ExpertPlan, known: Map<string, ExpertIndex>): void {
+  for (const lp of plan.layers)
+    for (const c of lp.clusters) if (c.resolved && c.action !== 'merge' && c.members.length > 2) known.set(representativeKey(lp.layer, c.members), c.representative);
+}
+
+/**
+ * The plan with each unresolved cluster whose representative was chosen before (same layer, same members) resolved to
+ * it, without reading weights: re-planning with settings already measured or exported gives the same kept experts
+ * instead of provisional ones again.
+ */
+export function withKnownRepresentatives(plan: ExpertPlan, known: ReadonlyMap<string, ExpertIndex>): ExpertPlan {
+  if (plan.unresolved === 0 || known.size === 0) return plan;
+  let changed = false;
+  const layers = plan.layers.map((lp) => {
+    if (!lp.clusters.some((c) => !c.resolved && known.has(representativeKey(lp.layer, c.members)))) return lp;
+    changed = true;
+    const reps = lp.clusters.map((c) => (c.resolved ? (c.action === 'merge' ? undefined : c.representative) : known.get(representativeKey(lp.layer, c.members))));
+    return buildLayerPlan(lp, lp.clusters.map((c) => c.members), plan.settings, reps);
+  });
+  return changed ? summarise(plan.settings, layers, plan.search) : plan;
+}
+
 /** Chooses one cluster's representative from its members' parameters (CPU `selectRepresentative`, or the GPU's). */
 export type RepresentativeSelector = (members: readonly ExpertIndex[], source: ExpertParamSource, opts: RepresentativeOptions) => Promise<{ representative: ExpertIndex }>;
 
