@@ -7,10 +7,10 @@
  * Written streaming, 8 MiB at a time, so generating it needs no more memory than one piece. It is bulk data:
  * generated on demand into a git-ignored folder (.bench-data/ by default), never committed.
  */
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatShardIndex, INDEX_FILE, shardFileName } from '../src/formats/safetensors/index-file.ts';
-import { writeSafetensors, type ByteSink } from '../src/formats/safetensors/writer.ts';
+import { formatShardIndex, INDEX_FILE } from '../src/formats/safetensors/index-file.ts';
+import { writeBf16Shards, type PlannedTensor } from './bf16-shards.ts';
 
 export const SCALE_DIR = '.bench-data/scale-mixtral';
 
@@ -43,12 +43,6 @@ export function scaleConfig(layers: number): Record<string, unknown> {
     use_cache: true,
     vocab_size: 32000,
   };
-}
-
-interface PlannedTensor {
-  readonly name: string;
-  readonly shape: number[];
-  readonly byteLength: number;
 }
 
 /** Tensors per shard: shard i holds decoder layer i. */
@@ -104,23 +98,6 @@ function randomPiece(state: Uint32Array, bytes: number): Uint8Array {
   return new Uint8Array(words.buffer);
 }
 
-async function fileSink(path: string): Promise<ByteSink> {
-  const fh = await open(path, 'w');
-  let pos = 0;
-  return {
-    async write(b) {
-      for (let off = 0; off < b.byteLength; ) {
-        const { bytesWritten } = await fh.write(b, off, b.byteLength - off, pos);
-        off += bytesWritten;
-        pos += bytesWritten;
-      }
-    },
-    async close() {
-      await fh.close();
-    },
-  };
-}
-
 export interface ScaleCheckpoint {
   readonly dir: string;
   readonly layers: number;
@@ -145,30 +122,10 @@ export async function ensureScaleCheckpoint(dir = SCALE_DIR, layers = 2, seed = 
   await rm(doneFile(dir), { force: true });
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  const shards = scaleTensors(layers);
-  const weightMap = new Map<string, string>();
   const state = new Uint32Array([seed >>> 0 || 1]);
-  for (const [i, shard] of shards.entries()) {
-    const name = shardFileName(i, shards.length);
-    onShard?.(name);
-    const sink = await fileSink(join(dir, name));
-    try {
-      await writeSafetensors(
-        sink,
-        shard.map((t) => ({
-          name: t.name,
-          dtype: 'BF16' as const,
-          shape: t.shape,
-          async *data() {
-            for (let off = 0; off < t.byteLength; off += PIECE) yield randomPiece(state, Math.min(PIECE, t.byteLength - off));
-          },
-        })),
-      );
-    } finally {
-      await sink.close();
-    }
-    for (const t of shard) weightMap.set(t.name, name);
-  }
+  const weightMap = await writeBf16Shards(dir, scaleTensors(layers), async function* (t) {
+    for (let off = 0; off < t.byteLength; off += PIECE) yield randomPiece(state, Math.min(PIECE, t.byteLength - off));
+  }, onShard);
   await writeFile(join(dir, INDEX_FILE), formatShardIndex(weightMap, bytes));
   await writeFile(join(dir, 'config.json'), JSON.stringify(scaleConfig(layers), null, 2) + '\n');
   await writeFile(doneFile(dir), want);

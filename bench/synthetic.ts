@@ -5,9 +5,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { f32ToBf16 } from '../src/formats/dtype.ts';
-import { formatShardIndex, planShards, shardFileName } from '../src/formats/safetensors/index-file.ts';
-import { writeSafetensors, type ByteSink } from '../src/formats/safetensors/writer.ts';
-import { open } from 'node:fs/promises';
+import { formatShardIndex, planShards } from '../src/formats/safetensors/index-file.ts';
+import { writeBf16Shards } from './bf16-shards.ts';
 
 export interface SyntheticShape {
   readonly layers: number;
@@ -27,18 +26,6 @@ function rng(seed: number): () => number {
     s ^= s >>> 17;
     s ^= s << 5;
     return (s >>> 0) / 4294967296 - 0.5;
-  };
-}
-
-async function fileSink(path: string): Promise<ByteSink> {
-  const fh = await open(path, 'w');
-  return {
-    async write(b) {
-      await fh.write(b);
-    },
-    async close() {
-      await fh.close();
-    },
   };
 }
 
@@ -64,34 +51,18 @@ export async function writeSyntheticMixtral(dir: string, s: SyntheticShape, seed
   add('model.norm.weight', [H]);
   add('lm_head.weight', [s.vocab, H]);
   const shards = planShards(tensors, s.shardBytes);
-  const weightMap = new Map<string, string>();
   const r = rng(seed);
-  let total = 0;
-  for (const [i, shard] of shards.entries()) {
-    const name = shardFileName(i, shards.length);
-    const sink = await fileSink(join(dir, name));
-    await writeSafetensors(
-      sink,
-      shard.map((t) => ({
-        name: t.name,
-        dtype: 'BF16' as const,
-        shape: t.shape,
-        async *data() {
-          const n = t.byteLength / 2;
-          const piece = 1 << 20;
-          for (let off = 0; off < n; off += piece) {
-            const m = Math.min(piece, n - off);
-            const out = new Uint16Array(m);
-            for (let k = 0; k < m; k++) out[k] = f32ToBf16(r() * 0.1);
-            yield new Uint8Array(out.buffer);
-          }
-        },
-      })),
-    );
-    await sink.close();
-    for (const t of shard) weightMap.set(t.name, name);
-    total += shard.reduce((a, t) => a + t.byteLength, 0);
-  }
+  const weightMap = await writeBf16Shards(dir, shards, async function* (t) {
+    const n = t.byteLength / 2;
+    const piece = 1 << 20;
+    for (let off = 0; off < n; off += piece) {
+      const m = Math.min(piece, n - off);
+      const out = new Uint16Array(m);
+      for (let k = 0; k < m; k++) out[k] = f32ToBf16(r() * 0.1);
+      yield new Uint8Array(out.buffer);
+    }
+  });
+  const total = shards.flat().reduce((a, t) => a + t.byteLength, 0);
   await writeFile(join(dir, 'model.safetensors.index.json'), formatShardIndex(weightMap, total));
   const config = {
     architectures: ['MixtralForCausalLM'], model_type: 'mixtral', hidden_size: H, intermediate_size: I, num_hidden_layers: s.layers,
