@@ -17,6 +17,23 @@ function direct(members: number[], th: Float32Array[]): number {
   return best;
 }
 
+/** A 4-value-chunk source whose `at`-th read aborts `ac`; each read yields to the timers first, as a file read would. */
+function cancellingAt(th: Float32Array[], at: number): { src: ExpertParamSource; ac: AbortController; reads: () => number } {
+  const base = memoryParamSource(th, 4);
+  const ac = new AbortController();
+  let reads = 0;
+  const src: ExpertParamSource = {
+    chunkCount: base.chunkCount,
+    chunk: async (e, c, signal) => {
+      signal?.throwIfAborted();
+      if (++reads === at) ac.abort();
+      await new Promise((r) => setTimeout(r, 1));
+      return base.chunk(e, c);
+    },
+  };
+  return { src, ac, reads: () => reads };
+}
+
 describe('closest-to-centroid representative (streaming)', () => {
   const th = thetas(10, 53, 11);
 
@@ -127,22 +144,11 @@ describe('representative: read ahead and four members per sweep', () => {
   });
 
   it('a cancel stops the reads: nothing past the chunk ahead is read, and the error is the cancel', async () => {
-    const base = memoryParamSource(th, 4);
-    const ac = new AbortController();
-    let reads = 0;
-    const src: ExpertParamSource = {
-      chunkCount: base.chunkCount,
-      chunk: async (e, c, signal) => {
-        signal?.throwIfAborted();
-        if (++reads === 5) ac.abort();
-        await new Promise((r) => setTimeout(r, 1));
-        return base.chunk(e, c);
-      },
-    };
+    const { src, ac, reads } = cancellingAt(th, 5);
     await expect(selectRepresentative([0, 1, 2], src, { signal: ac.signal })).rejects.toThrow();
     // Aborted at the 5th read (chunk 1): at most one chunk (3 members) ahead was requested after it.
-    expect(reads).toBeLessThanOrEqual(5 + 3);
-    expect(reads).toBeLessThan(base.chunkCount * 3);
+    expect(reads()).toBeLessThanOrEqual(5 + 3);
+    expect(reads()).toBeLessThan(src.chunkCount * 3);
   });
 });
 
@@ -228,22 +234,11 @@ describe('representative on worker threads (ChunkDistanceWorkers)', () => {
   });
 
   it('a cancel stops the reads and rejects with the cancel while chunks are computing', async () => {
-    const base = memoryParamSource(th, 4);
-    const ac = new AbortController();
-    let reads = 0;
-    const src: ExpertParamSource = {
-      chunkCount: base.chunkCount,
-      chunk: async (e, c, signal) => {
-        signal?.throwIfAborted();
-        if (++reads === 10) ac.abort();
-        await new Promise((r) => setTimeout(r, 1));
-        return base.chunk(e, c);
-      },
-    };
+    const { src, ac, reads } = cancellingAt(th, 10);
     const workers = fakeWorkers(2, 9);
     await expect(selectRepresentative([0, 1, 2], src, { signal: ac.signal, workers })).rejects.toThrow(/cancelled/);
-    expect(reads).toBeLessThanOrEqual(10 + 3);
-    expect(workers.calls).toBeLessThan(base.chunkCount);
+    expect(reads()).toBeLessThanOrEqual(10 + 3);
+    expect(workers.calls).toBeLessThan(src.chunkCount);
   });
 
   it('a failing worker fails the selection with its error', async () => {
