@@ -3,26 +3,15 @@
  * of 0.5, 32 × 128 calibration tokens) against the calibration forward pass alone over the same tokens, and the
  * stage-2 time per decoder layer (dense statistics pass + masks + output pass).
  */
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { openNodeFileSet } from '../src/cli/node-files.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
-import { PruneJob, resolveJobSettings } from '../src/pipeline/job.ts';
+import { resolveJobSettings } from '../src/pipeline/job.ts';
+import { demoJobAndBaseline } from './demo-job.ts';
 import type { BenchRow } from './run.ts';
 
-const DEMO = fileURLToPath(new URL('../public/demo/', import.meta.url));
 
 export async function benchStageTwo(gpu: GpuContext): Promise<BenchRow[]> {
-  const job = await PruneJob.open(await openNodeFileSet(`${DEMO}model`), gpu);
   const settings = resolveJobSettings({ experts: { keepPerLayer: 6 }, unstructured: { sparsity: 0.5 }, calibration: { samples: 32, seqLen: 128 } });
-  const calib = await job.calibrate({ name: 'calibration.txt', bytes: new Uint8Array(await readFile(`${DEMO}calibration.txt`)) }, settings.calibration);
-  const engine = await job.engine();
-  await engine.forward(calib.windows.windows.slice(0, 1), { output: 'none' }); // pipelines compiled before timing
-  const calibrationPass = async (): Promise<number> => {
-    const t = performance.now();
-    await engine.forward(calib.windows.windows, { output: 'none', stats: true });
-    return performance.now() - t;
-  };
+  const { job, calib, calibrationPass } = await demoJobAndBaseline(gpu, settings.calibration, 'none');
   // The baseline is timed before and after the job and averaged, so a shared machine's drift hits both sides alike.
   const before = await calibrationPass();
   const t1 = performance.now();

@@ -3,28 +3,17 @@
  * padded pass) against the calibration forward pass over 32 × 128 tokens. Items per second, and the task's tokens per
  * second (padding excluded) relative to the calibration pass's: below 1 by the padding and the lm_head it adds.
  */
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { openNodeFileSet } from '../src/cli/node-files.ts';
 import type { GpuContext } from '../src/gpu/device.ts';
-import { PruneJob, readTask, resolveJobSettings } from '../src/pipeline/job.ts';
+import { readTask, resolveJobSettings } from '../src/pipeline/job.ts';
+import { demoFile, demoJobAndBaseline } from './demo-job.ts';
 import type { BenchRow } from './run.ts';
 
-const DEMO = fileURLToPath(new URL('../public/demo/', import.meta.url));
 const ITEMS = 12;
 
 export async function benchTask(gpu: GpuContext): Promise<BenchRow[]> {
-  const job = await PruneJob.open(await openNodeFileSet(`${DEMO}model`), gpu);
   const spec = resolveJobSettings({ calibration: { samples: 32, seqLen: 128 } }).calibration;
-  const calib = await job.calibrate({ name: 'calibration.txt', bytes: new Uint8Array(await readFile(`${DEMO}calibration.txt`)) }, spec);
-  const task = readTask({ name: 'task.jsonl', bytes: new Uint8Array(await readFile(`${DEMO}task.jsonl`)) }, 'jsonl');
-  const engine = await job.engine();
-  await engine.forward(calib.windows.windows.slice(0, 1), { output: 'nll' }); // pipelines compiled before timing
-  const calibrationPass = async (): Promise<number> => {
-    const t = performance.now();
-    await engine.forward(calib.windows.windows, { output: 'none', stats: true });
-    return performance.now() - t;
-  };
+  const { job, calib, calibrationPass } = await demoJobAndBaseline(gpu, spec, 'nll');
+  const task = readTask(await demoFile('task.jsonl'), 'jsonl');
   const before = await calibrationPass();
   const t0 = performance.now();
   const r = await job.taskAccuracy(task, undefined, { limit: ITEMS });
