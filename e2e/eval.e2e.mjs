@@ -147,13 +147,24 @@ test('mixtral fixture: calibration on a dropped text, perplexity before/after K 
   assert.ok(rel(pAfter, pr.report.perplexity.after) < 1e-4, `page after ${pAfter} vs CLI ${pr.report.perplexity.after}`);
   assert.ok(rel(pBefore, pr.report.perplexity.before) < 1e-4);
 
+  // The step strip: loaded, calibrated, planned and evaluated are done; stage 2 and the export have not run and say
+  // what they will cost (GPU memory and time from the calibration's layers; the export's disk).
+  const step = (id) => b.page.locator(`[data-testid="flow-step"][data-step="${id}"]`);
+  for (const id of ['load', 'calibrate', 'plan', 'evaluate']) assert.equal(await step(id).getAttribute('data-state'), 'done', id);
+  assert.equal(await step('unstructured').getAttribute('data-state'), 'not-started');
+  assert.match(await step('unstructured').innerText(), /GPU ≈ .+ · ≈ \d+ (s|min)/);
+  assert.match(await step('export').innerText(), /disk \d/);
+
   // Moving the slider does not re-measure; it marks "after" stale until the same plan is back.
   await b.page.getByTestId('keep-input').fill('2');
   await b.page.locator('[data-testid="ppl-after"][data-stale="true"]').waitFor();
+  assert.equal(await step('evaluate').getAttribute('data-state'), 'stale');
+  assert.match(await step('evaluate').innerText(), /a setting changed/);
   assert.equal(await b.page.getByTestId('ppl-progress').count(), 0);
   assert.equal(Number(await attr('ppl-after', 'data-value')), pAfter);
   await b.page.getByTestId('keep-input').fill('3');
   await b.page.locator('[data-testid="ppl-after"][data-stale="false"]').waitFor();
+  assert.equal(await step('evaluate').getAttribute('data-state'), 'done');
 
   // Co-activation similarity from this calibration: the plan and heatmap follow, and match the CLI's.
   const keptRouter = await b.page.getByTestId('layer-kept').allInnerTexts();

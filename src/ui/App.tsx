@@ -19,6 +19,7 @@ const Stage2Panel = lazy(async () => ({ default: (await import('./Stage2Panel.ts
 const SessionList = lazy(async () => ({ default: (await import('./SessionList.tsx')).SessionList }));
 const TradeoffPanel = lazy(async () => ({ default: (await import('./TradeoffPanel.tsx')).TradeoffPanel }));
 const ExportPanel = lazy(async () => ({ default: (await import('./ExportBox.tsx')).ExportPanel }));
+const FlowSteps = lazy(async () => ({ default: (await import('./FlowSteps.tsx')).FlowSteps }));
 
 export function App() {
   useEffect(() => {
@@ -55,6 +56,9 @@ export function App() {
           </Suspense>
         </div>
         <div className="col-main">
+          <Suspense fallback={null}>
+            <FlowSteps />
+          </Suspense>
           <IngestPanel />
           <ModelSummary />
           <Suspense fallback={null}>
