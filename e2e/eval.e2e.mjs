@@ -249,8 +249,15 @@ test('demo model: calibration and perplexity on the built-in samples; Cancel sto
   await b.page.getByTestId('calib-run').click();
   await b.page.getByTestId('calib-progress-step').filter({ hasText: /layer|embedding/ }).waitFor({ timeout: 10_000 });
   await b.page.getByTestId('calib-progress').screenshot({ path: join(ARTIFACTS, 'eval-progress-demo.png') });
-  await b.page.getByTestId('calib-progress-cancel').click();
+  // The step strip shows the run (progress) and cancels it like the panel's own Cancel.
+  const calibStep = b.page.locator('[data-testid="flow-step"][data-step="calibrate"]');
+  assert.equal(await calibStep.getAttribute('data-state'), 'running');
+  assert.match(await calibStep.innerText(), /running · (\d+ \/ \d+|starting…)/);
+  assert.equal(await b.page.getByTestId('calib-progress-cancel').isEnabled(), true);
+  await calibStep.getByTestId('flow-step-cancel').click();
   await b.page.getByTestId('calib-progress').waitFor({ state: 'detached', timeout: 20_000 });
+  // The earlier result stays, but the settings on screen (64 × 128) are not the ones it ran with.
+  assert.equal(await calibStep.getAttribute('data-state'), 'stale');
   assert.equal(await b.page.getByTestId('calib-error').count(), 0);
   assert.equal(Number(await result.getAttribute('data-tokens')), 8 * 64, 'the previous result stays');
   assert.deepEqual(b.consoleErrors, []);

@@ -1,12 +1,15 @@
-import { useEval, heldoutKey, planKey, type RunView } from './eval-state.ts';
-import { useExport } from './export-state.ts';
-import { flowSteps, type StepFacts } from './flow-steps.ts';
+import { cancelEval, useEval, heldoutKey, planKey, type RunView } from './eval-state.ts';
+import { cancelExport, useExport } from './export-state.ts';
+import { flowSteps, type StepFacts, type StepId } from './flow-steps.ts';
 import { usePlan } from './prune-state.ts';
 import { secondsLeft as evalSecondsLeft } from './RunProgress.tsx';
-import { currentDone, freshDone, secondsLeft as stage2SecondsLeft, useStage2 } from './stage2-state.ts';
-import { useApp } from './state.ts';
+import { cancelStage2, currentDone, freshDone, secondsLeft as stage2SecondsLeft, useStage2 } from './stage2-state.ts';
+import { cancelIngest, useApp } from './state.ts';
 
 const EVAL_KINDS = new Set<RunView['kind']>(['before', 'after']);
+
+/** The panels' own Cancel for a running step (planning is quick and has none). */
+const CANCEL: Partial<Record<StepId, () => void>> = { load: cancelIngest, calibrate: cancelEval, unstructured: cancelStage2, evaluate: cancelEval, export: cancelExport };
 
 /**
  * The guided flow at a glance: load → calibrate → plan experts → unstructured → evaluate → export, each step's state
@@ -72,6 +75,11 @@ export function FlowSteps() {
             </span>{' '}
             <span className="flow-step-state small">{v.state === 'not-started' ? 'not started' : v.state}</span>
             {v.detail && <span className="flow-step-detail small muted"> · {v.detail}</span>}
+            {v.state === 'running' && CANCEL[v.id] && (
+              <button type="button" className="btn btn-small flow-step-cancel" data-testid="flow-step-cancel" onClick={CANCEL[v.id]}>
+                Cancel
+              </button>
+            )}
           </li>
         ))}
       </ol>
