@@ -16,7 +16,9 @@ describe('chart export', () => {
       { kind: 'rect', x: 1, y: 2, w: 100, h: 8, fill: 'rgb(0, 0, 0)', stops: ['rgb(0, 0, 0)', '#fff', '#00f'] },
       { kind: 'svg', x: 12.345, y: 30, w: 200, h: 100, markup: '<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100"><circle cx="5" cy="5" r="2"/></svg>' },
       { kind: 'svg', x: 0, y: 0, w: 1, h: 1, markup: '<svg xmlns="http://www.w3.org/2000/svg"/>' },
+      { kind: 'svg', x: 2, y: 3, w: 14, h: 14, viewBox: '0 0 32 32', markup: '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><path d="M0,16h32"/></svg>' },
       { kind: 'image', x: 5, y: 6, w: 40, h: 40, href: 'data:image/png;base64,AAAA' },
+      { kind: 'text', x: 1, y: 2, text: 'fitted ', font: { family: 'serif', size: '10px', weight: '700', style: 'italic' }, color: '#000', w: 33.333 },
       { kind: 'text', x: 4, y: 18, text: 'similar ← "x" → different & more', font: { family: '"Inter", sans-serif', size: '12px', weight: '400', style: 'normal' }, color: 'rgb(1, 2, 3)' },
     ]);
     expect(svg.startsWith('<?xml')).toBe(true);
@@ -27,10 +29,12 @@ describe('chart export', () => {
     expect(svg).toContain('<rect x="0" y="0" width="10" height="5" fill="#f00"/>');
     expect(svg).toContain('<svg x="12.35" y="30" width="200" height="100" overflow="visible"><circle cx="5" cy="5" r="2"/></svg>');
     expect(svg).toContain('<svg x="0" y="0" width="1" height="1" overflow="visible"></svg>');
+    expect(svg).toContain('<svg x="2" y="3" width="14" height="14" viewBox="0 0 32 32" overflow="visible"><path d="M0,16h32"/></svg>');
     expect(svg).toContain('<image x="5" y="6" width="40" height="40" preserveAspectRatio="none" href="data:image/png;base64,AAAA"/>');
     expect(svg).toContain(
       '<text x="4" y="18" font-family="&quot;Inter&quot;, sans-serif" font-size="12px" font-weight="400" font-style="normal" fill="rgb(1, 2, 3)" xml:space="preserve">similar ← &quot;x&quot; → different &amp; more</text>',
     );
+    expect(svg).toContain('<text x="1" y="2" textLength="33.33" lengthAdjust="spacingAndGlyphs" font-family="serif" font-size="10px" font-weight="700" font-style="italic" fill="#000" xml:space="preserve">fitted </text>');
     // No style attribute anywhere: the page's Content-Security-Policy would refuse it when the SVG is drawn for the PNG.
     expect(svg).not.toMatch(/\sstyle=/);
     // Balanced: every opened <svg> is closed.

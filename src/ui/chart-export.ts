@@ -6,7 +6,7 @@
  */
 
 export type Piece =
-  | { readonly kind: 'svg'; readonly x: number; readonly y: number; readonly w: number; readonly h: number; readonly markup: string }
+  | { readonly kind: 'svg'; readonly x: number; readonly y: number; readonly w: number; readonly h: number; readonly markup: string; readonly viewBox?: string | null }
   | { readonly kind: 'image'; readonly x: number; readonly y: number; readonly w: number; readonly h: number; readonly href: string }
   | { readonly kind: 'rect'; readonly x: number; readonly y: number; readonly w: number; readonly h: number; readonly fill: string; readonly stops?: readonly string[] }
   | {
@@ -16,6 +16,8 @@ export type Piece =
       readonly text: string;
       readonly font: { readonly family: string; readonly size: string; readonly weight: string; readonly style: string };
       readonly color: string;
+      /** The width the page gave it: the file's fonts may differ, so the text is fitted to it. */
+      readonly w?: number;
     };
 
 export function escapeXml(s: string): string {
@@ -36,7 +38,11 @@ export function composeSvg(width: number, height: number, title: string, pieces:
   const defs: string[] = [];
   const body: string[] = [];
   for (const p of pieces) {
-    if (p.kind === 'svg') body.push(`<svg x="${r2(p.x)}" y="${r2(p.y)}" width="${r2(p.w)}" height="${r2(p.h)}" overflow="visible">${innerOf(p.markup)}</svg>`);
+    if (p.kind === 'svg') {
+      // The legend's icons draw in their own coordinates (a viewBox): keep it, or they come out at full size.
+      const vb = p.viewBox ? ` viewBox="${escapeXml(p.viewBox)}"` : '';
+      body.push(`<svg x="${r2(p.x)}" y="${r2(p.y)}" width="${r2(p.w)}" height="${r2(p.h)}"${vb} overflow="visible">${innerOf(p.markup)}</svg>`);
+    }
     else if (p.kind === 'image') body.push(`<image x="${r2(p.x)}" y="${r2(p.y)}" width="${r2(p.w)}" height="${r2(p.h)}" preserveAspectRatio="none" href="${escapeXml(p.href)}"/>`);
     else if (p.kind === 'rect') {
       let fill = escapeXml(p.fill);
@@ -52,7 +58,7 @@ export function composeSvg(width: number, height: number, title: string, pieces:
       // SVG it draws as an image for the PNG.
       const f = p.font;
       body.push(
-        `<text x="${r2(p.x)}" y="${r2(p.y)}" font-family="${escapeXml(f.family)}" font-size="${escapeXml(f.size)}" font-weight="${escapeXml(f.weight)}" font-style="${escapeXml(f.style)}" fill="${escapeXml(p.color)}" xml:space="preserve">${escapeXml(p.text)}</text>`,
+        `<text x="${r2(p.x)}" y="${r2(p.y)}"${p.w ? ` textLength="${r2(p.w)}" lengthAdjust="spacingAndGlyphs"` : ''} font-family="${escapeXml(f.family)}" font-size="${escapeXml(f.size)}" font-weight="${escapeXml(f.weight)}" font-style="${escapeXml(f.style)}" fill="${escapeXml(p.color)}" xml:space="preserve">${escapeXml(p.text)}</text>`,
       );
     }
   }
@@ -125,9 +131,10 @@ let measureCtx: CanvasRenderingContext2D | null = null;
 
 /** A text node as one <text> per line the browser wrapped it into (words re-broken at the same widths). */
 function textPieces(node: Text, ox: number, oy: number, out: Piece[]): void {
-  const text = node.data.replace(/\s+/g, ' ').trim();
+  // A node's leading or trailing space separates it from the next one (React splits text around {values}): keep it.
+  const text = node.data.replace(/\s+/g, ' ');
   const parent = node.parentElement;
-  if (!text || !parent) return;
+  if (!text.trim() || !parent) return;
   const range = document.createRange();
   range.selectNodeContents(node);
   const rects = [...range.getClientRects()].filter((r) => r.width > 0 && r.height > 0);
@@ -135,14 +142,15 @@ function textPieces(node: Text, ox: number, oy: number, out: Piece[]): void {
   const cs = getComputedStyle(parent);
   const font = { family: cs.fontFamily, size: cs.fontSize, weight: cs.fontWeight, style: cs.fontStyle };
   const size = parseFloat(cs.fontSize) || 12;
-  const place = (line: string, r: DOMRect): void => void out.push({ kind: 'text', x: r.left - ox, y: r.top - oy + (r.height + size * 0.7) / 2, text: line, font, color: cs.color });
+  const place = (line: string, r: DOMRect, fit = false): void =>
+    void out.push({ kind: 'text', x: r.left - ox, y: r.top - oy + (r.height + size * 0.7) / 2, text: line, font, color: cs.color, ...(fit ? { w: r.width } : {}) });
   if (rects.length === 1) {
-    place(text, rects[0]!);
+    place(text, rects[0]!, true);
     return;
   }
   measureCtx ??= document.createElement('canvas').getContext('2d');
   if (measureCtx) measureCtx.font = `${font.style} ${font.weight} ${font.size} ${font.family}`;
-  const words = text.split(' ');
+  const words = text.trim().split(' ');
   let w = 0;
   for (let li = 0; li < rects.length && w < words.length; li++) {
     const r = rects[li]!;
@@ -163,7 +171,7 @@ function collect(el: Element, ox: number, oy: number, out: Piece[]): void {
   const box = el.getBoundingClientRect();
   if (el instanceof SVGSVGElement) {
     if (box.width === 0 || box.height === 0) return;
-    out.push({ kind: 'svg', x: box.left - ox, y: box.top - oy, w: box.width, h: box.height, markup: svgMarkup(el) });
+    out.push({ kind: 'svg', x: box.left - ox, y: box.top - oy, w: box.width, h: box.height, markup: svgMarkup(el), viewBox: el.getAttribute('viewBox') });
     return;
   }
   if (el instanceof HTMLCanvasElement) {
