@@ -1,5 +1,6 @@
 import { useEffect } from 'react';
 import { deleteSession, reopenSession, startSessions, useSessions } from './session-state.ts';
+import { ownTextNames } from './tradeoff-state.ts';
 
 const when = (t: number): string => new Date(t).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
@@ -22,7 +23,7 @@ export function SessionList() {
       ) : (
         <ul className="model-list">
           {sessions.map((s) => (
-            <li key={s.id} data-testid="session" data-name={s.model.name} data-points={s.tradeoff.points.length} data-saved={s.savedAt} className={s.id === activeId ? 'active' : ''}>
+            <li key={s.id} data-testid="session" data-name={s.model.name} data-points={s.tradeoff.points.length} data-saved={s.savedAt} data-statistics={s.statistics ? s.statistics.text.name : ''} className={s.id === activeId ? 'active' : ''}>
               <div className="model-main">
                 <div className="model-name">{s.model.name}</div>
                 <div className="muted small">
@@ -30,6 +31,13 @@ export function SessionList() {
                   saved {when(s.savedAt)}
                   {pending?.id === s.id ? ' · waiting for the model' : ''}
                 </div>
+                {(s.statistics || ownTextNames(s.tradeoff.points).length > 0) && (
+                  <div className="muted small" data-testid="session-texts">
+                    {s.statistics ? `calibration statistics kept (${s.statistics.text.name}, ${s.statistics.windows} windows)` : ''}
+                    {s.statistics && ownTextNames(s.tradeoff.points).length > 0 ? ' · ' : ''}
+                    {ownTextNames(s.tradeoff.points).length > 0 ? `your texts: ${ownTextNames(s.tradeoff.points).join('; ')}` : ''}
+                  </div>
+                )}
               </div>
               <div className="model-actions">
                 <button className="btn btn-small" data-testid="session-open" onClick={() => void reopenSession(s)}>

@@ -12,7 +12,7 @@ import { ChartFrame } from './ChartFrame.tsx';
 import { downloadBlob } from './chart-export.ts';
 import {
   accuracyPoints, cancelTradeoff, clearPoints, currentAccuracyCsv, currentCsv, currentSetting, measureCurrentPoint, parsePercents, runTradeoffSweep, secondsLeft, setAxis, setGrid, sweepBase,
-  setWithTask, setYAxis, syncTradeoffModel, useTradeoff, visiblePoints, type TradeoffRun, type XAxisChoice, type YAxisChoice,
+  ownTextNames, setWithTask, setYAxis, syncTradeoffModel, useTradeoff, visiblePoints, type TradeoffRun, type XAxisChoice, type YAxisChoice,
 } from './tradeoff-state.ts';
 
 const Y_AXES: ReadonlyArray<readonly [YAxisChoice, string]> = [
@@ -150,6 +150,9 @@ export function TradeoffPanel() {
   const b = sweepBase();
   const points = visiblePoints(st, b.ok ? b.context : null);
   const accPoints = accuracyPoints(st, b.ok ? b.context : null, tk);
+  const shown = b.ok ? st.points.filter((p) => p.context === b.context) : [];
+  const ownTexts = ownTextNames(shown);
+  const elsewhere = st.points.length - shown.length;
   const current = currentSetting();
   const busy = st.running !== null || stage2Busy || evalBusy;
   const original = cur.summary.params.total;
@@ -199,6 +202,12 @@ export function TradeoffPanel() {
               </Field>
             </div>
             <div className="plan-results">
+              {(ownTexts.length > 0 || elsewhere > 0) && (
+                <div className="small muted" data-testid="tradeoff-texts" data-own={ownTexts.join(';')} data-elsewhere={elsewhere}>
+                  {ownTexts.length > 0 ? `Points measured with your own text (${ownTexts.join('; ')}). ` : ''}
+                  {elsewhere > 0 ? `${elsewhere} more point(s) of this model were measured under other settings or texts; choose those again to see them.` : ''}
+                </div>
+              )}
               <div className="inline stage2-actions">
                 <button className="btn btn-primary" data-testid="sweep-run" disabled={busy || !b.ok} onClick={() => void runTradeoffSweep()}>
                   Run sweep

@@ -3,18 +3,38 @@
  * and sizes) keeps the settings of every panel, the measured trade-off points and the sweeps, in IndexedDB through
  * idb-keyval (a database of its own). A session is saved as soon as it holds a measured point; it is listed, reopened
  * (the model from the browser's store or from where it was read, when the page can; else once the user loads it) and
- * deleted from the list.
+ * deleted from the list. The model's calibration statistics (the evaluation panel's pass) are kept too, in a database of
+ * their own (they can be megabytes, and the list reads every session): reopening restores them when the calibration
+ * text on screen has the same SHA-256 and settings, so plans re-plan from them without a new pass; otherwise the
+ * session says that the next measure calibrates again.
  */
-import { createStore, del, entries, set, type UseStore } from 'idb-keyval';
+import { createStore, del, entries, get, set, type UseStore } from 'idb-keyval';
 import { create } from 'zustand';
 import { asUserError } from '../core/errors.ts';
-import { setCalibSettings, setHeldoutSettings, useEval, type CalibrationSettings, type HeldoutSettings } from './eval-state.ts';
+import type { CalibrationSpec } from '../pipeline/job.ts';
+import { calibrationSpec, chosenCalibrationText, setCalibSettings, setHeldoutSettings, useEval, type CalibrationResult, type CalibrationSettings, type HeldoutSettings } from './eval-state.ts';
 import { setControls, usePlan, type PlanControls } from './prune-state.ts';
 import { setStage2Controls, useStage2, type Stage2Controls } from './stage2-state.ts';
 import { openRecent, openStored, useApp, type CurrentModel } from './state.ts';
-import { useTradeoff, type StoredPoint, type SweepRecord, type XAxisChoice, type YAxisChoice } from './tradeoff-state.ts';
+import { ownTextNames, textDigest, useTradeoff, type StoredPoint, type SweepRecord, type TextDigest, type XAxisChoice, type YAxisChoice } from './tradeoff-state.ts';
 
 export const SESSION_DB = 'moe-prune-sessions';
+export const SESSION_STATS_DB = 'moe-prune-session-stats';
+
+/** What a session records of its kept calibration statistics (the statistics themselves are stored beside it). */
+export interface SessionStatistics {
+  readonly text: TextDigest;
+  readonly spec: CalibrationSpec;
+  readonly windows: number;
+  readonly tokens: number;
+  readonly savedAt: number;
+}
+
+/** The stored statistics of a session: the evaluation panel's calibration result without its FileSet. */
+export interface StoredStatistics {
+  readonly about: SessionStatistics;
+  readonly result: Omit<CalibrationResult, 'source'>;
+}
 
 export interface SessionRecord {
   readonly id: string;
@@ -36,6 +56,30 @@ export interface SessionRecord {
     readonly points: readonly StoredPoint[];
     readonly sweeps: readonly SweepRecord[];
   };
+  /** Absent when no calibration pass was kept (sessions saved before statistics were, or none ran). */
+  readonly statistics?: SessionStatistics;
+}
+
+/**
+ * Whether kept statistics fit the calibration on screen: the same text (by SHA-256) and the same windows spec. Anything
+ * else would put another calibration's numbers under these settings.
+ */
+export function statisticsFit(about: SessionStatistics, text: TextDigest, spec: CalibrationSpec): boolean {
+  return about.text.sha256 === text.sha256 && JSON.stringify(about.spec) === JSON.stringify(spec);
+}
+
+/** What reopening says: the points, the user's own texts they were measured with, and what became of the statistics. */
+export function reopenMessage(rec: SessionRecord, statistics: 'restored' | 'recalibrate' | 'none'): string {
+  const n = rec.tradeoff.points.length;
+  const own = ownTextNames(rec.tradeoff.points);
+  const texts = own.length ? ` Measured with your own text (${own.join('; ')}): choose the same file again to see those points under it.` : '';
+  const stats =
+    statistics === 'restored'
+      ? ` Calibration statistics restored (${rec.statistics?.text.name}, ${rec.statistics?.windows} windows): plans use them without a new pass.`
+      : statistics === 'recalibrate'
+        ? ` Its calibration statistics were taken on ${rec.statistics?.text.name}, not the calibration text and settings on screen: the next measure calibrates again.`
+        : '';
+  return `Reopened the session of ${rec.model.name}: ${n} measured point(s).${texts}${stats}`;
 }
 
 export interface SessionState {
@@ -51,6 +95,8 @@ export const useSessions = create<SessionState>(() => ({ sessions: [], pending: 
 
 let db: UseStore | null = null;
 const store = (): UseStore => (db ??= createStore(SESSION_DB, 'sessions'));
+let statsDb: UseStore | null = null;
+const statsStore = (): UseStore => (statsDb ??= createStore(SESSION_STATS_DB, 'statistics'));
 
 /** A checkpoint's identity: its files' names and sizes. */
 export function sessionId(model: Pick<CurrentModel, 'files'>): string {
@@ -88,10 +134,40 @@ export function snapshot(cur: CurrentModel | null = useApp.getState().current): 
   };
 }
 
+/** The statistics last written per session: a save writes them again only when the calibration result changed. */
+const keptStats = new Map<string, { result: CalibrationResult; about: SessionStatistics }>();
+
+/**
+ * The statistics of the model on screen to keep with its session: the evaluation panel's calibration pass of this
+ * model, when the calibration text on screen is the one it ran on (same name; its digest recorded) with the same spec.
+ */
+async function statisticsToKeep(id: string): Promise<{ about: SessionStatistics; write: StoredStatistics | null } | null> {
+  const cur = useApp.getState().current;
+  const ev = useEval.getState();
+  const r = ev.calibration;
+  if (!cur || !r || r.source !== cur.fileSet) return null;
+  const kept = keptStats.get(id);
+  if (kept?.result === r) return { about: kept.about, write: null };
+  const spec = calibrationSpec(ev.calib);
+  if (r.seqLen !== spec.seqLen || r.sampling !== spec.sampling || (spec.sampling === 'random' && r.seed !== spec.seed)) return null;
+  const text = await chosenCalibrationText();
+  if (text.name !== r.textName) return null;
+  const about: SessionStatistics = { text: await textDigest(text, ev.calibText.source === 'file'), spec, windows: r.windows, tokens: r.stats.tokens, savedAt: Date.now() };
+  const { source: _source, ...result } = r;
+  keptStats.set(id, { result: r, about });
+  return { about, write: { about, result } };
+}
+
 export async function saveSession(): Promise<void> {
-  const s = snapshot();
-  if (!s) return;
+  const snap = snapshot();
+  if (!snap) return;
   try {
+    const stats = await statisticsToKeep(snap.id).catch(() => null);
+    if (stats?.write) await set(snap.id, stats.write, statsStore());
+    // A session keeps the statistics it had when the page has none to replace them with.
+    const before = useSessions.getState().sessions.find((x) => x.id === snap.id)?.statistics;
+    const about = stats?.about ?? before;
+    const s: SessionRecord = about ? { ...snap, statistics: about } : snap;
     await set(s.id, s, store());
     useSessions.setState({ activeId: s.id });
     await refreshSessions();
@@ -102,6 +178,8 @@ export async function saveSession(): Promise<void> {
 
 export async function deleteSession(id: string): Promise<void> {
   await del(id, store()).catch(() => undefined);
+  await del(id, statsStore()).catch(() => undefined);
+  keptStats.delete(id);
   useSessions.setState((s) => ({ activeId: s.activeId === id ? null : s.activeId, pending: s.pending?.id === id ? null : s.pending }));
   await refreshSessions();
 }
@@ -120,8 +198,30 @@ function apply(rec: SessionRecord): boolean {
   setHeldoutSettings(rec.heldout);
   const t = rec.tradeoff;
   useTradeoff.setState({ totalsPct: [...t.totalsPct], sharesPct: [...t.sharesPct], expertOnly: t.expertOnly, axis: t.axis, yAxis: t.yAxis ?? 'perplexity', withTask: t.withTask ?? false, points: [...t.points], sweeps: [...t.sweeps] });
-  useSessions.setState({ activeId: rec.id, message: `Reopened the session of ${rec.model.name}: ${t.points.length} measured point(s).` });
+  useSessions.setState({ activeId: rec.id, message: reopenMessage(rec, 'none') });
+  if (rec.statistics) void restoreStatistics(rec, cur.fileSet);
   return true;
+}
+
+/** Puts a reopened session's calibration statistics back when they fit the calibration on screen. */
+async function restoreStatistics(rec: SessionRecord, fileSet: CurrentModel['fileSet']): Promise<void> {
+  const about = rec.statistics;
+  if (!about) return;
+  try {
+    const [kept, text] = await Promise.all([get<StoredStatistics>(rec.id, statsStore()), chosenCalibrationText()]);
+    const ev = useEval.getState();
+    if (useApp.getState().current?.fileSet !== fileSet || ev.running) return;
+    if (!kept || !statisticsFit(kept.about, await textDigest(text, false), calibrationSpec(ev.calib))) {
+      if (useSessions.getState().activeId === rec.id) useSessions.setState({ message: reopenMessage(rec, 'recalibrate') });
+      return;
+    }
+    const result: CalibrationResult = { ...kept.result, source: fileSet };
+    keptStats.set(rec.id, { result, about: kept.about });
+    useEval.setState({ calibration: result, layerIndex: Math.min(ev.layerIndex, Math.max(0, result.stats.moeLayers.length - 1)) });
+    if (useSessions.getState().activeId === rec.id) useSessions.setState({ message: reopenMessage(rec, 'restored') });
+  } catch {
+    if (useSessions.getState().activeId === rec.id) useSessions.setState({ message: reopenMessage(rec, 'recalibrate') });
+  }
 }
 
 /**
@@ -161,6 +261,10 @@ export function startSessions(): void {
     if (p) apply(p);
   };
   usePlan.subscribe(tryPending);
+  // A finished calibration pass is kept with the session on screen.
+  useEval.subscribe((s, prev) => {
+    if (s.calibration !== prev.calibration && s.calibration) schedule();
+  });
   // The same files under another FileSet (stored in the browser while open, or reopened): the session carries over.
   let prev = useApp.getState().current;
   useApp.subscribe((a) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TradeoffPoint } from '../pipeline/job.ts';
-import { accuracyPoints, accuracyTaskName, DEFAULT_TRADEOFF, gridOf, parsePercents, secondsLeft, setYAxis, useTradeoff, type StoredPoint, type TradeoffRun } from './tradeoff-state.ts';
+import { accuracyPoints, accuracyTaskName, DEFAULT_TRADEOFF, gridOf, ownTextNames, parsePercents, secondsLeft, setYAxis, textDigest, textIdentity, textsKey, useTradeoff, type StoredPoint, type TradeoffRun } from './tradeoff-state.ts';
 
 const run = (p: Partial<TradeoffRun>): TradeoffRun => ({
   kind: 'sweep', controller: new AbortController(), startedAt: 0, pointsStartedAt: null, now: 0, done: 0, total: 0, detail: '', step: null, ...p,
@@ -58,5 +58,32 @@ describe('accuracy on the y axis', () => {
     expect(useTradeoff.getState()).toMatchObject({ yAxis: 'accuracy', withTask: true });
     setYAxis('perplexity');
     expect(useTradeoff.getState()).toMatchObject({ yAxis: 'perplexity', withTask: true });
+  });
+});
+
+describe('the texts of measured points survive a reload', () => {
+  const file = (id: number, name: string, content: string) => ({ source: 'file' as const, file: { id, name, content, bytes: new TextEncoder().encode(content) } });
+  const calib = { count: 8, length: 96, sampling: 'first' as const, seed: 0 };
+  const heldout = { length: 128, maxWindows: 16 };
+
+  it('a point’s context names a user’s text by name and size, not by its id in the page: the same file picked again after a reload matches', () => {
+    const before = textsKey({ calibText: file(1, 'c.txt', 'calibrate'), calib, heldoutText: file(2, 'h.txt', 'held out'), heldout });
+    const after = textsKey({ calibText: file(41, 'c.txt', 'calibrate'), calib, heldoutText: file(42, 'h.txt', 'held out'), heldout });
+    expect(after).toEqual(before);
+    expect(before.heldout).toBe('file:h.txt:8|128|16');
+    expect(textsKey({ calibText: file(1, 'c.txt', 'calibrate'), calib, heldoutText: file(2, 'h.txt', 'other text'), heldout }).heldout).not.toBe(before.heldout);
+    // The built-in samples keep the key sessions saved before this change used.
+    const sample = { source: 'sample' as const, file: null };
+    expect(textsKey({ calibText: sample, calib, heldoutText: sample, heldout })).toEqual({ calibration: 'sample|{"samples":8,"seqLen":96,"sampling":"first","seed":0}', heldout: 'sample|128|16' });
+    expect(textIdentity({ source: 'sample', file: file(3, 'x.txt', 'x').file })).toBe('sample');
+  });
+
+  it('records each text by name and SHA-256, and lists the user’s own texts once', async () => {
+    const d = await textDigest({ name: 'abc.txt', bytes: new TextEncoder().encode('abc') }, true);
+    expect(d).toEqual({ name: 'abc.txt', sha256: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', own: true });
+    const sample = await textDigest({ name: 'heldout.txt', bytes: new Uint8Array(0) }, false);
+    expect(ownTextNames([{ texts: { calibration: d, heldout: sample } }, { texts: { calibration: null, heldout: { ...d, name: 'h.txt' } } }, {}, { texts: { calibration: d, heldout: sample } }]))
+      .toEqual(['calibration: abc.txt', 'held-out: h.txt']);
+    expect(ownTextNames([{ texts: { calibration: null, heldout: sample } }])).toEqual([]);
   });
 });

@@ -6,14 +6,15 @@
  * under (their context); the chart shows those of the context on screen.
  */
 import { create } from 'zustand';
+import { sha256Hex } from '../core/digest.ts';
 import { asUserError, MoePruneError } from '../core/errors.ts';
 import type { Progress } from '../core/progress.ts';
 import type { FileSet } from '../formats/bytes.ts';
 import {
-  accuracyCsv, DEFAULT_SWEEP_GRID, describePoint, estimatePerplexity, measureSetting, needsCalibrationText, pointsCsv, runSweep, sweepSecondsLeft,
-  type Calibration, type Evaluation, type ExpertPlan, type JobSettings, type PruneJob, type PruneTradeoff, type SeriesKind, type StageTwoResult, type SweepBase, type SweepGrid, type SweepTask, type TradeoffPoint,
+  accuracyCsv, DEFAULT_SWEEP_GRID, describePoint, estimatePerplexity, measureSetting, needsCalibrationText, pointsCsv, runSweep, sweepNeedsCalibration, sweepSecondsLeft,
+  type Calibration, type Evaluation, type ExpertPlan, type JobSettings, type PruneJob, type PruneTradeoff, type SeriesKind, type StageTwoResult, type SweepBase, type SweepGrid, type SweepTask, type TextInput, type TradeoffPoint,
 } from '../pipeline/job.ts';
-import { calibrationKey, calibrationSpec, chosenCalibrationText, chosenHeldoutText, chosenTask, heldoutKey, SAMPLE_FILES, taskKey, useEval } from './eval-state.ts';
+import { calibrationSpec, chosenCalibrationText, chosenHeldoutText, chosenTask, SAMPLE_FILES, taskKey, useEval, type CalibrationSettings, type HeldoutSettings, type TextChoice } from './eval-state.ts';
 import { jobFor } from './job-state.ts';
 import { expertSettings, usePlan } from './prune-state.ts';
 import { stage2Inputs, unstructuredFrom, useStage2 } from './stage2-state.ts';
@@ -28,6 +29,35 @@ export interface StoredPoint {
   readonly at: number;
   /** The task its accuracy (point.acc) was measured on: taskKey and the file's name with its item count. */
   readonly task?: { readonly key: string; readonly name: string };
+  /** The texts it was measured with (absent in points saved before they were recorded; calibration null when none was needed). */
+  readonly texts?: PointTexts;
+}
+
+/** A text by its name and the SHA-256 of its bytes (as the export's report names the calibration text). */
+export interface TextDigest {
+  readonly name: string;
+  readonly sha256: string;
+  /** A file of the user's (not the built-in sample). */
+  readonly own: boolean;
+}
+
+export interface PointTexts {
+  readonly calibration: TextDigest | null;
+  readonly heldout: TextDigest;
+}
+
+export async function textDigest(t: TextInput, own: boolean): Promise<TextDigest> {
+  return { name: t.name, sha256: await sha256Hex(t.bytes), own };
+}
+
+/** The user's own texts the points were measured with ("calibration: my.txt"), each once, for their labels. */
+export function ownTextNames(points: ReadonlyArray<Pick<StoredPoint, 'texts'>>): string[] {
+  const names = new Set<string>();
+  for (const p of points) {
+    if (p.texts?.calibration?.own) names.add(`calibration: ${p.texts.calibration.name}`);
+    if (p.texts?.heldout.own) names.add(`held-out: ${p.texts.heldout.name}`);
+  }
+  return [...names];
 }
 
 export interface TradeoffRun {
@@ -151,11 +181,33 @@ export function sweepBase(): { ok: true; base: SweepBase; context: string; job: 
   return { ok: true, base, context: contextKey(base), job: ps.model.job };
 }
 
+/**
+ * A text as a point's context names it: the built-in sample, or a user's file by its name and size. Unlike the
+ * evaluation panel's keys (a file's id in this page), this survives a reload, so a reopened session's points show
+ * again once the same file is chosen again.
+ */
+export function textIdentity(t: TextChoice): string {
+  return t.source === 'file' && t.file ? `file:${t.file.name}:${t.file.bytes.length}` : 'sample';
+}
+
+/** The text and settings part of a context, as the evaluation panel's calibrationKey / heldoutKey but reload-stable. */
+export function textsKey(ev: { calibText: TextChoice; calib: CalibrationSettings; heldoutText: TextChoice; heldout: HeldoutSettings }): { calibration: string; heldout: string } {
+  return {
+    calibration: `${textIdentity(ev.calibText)}|${JSON.stringify(calibrationSpec(ev.calib))}`,
+    heldout: `${textIdentity(ev.heldoutText)}|${ev.heldout.length}|${ev.heldout.maxWindows}`,
+  };
+}
+
 /** Points compare only under the same other settings, calibration and held-out text. */
 function contextKey(base: SweepBase): string {
-  const ev = useEval.getState();
   const { mode: _m, keepPerLayer: _k, targetTotal: _t, ...experts } = base.experts;
-  return JSON.stringify({ experts, unstructured: base.unstructured, calibration: calibrationKey(ev), heldout: heldoutKey(ev) });
+  return JSON.stringify({ experts, unstructured: base.unstructured, ...textsKey(useEval.getState()) });
+}
+
+/** The digests of the texts a run measures with (the calibration text only when the settings need one). */
+async function runTexts(heldout: TextInput, calibration: TextInput | null): Promise<PointTexts> {
+  const ev = useEval.getState();
+  return { heldout: await textDigest(heldout, ev.heldoutText.source === 'file'), calibration: calibration ? await textDigest(calibration, ev.calibText.source === 'file') : null };
 }
 
 /** The points of the context on screen. */
@@ -297,8 +349,10 @@ export async function runTradeoffSweep(): Promise<void> {
     const job = await jobFor(fileSet);
     if (!job.gpu) throw new MoePruneError('GpuUnavailable', 'the sweep computes masks and perplexity on the GPU, and no WebGPU device is open');
     const ev = useEval.getState();
-    const heldout = await job.heldoutWindows(await chosenHeldoutText(), ev.heldout.length, ev.heldout.maxWindows, signal);
+    const heldoutText = await chosenHeldoutText();
+    const heldout = await job.heldoutWindows(heldoutText, ev.heldout.length, ev.heldout.maxWindows, signal);
     const calibrationText = await chosenCalibrationText();
+    const texts = await runTexts(heldoutText, sweepNeedsCalibration(b.base) ? calibrationText : null);
     const task = await runTask();
     let count = 0;
     await runSweep(job, grid, { base: b.base, calibrationText, heldout, task: task?.sweep ?? null }, {
@@ -311,7 +365,7 @@ export async function runTradeoffSweep(): Promise<void> {
         ),
       onPoint: (point, _i, total, setting) => {
         count = total;
-        addPoint(fileSet, { point, context: b.context, setting: settingOf(point, setting.total), at: Date.now(), ...(task ? { task: task.stored } : {}) });
+        addPoint(fileSet, { point, context: b.context, setting: settingOf(point, setting.total), at: Date.now(), texts, ...(task ? { task: task.stored } : {}) });
       },
     });
     const at = Date.now();
@@ -342,18 +396,22 @@ export async function measureCurrentPoint(): Promise<void> {
     const job = await jobFor(fileSet);
     if (!job.gpu) throw new MoePruneError('GpuUnavailable', 'measuring a point computes masks and perplexity on the GPU, and no WebGPU device is open');
     const ev = useEval.getState();
-    const heldout = await job.heldoutWindows(await chosenHeldoutText(), ev.heldout.length, ev.heldout.maxWindows, signal);
+    const heldoutText = await chosenHeldoutText();
+    const heldout = await job.heldoutWindows(heldoutText, ev.heldout.length, ev.heldout.maxWindows, signal);
     let calibration: Calibration | null = null;
+    let calibrationText: TextInput | null = null;
     if (needsCalibrationText(cur.settings)) {
       run.patch(() => ({ detail: 'calibration' }));
-      calibration = await job.calibrate(await chosenCalibrationText(), cur.settings.calibration, signal);
+      calibrationText = await chosenCalibrationText();
+      calibration = await job.calibrate(calibrationText, cur.settings.calibration, signal);
     }
+    const texts = await runTexts(heldoutText, calibrationText);
     const task = await runTask();
     run.patch(() => ({ detail: 'measuring', pointsStartedAt: performance.now() }));
     const m = await measureSetting(job, cur.settings, calibration, heldout, { series: cur.series, share: cur.share }, { signal, onProgress: (p) => run.patch(() => ({ step: p })) }, task?.sweep ?? null);
     const { plan: _plan, stage2: _stage2, ...point } = m;
     if (!run.live()) return;
-    addPoint(fileSet, { point, context: b.context, setting: cur.setting, at: Date.now(), ...(task ? { task: task.stored } : {}) });
+    addPoint(fileSet, { point, context: b.context, setting: cur.setting, at: Date.now(), texts, ...(task ? { task: task.stored } : {}) });
     run.patch(() => ({ done: 1 }));
   } catch (e) {
     if (run.live()) useTradeoff.setState({ error: failure(e), cancelled: asUserError(e).code === 'Cancelled' });
