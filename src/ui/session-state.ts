@@ -273,7 +273,9 @@ export function startSessions(): void {
     const cur = a.current;
     if (!before?.summary || !cur || cur.fileSet === before.fileSet || sessionId(cur) !== sessionId(before)) return;
     const rec = snapshot(before);
-    if (rec) useSessions.setState({ pending: rec });
+    // Its kept statistics come along (restored from where they are stored, as on a reopen).
+    const statistics = useSessions.getState().sessions.find((x) => x.id === rec?.id)?.statistics;
+    if (rec) useSessions.setState({ pending: statistics ? { ...rec, statistics } : rec });
   });
   useTradeoff.subscribe((s, prev) => {
     if (s.source !== prev.source) tryPending();
