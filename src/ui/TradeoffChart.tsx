@@ -109,6 +109,8 @@ export function TradeoffChart({
             type="number"
             dataKey="x"
             domain={axis === 'params' ? ['auto', 100] : [0, 'auto']}
+            // Nothing keeps more than the whole model: without this the nice ticks would stretch the axis past 100 %.
+            allowDataOverflow={axis === 'params'}
             reversed={axis === 'params'}
             tick={{ fontSize: 11 }}
             unit="%"
