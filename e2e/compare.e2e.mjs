@@ -8,18 +8,12 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { exportZip } from './archive.mjs';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { loadFixture, REPO } from './fixtures.mjs';
+import { ARTIFACTS, loadFixture, SAMPLE_TEXT } from './fixtures.mjs';
 
 const BASE = baseUrl();
-const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
 let b;
 
-const TEXT = [
-  'The river ran quietly past the old mill, and the miller counted his sacks of grain.',
-  'In the evening the children read aloud by the fire while the wind rattled the shutters.',
-  'A letter arrived on Tuesday; nobody could say who had written it, or why it smelled of roses.',
-  'She walked to the village, bought bread and candles, and came home before the rain began.',
-].join('\n');
+const TEXT = SAMPLE_TEXT;
 
 before(async () => {
   b = await openBrowser();

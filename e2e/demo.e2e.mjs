@@ -8,11 +8,10 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { exportZip } from './archive.mjs';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { REPO, summaryOf } from './fixtures.mjs';
+import { ARTIFACTS, REPO, summaryOf } from './fixtures.mjs';
 import { DIST } from './serve.mjs';
 
 const BASE = baseUrl();
-const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
 let b;
 
 before(async () => {

@@ -8,11 +8,10 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { exportZip, readZip } from './archive.mjs';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { REPO, summaryOf } from './fixtures.mjs';
+import { ARTIFACTS, REPO, summaryOf } from './fixtures.mjs';
 import { writeManyShardCheckpoint } from './many-shards.mjs';
 
 const BASE = baseUrl();
-const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
 const SOURCE = join(ARTIFACTS, 'many-shards');
 let b;
 let generated;

@@ -5,6 +5,17 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
+/** Where a test leaves screenshots and exports (the runner names it; a file run alone uses the default). */
+export const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
+
+/** A few plain sentences: enough for 4 windows of 16 tokens with the fixtures' tiny tokenizer. */
+export const SAMPLE_TEXT = [
+  'The river ran quietly past the old mill, and the miller counted his sacks of grain.',
+  'In the evening the children read aloud by the fire while the wind rattled the shutters.',
+  'A letter arrived on Tuesday; nobody could say who had written it, or why it smelled of roses.',
+  'She walked to the village, bought bread and candles, and came home before the rain began.',
+].join('\n');
+
 export function fixtureDir(name) {
   return join(REPO, 'fixtures', 'models', name);
 }

@@ -8,10 +8,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { exportZip } from './archive.mjs';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { dropFolder, expected, loadFixture, REPO, summaryOf } from './fixtures.mjs';
+import { ARTIFACTS, dropFolder, expected, loadFixture, REPO, summaryOf } from './fixtures.mjs';
 
 const BASE = baseUrl();
-const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
 let b;
 
 before(async () => {

@@ -11,19 +11,12 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { exportZip } from './archive.mjs';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { expected, fixtureDir, loadFixture, REPO } from './fixtures.mjs';
+import { ARTIFACTS, expected, fixtureDir, loadFixture, REPO, SAMPLE_TEXT } from './fixtures.mjs';
 
 const BASE = baseUrl();
-const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
 let b;
 
-// A few plain sentences: enough for 4 windows of 16 tokens with the fixtures' tiny tokenizer.
-const TEXT = [
-  'The river ran quietly past the old mill, and the miller counted his sacks of grain.',
-  'In the evening the children read aloud by the fire while the wind rattled the shutters.',
-  'A letter arrived on Tuesday; nobody could say who had written it, or why it smelled of roses.',
-  'She walked to the village, bought bread and candles, and came home before the rain began.',
-].join('\n');
+const TEXT = SAMPLE_TEXT;
 const TEXT_NAME = 'sentences.txt';
 
 before(async () => {

@@ -1,4 +1,4 @@
-// Shared steps of the long-job tests (resume.e2e.mjs, gpu-loss.e2e.mjs): a browser whose folder picker answers with an
+// Shared steps of the long-job and trade-off tests (resume, gpu-loss, tradeoff*): a browser whose folder picker answers with an
 // origin-private folder and whose GPU devices the test can destroy, the demo model with stage-2 settings, what the page
 // has recorded in its stage-2 work folder, and an export read back as file digests. Everything is stubbed from the
 // test side; the product's own paths run.
@@ -108,4 +108,24 @@ export function clearPicked(page) {
   return page.evaluate(async (picked) => {
     await (await navigator.storage.getDirectory()).removeEntry(picked, { recursive: true }).catch(() => undefined);
   }, PICKED);
+}
+
+/** Waits until the trade-off panel runs nothing (a measure or a sweep finished). */
+export async function tradeoffIdle(page, timeout = 150_000) {
+  await page.locator('[data-testid="tradeoff-panel"][data-running=""]').waitFor({ timeout });
+}
+
+/** "Measure this point" on the setting on screen (calibration runs by itself first); returns its perplexity. */
+export async function measureOnScreen(page) {
+  const current = page.getByTestId('tradeoff-current');
+  assert.equal(await current.getAttribute('data-measured'), 'false');
+  await page.getByTestId('tradeoff-point-measure').click();
+  await page.getByTestId('sweep-progress').waitFor({ timeout: 10_000 });
+  await tradeoffIdle(page);
+  assert.equal(await page.getByTestId('tradeoff-error').count(), 0);
+  assert.equal(await current.getAttribute('data-measured'), 'true');
+  const perplexity = Number(await current.getAttribute('data-perplexity'));
+  assert.ok(Number.isFinite(perplexity) && perplexity > 1, `perplexity ${perplexity}`);
+  assert.equal(await page.getByTestId('tradeoff-chart').getAttribute('data-points'), '1');
+  return perplexity;
 }

@@ -8,10 +8,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { exportZip } from './archive.mjs';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { loadFixture, REPO } from './fixtures.mjs';
+import { ARTIFACTS, loadFixture, REPO } from './fixtures.mjs';
 
 const BASE = baseUrl();
-const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
 const ARC = join(REPO, 'fixtures', 'tasks', 'arc.jsonl');
 let b;
 

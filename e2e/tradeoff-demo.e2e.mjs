@@ -8,11 +8,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { REPO } from './fixtures.mjs';
-import { openDemo, setNumber } from './studio.mjs';
+import { ARTIFACTS } from './fixtures.mjs';
+import { measureOnScreen, openDemo, setNumber, tradeoffIdle } from './studio.mjs';
 
 const BASE = baseUrl();
-const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
 const HEADER = 'expertsPerLayer,expertSparsity,unstructuredSparsity,totalSparsity,method,similarity,params,nonzeroParams,perplexity,measured';
 let b;
 
@@ -25,9 +24,7 @@ after(async () => {
 
 const attr = (testid, name) => b.page.getByTestId(testid).getAttribute(name);
 
-async function idle(timeout = 150_000) {
-  await b.page.locator('[data-testid="tradeoff-panel"][data-running=""]').waitFor({ timeout });
-}
+const idle = (timeout) => tradeoffIdle(b.page, timeout);
 
 async function csvRows() {
   const [download] = await Promise.all([b.page.waitForEvent('download'), b.page.getByTestId('tradeoff-csv').click()]);
@@ -53,15 +50,7 @@ test('demo: measure a point, a 2 × 2 sweep, chart and CSV, reload and reopen th
   assert.equal(await b.page.getByTestId('tradeoff-csv').isDisabled(), true);
 
   // The setting on screen, measured (calibration runs by itself first).
-  assert.equal(await attr('tradeoff-current', 'data-measured'), 'false');
-  await b.page.getByTestId('tradeoff-point-measure').click();
-  await b.page.getByTestId('sweep-progress').waitFor({ timeout: 10_000 });
-  await idle();
-  assert.equal(await b.page.getByTestId('tradeoff-error').count(), 0);
-  assert.equal(await attr('tradeoff-current', 'data-measured'), 'true');
-  const single = Number(await attr('tradeoff-current', 'data-perplexity'));
-  assert.ok(Number.isFinite(single) && single > 1, `perplexity ${single}`);
-  assert.equal(await chart.getAttribute('data-points'), '1');
+  const single = await measureOnScreen(b.page);
 
   // The sweep: 2 totals × shares {0 (unstructured only), 50 %} and the original model.
   await b.page.getByTestId('sweep-totals').fill('40, 60');

@@ -8,10 +8,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { baseUrl, openBrowser } from './browser.mjs';
-import { loadFixture, REPO } from './fixtures.mjs';
+import { ARTIFACTS, loadFixture } from './fixtures.mjs';
+import { measureOnScreen, tradeoffIdle } from './studio.mjs';
 
 const BASE = baseUrl();
-const ARTIFACTS = process.env.E2E_ARTIFACTS ?? join(REPO, 'e2e', '.artifacts');
 const HEADER = 'expertsPerLayer,expertSparsity,unstructuredSparsity,totalSparsity,method,similarity,params,nonzeroParams,perplexity,measured';
 let b;
 
@@ -69,9 +69,7 @@ async function readSvg(bytes) {
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-async function idle() {
-  await b.page.locator('[data-testid="tradeoff-panel"][data-running=""]').waitFor({ timeout: 120_000 });
-}
+const idle = (timeout) => tradeoffIdle(b.page, timeout);
 
 test('mixtral: measure a point, a 2 × 2 sweep, chart and CSV, reload and reopen the session', { timeout: 300_000 }, async () => {
   await b.page.goto(`${BASE}/`);
@@ -81,15 +79,7 @@ test('mixtral: measure a point, a 2 × 2 sweep, chart and CSV, reload and reopen
   assert.equal(await b.page.getByTestId('tradeoff-csv').isDisabled(), true);
 
   // The setting on screen: K = 2 of 4 removes half the experts, S = 50 %: expert pruning alone.
-  assert.equal(await attr('tradeoff-current', 'data-measured'), 'false');
-  await b.page.getByTestId('tradeoff-point-measure').click();
-  await b.page.getByTestId('sweep-progress').waitFor({ timeout: 10_000 });
-  await idle();
-  assert.equal(await b.page.getByTestId('tradeoff-error').count(), 0);
-  assert.equal(await attr('tradeoff-current', 'data-measured'), 'true');
-  const single = Number(await attr('tradeoff-current', 'data-perplexity'));
-  assert.ok(Number.isFinite(single) && single > 1, `perplexity ${single}`);
-  assert.equal(await chart.getAttribute('data-points'), '1');
+  const single = await measureOnScreen(b.page);
   assert.equal(await chart.getAttribute('data-series'), 'experts');
   // Measuring chose the representatives from the weights: moving K away and back shows the final ones (none marked
   // provisional) and the measured setting stays measured, not stale.
