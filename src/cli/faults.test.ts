@@ -5,8 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { INCOMPLETE_MARKER as PAGE_MARKER } from '../export/browser-output.ts';
-import { INCOMPLETE_MARKER } from '../formats/export-marker.ts';
 import { findNonFiniteTensors, scanNonFinite } from '../forward/finite.ts';
 import { CheckpointWeights } from '../forward/reference/weights.ts';
 import { main } from './main.ts';
@@ -229,10 +227,6 @@ describe('an export that did not finish', () => {
     writeFileSync(join(dir, 'EXPORT_INCOMPLETE'), 'unfinished');
     for (const args of [['inspect', dir], ['eval', dir, '--text', TEXT, '--seq-len', '16', '--cpu'], ['prune', dir, '--out', join(TMP, 'from-partial'), '--experts-per-layer', '2', '--cpu']])
       expect(await refused(args)).toMatch(/^EXPORT_INCOMPLETE: this folder is an export that did not finish .*delete it and export again/);
-  });
-
-  it('the page export writes the same marker name', () => {
-    expect(PAGE_MARKER).toBe(INCOMPLETE_MARKER);
   });
 
   it('a finished CLI export holds no marker; its .partial while running does', async () => {

@@ -1,11 +1,10 @@
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MoePruneError } from '../core/errors.ts';
-import { INCOMPLETE_MARKER } from '../formats/export-marker.ts';
+import { INCOMPLETE_MARKER, INCOMPLETE_MARKER_TEXT } from '../formats/export-marker.ts';
 import type { OutputFolder } from '../export/write-checkpoint.ts';
 import type { ByteSink } from '../formats/safetensors/writer.ts';
 
-const MARKER_TEXT = 'This folder is an unfinished export from moe-prune; do not load it. The marker is removed when every file is written.\n';
 
 /**
  * A folder on disk that appears only when complete: files go to `<dir>.partial` (with an EXPORT_INCOMPLETE
@@ -29,7 +28,7 @@ export class NodeOutputFolder implements OutputFolder {
       throw new MoePruneError('InvalidArgument', 'output folder exists and is not empty (use --force to replace it)', this.dir);
     await rm(this.partial, { recursive: true, force: true });
     await mkdir(this.partial, { recursive: true });
-    await writeFile(join(this.partial, INCOMPLETE_MARKER), MARKER_TEXT);
+    await writeFile(join(this.partial, INCOMPLETE_MARKER), INCOMPLETE_MARKER_TEXT);
     this.prepared = true;
   }
 

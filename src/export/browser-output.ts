@@ -8,12 +8,9 @@ import { MoePruneError } from '../core/errors.ts';
 import type { ByteSink } from '../formats/safetensors/writer.ts';
 import type { OutputFolder } from './write-checkpoint.ts';
 import { ZipWriter, type ArchiveSink } from './zip-stream.ts';
+import { INCOMPLETE_MARKER, INCOMPLETE_MARKER_TEXT } from '../formats/export-marker.ts';
 
-export const INCOMPLETE_MARKER = 'EXPORT_INCOMPLETE';
-
-const MARKER_TEXT =
-  'This folder is an unfinished export from MoE Prune Studio. It was interrupted or is still being written; ' +
-  'do not load it. The marker is removed when every file has been written.\n';
+export { INCOMPLETE_MARKER };
 
 /** The members of the File System Access API this module calls (not yet in TypeScript's DOM lib everywhere). */
 export interface WritableLike {
@@ -115,7 +112,7 @@ export class DirectoryOutputFolder implements OutputFolder {
       const dir = await this.parent.getDirectoryHandle(name, { create: true });
       this.folderName = name;
       const w = await (await dir.getFileHandle(INCOMPLETE_MARKER, { create: true })).createWritable();
-      await w.write(MARKER_TEXT);
+      await w.write(INCOMPLETE_MARKER_TEXT);
       await w.close();
       this.dir = dir;
       return dir;

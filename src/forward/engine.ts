@@ -12,12 +12,12 @@ import type { GpuContext } from '../gpu/device.ts';
 import type { BufferView } from '../gpu/dispatch.ts';
 import { addInto, siluMul } from '../gpu/kernels/elementwise.ts';
 import { embed } from '../gpu/kernels/embed.ts';
-import { outputBuffer, zeroedBuffer } from '../gpu/kernels/kernel-args.ts';
+import { outputBuffer, uploadedBuffer, zeroedBuffer } from '../gpu/kernels/kernel-args.ts';
 import { matmul, type BlockScale } from '../gpu/kernels/matmul.ts';
 import { colSumSq } from '../gpu/kernels/stats.ts';
 import { colSum, expertGram, rowSqDiff } from '../gpu/kernels/expert-signals.ts';
 import { nll as nllKernel, NO_TARGET } from '../gpu/kernels/nll.ts';
-import { readBuffer, STORAGE_USAGE } from '../gpu/pool.ts';
+import { readBuffer } from '../gpu/pool.ts';
 import { releaseTensor, uploadTensor, type GpuTensor } from '../gpu/tensor.ts';
 import type { NllForward } from '../eval/perplexity.ts';
 import { moeSpecAt, readArchConfig, type ArchConfig } from '../models/arch.ts';
@@ -172,13 +172,6 @@ export function widestActivation(arch: ArchConfig): number {
   return Math.max(...w);
 }
 
-async function uploadWords(ctx: GpuContext, data: Uint32Array | Float32Array, label: string): Promise<BufferView> {
-  const byteLength = Math.max(4, data.byteLength);
-  const buffer = await ctx.pool.acquire(byteLength, STORAGE_USAGE, label);
-  if (data.byteLength) ctx.device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
-  return { buffer, byteLength };
-}
-
 async function readF32(ctx: GpuContext, v: BufferView, elems: number): Promise<Float32Array> {
   const b = await readBuffer(ctx, v.buffer, elems * 4);
   return new Float32Array(b.buffer, b.byteOffset, elems);
@@ -231,8 +224,8 @@ export class GpuForwardEngine {
     const progress = (done: number, detail: string) => opts.onProgress?.({ phase: 'GPU forward', done, total, unit: 'layers', detail });
 
     const tables = ropeTables(arch.rope, L);
-    const cos = await uploadWords(ctx, tables.cos, 'rope cos');
-    const sin = await uploadWords(ctx, tables.sin, 'rope sin').catch((e: unknown) => {
+    const cos = await uploadedBuffer(ctx, tables.cos, 'rope cos');
+    const sin = await uploadedBuffer(ctx, tables.sin, 'rope sin').catch((e: unknown) => {
       ctx.pool.release(cos.buffer);
       throw e;
     });
@@ -244,7 +237,7 @@ export class GpuForwardEngine {
       : null;
     const toGpu = async (c: Chunk): Promise<BufferView> => {
       if (c.gpu) return c.gpu;
-      c.gpu = await uploadWords(ctx, c.cpu!, 'hidden states');
+      c.gpu = await uploadedBuffer(ctx, c.cpu!, 'hidden states');
       c.cpu = null;
       return c.gpu;
     };
@@ -260,7 +253,7 @@ export class GpuForwardEngine {
         if (!Number.isInteger(resume.fromLayer) || resume.fromLayer < 0 || resume.fromLayer > arch.layers)
           throw new MoePruneError('InvalidArgument', `cannot resume at layer ${resume.fromLayer} of ${arch.layers}`);
         if (resume.hidden.length !== N * H) throw new MoePruneError('InvalidShape', `saved hidden states hold ${resume.hidden.length} values, the run needs ${N} × ${H}`);
-        for (const c of chunks) await store(c, await uploadWords(ctx, resume.hidden.subarray(c.w0 * L * H, (c.w0 * L + c.tokens) * H), 'hidden states'));
+        for (const c of chunks) await store(c, await uploadedBuffer(ctx, resume.hidden.subarray(c.w0 * L * H, (c.w0 * L + c.tokens) * H), 'hidden states'));
       } else {
         progress(0, 'embedding');
         for (const c of chunks) {
@@ -325,7 +318,7 @@ export class GpuForwardEngine {
       off += p.byteLength;
     }
     const t = await uploadTensor(ctx, table, dtype, [uniq.length, arch.hidden], { name: arch.names.embed, signal });
-    const idBuf = await uploadWords(ctx, Uint32Array.from(ids, (id) => local.get(id)!), 'token ids');
+    const idBuf = await uploadedBuffer(ctx, Uint32Array.from(ids, (id) => local.get(id)!), 'token ids');
     try {
       const out = await outputBuffer(ctx, c.tokens * arch.hidden, 'hidden states');
       try {
@@ -470,7 +463,7 @@ export class GpuForwardEngine {
   /** Runs `f` on a chunk's hidden states on the GPU without changing where the chunk lives. */
   private async withChunk(c: Chunk, f: (x: BufferView) => Promise<void>): Promise<void> {
     if (c.gpu) return f(c.gpu);
-    const x = await uploadWords(this.ctx, c.cpu!, 'hidden states');
+    const x = await uploadedBuffer(this.ctx, c.cpu!, 'hidden states');
     try {
       await f(x);
     } finally {
@@ -549,7 +542,7 @@ export class GpuForwardEngine {
             await matmul(ctx, { x: moeIn, w: rw, y: lg, tokens: n, ...(rs ? { scale: rs } : {}) });
             const chunkLogits = await readF32(ctx, lg, n * E);
             logits.set(chunkLogits, base * E);
-            const rowW = rowWeights ? cs.own(await uploadWords(ctx, rowWeights(chunkLogits.slice(), n), 'expert row weights')) : undefined;
+            const rowW = rowWeights ? cs.own(await uploadedBuffer(ctx, rowWeights(chunkLogits.slice(), n), 'expert row weights')) : undefined;
             const y = await moeBlock(plain, cs, moeIn, n, edits, async () => {});
             const rows = await cs.out(2 * n, 'block output norms');
             await rowSqDiff(ctx, y, y, n, H, rows);
@@ -723,7 +716,7 @@ export class GpuForwardEngine {
                 const t = pos % L;
                 targets[j] = t + 1 < L ? windows[Math.floor(pos / L)]![t + 1]! : NO_TARGET;
               }
-              const tb = s.own(await uploadWords(ctx, targets, 'nll targets'));
+              const tb = s.own(await uploadedBuffer(ctx, targets, 'nll targets'));
               const out = s.own(await nllKernel(ctx, logits, tb, m, V));
               const vals = await readF32(ctx, out, m);
               for (let j = 0; j < m; j++) {

@@ -9,7 +9,8 @@ import type { LongTask, Progress } from '../core/progress.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { BufferView } from '../gpu/dispatch.ts';
 import { matrixMask, nmMask, rowMask, scoreStats, type ScoreSource } from '../gpu/kernels/prune-mask.ts';
-import { readBuffer, STORAGE_USAGE } from '../gpu/pool.ts';
+import { readBuffer } from '../gpu/pool.ts';
+import { uploadedBuffer } from '../gpu/kernels/kernel-args.ts';
 import { releaseTensor, uploadTensor, type GpuTensor } from '../gpu/tensor.ts';
 import { decodeToF32, numel } from '../formats/dtype.ts';
 import { isQuantScale } from '../models/families.ts';
@@ -165,13 +166,6 @@ function popcount(bits: Uint32Array, from: number, to: number): number {
   return n;
 }
 
-async function uploadF32(ctx: GpuContext, v: Float32Array, label: string): Promise<BufferView> {
-  const byteLength = Math.max(4, v.byteLength);
-  const buffer = await ctx.pool.acquire(byteLength, STORAGE_USAGE, label);
-  ctx.device.queue.writeBuffer(buffer, 0, v.buffer as ArrayBuffer, v.byteOffset, v.byteLength);
-  return { buffer, byteLength };
-}
-
 /**
  * Magnitude mask of the rows `keep` of a small 2-D weight (a router): those rows are gathered into a new F32 tensor,
  * selected over, and the bits spread back to their rows; other rows keep every bit (they are not exported).
@@ -272,7 +266,7 @@ export async function runStageTwo(ctx: GpuContext, input: StageTwoInput, opts: L
           for (const m of mats) {
             const norm = c.inputNorms[m.name]!;
             const w = await c.weight(m.name);
-            const v = await uploadF32(ctx, norm.sumSq, 'owl norms');
+            const v = await uploadedBuffer(ctx, norm.sumSq, 'owl norms');
             const src: ScoreSource = { w: w.t, normSq: v, ...(w.scale ? { scale: w.scale } : {}) };
             sources.push({ src, normScale: 1 / norm.rows, release: () => ctx.pool.release(v.buffer) });
           }
@@ -346,7 +340,7 @@ export async function runStageTwo(ctx: GpuContext, input: StageTwoInput, opts: L
       if (norm === 'dense') continue;
       const w = await c.weight(m.name);
       const [rows, cols] = w.t.shape as [number, number];
-      const nv = norm ? await uploadF32(ctx, norm.sumSq, 'wanda norms') : null;
+      const nv = norm ? await uploadedBuffer(ctx, norm.sumSq, 'wanda norms') : null;
       let maskView: BufferView | undefined;
       try {
         const src: ScoreSource = { w: w.t, ...(w.scale ? { scale: w.scale } : {}), ...(nv ? { normSq: nv } : {}) };

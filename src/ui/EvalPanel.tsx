@@ -327,6 +327,21 @@ function CalibrationResults({ result, layerIndex }: { result: CalibrationResult;
 }
 
 /** Calibration (routing statistics for later stages) and perplexity of held-out text, on the GPU, layer by layer. */
+/** The panel's run errors, each under its own test id; shown also while the panel is unavailable (a lost GPU). */
+function RunErrors({ errors }: { errors: ReadonlyArray<readonly [string | null, string]> }) {
+  return (
+    <>
+      {errors.map(([message, testid]) =>
+        message ? (
+          <div key={testid} className="notice notice-bad" data-testid={testid}>
+            {message}
+          </div>
+        ) : null,
+      )}
+    </>
+  );
+}
+
 export function EvalPanel() {
   const cur = useApp((s) => s.current);
   const fileSet = cur?.summary ? cur.fileSet : null;
@@ -346,16 +361,7 @@ export function EvalPanel() {
         <div className="small muted" data-testid="eval-unavailable">
           {blocker}
         </div>
-        {st.calibError && (
-          <div className="notice notice-bad" data-testid="calib-error">
-            {st.calibError}
-          </div>
-        )}
-        {st.pplError && (
-          <div className="notice notice-bad" data-testid="eval-ppl-error">
-            {st.pplError}
-          </div>
-        )}
+        <RunErrors errors={[[st.calibError, 'calib-error'], [st.pplError, 'eval-ppl-error']]} />
       </section>
     );
   const fresh = st.source === fileSet;
@@ -380,21 +386,7 @@ export function EvalPanel() {
       {st.running && (
         <RunProgress run={st.running} testid={st.running.kind === 'calibration' ? 'calib-progress' : st.running.kind.startsWith('task') ? 'task-progress' : 'eval-ppl-progress'} />
       )}
-      {st.calibError && (
-        <div className="notice notice-bad" data-testid="calib-error">
-          {st.calibError}
-        </div>
-      )}
-      {st.pplError && (
-        <div className="notice notice-bad" data-testid="eval-ppl-error">
-          {st.pplError}
-        </div>
-      )}
-      {st.taskError && (
-        <div className="notice notice-bad" data-testid="task-error">
-          {st.taskError}
-        </div>
-      )}
+      <RunErrors errors={[[st.calibError, 'calib-error'], [st.pplError, 'eval-ppl-error'], [st.taskError, 'task-error']]} />
       {result && <CalibrationResults result={result} layerIndex={st.layerIndex} />}
     </section>
   );

@@ -62,6 +62,14 @@ export async function zeroedBuffer(ctx: GpuContext, elems: number, label: string
   return { buffer, byteLength };
 }
 
+/** A pooled buffer holding a copy of `data` (4-byte words: f32 inputs, token ids, hidden states). */
+export async function uploadedBuffer(ctx: GpuContext, data: Float32Array | Uint32Array, label: string): Promise<BufferView> {
+  const byteLength = Math.max(4, data.byteLength);
+  const buffer = await ctx.pool.acquire(byteLength, STORAGE_USAGE, label);
+  if (data.byteLength > 0) ctx.device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+  return { buffer, byteLength };
+}
+
 /** An uninitialised pooled buffer of `elems` 4-byte elements (kernel outputs). */
 export async function outputBuffer(ctx: GpuContext, elems: number, label: string): Promise<BufferView> {
   const byteLength = Math.max(4, elems * 4);

@@ -7,9 +7,9 @@ import { decodeToF32, encodeFromF32 } from '../../formats/dtype.ts';
 import { dequantBlockFp8 } from '../../formats/fp8.ts';
 import type { GpuContext } from '../device.ts';
 import type { BufferView } from '../dispatch.ts';
-import { readBuffer, STORAGE_USAGE } from '../pool.ts';
+import { readBuffer } from '../pool.ts';
 import { uploadTensor, type GpuTensor } from '../tensor.ts';
-import type { WeightDType } from './kernel-args.ts';
+import { uploadedBuffer, type WeightDType } from './kernel-args.ts';
 
 /** Deterministic pseudo-random values in about [-amp, amp) (xorshift; no Math.random so failures reproduce). */
 export function values(n: number, seed: number, amp = 1): Float32Array {
@@ -27,10 +27,7 @@ export function values(n: number, seed: number, amp = 1): Float32Array {
 }
 
 export async function uploadF32(ctx: GpuContext, data: Float32Array | Uint32Array): Promise<BufferView> {
-  const byteLength = Math.max(4, data.byteLength);
-  const buffer = await ctx.pool.acquire(byteLength, STORAGE_USAGE, 'test data');
-  if (data.byteLength > 0) ctx.device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
-  return { buffer, byteLength };
+  return uploadedBuffer(ctx, data, 'test data');
 }
 
 export async function readF32(ctx: GpuContext, v: BufferView, elems = v.byteLength / 4): Promise<Float32Array> {
