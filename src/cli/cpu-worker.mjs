@@ -1,16 +1,15 @@
-// Worker thread of src/cli/cpu-workers.ts: computes chunkSqDistances for the chunks it is sent. The member arrays
-// live in shared memory (nothing is copied); only the k partial sums come back.
-import { parentPort } from 'node:worker_threads';
-import { register as registerTsx } from 'tsx/esm/api';
+// Worker thread of src/cli/cpu-workers.ts: runs the WebAssembly kernel (sq-distances.wat) on chunks that lie in the
+// memory it shares with the main thread. The main thread hands over the compiled module and writes each call's
+// address table, so this thread imports nothing and starts at once; only the k partial sums come back.
+import { parentPort, workerData } from 'node:worker_threads';
 
-registerTsx();
-const { chunkSqDistances, SQ_BLOCK } = await import('../prune/experts/sq-distances.ts');
-const scratch = new Float64Array(SQ_BLOCK);
-parentPort.on('message', ({ id, xs }) => {
+const { memory, module } = workerData;
+const { sq_distances: sqDistances } = new WebAssembly.Instance(module, { env: { memory } }).exports;
+parentPort.on('message', ({ id, args }) => {
   try {
-    parentPort.postMessage({ id, out: chunkSqDistances(xs, new Float64Array(xs.length), scratch) });
+    const out = sqDistances(...args);
+    parentPort.postMessage({ id, out: new Float64Array(memory.buffer, out, args[1]).slice() });
   } catch (e) {
     parentPort.postMessage({ id, error: e instanceof Error ? e.message : String(e) });
   }
 });
-parentPort.postMessage({ ready: true });

@@ -1,23 +1,34 @@
 import { describe, expect, it } from 'vitest';
 import { memoryParamSource, selectRepresentative, type ExpertParamSource } from '../prune/experts/representative.ts';
-import { chunkSqDistances } from '../prune/experts/sq-distances.ts';
+import { chunkSqDistances, type ParamValues } from '../prune/experts/sq-distances.ts';
 import { openCpuWorkers } from './cpu-workers.ts';
 import { refilling, thetas } from '../../tests/expert-params.ts';
 
 describe('CPU worker threads for the representatives (src/cli/cpu-workers.ts)', () => {
   const th = thetas(7, 5000, 23);
 
-  it('a chunk on a worker gives the bits chunkSqDistances gives here', async () => {
+  it('a chunk on a worker (float32 or bfloat16 bits) gives the bits chunkSqDistances gives here', async () => {
     const w = openCpuWorkers(1);
     try {
-      const xs = th.slice(0, 5).map((x) => {
-        const y = w.alloc(x.length);
+      const place = <T extends ParamValues>(x: T): T => {
+        const y = w.allocLike(x);
         y.set(x);
         return y;
-      });
+      };
+      const xs = th.slice(0, 5).map(place);
       expect(w.shares(xs[0]!)).toBe(true);
       expect(w.shares(th[0]!)).toBe(false);
       expect([...(await w.sqDistances(xs))]).toEqual([...chunkSqDistances(xs, new Float64Array(5))]);
+      const bits = th.slice(1, 7).map((x) => place(Uint16Array.from(new Uint32Array(x.buffer), (u) => u >>> 16)));
+      expect([...(await w.sqDistances(bits))]).toEqual([...chunkSqDistances(bits, new Float64Array(6))]);
+      // Mixed kinds, or an array outside the workers' memory, are refused rather than misread.
+      await expect(w.sqDistances([xs[0]!, bits[0]!])).rejects.toThrow(/different lengths or kinds/);
+      await expect(w.sqDistances([th[0]!])).rejects.toThrow(/outside the workers' memory/);
+      // A released array's memory is handed out again.
+      const again = w.allocLike(bits[0]!);
+      w.release(bits[5]!);
+      expect(w.allocLike(bits[5]!).byteOffset).toBe(bits[5]!.byteOffset);
+      expect(again.every((v) => v === 0)).toBe(true);
     } finally {
       await w.close();
     }
@@ -59,10 +70,11 @@ describe('CPU worker threads for the representatives (src/cli/cpu-workers.ts)', 
       // The pool still works after a cancelled job.
       const again = await selectRepresentative([0, 1, 2], memoryParamSource(th, 500), { workers: w });
       expect(again.sqDistances).toHaveLength(3);
-      const waiting = expect(w.sqDistances([w.alloc(10), w.alloc(10)])).rejects.toThrow(/closed/);
+      const ten = new Float32Array(10);
+      const waiting = expect(w.sqDistances([w.allocLike(ten), w.allocLike(ten)])).rejects.toThrow(/closed/);
       await w.close();
       await waiting;
-      await expect(w.sqDistances([w.alloc(1)])).rejects.toThrow(/closed/);
+      await expect(w.sqDistances([w.allocLike(ten)])).rejects.toThrow(/closed/);
     } finally {
       await w.close();
     }

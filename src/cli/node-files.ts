@@ -37,10 +37,17 @@ export class NodeFileSource implements ByteSource {
   }
 
   async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
-    throwIfAborted(signal);
-    checkRange(this.name, this.size, offset, length);
     const out = new Uint8Array(length);
-    if (length === 0) return out;
+    await this.readInto(offset, out, signal);
+    return out;
+  }
+
+  /** Straight into the caller's array (shared memory included): the CLI reads expert chunks into the CPU kernel's memory. */
+  async readInto(offset: number, out: Uint8Array, signal?: AbortSignal): Promise<void> {
+    throwIfAborted(signal);
+    const length = out.byteLength;
+    checkRange(this.name, this.size, offset, length);
+    if (length === 0) return;
     let fh;
     try {
       fh = await open(this.path, 'r');
@@ -68,7 +75,6 @@ export class NodeFileSource implements ByteSource {
           throw new MoePruneError('TruncatedFile', `ended at byte ${offset + done}, expected ${this.size} bytes (changed on disk?)`, this.name);
         done += bytesRead;
       }
-      return out;
     } catch (e) {
       if (e instanceof MoePruneError) throw e;
       throw ioError(e, this.name, `cannot read bytes ${offset}..${offset + length}`);

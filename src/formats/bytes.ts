@@ -10,6 +10,8 @@ export interface ByteSource {
   readonly size: number;
   /** Exactly `length` bytes starting at `offset`; throws TruncatedFile if the source is shorter. */
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+  /** The `into.byteLength` bytes at `offset` written into `into` (any memory, shared included): no array of its own. */
+  readInto?(offset: number, into: Uint8Array, signal?: AbortSignal): Promise<void>;
 }
 
 /** A checkpoint is a set of named files (shards, config, index, tokenizer). */

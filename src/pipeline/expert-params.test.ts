@@ -31,3 +31,29 @@ describe('expertParamSource: a spare array is refilled instead of a fresh one', 
     }
   });
 });
+
+describe('expertParamSource.bf16Chunk: stored bits for bfloat16 experts', () => {
+  it('reads the bits into the given array (shared memory too), and they widen to the chunk values, across tensor ends', async () => {
+    const cat = await catalogueCheckpoint(await openNodeFileSet(join(MODELS, 'mixtral-bf16')));
+    const layer = cat.moeLayers[0]!.layer as LayerIndex;
+    const src = expertParamSource(cat, layer, 300);
+    expect(src.bf16Chunk).toBeDefined();
+    for (const e of [0, 3] as ExpertIndex[])
+      for (let c = 0; c < src.chunkCount; c++) {
+        const values = await src.chunk(e, c);
+        const into = new Uint16Array(new SharedArrayBuffer(values.length * 2 + 8), 8, values.length);
+        const bits = await src.bf16Chunk!(e, c, undefined, into);
+        expect(bits).toBe(into);
+        expect([...new Float32Array(Uint32Array.from(bits, (b) => b << 16).buffer)]).toEqual([...values]);
+      }
+  });
+
+  it('is absent when the experts are not bfloat16 (the float chunks are used)', async () => {
+    for (const model of ['mixtral', 'qwen3_moe-fused']) {
+      const cat = await catalogueCheckpoint(await openNodeFileSet(join(MODELS, model)));
+      const dtypes = new Set([...cat.tensors.values()].map((t) => t.dtype));
+      expect(dtypes.has('BF16')).toBe(false);
+      expect(expertParamSource(cat, cat.moeLayers[0]!.layer as LayerIndex, 300).bf16Chunk).toBeUndefined();
+    }
+  });
+});

@@ -38,10 +38,21 @@ export class SafetensorsFile {
 
   /** `length` bytes of a tensor from byte `offset` inside it: the one place tensor bytes are located in the file. */
   async readRange(name: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    return this.source.read(this.fileOffset(name, offset, length), length, signal);
+  }
+
+  /** readRange into the caller's array (read in place when the source can, otherwise copied once). */
+  async readRangeInto(name: string, offset: number, into: Uint8Array, signal?: AbortSignal): Promise<void> {
+    const at = this.fileOffset(name, offset, into.byteLength);
+    if (this.source.readInto) await this.source.readInto(at, into, signal);
+    else into.set(await this.source.read(at, into.byteLength, signal));
+  }
+
+  private fileOffset(name: string, offset: number, length: number): number {
     const t = this.info(name);
     if (offset < 0 || length < 0 || offset + length > t.byteLength)
       throw new MoePruneError('InvalidArgument', `bytes ${offset}..${offset + length} out of range for "${name}" of ${t.byteLength} bytes`, this.name);
-    return this.source.read(this.dataStart + t.begin + offset, length, signal);
+    return this.dataStart + t.begin + offset;
   }
 
   /** All bytes of a tensor (refused above MAX_WHOLE_READ_BYTES: use readRows or chunks). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { clusterAction, memoryParamSource, selectRepresentative, type ChunkDistanceWorkers, type ExpertParamSource } from './representative.ts';
-import { chunkSqDistances } from './sq-distances.ts';
+import { chunkSqDistances, joinLanes, sqScratch, type ParamValues } from './sq-distances.ts';
 import { refilling, thetas } from '../../../tests/expert-params.ts';
 
 /** Direct (non-streaming) closest-to-centroid in float64. */
@@ -73,7 +73,10 @@ describe('closest-to-centroid representative (streaming)', () => {
   });
 });
 
-/** The original member-by-member float64 sums: pass 1 adds each member in turn, pass 2 one running sum per member. */
+/**
+ * The distances written out plainly from sq-distances.ts' definition: per chunk, pass 1 adds each member in turn,
+ * pass 2 keeps eight lane sums per member (t mod 8) joined in the fixed order; chunks added in order.
+ */
 function sequentialDistances(members: number[], th: Float32Array[], chunk: number): Float64Array {
   const k = members.length;
   const len = th[0]!.length;
@@ -84,12 +87,12 @@ function sequentialDistances(members: number[], th: Float32Array[], chunk: numbe
     for (const m of members) for (let t = lo; t < hi; t++) sum[t - lo] = sum[t - lo]! + th[m]![t]!;
     for (let t = 0; t < sum.length; t++) sum[t] = sum[t]! / k;
     members.forEach((m, i) => {
-      let s = 0;
+      const s = new Float64Array(8);
       for (let t = lo; t < hi; t++) {
         const v = th[m]![t]! - sum[t - lo]!;
-        s += v * v;
+        s[(t - lo) % 8] = s[(t - lo) % 8]! + v * v;
       }
-      dist[i] = dist[i]! + s;
+      dist[i] = dist[i]! + joinLanes(s);
     });
   }
   return dist;
@@ -152,15 +155,16 @@ describe('representative: read ahead and four members per sweep', () => {
   });
 });
 
-describe('one chunk in cache-sized blocks, several members per sweep (chunkSqDistances)', () => {
-  const th = thetas(13, 97, 3);
+describe('one chunk in cache-sized blocks (chunkSqDistances)', () => {
+  const th = thetas(13, 2500, 3);
 
-  it('gives the member-by-member sums bit for bit for 1 to 13 members, whatever the block size', () => {
+  it('gives the plainly written sums bit for bit for 1 to 13 members, across block ends, with scratch reused', () => {
+    const scratch = sqScratch(1);
     for (let k = 1; k <= 13; k++) {
       const members = Array.from({ length: k }, (_, i) => i);
-      const want = sequentialDistances(members, th, 97);
-      for (const block of [1, 5, 32, 97, 2048]) {
-        const got = chunkSqDistances(members.map((m) => th[m]!), new Float64Array(k).fill(7), new Float64Array(block));
+      for (const len of [97, 1024, 2500]) {
+        const want = sequentialDistances(members, th.map((x) => x.subarray(0, len)), len);
+        const got = chunkSqDistances(members.map((m) => th[m]!.subarray(0, len)), new Float64Array(k).fill(7), scratch);
         expect([...got]).toEqual([...want]);
       }
     }
@@ -171,23 +175,28 @@ describe('one chunk in cache-sized blocks, several members per sweep (chunkSqDis
  * In-process stand-in for worker threads: each chunk's sums finish after a pseudo-random delay, so later chunks
  * often finish first; `copies` counts chunks that had to be copied into "shared" arrays.
  */
-function fakeWorkers(width: number, seed: number): ChunkDistanceWorkers & { calls: number; copies: number; maxBusy: number } {
-  const shared = new WeakSet<Float32Array>();
+function fakeWorkers(width: number, seed: number): ChunkDistanceWorkers & { calls: number; copies: number; released: number; maxBusy: number } {
+  const shared = new WeakSet<ParamValues>();
   let s = seed;
   let busy = 0;
   const w = {
     width,
     calls: 0,
     copies: 0,
+    released: 0,
     maxBusy: 0,
-    shares: (x: Float32Array) => shared.has(x),
-    alloc: (n: number) => {
+    shares: (x: ParamValues) => shared.has(x),
+    allocLike: <T extends ParamValues>(like: T): T => {
       w.copies++;
-      const x = new Float32Array(n);
+      const x = like.slice().fill(0) as T;
       shared.add(x);
       return x;
     },
-    sqDistances: async (xs: readonly Float32Array[]) => {
+    release: (x: ParamValues) => {
+      if (!shared.has(x)) throw new Error('released an array the workers did not hand out');
+      w.released++;
+    },
+    sqDistances: async (xs: readonly ParamValues[]) => {
       w.calls++;
       w.maxBusy = Math.max(w.maxBusy, ++busy);
       if (!xs.every((x) => shared.has(x))) throw new Error('a chunk outside shared memory reached a worker');
@@ -231,6 +240,33 @@ describe('representative on worker threads (ChunkDistanceWorkers)', () => {
     expect(src.chunkCount).toBeGreaterThan(20);
     // Chunks in flight (≤ width + 1), the one being read and the one read ahead: never one copy per chunk.
     expect(workers.copies).toBeLessThanOrEqual(5 * members.length + members.length);
+    // Every array handed out goes back to the workers when the selection ends.
+    expect(workers.released).toBe(workers.copies);
+  });
+
+  it('a bfloat16 source sends its stored bits to the workers, with the distances of the values they stand for', async () => {
+    const bits = th.map((x) => Uint16Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length), (u) => u >>> 16));
+    const values = bits.map((b) => new Float32Array(Uint32Array.from(b, (u) => u << 16).buffer));
+    const float = memoryParamSource(values, 16);
+    const kinds = new Set<string>();
+    const src: ExpertParamSource = {
+      ...float,
+      chunk: float.chunk,
+      bf16Chunk: async (e, c, _signal, into) => {
+        const x = bits[e]!.subarray(c * 16, Math.min(203, (c + 1) * 16));
+        const out = into?.length === x.length ? into : new Uint16Array(x.length);
+        out.set(x);
+        return out;
+      },
+    };
+    const workers = fakeWorkers(2, 3);
+    const spy: ChunkDistanceWorkers = { ...workers, sqDistances: (xs) => (xs.forEach((x) => kinds.add(x.constructor.name)), workers.sqDistances(xs)) };
+    const members = [0, 3, 5, 8];
+    const r = await selectRepresentative(members, src, { workers: spy });
+    expect([...kinds]).toEqual(['Uint16Array']);
+    expect([...r.sqDistances]).toEqual([...sequentialDistances(members, values, 16)]);
+    // Inline (no workers) reads the float chunks: the same bits.
+    expect([...(await selectRepresentative(members, src)).sqDistances]).toEqual([...r.sqDistances]);
   });
 
   it('a cancel stops the reads and rejects with the cancel while chunks are computing', async () => {

@@ -6,10 +6,11 @@
  * ‖θ_i − θ̄‖² is a sum over coordinates, it is accumulated per chunk index c: first θ̄_c = mean_i θ_{i,c}
  * (pass 1 over the members' chunk c), then Σ (θ_{i,c} − θ̄_c)² (pass 2). Cost per cluster: every member's
  * parameters are read once with memory 'hold-chunk' (|C| chunks + one float64 centroid chunk resident), or twice
- * with 'refetch' (one member chunk + the centroid chunk resident). Arithmetic is float64. 'hold-chunk' does both
- * passes block by block inside the chunk (sq-distances.ts), and with `workers` computes whole chunks on other threads
- * while this one reads the next: per-chunk partial sums join the distances in chunk order either way, so the
- * distances are the same bits inline or on any number of threads.
+ * with 'refetch' (one member chunk + the centroid chunk resident). Arithmetic is float64, in the fixed order of
+ * sq-distances.ts. 'hold-chunk' does both passes block by block inside the chunk, and with `workers` computes whole
+ * chunks on other threads (the CLI's WebAssembly SIMD kernel, fed bfloat16 bits read straight from the checkpoint
+ * when the source offers them) while this one reads the next: per-chunk partial sums join the distances in chunk
+ * order either way, so the distances are the same bits inline or on any number of threads.
  *
  * Ties: the lowest expert index wins. For 2-member clusters both members are exactly equidistant from their
  * midpoint (θ_a − θ̄ = −(θ_b − θ̄)), so the official "closest to centroid" is arbitrary there (bf16 rounding
@@ -19,7 +20,7 @@ import { MoePruneError, throwIfAborted } from '../../core/errors.ts';
 import type { LongTask } from '../../core/progress.ts';
 import type { ExpertIndex } from '../../models/types.ts';
 import { readAhead } from '../../core/read-ahead.ts';
-import { chunkSqDistances, SQ_BLOCK } from './sq-distances.ts';
+import { chunkSqDistances, memberSqDistance, sqScratch, type Bf16Bits, type ParamValues } from './sq-distances.ts';
 
 /** Streams one layer's expert parameters θ_i = concat(gate|up|down), split into `chunkCount` chunks. */
 export interface ExpertParamSource {
@@ -30,6 +31,11 @@ export interface ExpertParamSource {
    * of a fresh one (one that returns views of its own storage ignores it).
    */
   chunk(expert: ExpertIndex, chunk: number, signal?: AbortSignal, into?: Float32Array): Float32Array | Promise<Float32Array>;
+  /**
+   * Present when the layer's expert weights are bfloat16 throughout: chunk `chunk` as its stored bits, read into
+   * `into` when given (same length) so they land where the workers compute, without a decode or a copy.
+   */
+  bf16Chunk?(expert: ExpertIndex, chunk: number, signal?: AbortSignal, into?: Bf16Bits): Promise<Bf16Bits>;
 }
 
 /** 'none': keep the representative; 'per-layer': official code (average every cluster when the layer has ≤ κ
@@ -57,12 +63,14 @@ export function clusterAction(rule: ReconstructRule, kappa: number, clustersInLa
 export interface ChunkDistanceWorkers {
   /** Chunks computed at once. */
   readonly width: number;
-  /** True when the workers can read `x` where it is (shared memory), false when it must be copied into `alloc`'s. */
-  shares(x: Float32Array): boolean;
-  /** A zeroed array of `n` values that the workers read without a copy. */
-  alloc(n: number): Float32Array;
-  /** chunkSqDistances of one chunk's member arrays (all `shares`), on a worker. */
-  sqDistances(xs: readonly Float32Array[]): Promise<Float64Array>;
+  /** True when the workers can read `x` where it is (shared memory), false when it must be copied into `allocLike`'s. */
+  shares(x: ParamValues): boolean;
+  /** A zeroed array of `x`'s kind and length that the workers read without a copy. */
+  allocLike<T extends ParamValues>(x: T): T;
+  /** Gives back an array from `allocLike` once nothing reads it any more. */
+  release(x: ParamValues): void;
+  /** chunkSqDistances of one chunk's member arrays (all `shares`, all one kind), on a worker. */
+  sqDistances(xs: readonly ParamValues[]): Promise<Float64Array>;
 }
 
 export interface RepresentativeOptions extends LongTask {
@@ -84,52 +92,9 @@ async function fetchChunk(src: ExpertParamSource, e: ExpertIndex, c: number, len
   return x;
 }
 
-/** Adds each member's chunk to `sum` in member order (sum[t] + x₀[t] + x₁[t] + …), four members per sweep. */
-function addMembers(sum: Float64Array, xs: readonly Float32Array[]): void {
-  const len = sum.length;
-  let i = 0;
-  for (; i + 4 <= xs.length; i += 4) {
-    const [a, b, c, d] = [xs[i]!, xs[i + 1]!, xs[i + 2]!, xs[i + 3]!];
-    for (let t = 0; t < len; t++) sum[t] = sum[t]! + a[t]! + b[t]! + c[t]! + d[t]!;
-  }
-  for (; i < xs.length; i++) {
-    const a = xs[i]!;
-    for (let t = 0; t < len; t++) sum[t] = sum[t]! + a[t]!;
-  }
-}
-
-/**
- * dist[i] += Σ_t (x_i[t] − mean[t])², each member's sum taken over t in order as a one-member sweep would, but four
- * members per sweep: their four running sums are independent, so the CPU overlaps them and reads `mean` once.
- */
-function addSquaredDistances(dist: Float64Array, xs: readonly Float32Array[], mean: Float64Array): void {
-  const len = mean.length;
-  let i = 0;
-  for (; i + 4 <= xs.length; i += 4) {
-    const [a, b, c, d] = [xs[i]!, xs[i + 1]!, xs[i + 2]!, xs[i + 3]!];
-    let sa = 0, sb = 0, sc = 0, sd = 0;
-    for (let t = 0; t < len; t++) {
-      const m = mean[t]!;
-      const va = a[t]! - m, vb = b[t]! - m, vc = c[t]! - m, vd = d[t]! - m;
-      sa += va * va;
-      sb += vb * vb;
-      sc += vc * vc;
-      sd += vd * vd;
-    }
-    dist[i] = dist[i]! + sa;
-    dist[i + 1] = dist[i + 1]! + sb;
-    dist[i + 2] = dist[i + 2]! + sc;
-    dist[i + 3] = dist[i + 3]! + sd;
-  }
-  for (; i < xs.length; i++) {
-    const a = xs[i]!;
-    let s = 0;
-    for (let t = 0; t < len; t++) {
-      const v = a[t]! - mean[t]!;
-      s += v * v;
-    }
-    dist[i] = dist[i]! + s;
-  }
+/** sum[t] = (((0 + x₀[t]) + x₁[t]) + …) as chunkSqDistances' centroid, one member at a time. */
+function addMember(sum: Float64Array, x: Float32Array): void {
+  for (let t = 0; t < sum.length; t++) sum[t] = sum[t]! + x[t]!;
 }
 
 /**
@@ -140,9 +105,14 @@ export async function* memberChunks(source: ExpertParamSource, members: readonly
   for (let c = 0; c < source.chunkCount; c++) for (const e of members) yield await source.chunk(e, c, signal, spares.pop());
 }
 
+/** memberChunks as bfloat16 bits (`bf16Chunk`), refilling the spares the caller puts back. */
+async function* memberBits(read: NonNullable<ExpertParamSource['bf16Chunk']>, chunkCount: number, members: readonly ExpertIndex[], signal: AbortSignal | undefined, spares: Bf16Bits[]): AsyncGenerator<Bf16Bits> {
+  for (let c = 0; c < chunkCount; c++) for (const e of members) yield await read(e, c, signal, spares.pop());
+}
+
 /** The k members' chunk c from `chunks` (memberChunks' order), lengths checked. */
-async function nextMembers(chunks: AsyncIterator<Float32Array>, sorted: readonly ExpertIndex[], c: number, onChunk?: () => void): Promise<Float32Array[]> {
-  const held: Float32Array[] = [];
+async function nextMembers<T extends ParamValues>(chunks: AsyncIterator<T>, sorted: readonly ExpertIndex[], c: number, onChunk?: () => void): Promise<T[]> {
+  const held: T[] = [];
   for (let i = 0; i < sorted.length; i++) {
     const r = await chunks.next();
     if (r.done) throw new MoePruneError('InvalidArgument', `expert ${sorted[i]} has no parameter chunk ${c}`);
@@ -155,13 +125,14 @@ async function nextMembers(chunks: AsyncIterator<Float32Array>, sorted: readonly
 }
 
 /**
- * 'hold-chunk' with up to `workers.width` chunks computing on worker threads while this thread reads (and
- * decodes) the next chunk. Partial sums join `dist` in chunk order. A chunk the source did not put in shared
- * memory is copied into a shared array once; those arrays then go back to the source as spares to refill.
+ * 'hold-chunk' with up to `workers.width` chunks computing on worker threads while this thread reads the next
+ * chunk. Partial sums join `dist` in chunk order. A chunk the source did not put in the workers' memory is copied
+ * there once; those arrays then go back to the source as spares to refill, and to the workers at the end.
  */
-async function holdChunkParallel(
+async function holdChunkParallel<T extends ParamValues>(
   sorted: readonly ExpertIndex[],
-  source: ExpertParamSource,
+  chunkCount: number,
+  read: (spares: T[]) => AsyncGenerator<T>,
   dist: Float64Array,
   workers: ChunkDistanceWorkers,
   signal: AbortSignal | undefined,
@@ -169,13 +140,15 @@ async function holdChunkParallel(
 ): Promise<void> {
   const k = sorted.length;
   const width = Math.max(1, Math.floor(workers.width));
-  const spares: Float32Array[] = [];
-  const chunks = readAhead(memberChunks(source, sorted, signal, spares), k);
-  const inFlight: Array<{ part: Promise<Float64Array>; held: Float32Array[] }> = [];
-  const shared = (x: Float32Array): Float32Array => {
+  const spares: T[] = [];
+  const chunks = readAhead(read(spares), k);
+  const inFlight: Array<{ part: Promise<Float64Array>; held: T[] }> = [];
+  const allocated: T[] = [];
+  const shared = (x: T): T => {
     if (workers.shares(x)) return x;
     const at = spares.findIndex((s) => s.length === x.length);
-    const y = at >= 0 ? spares.splice(at, 1)[0]! : workers.alloc(x.length);
+    const y = at >= 0 ? spares.splice(at, 1)[0]! : workers.allocLike(x);
+    if (at < 0) allocated.push(y);
     y.set(x);
     return y;
   };
@@ -186,7 +159,7 @@ async function holdChunkParallel(
     spares.push(...held);
   };
   try {
-    for (let c = 0; c < source.chunkCount; c++) {
+    for (let c = 0; c < chunkCount; c++) {
       throwIfAborted(signal);
       const held = (await nextMembers(chunks, sorted, c, onChunk)).map(shared);
       const part = workers.sqDistances(held);
@@ -202,6 +175,8 @@ async function holdChunkParallel(
     }
   } finally {
     await chunks.return(undefined);
+    // Workers only read these, so a chunk still computing for a stopped job harms nothing when they are reused.
+    for (const x of allocated) workers.release(x);
   }
 }
 
@@ -218,29 +193,32 @@ export async function selectRepresentative(
   const k = sorted.length;
   const dist = new Float64Array(k);
   if (opts.memory === 'refetch') {
+    const lanes = new Float64Array(8);
     for (let c = 0; c < source.chunkCount; c++) {
       throwIfAborted(opts.signal);
       const first = await fetchChunk(source, sorted[0]!, c, undefined, opts.signal);
       const len = first.length;
       const sum = new Float64Array(len);
       for (let i = 0; i < k; i++) {
-        addMembers(sum, [i === 0 ? first : await fetchChunk(source, sorted[i]!, c, len, opts.signal)]);
+        addMember(sum, i === 0 ? first : await fetchChunk(source, sorted[i]!, c, len, opts.signal));
         onChunk?.();
       }
       for (let t = 0; t < len; t++) sum[t] = sum[t]! / k;
       for (let i = 0; i < k; i++) {
-        addSquaredDistances(dist.subarray(i, i + 1), [await fetchChunk(source, sorted[i]!, c, len, opts.signal)], sum);
+        dist[i] = dist[i]! + memberSqDistance(await fetchChunk(source, sorted[i]!, c, len, opts.signal), sum, lanes);
         onChunk?.();
       }
     }
   } else if (opts.workers) {
-    await holdChunkParallel(sorted, source, dist, opts.workers, opts.signal, onChunk);
+    const bits = source.bf16Chunk?.bind(source);
+    if (bits) await holdChunkParallel(sorted, source.chunkCount, (spares: Bf16Bits[]) => memberBits(bits, source.chunkCount, sorted, opts.signal, spares), dist, opts.workers, opts.signal, onChunk);
+    else await holdChunkParallel(sorted, source.chunkCount, (spares: Float32Array[]) => memberChunks(source, sorted, opts.signal, spares), dist, opts.workers, opts.signal, onChunk);
   } else {
     // The next chunk's members are read while this chunk's arithmetic runs (k chunks ahead: one whole chunk).
     const spares: Float32Array[] = [];
     const chunks = readAhead(memberChunks(source, sorted, opts.signal, spares), k);
     const part = new Float64Array(k);
-    const scratch = new Float64Array(SQ_BLOCK);
+    const scratch = sqScratch(k);
     try {
       for (let c = 0; c < source.chunkCount; c++) {
         throwIfAborted(opts.signal);

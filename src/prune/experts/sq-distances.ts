@@ -1,140 +1,110 @@
 /**
  * The arithmetic of one parameter chunk for `selectRepresentative`, in a module of its own with no imports so a
- * worker thread (src/cli/cpu-workers.ts) loads nothing else.
+ * worker thread loads nothing else. sq-distances.wat is the same arithmetic in WebAssembly SIMD (the CLI's CPU
+ * threads run that); this is its reference and the in-thread path, and the two agree bit for bit.
  *
- * For members' chunks x₀ … x_{k−1} (equal lengths), out[i] = Σ_t (x_i[t] − m[t])², m[t] = (((0 + x₀[t]) + x₁[t]) + …) / k,
- * every sum in float64 and taken in exactly that order (t ascending for out[i]): the order the distances' tests pin.
- * The chunk is walked in blocks small enough for the cache: a block's centroid is summed into `scratch`, then the
- * members' running sums continue over that block while its values are still cached. A running sum parked in a
- * Float64Array between blocks is the same double, so blocking changes no bit; the members are read from memory once.
+ * For members' chunks x₀ … x_{k−1} (equal lengths n):
+ *   m[t]   = (((0 + x₀[t]) + x₁[t]) + …) / k
+ *   s_i,l  = Σ over t ≡ l (mod 8), t ascending, of (x_i[t] − m[t])²
+ *   out[i] = ((s_i,0 + s_i,1) + (s_i,2 + s_i,3)) + ((s_i,4 + s_i,5) + (s_i,6 + s_i,7))
+ * every operation in float64. Eight lane sums per member rather than one running sum: a single sum waits on its own
+ * additions, eight independent ones keep the CPU's adders (and SIMD lanes) busy; the order is fixed, so the result
+ * does not depend on how the chunk is walked. Members are float32 values or bfloat16 bit patterns (`Bf16Bits`,
+ * straight from a checkpoint's bytes): bfloat16 widens to float32 exactly, so both give the same distances.
  */
 
-/** Elements per block: k member blocks (float32) and the centroid block (float64) stay in L1/L2. */
-export const SQ_BLOCK = 2048;
+/** bfloat16 values as their 16-bit patterns (the upper half of the float32 they widen to). */
+export type Bf16Bits = Uint16Array;
+/** One member's parameter chunk: float32 values, or bfloat16 bits as read from a checkpoint. */
+export type ParamValues = Float32Array | Bf16Bits;
 
-export function chunkSqDistances(xs: readonly Float32Array[], out: Float64Array, scratch: Float64Array = new Float64Array(SQ_BLOCK)): Float64Array {
+/** Values per block: the members' widened blocks and the centroid block stay in cache. A multiple of 8. */
+export const SQ_BLOCK = 1024;
+/** Independent partial sums per member (lane l takes the values t ≡ l mod 8). */
+export const SQ_LANES = 8;
+
+/** Reusable arrays for chunkSqDistances; grown on demand. */
+export interface SqScratch {
+  rows: Float32Array;
+  centroid: Float64Array;
+  lanes: Float64Array;
+}
+
+export function sqScratch(k = 1): SqScratch {
+  return { rows: new Float32Array(k * SQ_BLOCK), centroid: new Float64Array(SQ_BLOCK), lanes: new Float64Array(k * SQ_LANES) };
+}
+
+/** Member values [lo, lo + n) as float32 into `row`, zero-padded to `n8` (a padded value adds (0 − 0)² = +0). */
+function widen(x: ParamValues, lo: number, n: number, n8: number, row: Float32Array): void {
+  if (x instanceof Float32Array) row.set(x.subarray(lo, lo + n));
+  else {
+    const bits = new Uint32Array(row.buffer, row.byteOffset, n);
+    for (let t = 0; t < n; t++) bits[t] = x[lo + t]! << 16;
+  }
+  row.fill(0, n, n8);
+}
+
+/** The eight lane sums joined in the fixed order. */
+export function joinLanes(s: Float64Array, at = 0): number {
+  return ((s[at]! + s[at + 1]!) + (s[at + 2]! + s[at + 3]!)) + ((s[at + 4]! + s[at + 5]!) + (s[at + 6]! + s[at + 7]!));
+}
+
+/** lanes[at..at+8) += the lane sums of Σ (x[t] − m[t])² over t < n (n a multiple of 8). */
+export function addLaneSums(x: Float32Array, m: Float64Array, n: number, lanes: Float64Array, at = 0): void {
+  let s0 = lanes[at]!, s1 = lanes[at + 1]!, s2 = lanes[at + 2]!, s3 = lanes[at + 3]!;
+  let s4 = lanes[at + 4]!, s5 = lanes[at + 5]!, s6 = lanes[at + 6]!, s7 = lanes[at + 7]!;
+  for (let t = 0; t < n; t += 8) {
+    const v0 = x[t]! - m[t]!, v1 = x[t + 1]! - m[t + 1]!, v2 = x[t + 2]! - m[t + 2]!, v3 = x[t + 3]! - m[t + 3]!;
+    const v4 = x[t + 4]! - m[t + 4]!, v5 = x[t + 5]! - m[t + 5]!, v6 = x[t + 6]! - m[t + 6]!, v7 = x[t + 7]! - m[t + 7]!;
+    s0 += v0 * v0;
+    s1 += v1 * v1;
+    s2 += v2 * v2;
+    s3 += v3 * v3;
+    s4 += v4 * v4;
+    s5 += v5 * v5;
+    s6 += v6 * v6;
+    s7 += v7 * v7;
+  }
+  lanes[at] = s0;
+  lanes[at + 1] = s1;
+  lanes[at + 2] = s2;
+  lanes[at + 3] = s3;
+  lanes[at + 4] = s4;
+  lanes[at + 5] = s5;
+  lanes[at + 6] = s6;
+  lanes[at + 7] = s7;
+}
+
+export function chunkSqDistances(xs: readonly ParamValues[], out: Float64Array, scratch: SqScratch = sqScratch(xs.length)): Float64Array {
   const k = xs.length;
   const len = k > 0 ? xs[0]!.length : 0;
-  const B = scratch.length;
-  out.fill(0, 0, k);
-  for (let lo = 0; lo < len; lo += B) {
-    const n = Math.min(B, len - lo);
-    const m = scratch;
-    // Centroid of the block: members added in member order, four per sweep (same order as one at a time).
-    let i = 0;
-    if (k >= 4) {
-      const a = xs[0]!, b = xs[1]!, c = xs[2]!, d = xs[3]!;
-      for (let t = 0; t < n; t++) {
-        const u = lo + t;
-        m[t] = 0 + a[u]! + b[u]! + c[u]! + d[u]!;
-      }
-      i = 4;
-    } else for (let t = 0; t < n; t++) m[t] = 0;
-    for (; i + 4 <= k; i += 4) {
-      const a = xs[i]!, b = xs[i + 1]!, c = xs[i + 2]!, d = xs[i + 3]!;
-      for (let t = 0; t < n; t++) {
-        const u = lo + t;
-        m[t] = m[t]! + a[u]! + b[u]! + c[u]! + d[u]!;
-      }
+  if (scratch.rows.length < k * SQ_BLOCK) scratch.rows = new Float32Array(k * SQ_BLOCK);
+  if (scratch.lanes.length < k * SQ_LANES) scratch.lanes = new Float64Array(k * SQ_LANES);
+  const { rows, centroid: m, lanes } = scratch;
+  lanes.fill(0, 0, k * SQ_LANES);
+  for (let lo = 0; lo < len; lo += SQ_BLOCK) {
+    const n = Math.min(SQ_BLOCK, len - lo);
+    const n8 = (n + 7) & ~7;
+    for (let i = 0; i < k; i++) widen(xs[i]!, lo, n, n8, rows.subarray(i * SQ_BLOCK, (i + 1) * SQ_BLOCK));
+    for (let t = 0; t < n8; t++) {
+      let s = 0;
+      for (let i = 0; i < k; i++) s += rows[i * SQ_BLOCK + t]!;
+      m[t] = s / k;
     }
-    for (; i < k; i++) {
-      const a = xs[i]!;
-      for (let t = 0; t < n; t++) m[t] = m[t]! + a[lo + t]!;
-    }
-    for (let t = 0; t < n; t++) m[t] = m[t]! / k;
-    // Each member's running sum goes on over this block, several independent sums per sweep: one sum alone waits
-    // on its own additions, so member groups of 4 to 6 (or all of a smaller cluster) share each sweep.
-    for (i = 0; i < k; ) {
-      const w = k - i <= 6 ? k - i : 4;
-      sweep(w, xs, i, lo, n, m, out);
-      i += w;
-    }
+    for (let i = 0; i < k; i++) addLaneSums(rows.subarray(i * SQ_BLOCK, (i + 1) * SQ_BLOCK), m, n8, lanes, i * SQ_LANES);
   }
+  for (let i = 0; i < k; i++) out[i] = joinLanes(lanes, i * SQ_LANES);
   return out;
 }
 
-/** out[i..i+w) += Σ_{t<n} (x[lo+t] − m[t])² for members i..i+w−1, each sum in t order. */
-function sweep(w: number, xs: readonly Float32Array[], i: number, lo: number, n: number, m: Float64Array, out: Float64Array): void {
-  const a = xs[i]!;
-  let sa = out[i]!;
-  if (w === 1) {
-    for (let t = 0; t < n; t++) {
-      const va = a[lo + t]! - m[t]!;
-      sa += va * va;
-    }
-    out[i] = sa;
-    return;
+/** One member's distance over a whole chunk (any length), the tail taken by the lanes it falls in: as chunkSqDistances. */
+export function memberSqDistance(x: Float32Array, m: Float64Array, lanes: Float64Array = new Float64Array(SQ_LANES)): number {
+  lanes.fill(0, 0, SQ_LANES);
+  const n8 = m.length & ~7;
+  addLaneSums(x, m, n8, lanes);
+  for (let t = n8; t < m.length; t++) {
+    const v = x[t]! - m[t]!;
+    lanes[t - n8] = lanes[t - n8]! + v * v;
   }
-  const b = xs[i + 1]!;
-  let sb = out[i + 1]!;
-  if (w === 2) {
-    for (let t = 0; t < n; t++) {
-      const u = lo + t, mt = m[t]!;
-      const va = a[u]! - mt, vb = b[u]! - mt;
-      sa += va * va;
-      sb += vb * vb;
-    }
-    out[i] = sa;
-    out[i + 1] = sb;
-    return;
-  }
-  const c = xs[i + 2]!;
-  let sc = out[i + 2]!;
-  if (w === 3) {
-    for (let t = 0; t < n; t++) {
-      const u = lo + t, mt = m[t]!;
-      const va = a[u]! - mt, vb = b[u]! - mt, vc = c[u]! - mt;
-      sa += va * va;
-      sb += vb * vb;
-      sc += vc * vc;
-    }
-    out[i] = sa;
-    out[i + 1] = sb;
-    out[i + 2] = sc;
-    return;
-  }
-  const d = xs[i + 3]!;
-  let sd = out[i + 3]!;
-  if (w === 4) {
-    for (let t = 0; t < n; t++) {
-      const u = lo + t, mt = m[t]!;
-      const va = a[u]! - mt, vb = b[u]! - mt, vc = c[u]! - mt, vd = d[u]! - mt;
-      sa += va * va;
-      sb += vb * vb;
-      sc += vc * vc;
-      sd += vd * vd;
-    }
-  } else if (w === 5) {
-    const e = xs[i + 4]!;
-    let se = out[i + 4]!;
-    for (let t = 0; t < n; t++) {
-      const u = lo + t, mt = m[t]!;
-      const va = a[u]! - mt, vb = b[u]! - mt, vc = c[u]! - mt, vd = d[u]! - mt, ve = e[u]! - mt;
-      sa += va * va;
-      sb += vb * vb;
-      sc += vc * vc;
-      sd += vd * vd;
-      se += ve * ve;
-    }
-    out[i + 4] = se;
-  } else {
-    const e = xs[i + 4]!, f = xs[i + 5]!;
-    let se = out[i + 4]!, sf = out[i + 5]!;
-    for (let t = 0; t < n; t++) {
-      const u = lo + t, mt = m[t]!;
-      const va = a[u]! - mt, vb = b[u]! - mt, vc = c[u]! - mt, vd = d[u]! - mt, ve = e[u]! - mt, vf = f[u]! - mt;
-      sa += va * va;
-      sb += vb * vb;
-      sc += vc * vc;
-      sd += vd * vd;
-      se += ve * ve;
-      sf += vf * vf;
-    }
-    out[i + 4] = se;
-    out[i + 5] = sf;
-  }
-  out[i] = sa;
-  out[i + 1] = sb;
-  out[i + 2] = sc;
-  out[i + 3] = sd;
+  return joinLanes(lanes);
 }
