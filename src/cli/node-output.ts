@@ -53,6 +53,8 @@ export class NodeOutputFolder implements OutputFolder {
     }
     let pos = 0;
     return {
+      // fh.write has finished with the bytes when it resolves: the export refills its read buffers.
+      releasesOnWrite: true,
       async write(bytes) {
         try {
           let off = 0;

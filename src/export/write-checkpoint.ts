@@ -11,6 +11,7 @@ import { meanInDtype } from '../formats/mean.ts';
 import { formatShardIndex, INDEX_FILE, shardFileName, SINGLE_FILE } from '../formats/safetensors/index-file.ts';
 import { buildHeader, writeSafetensors, type ByteSink, type WriterTensor } from '../formats/safetensors/writer.ts';
 import { shardOf, type Catalogue } from '../models/catalogue.ts';
+import type { SafetensorsFile } from '../formats/safetensors/reader.ts';
 import { maskedBytes, pieceMask, type MaskLookup } from './masks.ts';
 import type { ByteRange, OutputTensor, Piece, TensorPlan } from './tensor-plan.ts';
 
@@ -43,11 +44,33 @@ const REWRITTEN = new Set(['config.json', INDEX_FILE, SINGLE_FILE, 'README.md', 
 
 const PIECE_BYTES = 8 << 20;
 
-async function* readRange(cat: Catalogue, r: ByteRange, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+/**
+ * Read buffers handed back by a sink that is done with them (`releasesOnWrite`): the copy then cycles through two
+ * or three arrays instead of one fresh 8 MiB array per piece, which the collector spent seconds on per 3 GB.
+ */
+class PieceBuffers {
+  private readonly free: ArrayBuffer[] = [];
+  /** Set from the sink once it is open; otherwise every piece is a fresh array from the source. */
+  reuse = false;
+
+  async read(file: SafetensorsFile, tensor: string, offset: number, n: number, signal?: AbortSignal): Promise<Uint8Array> {
+    if (!this.reuse) return file.readRange(tensor, offset, n, signal);
+    const piece = new Uint8Array(this.free.pop() ?? new ArrayBuffer(PIECE_BYTES), 0, n);
+    await file.readRangeInto(tensor, offset, piece, signal);
+    return piece;
+  }
+
+  give(piece: Uint8Array): void {
+    // Only whole buffers of this pool's size: a piece made elsewhere (masked, averaged) is simply dropped.
+    if (piece.buffer instanceof ArrayBuffer && piece.buffer.byteLength === PIECE_BYTES && this.free.length < 4) this.free.push(piece.buffer);
+  }
+}
+
+async function* readRange(cat: Catalogue, r: ByteRange, buffers: PieceBuffers, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   const file = shardOf(cat, r.tensor);
   for (let off = 0; off < r.length; off += PIECE_BYTES) {
     throwIfAborted(signal);
-    yield await file.readRange(r.tensor, r.offset + off, Math.min(PIECE_BYTES, r.length - off), signal);
+    yield await buffers.read(file, r.tensor, r.offset + off, Math.min(PIECE_BYTES, r.length - off), signal);
   }
 }
 
@@ -66,10 +89,10 @@ async function* meanRanges(cat: Catalogue, p: Extract<Piece, { kind: 'mean' }>, 
   }
 }
 
-function tensorData(cat: Catalogue, t: OutputTensor, masks: MaskLookup | undefined, signal?: AbortSignal): () => AsyncIterable<Uint8Array> {
+function tensorData(cat: Catalogue, t: OutputTensor, masks: MaskLookup | undefined, buffers: PieceBuffers, signal?: AbortSignal): () => AsyncIterable<Uint8Array> {
   return async function* () {
     for (const p of t.pieces) {
-      const bytes = p.kind === 'copy' ? readRange(cat, p.range, signal) : meanRanges(cat, p, signal);
+      const bytes = p.kind === 'copy' ? readRange(cat, p.range, buffers, signal) : meanRanges(cat, p, signal);
       const m = masks && pieceMask(cat, t, p, masks);
       yield* m ? maskedBytes(bytes, m, t.dtype, t.name) : bytes;
     }
@@ -124,11 +147,14 @@ export async function writePrunedCheckpoint(
   try {
     const weightMap = new Map<string, string>();
     for (const shard of shards) {
-      const tensors: WriterTensor[] = shard.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: tensorData(cat, t, files.masks, signal) }));
+      // Per shard: a sink that keeps what it is given never gets a buffer back, so nothing it holds is refilled.
+      const buffers = new PieceBuffers();
+      const tensors: WriterTensor[] = shard.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: tensorData(cat, t, files.masks, buffers, signal) }));
       for (const t of shard.tensors) weightMap.set(t.name, shard.name);
       let before = 0;
       await writeFile(shard.name, async (sink) => {
-        const n = await writeSafetensors(sink, tensors, { signal, file: shard.name, onBytes: (w) => progress(shard.name, (before = w)) });
+        buffers.reuse = sink.releasesOnWrite === true;
+        const n = await writeSafetensors(sink, tensors, { signal, file: shard.name, onBytes: (w) => progress(shard.name, (before = w)), onWritten: (p) => buffers.give(p) });
         return n;
       });
       done += before;

@@ -9,11 +9,17 @@ export { readAhead };
 export interface ByteSink {
   write(bytes: Uint8Array): Promise<void>;
   close(): Promise<void>;
+  /**
+   * True when the sink no longer reads `bytes` once write() has resolved (it wrote or copied them), so the caller
+   * may refill the array. Absent or false: the sink may keep it (a stream queue), so every write needs a fresh one.
+   */
+  readonly releasesOnWrite?: boolean;
 }
 
 /**
- * A tensor to write: its bytes are produced on demand, in any number of pieces, so nothing is held whole. Each piece
- * must be a fresh array (the writer still holds one while the next is produced).
+ * A tensor to write: its bytes are produced on demand, in any number of pieces, so nothing is held whole. A piece's
+ * array must not be refilled before the writer is done with it (`onWritten`): the writer still holds one while the
+ * next is produced.
  */
 export interface WriterTensor {
   readonly name: string;
@@ -63,6 +69,8 @@ export interface WriteOptions {
   readonly onBytes?: (written: number) => void;
   readonly file?: string;
   readonly onProgress?: ProgressSink;
+  /** Called with each tensor piece once the sink is done with it (only for a sink that `releasesOnWrite`). */
+  readonly onWritten?: (piece: Uint8Array) => void;
 }
 
 /** Every tensor's pieces in file order, tagged with the tensor's position in `order`. */
@@ -96,6 +104,7 @@ export async function writeSafetensors(sink: ByteSink, tensors: readonly WriterT
     got += piece.byteLength;
     if (got > expected[index]!) throw wrongSize(index, got);
     await sink.write(piece);
+    if (sink.releasesOnWrite) opts.onWritten?.(piece);
     written += piece.byteLength;
     opts.onBytes?.(written);
     opts.onProgress?.({ phase: 'write', done: written, total, unit: 'bytes', file: opts.file });
