@@ -23,7 +23,8 @@ export function collectIo(opts: { signal?: AbortSignal; onErr?: (line: string) =
 }
 
 /** Lines of stderr that are the refusal itself, not the adapter notice or a message's indented detail. */
-const isNotice = (l: string): boolean => l.startsWith('moe-prune: --cpu') || l.startsWith('moe-prune: using WebGPU adapter') || l.startsWith('  ');
+const isNotice = (l: string): boolean =>
+  l.startsWith('moe-prune: --cpu') || l.startsWith('moe-prune: using WebGPU adapter') || l.startsWith('moe-prune: software adapter') || l.startsWith('  ');
 
 /**
  * `moe-prune <command> args` exits 2 with exactly one line on stderr and nothing on stdout; when `out` is given,

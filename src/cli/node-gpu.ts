@@ -132,6 +132,15 @@ export async function openNodeGpu(opts: NodeGpuOptions = {}): Promise<NodeGpuCon
   );
 }
 
+/**
+ * True for an adapter that computes on this machine's CPU (SwiftShader, Mesa's llvmpipe/lavapipe): work it would do
+ * is done faster by the CPU kernels directly, without copying every input up first.
+ */
+export function isSoftwareAdapter(gpu: GpuContext & { readonly backend?: NodeGpuContext['backend'] }): boolean {
+  const a = gpu.adapter;
+  return gpu.backend === 'swiftshader' || a.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(`${a.vendor} ${a.architecture} ${a.description}`);
+}
+
 /** Destroys the device and drops every reference to the Dawn instance so the process can exit. */
 export function closeNodeGpu(ctx: GpuContext): void {
   if (!open.delete(ctx)) return;

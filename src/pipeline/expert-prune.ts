@@ -83,11 +83,15 @@ export function layerInputs(cat: Catalogue, routers: readonly RouterLayer[], squ
   }));
 }
 
-/** Fills representatives of ≥3-member clusters by streaming the members' parameters (GPU when given). */
+/**
+ * Fills representatives of ≥3-member clusters by streaming the members' parameters: on the CPU threads when given
+ * (the CLI passes them without a GPU or with a software adapter, which computes on the same CPU but must first copy
+ * every chunk up), else on the GPU when given, else inline.
+ */
 export async function resolvePlan(cat: Catalogue, plan: ExpertPlan, gpu: GpuContext | undefined, opts: LongTask = {}, cpuWorkers?: ChunkDistanceWorkers): Promise<ExpertPlan> {
   return resolveRepresentatives(plan, (layer) => expertParamSource(cat, layer), {
     ...opts,
-    ...(gpu ? { select: (members, source, o) => selectRepresentativeGpu(gpu, members, source, o) } : cpuWorkers && { workers: cpuWorkers }),
+    ...(cpuWorkers ? { workers: cpuWorkers } : gpu && { select: (members, source, o) => selectRepresentativeGpu(gpu, members, source, o) }),
   });
 }
 
