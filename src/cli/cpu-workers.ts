@@ -29,7 +29,7 @@ interface Task {
 
 type Reply = { id: number; out: Float64Array } | { id: number; error: string };
 
-/** One thread less than the machine has (this one reads), at least one, at most 15. */
+/** As many threads as the machine has cores (this one mostly waits for reads, which the OS does), at most 15. */
 export function defaultCpuWorkerCount(): number {
   return Math.min(15, Math.max(1, availableParallelism()));
 }

@@ -1,4 +1,4 @@
-import { open, readdir, stat } from 'node:fs/promises';
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { MoePruneError, throwIfAborted } from '../core/errors.ts';
 import { checkRange, MapFileSet, type ByteSource, type FileSet } from '../formats/bytes.ts';
@@ -12,11 +12,19 @@ function ioError(e: unknown, name: string, what: string): MoePruneError {
   return new MoePruneError('IoError', `${what}: ${(e as Error).message}`, name, { cause: e });
 }
 
+/** Reads come in bursts (a chunk's members, an export's pieces): a descriptor idle this long is closed. */
+const IDLE_CLOSE_MS = 100;
+
 /**
- * A file on disk read by position. Each read opens, reads and closes the file, so no descriptor outlives a call
- * (a checkpoint has many shards and callers never need to close anything); only the requested range is read.
+ * A file on disk read by position. Overlapping and closely following reads share one descriptor, closed once no read
+ * has come for a moment, so callers never close anything and a checkpoint's many shards never hold many descriptors;
+ * only the requested range is read.
  */
 export class NodeFileSource implements ByteSource {
+  private handle: Promise<FileHandle> | undefined;
+  private users = 0;
+  private idle: ReturnType<typeof setTimeout> | undefined;
+
   constructor(
     readonly name: string,
     readonly path: string,
@@ -48,16 +56,11 @@ export class NodeFileSource implements ByteSource {
     const length = out.byteLength;
     checkRange(this.name, this.size, offset, length);
     if (length === 0) return;
-    let fh;
+    const fh = await this.acquire();
     try {
-      fh = await open(this.path, 'r');
-    } catch (e) {
-      throw ioError(e, this.name, 'cannot open');
-    }
-    try {
-      // Offsets come from the header read when the job opened the file: bytes of a rewritten file would be
-      // read as the wrong tensors (or garbage) without any error, so a changed size or time stops the job here.
-      const now = await fh.stat();
+      // Offsets come from the header read when the job opened the file: bytes of a rewritten (or replaced) file
+      // would be read as the wrong tensors (or garbage) without any error, so a changed size or time stops the job.
+      const now = await stat(this.path);
       if (now.size !== this.size || (this.mtimeMs !== undefined && now.mtimeMs !== this.mtimeMs))
         throw new MoePruneError(
           'FileChanged',
@@ -79,8 +82,34 @@ export class NodeFileSource implements ByteSource {
       if (e instanceof MoePruneError) throw e;
       throw ioError(e, this.name, `cannot read bytes ${offset}..${offset + length}`);
     } finally {
-      await fh.close();
+      this.release();
     }
+  }
+
+  private async acquire(): Promise<FileHandle> {
+    clearTimeout(this.idle);
+    this.idle = undefined;
+    this.users++;
+    const h = (this.handle ??= open(this.path, 'r'));
+    try {
+      return await h;
+    } catch (e) {
+      this.users--;
+      if (this.handle === h) this.handle = undefined;
+      throw ioError(e, this.name, 'cannot open');
+    }
+  }
+
+  private release(): void {
+    if (--this.users > 0) return;
+    const h = this.handle;
+    this.idle = setTimeout(() => {
+      if (this.users > 0 || this.handle !== h) return;
+      this.handle = undefined;
+      void h?.then((fh) => fh.close()).catch(() => undefined);
+    }, IDLE_CLOSE_MS);
+    // A descriptor waiting to be closed never keeps the process alive.
+    this.idle.unref?.();
   }
 }
 

@@ -105,9 +105,18 @@ export async function* memberChunks(source: ExpertParamSource, members: readonly
   for (let c = 0; c < source.chunkCount; c++) for (const e of members) yield await source.chunk(e, c, signal, spares.pop());
 }
 
-/** memberChunks as bfloat16 bits (`bf16Chunk`), refilling the spares the caller puts back. */
+/**
+ * memberChunks as bfloat16 bits (`bf16Chunk`), refilling the spares the caller puts back. A chunk's members are read
+ * at once: the reads are plain copies the OS runs side by side (measured: 5 members' 2 MiB reads 0.5 → 0.3 s a layer).
+ */
 async function* memberBits(read: NonNullable<ExpertParamSource['bf16Chunk']>, chunkCount: number, members: readonly ExpertIndex[], signal: AbortSignal | undefined, spares: Bf16Bits[]): AsyncGenerator<Bf16Bits> {
-  for (let c = 0; c < chunkCount; c++) for (const e of members) yield await read(e, c, signal, spares.pop());
+  for (let c = 0; c < chunkCount; c++) {
+    const reads = members.map((e) => read(e, c, signal, spares.pop()));
+    // Every read settles before the first failure surfaces: none writes into an array after it is handed back.
+    const done = await Promise.allSettled(reads);
+    for (const r of done) if (r.status === 'rejected') throw r.reason;
+    yield* done.map((r) => (r as PromiseFulfilledResult<Bf16Bits>).value);
+  }
 }
 
 /** The k members' chunk c from `chunks` (memberChunks' order), lengths checked. */

@@ -24,7 +24,7 @@
   (func (export "sq_distances") (param $table i32) (param $k i32) (param $n i32) (param $bf16 i32) (param $work i32) (result i32)
     (local $cent i32) (local $acc i32) (local $out i32) (local $lo i32) (local $nb i32) (local $nb8 i32)
     (local $i i32) (local $j i32) (local $src i32) (local $dst i32) (local $p i32) (local $q i32)
-    (local $kf v128) (local $s v128) (local $d v128)
+    (local $kf v128) (local $d v128)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
     (local.set $cent (i32.add (local.get $work) (i32.mul (local.get $k) (i32.const 4160))))
     (local.set $acc (i32.add (local.get $cent) (i32.const 8192)))
@@ -48,15 +48,15 @@
           (if (local.get $bf16)
             (then
               (local.set $src (i32.add (local.get $src) (i32.shl (local.get $lo) (i32.const 1))))
-              (block $b4_done
-                (loop $b4
-                  (br_if $b4_done (i32.gt_u (i32.add (local.get $j) (i32.const 4)) (local.get $nb)))
-                  (v128.store (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2)))
-                    (i32x4.shl
-                      (i32x4.extend_low_i16x8_u (v128.load64_zero (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 1)))))
-                      (i32.const 16)))
-                  (local.set $j (i32.add (local.get $j) (i32.const 4)))
-                  (br $b4)))
+              (block $b8_done
+                (loop $b8
+                  (br_if $b8_done (i32.gt_u (i32.add (local.get $j) (i32.const 8)) (local.get $nb)))
+                  (local.set $d (v128.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 1)))))
+                  (local.set $p (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2))))
+                  (v128.store offset=0 (local.get $p) (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $d)) (i32.const 16)))
+                  (v128.store offset=16 (local.get $p) (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $d)) (i32.const 16)))
+                  (local.set $j (i32.add (local.get $j) (i32.const 8)))
+                  (br $b8)))
               (block $b1_done
                 (loop $b1
                   (br_if $b1_done (i32.ge_u (local.get $j) (local.get $nb)))
@@ -73,24 +73,35 @@
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br_if $widen (i32.lt_u (local.get $i) (local.get $k))))
 
-        ;; 2. The block's centroid, two values at a time: members added in member order, then divided by k.
+;; 2. The block's centroid, eight values at a time: each value's members added in member order, then divided
+        ;; by k. Four independent sums (values j..j+1, +2..3, +4..5, +6..7) so the additions do not wait on each other.
         (local.set $j (i32.const 0))
         (block $cent_done
           (loop $centroid
             (br_if $cent_done (i32.ge_u (local.get $j) (local.get $nb8)))
-            (local.set $s (f64x2.splat (f64.const 0)))
+            (local.set $a0 (f64x2.splat (f64.const 0)))
+            (local.set $a1 (local.get $a0))
+            (local.set $a2 (local.get $a0))
+            (local.set $a3 (local.get $a0))
             (local.set $p (i32.add (local.get $work) (i32.shl (local.get $j) (i32.const 2))))
             (local.set $i (i32.const 0))
             (loop $members
-              (local.set $s (f64x2.add (local.get $s) (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $p)))))
+              (local.set $a0 (f64x2.add (local.get $a0) (f64x2.promote_low_f32x4 (v128.load64_zero offset=0 (local.get $p)))))
+              (local.set $a1 (f64x2.add (local.get $a1) (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (local.get $p)))))
+              (local.set $a2 (f64x2.add (local.get $a2) (f64x2.promote_low_f32x4 (v128.load64_zero offset=16 (local.get $p)))))
+              (local.set $a3 (f64x2.add (local.get $a3) (f64x2.promote_low_f32x4 (v128.load64_zero offset=24 (local.get $p)))))
               (local.set $p (i32.add (local.get $p) (i32.const 4160)))
               (local.set $i (i32.add (local.get $i) (i32.const 1)))
               (br_if $members (i32.lt_u (local.get $i) (local.get $k))))
-            (v128.store (i32.add (local.get $cent) (i32.shl (local.get $j) (i32.const 3))) (f64x2.div (local.get $s) (local.get $kf)))
-            (local.set $j (i32.add (local.get $j) (i32.const 2)))
+            (local.set $q (i32.add (local.get $cent) (i32.shl (local.get $j) (i32.const 3))))
+            (v128.store offset=0 (local.get $q) (f64x2.div (local.get $a0) (local.get $kf)))
+            (v128.store offset=16 (local.get $q) (f64x2.div (local.get $a1) (local.get $kf)))
+            (v128.store offset=32 (local.get $q) (f64x2.div (local.get $a2) (local.get $kf)))
+            (v128.store offset=48 (local.get $q) (f64x2.div (local.get $a3) (local.get $kf)))
+            (local.set $j (i32.add (local.get $j) (i32.const 8)))
             (br $centroid)))
 
-        ;; 3. Each member's eight lane sums over the block (four independent f64x2 sums: t mod 8 = 0-1, 2-3, 4-5, 6-7).
+                ;; 3. Each member's eight lane sums over the block (four independent f64x2 sums: t mod 8 = 0-1, 2-3, 4-5, 6-7).
         (local.set $i (i32.const 0))
         (loop $dist
           (local.set $q (i32.add (local.get $acc) (i32.shl (local.get $i) (i32.const 6))))
