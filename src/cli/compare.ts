@@ -16,6 +16,7 @@ import { maxWindowsArg, seqLenArg } from './eval.ts';
 import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
 import { closeNodeGpu, openNodeGpu } from './node-gpu.ts';
+import { representativeWorkers, type CpuWorkers } from './cpu-workers.ts';
 
 const USAGE =
   'usage: moe-prune compare <checkpoint dir> --experts-per-layer K --calib-text <file> [--calib-samples N] [--calib-seq-len L] [--calib-sampling first|random [--calib-seed S]] ' +
@@ -82,6 +83,7 @@ export function comparisonJson(c: Comparison, extra: Record<string, unknown>): R
 
 export async function runCompare(args: string[], io: CliIo): Promise<number> {
   let gpu: GpuContext | undefined;
+  let cpuWorkers: CpuWorkers | undefined;
   try {
     const p = parseArgs(
       args,
@@ -119,7 +121,8 @@ export async function runCompare(args: string[], io: CliIo): Promise<number> {
     gpu = await openNodeGpu();
     const json = p.flags.has('json');
     if (!json) io.stderr.write(`moe-prune: using WebGPU adapter ${gpu.adapter.label}\n`);
-    const job = await PruneJob.open(files, gpu, io.signal);
+    cpuWorkers = representativeWorkers(gpu, json ? undefined : (l) => io.stderr.write(l));
+    const job = await PruneJob.open(files, gpu, io.signal, cpuWorkers);
     const { signal } = io;
     const calib = await job.calibrate(calibInput, spec, signal);
     const evaluation = evalInput ? await job.heldoutWindows(evalInput, seqLenArg(p), maxWindowsArg(p), signal) : null;
@@ -150,5 +153,6 @@ export async function runCompare(args: string[], io: CliIo): Promise<number> {
     return reportFailure(e, io);
   } finally {
     if (gpu) closeNodeGpu(gpu);
+    await cpuWorkers?.close();
   }
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { memoryParamSource, selectRepresentative, type ExpertParamSource } from '../prune/experts/representative.ts';
 import { chunkSqDistances, type ParamValues } from '../prune/experts/sq-distances.ts';
-import { openCpuWorkers } from './cpu-workers.ts';
+import { openCpuWorkers, representativeWorkers } from './cpu-workers.ts';
+import type { GpuAdapterSummary } from '../gpu/device.ts';
 import { refilling, thetas } from '../../tests/expert-params.ts';
 
 describe('CPU worker threads for the representatives (src/cli/cpu-workers.ts)', () => {
@@ -79,4 +80,40 @@ describe('CPU worker threads for the representatives (src/cli/cpu-workers.ts)', 
       await w.close();
     }
   }, 60_000);
+});
+
+describe('representativeWorkers: which commands compute the representatives on CPU threads', () => {
+  const adapter = (over: Partial<GpuAdapterSummary>): GpuAdapterSummary => ({ vendor: 'nvidia', architecture: 'hopper', device: '', description: 'H100', isFallbackAdapter: false, label: 'H100', ...over });
+
+  it('none for a real GPU; threads without a GPU or with a software adapter, announced when they start', async () => {
+    expect(representativeWorkers({ adapter: adapter({}), backend: 'driver' })).toBeUndefined();
+    const soft = [
+      { adapter: adapter({}), backend: 'swiftshader' as const },
+      { adapter: adapter({ vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader driver' }) },
+      { adapter: adapter({ vendor: 'mesa', description: 'llvmpipe (LLVM 17, 256 bits)' }) },
+      { adapter: adapter({ isFallbackAdapter: true }) },
+    ];
+    for (const gpu of soft) {
+      const lines: string[] = [];
+      const w = representativeWorkers(gpu, (l) => lines.push(l));
+      try {
+        expect(w).toBeDefined();
+        expect(lines).toEqual([]);
+        const x = w!.allocLike(new Float32Array(16));
+        await w!.sqDistances([x, x, x]);
+        expect(lines).toEqual([`moe-prune: software adapter: stage 1's representatives run on ${w!.width} CPU thread${w!.width === 1 ? '' : 's'}\n`]);
+      } finally {
+        await w?.close();
+      }
+    }
+    const none = representativeWorkers(undefined, () => {
+      throw new Error('no notice without a GPU: --cpu already said so');
+    });
+    try {
+      const x = none!.allocLike(new Float32Array(8));
+      expect([...(await none!.sqDistances([x, x, x]))]).toEqual([0, 0, 0]);
+    } finally {
+      await none?.close();
+    }
+  }, 30_000);
 });

@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { MoePruneError } from '../core/errors.ts';
 import type { ChunkDistanceWorkers } from '../prune/experts/representative.ts';
+import { isSoftwareAdapter, type AdapterKind } from './node-gpu.ts';
 import { sqKernel, sqKernelMemory, sqKernelModule, WasmArena } from '../prune/experts/sq-distances-kernel.ts';
 import type { ParamValues } from '../prune/experts/sq-distances.ts';
 
@@ -34,7 +35,19 @@ export function defaultCpuWorkerCount(): number {
   return Math.min(15, Math.max(1, availableParallelism()));
 }
 
-export function openCpuWorkers(count = defaultCpuWorkerCount()): CpuWorkers {
+/**
+ * The threads for a command's stage-1 representatives: opened without a GPU or with a software adapter (which
+ * computes on this same CPU, after copying every chunk up), undefined with a real GPU (which computes them).
+ * `notice` hears one line when a software adapter is passed over, once the threads start (at the first chunk).
+ */
+export function representativeWorkers(gpu: AdapterKind | undefined, notice?: (line: string) => void): CpuWorkers | undefined {
+  if (gpu && !isSoftwareAdapter(gpu)) return undefined;
+  const said = gpu && notice ? (n: number) => notice(`moe-prune: software adapter: stage 1's representatives run on ${n} CPU thread${n === 1 ? '' : 's'}\n`) : undefined;
+  return openCpuWorkers(defaultCpuWorkerCount(), said);
+}
+
+/** `onStart` hears the thread count when the threads start, at the first chunk. */
+export function openCpuWorkers(count = defaultCpuWorkerCount(), onStart?: (threads: number) => void): CpuWorkers {
   if (!(Number.isInteger(count) && count >= 1)) throw new MoePruneError('InvalidArgument', `CPU worker count must be a positive integer, got ${count}`);
   const url = new URL('./cpu-worker.mjs', import.meta.url);
   const memory = sqKernelMemory();
@@ -71,7 +84,7 @@ export function openCpuWorkers(count = defaultCpuWorkerCount()): CpuWorkers {
   };
   // Started at the first chunk: a job whose clusters need no parameters starts no thread.
   let workers: Worker[] = [];
-  const start = () => Array.from({ length: count }, () => {
+  const start = () => (onStart?.(count), Array.from({ length: count }, () => {
     const w = new Worker(url, { workerData: { memory, module: sqKernelModule() } });
     // An idle pool never keeps the process alive; a worker with a task does.
     w.unref();
@@ -95,7 +108,7 @@ export function openCpuWorkers(count = defaultCpuWorkerCount()): CpuWorkers {
       for (const q of queue.splice(0)) fail(q, e.message);
     });
     return w;
-  });
+  }));
   return {
     width: count,
     shares: (x) => placed.has(x),

@@ -136,7 +136,10 @@ export async function openNodeGpu(opts: NodeGpuOptions = {}): Promise<NodeGpuCon
  * True for an adapter that computes on this machine's CPU (SwiftShader, Mesa's llvmpipe/lavapipe): work it would do
  * is done faster by the CPU kernels directly, without copying every input up first.
  */
-export function isSoftwareAdapter(gpu: GpuContext & { readonly backend?: NodeGpuContext['backend'] }): boolean {
+/** What tells a software adapter: its summary, and the backend when openNodeGpu chose it. */
+export type AdapterKind = Pick<GpuContext, 'adapter'> & { readonly backend?: NodeGpuContext['backend'] };
+
+export function isSoftwareAdapter(gpu: AdapterKind): boolean {
   const a = gpu.adapter;
   return gpu.backend === 'swiftshader' || a.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(`${a.vendor} ${a.architecture} ${a.description}`);
 }

@@ -17,10 +17,10 @@ import { choiceArg, numberArg, parseArgs, type ParsedArgs } from './args.ts';
 import { maxWindowsArg, readTaskFile, seqLenArg, taskFormatArg } from './eval.ts';
 import { reportFailure, type CliIo } from './main.ts';
 import { openNodeFileSet } from './node-files.ts';
-import { closeNodeGpu, isSoftwareAdapter, openCommandGpu } from './node-gpu.ts';
+import { closeNodeGpu, openCommandGpu } from './node-gpu.ts';
 import { NodeOutputFolder } from './node-output.ts';
 import { NodeWorkDir } from './work-dir.ts';
-import { openCpuWorkers, type CpuWorkers } from './cpu-workers.ts';
+import { representativeWorkers, type CpuWorkers } from './cpu-workers.ts';
 
 const USAGE =
   'usage: moe-prune prune <checkpoint dir> | --demo  --out <dir> [--experts-per-layer K | --expert-sparsity E] ' +
@@ -214,12 +214,7 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     if (settings.unstructured && p.flags.has('cpu'))
       throw new MoePruneError('InvalidArgument', "unstructured pruning (--sparsity / --nm) runs on a WebGPU adapter (a software one works: Debian's chromium package provides SwiftShader); drop --cpu");
     gpu = await openCommandGpu(p.flags.has('cpu'), io.stderr, 'computing distances on the CPU');
-    // Without a GPU, or with a software adapter (itself the CPU), the representatives' distances run on worker threads
-    // beside the reads (the WebAssembly SIMD kernel); a real GPU computes them.
-    if (!gpu || isSoftwareAdapter(gpu)) {
-      cpuWorkers = openCpuWorkers();
-      if (gpu && !p.flags.has('json')) io.stderr.write(`moe-prune: software adapter: stage 1's representatives run on ${cpuWorkers.width} CPU thread${cpuWorkers.width === 1 ? '' : 's'}\n`);
-    }
+    cpuWorkers = representativeWorkers(gpu, p.flags.has('json') ? undefined : (l) => io.stderr.write(l));
     const job = await PruneJob.open(files, gpu, io.signal, cpuWorkers);
     if (settings.unstructured && !gpu)
       throw new MoePruneError('InvalidArgument', "unstructured pruning (--sparsity / --nm) runs on a WebGPU adapter (a software one works: Debian's chromium package provides SwiftShader); drop --cpu");
