@@ -238,7 +238,8 @@ export async function runPrune(args: string[], io: CliIo): Promise<number> {
     if (workDir && !settings.unstructured) throw new MoePruneError('InvalidArgument', '--work-dir keeps the progress of unstructured pruning (--sparsity / --nm); expert pruning alone is quick to redo');
     if (settings.unstructured) {
       const progressStore = workDir ? await NodeWorkDir.open(workDir, await job.fingerprint(settings, calib, signal)) : undefined;
-      if (progressStore?.savedLayers && !quiet) io.stderr.write(`moe-prune: resuming unstructured pruning after ${progressStore.savedLayers} finished layer(s) saved in ${workDir}\n`);
+      if (progressStore?.savedLayers && !quiet)
+        io.stderr.write(`moe-prune: resuming unstructured pruning from layer ${progressStore.savedLayers + 1} of ${job.cat.summary.layers} (${progressStore.savedLayers} finished layer(s) saved in ${workDir})\n`);
       stage2 = await job.unstructured(plan, settings.unstructured, calib, { ...task, ...(progressStore ? { progressStore } : {}) });
       const sp = stage2.sparsity;
       if (!quiet)

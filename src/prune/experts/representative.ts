@@ -113,9 +113,12 @@ async function* memberBits(read: NonNullable<ExpertParamSource['bf16Chunk']>, ch
   for (let c = 0; c < chunkCount; c++) {
     const reads = members.map((e) => read(e, c, signal, spares.pop()));
     // Every read settles before the first failure surfaces: none writes into an array after it is handed back.
-    const done = await Promise.allSettled(reads);
-    for (const r of done) if (r.status === 'rejected') throw r.reason;
-    yield* done.map((r) => (r as PromiseFulfilledResult<Bf16Bits>).value);
+    const values: Bf16Bits[] = [];
+    for (const r of await Promise.allSettled(reads)) {
+      if (r.status === 'rejected') throw r.reason;
+      values.push(r.value);
+    }
+    yield* values;
   }
 }
 

@@ -13,7 +13,10 @@ function definition(xs: readonly Float32Array[]): Float64Array {
     let m = 0;
     for (const x of xs) m += x[t]!;
     m /= k;
-    xs.forEach((x, i) => (lanes[i]![t % 8] = lanes[i]![t % 8]! + (x[t]! - m) ** 2));
+    xs.forEach((x, i) => {
+      const v = x[t]! - m;
+      lanes[i]![t % 8] = lanes[i]![t % 8]! + v * v;
+    });
   }
   return Float64Array.from(lanes, (l) => joinLanes(l));
 }

@@ -1,5 +1,5 @@
 ;; chunkSqDistances (sq-distances.ts) in WebAssembly SIMD, for the CLI's CPU threads: the same float64 operations
-;; in the same order, so the distances are the same bits as the TypeScript reference (sq-distances.test.ts).
+;; in the same order, so the distances are the same bits as the TypeScript reference (sq-distances-kernel.test.ts).
 ;; Compiled by tools/wasm/build-wasm.mjs into sq-distances-wasm.ts; wrapped by sq-distances-kernel.ts.
 ;;
 ;; For members' chunks x_0 … x_{k-1} of n values each:
