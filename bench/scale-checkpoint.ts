@@ -7,7 +7,8 @@
  * Written streaming, 8 MiB at a time, so generating it needs no more memory than one piece. It is bulk data:
  * generated on demand into a git-ignored folder (.bench-data/ by default), never committed.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatShardIndex, INDEX_FILE } from '../src/formats/safetensors/index-file.ts';
 import { writeBf16Shards, type PlannedTensor } from './bf16-shards.ts';
@@ -113,11 +114,22 @@ export interface ScaleCheckpoint {
  */
 const doneFile = (dir: string): string => `${dir.replace(/\/+$/, '')}.complete.json`;
 
+/**
+ * Stage 2 calibrates on text, so the checkpoint needs a tokenizer: the demo model's byte-level BPE
+ * (public/demo/model/tokenizer.json, 4096 ids, trained on the Austen novels by tools/demo). Its ids fit Mixtral's
+ * 32000-row embedding, and with random weights only the ids matter.
+ */
+const TOKENIZER = new URL('../public/demo/model/tokenizer.json', import.meta.url);
+
 export async function ensureScaleCheckpoint(dir = SCALE_DIR, layers = 2, seed = 1, onShard?: (name: string) => void): Promise<ScaleCheckpoint> {
   const bytes = scaleBytes(layers);
   const want = JSON.stringify({ layers, seed, bytes });
   const have = await readFile(doneFile(dir), 'utf8').catch(() => null);
-  if (have === want) return { dir, layers, bytes, generated: false, generateMs: 0 };
+  if (have === want) {
+    // A checkpoint written before the tokenizer was added gets it now.
+    await copyFile(TOKENIZER, join(dir, 'tokenizer.json'), constants.COPYFILE_EXCL).catch(() => undefined);
+    return { dir, layers, bytes, generated: false, generateMs: 0 };
+  }
   const t0 = performance.now();
   await rm(doneFile(dir), { force: true });
   await rm(dir, { recursive: true, force: true });
@@ -128,6 +140,7 @@ export async function ensureScaleCheckpoint(dir = SCALE_DIR, layers = 2, seed = 
   }, onShard);
   await writeFile(join(dir, INDEX_FILE), formatShardIndex(weightMap, bytes));
   await writeFile(join(dir, 'config.json'), JSON.stringify(scaleConfig(layers), null, 2) + '\n');
+  await copyFile(TOKENIZER, join(dir, 'tokenizer.json'));
   await writeFile(doneFile(dir), want);
   return { dir, layers, bytes, generated: true, generateMs: performance.now() - t0 };
 }
