@@ -7,7 +7,7 @@ import { register } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 // --scale adds the scale rows (bench/scale-bench.ts: a 6.33 GB checkpoint written once into .bench-data/, minutes
-// per run); --scale-only runs just those.
+// per run); --scale-only runs just those; --scale-stage2 adds stage 2 at that size (about 12 minutes on SwiftShader).
 const scaleOnly = process.argv.includes('--scale-only');
 const withScale = scaleOnly || process.argv.includes('--scale');
 const skipBrowser = process.argv.includes('--no-browser');
@@ -36,7 +36,7 @@ const { runNodeBenchmarks, benchScale, formatTable, machine, writeResults } = aw
 
 const node = scaleOnly ? { adapter: null, rows: [] } : await runNodeBenchmarks();
 const rows = [...node.rows];
-if (withScale) rows.push(...(await benchScale()));
+if (withScale) rows.push(...(await benchScale({ stageTwo: process.argv.includes('--scale-stage2') })));
 let browserAdapter = null;
 if (!skipBrowser && !scaleOnly) {
   const { benchIngest } = await import('../e2e/bench-ingest.mjs');
