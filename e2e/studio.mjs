@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { baseUrl, openBrowser } from './browser.mjs';
 import { trackGpuDevices } from './gpu-devices.mjs';
+import { opfsDigestsInPage } from './opfs-digests.mjs';
 
 const BASE = baseUrl();
 /** Where the stubbed folder picker points, inside the origin-private root. */
@@ -86,21 +87,7 @@ export async function exportToFolder(page) {
 
 /** The export folders inside the picked folder, each file with its size and SHA-256 (computed in the page). */
 export function pickedFiles(page) {
-  return page.evaluate(async (picked) => {
-    const hex = (b) => Array.from(new Uint8Array(b), (x) => x.toString(16).padStart(2, '0')).join('');
-    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(picked, { create: true });
-    const out = {};
-    for await (const [name, h] of dir.entries()) {
-      if (h.kind !== 'directory') continue;
-      out[name] = {};
-      for await (const [f, fh] of h.entries()) {
-        if (fh.kind !== 'file') continue;
-        const file = await fh.getFile();
-        out[name][f] = { size: file.size, sha256: hex(await crypto.subtle.digest('SHA-256', await file.arrayBuffer())) };
-      }
-    }
-    return out;
-  }, PICKED);
+  return page.evaluate(opfsDigestsInPage, PICKED);
 }
 
 /** Empties the picked folder (so the next export gets the same folder name). */
