@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findNonFiniteTensors, scanNonFinite } from '../forward/finite.ts';
+import { findNonFiniteTensors, nonFiniteValues, scanNonFinite } from '../forward/finite.ts';
 import { CheckpointWeights } from '../forward/reference/weights.ts';
 import { main } from './main.ts';
 import { NodeFileSource, openNodeFileSet } from './node-files.ts';
@@ -172,6 +172,26 @@ describe('weights holding NaN or Inf', () => {
     const line = await refused(['prune', dir, '--out', out, '--experts-per-layer', '3', '--eval-text', text, '--seq-len', '24', '--max-windows', '2', '--cpu']);
     expect(line).toMatch(/weight "model\.layers\.1\.post_attention_layernorm\.weight" \(layer 1\) holds 1 infinite value\(s\) \(the first at element 3\)/);
     expect([existsSync(out), existsSync(`${out}.partial`)]).toEqual([false, false]);
+  });
+});
+
+describe('weights holding NaN: stage 1 (router rows)', () => {
+  it('a NaN or infinite router weight is named (tensor, layer, shard) before any distance; nothing is written', async () => {
+    for (const [value, word] of [[Number.NaN, 'NaN'], [Number.NEGATIVE_INFINITY, 'infinite']] as const) {
+      const dir = copyOf(MIXTRAL);
+      pokeF32(dir, 'model-00002-of-00003.safetensors', 'model.layers.0.block_sparse_moe.gate.weight', 5, value);
+      const out = join(TMP, 'nan-router');
+      for (const device of [['--cpu'], []]) {
+        const line = await refused(['prune', dir, '--out', out, '--experts-per-layer', '3', ...device]);
+        expect(line).toBe(
+          `model-00002-of-00003.safetensors: weight "model.layers.0.block_sparse_moe.gate.weight" (layer 0) holds 1 ${word} value(s) (the first at element 5), ` +
+            "so stage 1's router distances would be NaN; the checkpoint is damaged or was converted with overflowing values: download or convert it again [NonFinite]",
+        );
+        expect([existsSync(out), existsSync(`${out}.partial`)]).toEqual([false, false]);
+      }
+    }
+    expect(nonFiniteValues(new Float32Array([1, Number.POSITIVE_INFINITY, Number.NaN]))).toEqual({ index: 1, value: 'Inf', count: 2 });
+    expect(nonFiniteValues(new Float32Array([1, -2, 0]))).toBeNull();
   });
 });
 

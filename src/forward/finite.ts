@@ -44,6 +44,14 @@ export function layerOfTensor(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/** First bad element and count of bad elements among values already widened to float32; null when all are finite. */
+export function nonFiniteValues(v: Float32Array): { index: number; value: 'NaN' | 'Inf'; count: number } | null {
+  let first = -1;
+  let count = 0;
+  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) (count++, first < 0 && (first = i));
+  return first < 0 ? null : { index: first, value: Number.isNaN(v[first]!) ? 'NaN' : 'Inf', count };
+}
+
 /** First bad element and count of bad elements in raw little-endian bytes of `dtype`; null for an all-finite piece or a non-float dtype. */
 export function scanNonFinite(dtype: string, bytes: Uint8Array): { index: number; value: 'NaN' | 'Inf'; count: number } | null {
   let first = -1;

@@ -2,6 +2,7 @@
  * STUN stage 1 on a checkpoint, end to end: router rows → distances (GPU) → clusters → representatives (GPU,
  * streamed expert by expert) → a pruned checkpoint. The same functions serve the page and `moe-prune prune`.
  */
+import { nonFiniteError, nonFiniteValues } from '../forward/finite.ts';
 import { asUserError, MoePruneError, throwIfAborted } from '../core/errors.ts';
 import type { LongTask } from '../core/progress.ts';
 import { readText, requireFile, type FileSet } from '../formats/bytes.ts';
@@ -41,7 +42,12 @@ export async function loadRouters(cat: Catalogue, opts: LongTask = {}): Promise<
     throwIfAborted(opts.signal);
     const file = shardOf(cat, l.routerTensor);
     const [n, d] = file.info(l.routerTensor).shape as [number, number];
-    out.push({ layer: l.layer, n, d, rows: await file.readF32(l.routerTensor, opts.signal) });
+    const rows = await file.readF32(l.routerTensor, opts.signal);
+    // Router rows are small, so they are always checked: a NaN would otherwise surface as a distance of NaN between
+    // two expert numbers, with no word of which tensor holds it.
+    const bad = nonFiniteValues(rows);
+    if (bad) throw nonFiniteError([{ tensor: l.routerTensor, file: file.name, layer: l.layer, ...bad }], "stage 1's router distances");
+    out.push({ layer: l.layer, n, d, rows });
     opts.onProgress?.({ phase: 'reading routers', done: i + 1, total: cat.moeLayers.length, unit: 'layers' });
   }
   return out;
