@@ -3,20 +3,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { baseUrl, openBrowser } from './browser.mjs';
+import { test } from 'node:test';
+import { baseUrl, browserPerFile, openBrowser } from './browser.mjs';
 import { loseGpu, trackGpuDevices } from './gpu-devices.mjs';
 import { dropFolder, expected, fixtureFiles, loadFixture, summaryOf } from './fixtures.mjs';
 
-let b;
 const BASE = baseUrl();
 
-before(async () => {
-  b = await openBrowser();
+const b = browserPerFile(async (b) => {
   await b.page.goto(`${BASE}/`);
-});
-after(async () => {
-  await b?.close();
 });
 
 

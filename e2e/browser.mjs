@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -61,6 +62,23 @@ export async function openBrowser({ webgpu = true } = {}) {
       if (unexpected.length) throw new Error(`the page threw or logged errors:\n${unexpected.join('\n')}`);
     },
   };
+}
+
+/**
+ * One browser for a whole test file: opened in the file's `before` hook (then `setup`, e.g. a stub for a native
+ * dialog, runs on it), closed in its `after` hook, which fails on page errors no test allowed. The object returned
+ * fills in when the browser opens, so tests use it as they would `openBrowser`'s.
+ */
+export function browserPerFile(setup) {
+  const b = {};
+  before(async () => {
+    Object.assign(b, await openBrowser());
+    await setup?.(b);
+  });
+  after(async () => {
+    await b.close?.();
+  });
+  return b;
 }
 
 export function baseUrl() {

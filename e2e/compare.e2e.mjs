@@ -5,22 +5,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { exportZip } from './archive.mjs';
-import { baseUrl, openBrowser } from './browser.mjs';
+import { baseUrl, browserPerFile } from './browser.mjs';
 import { ARTIFACTS, loadFixture, SAMPLE_TEXT } from './fixtures.mjs';
 
 const BASE = baseUrl();
-let b;
-
 const TEXT = SAMPLE_TEXT;
 
-before(async () => {
-  b = await openBrowser();
-});
-after(async () => {
-  await b?.close();
-});
+const b = browserPerFile();
 
 async function setNumber(testid, v) {
   await b.page.getByTestId(testid).fill(String(v));

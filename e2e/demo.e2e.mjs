@@ -5,21 +5,14 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { exportZip } from './archive.mjs';
-import { baseUrl, openBrowser } from './browser.mjs';
+import { baseUrl, browserPerFile } from './browser.mjs';
 import { ARTIFACTS, REPO, summaryOf } from './fixtures.mjs';
 import { DIST } from './serve.mjs';
 
 const BASE = baseUrl();
-let b;
-
-before(async () => {
-  b = await openBrowser();
-});
-after(async () => {
-  await b?.close();
-});
+const b = browserPerFile();
 
 test('the build ships the demo model and the button is enabled', { timeout: 60_000 }, async () => {
   await b.page.goto(`${BASE}/`);

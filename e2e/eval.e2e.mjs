@@ -8,21 +8,14 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { baseUrl, openBrowser } from './browser.mjs';
+import { test } from 'node:test';
+import { baseUrl, browserPerFile } from './browser.mjs';
 import { ARTIFACTS, expected, fixtureDir, loadFixture, REPO, SAMPLE_TEXT } from './fixtures.mjs';
 
 const BASE = baseUrl();
-let b;
-
 const TEXT = SAMPLE_TEXT;
 
-before(async () => {
-  b = await openBrowser();
-});
-after(async () => {
-  await b?.close();
-});
+const b = browserPerFile();
 
 const attr = (testid, name) => b.page.getByTestId(testid).getAttribute(name);
 const rel = (a, x) => Math.abs(a - x) / Math.abs(x);

@@ -4,19 +4,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { baseUrl, openBrowser } from './browser.mjs';
+import { test } from 'node:test';
+import { baseUrl, browserPerFile } from './browser.mjs';
 import { fixtureDir } from './fixtures.mjs';
 
 const BASE = baseUrl();
-let b;
-
-before(async () => {
-  b = await openBrowser();
+const b = browserPerFile(async (b) => {
   await b.page.goto(`${BASE}/`);
-});
-after(async () => {
-  await b?.close();
 });
 
 /** The header of a .safetensors file read straight from disk: tensor name → entry, plus __metadata__. */

@@ -5,16 +5,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { exportZip } from './archive.mjs';
-import { baseUrl, openBrowser } from './browser.mjs';
+import { baseUrl, browserPerFile } from './browser.mjs';
 import { ARTIFACTS, dropFolder, expected, loadFixture, REPO, summaryOf } from './fixtures.mjs';
 
 const BASE = baseUrl();
-let b;
-
-before(async () => {
-  b = await openBrowser();
+const b = browserPerFile(async (b) => {
   // The folder picker is a native dialog no headless run can answer: the test stands in for the user by handing the
   // page an origin-private folder, and the product's own picker path (showDirectoryPicker) stays under test.
   // The picked folder is a folder of its own in the origin-private file system: the page keeps other things there.
@@ -22,9 +19,6 @@ before(async () => {
     window.showDirectoryPicker = async () => (await navigator.storage.getDirectory()).getDirectoryHandle('picked', { create: true });
   });
   await b.page.goto(`${BASE}/`);
-});
-after(async () => {
-  await b?.close();
 });
 
 const panel = () => b.page.getByTestId('plan-panel');

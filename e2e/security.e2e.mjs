@@ -2,18 +2,16 @@
 // inline script and no eval; and the page still works under it (summary, plan with its charts, a calibration run
 // through the tokenizer and the GPU engine) without a single policy violation.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { baseUrl, openBrowser } from './browser.mjs';
+import { test } from 'node:test';
+import { baseUrl, browserPerFile } from './browser.mjs';
 import { loadFixture } from './fixtures.mjs';
 import { freePort } from './serve.mjs';
 
 const BASE = baseUrl();
-let b;
 /** Console lines Chromium writes for each blocked load or call ("Refused to connect to ... because it violates ..."). */
 const refused = [];
 
-before(async () => {
-  b = await openBrowser();
+const b = browserPerFile(async (b) => {
   b.page.on('console', (m) => {
     if (/Content Security Policy/i.test(m.text())) refused.push(m.text());
   });
@@ -22,9 +20,6 @@ before(async () => {
     window.__csp = [];
     document.addEventListener('securitypolicyviolation', (e) => window.__csp.push({ directive: e.effectiveDirective, blocked: e.blockedURI }));
   });
-});
-after(async () => {
-  await b?.close();
 });
 
 /** The policy's directives as a map: name → source list. */

@@ -8,23 +8,16 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { exportZip } from './archive.mjs';
-import { baseUrl, openBrowser } from './browser.mjs';
+import { baseUrl, browserPerFile } from './browser.mjs';
 import { ARTIFACTS, expected, fixtureDir, loadFixture, REPO, SAMPLE_TEXT } from './fixtures.mjs';
 
 const BASE = baseUrl();
-let b;
-
 const TEXT = SAMPLE_TEXT;
 const TEXT_NAME = 'sentences.txt';
 
-before(async () => {
-  b = await openBrowser();
-});
-after(async () => {
-  await b?.close();
-});
+const b = browserPerFile();
 
 const attr = (testid, name) => b.page.getByTestId(testid).getAttribute(name);
 const checked = async (testid) => b.page.getByTestId(testid).locator('[aria-checked="true"]').getAttribute('data-value');

@@ -5,22 +5,17 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { baseUrl, openBrowser } from './browser.mjs';
+import { test } from 'node:test';
+import { baseUrl, browserPerFile } from './browser.mjs';
 import { fixtureDir, fixtureFiles, loadFixture, summaryOf, tensorBytesOnDisk } from './fixtures.mjs';
 import { writeManyShardCheckpoint } from './many-shards.mjs';
 import { dropFolderAsHandle, installWriteBrake, slowWrites, storedModels, storedTensor } from './store-probe.mjs';
 
-let b;
 const BASE = baseUrl();
 
-before(async () => {
-  b = await openBrowser();
+const b = browserPerFile(async (b) => {
   b.page.on('dialog', (d) => void d.accept());
   await installWriteBrake(b.page);
-});
-after(async () => {
-  await b?.close();
 });
 
 /**

@@ -10,6 +10,9 @@ import { opfsDigestsInPage } from './opfs-digests.mjs';
 const BASE = baseUrl();
 /** Where the stubbed folder picker points, inside the origin-private root. */
 export const PICKED = 'picked-folder';
+
+/** The trade-off CSV's header, exactly as issue 10 pins it. */
+export const TRADEOFF_CSV_HEADER = 'expertsPerLayer,expertSparsity,unstructuredSparsity,totalSparsity,method,similarity,params,nonzeroParams,perplexity,measured';
 /** The page's stage-2 work folder (src/ui/stage2-state.ts). */
 export const WORK = 'moe-prune-stage2-work';
 

@@ -5,21 +5,14 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { exportZip } from './archive.mjs';
-import { baseUrl, openBrowser } from './browser.mjs';
+import { baseUrl, browserPerFile } from './browser.mjs';
 import { ARTIFACTS, loadFixture, REPO } from './fixtures.mjs';
 
 const BASE = baseUrl();
 const ARC = join(REPO, 'fixtures', 'tasks', 'arc.jsonl');
-let b;
-
-before(async () => {
-  b = await openBrowser();
-});
-after(async () => {
-  await b?.close();
-});
+const b = browserPerFile();
 
 const attr = (testid, name) => b.page.getByTestId(testid).getAttribute(name);
 

@@ -7,24 +7,17 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { exportZip } from './archive.mjs';
-import { baseUrl, openBrowser } from './browser.mjs';
+import { baseUrl, browserPerFile } from './browser.mjs';
 import { ARTIFACTS, loadFixture, REPO } from './fixtures.mjs';
+import { TRADEOFF_CSV_HEADER } from './studio.mjs';
 
 const BASE = baseUrl();
 const ARC = join(REPO, 'fixtures', 'tasks', 'arc.jsonl');
 const PIQA = join(REPO, 'fixtures', 'tasks', 'piqa.jsonl');
-const HEADER = 'expertsPerLayer,expertSparsity,unstructuredSparsity,totalSparsity,method,similarity,params,nonzeroParams,perplexity,measured';
 const ACC_HEADER = 'expertsPerLayer,expertSparsity,unstructuredSparsity,totalSparsity,method,similarity,params,nonzeroParams,task,acc,acc_norm';
-let b;
-
-before(async () => {
-  b = await openBrowser();
-});
-after(async () => {
-  await b?.close();
-});
+const b = browserPerFile();
 
 async function download(testid) {
   const [d] = await Promise.all([b.page.waitForEvent('download'), b.page.getByTestId(testid).click()]);
@@ -67,7 +60,7 @@ test('mixtral: a sweep with a task, then the y axis switched to accuracy', { tim
 
   // The points' CSV is unchanged; accuracy has its own, one row per point, the original's equal to the CLI's.
   const ppl = await download('tradeoff-csv');
-  assert.equal(ppl.rows[0], HEADER);
+  assert.equal(ppl.rows[0], TRADEOFF_CSV_HEADER);
   assert.equal(ppl.rows.length, 4);
   const acc = await download('tradeoff-acc-csv');
   assert.match(acc.name, /-tradeoff-accuracy\.csv$/);

@@ -6,21 +6,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { baseUrl, openBrowser } from './browser.mjs';
+import { test } from 'node:test';
+import { baseUrl, browserPerFile } from './browser.mjs';
 import { ARTIFACTS } from './fixtures.mjs';
-import { measureOnScreen, openDemo, setNumber, tradeoffIdle } from './studio.mjs';
+import { measureOnScreen, openDemo, setNumber, TRADEOFF_CSV_HEADER, tradeoffIdle } from './studio.mjs';
 
 const BASE = baseUrl();
-const HEADER = 'expertsPerLayer,expertSparsity,unstructuredSparsity,totalSparsity,method,similarity,params,nonzeroParams,perplexity,measured';
-let b;
-
-before(async () => {
-  b = await openBrowser();
-});
-after(async () => {
-  await b?.close();
-});
+const b = browserPerFile();
 
 const attr = (testid, name) => b.page.getByTestId(testid).getAttribute(name);
 
@@ -68,7 +60,7 @@ test('demo: measure a point, a 2 × 2 sweep, chart and CSV, reload and reopen th
   assert.ok((await chart.locator('.recharts-scatter-symbol').count()) >= points);
 
   const rows = await csvRows();
-  assert.equal(rows[0], HEADER);
+  assert.equal(rows[0], TRADEOFF_CSV_HEADER);
   assert.equal(rows.length, 1 + points);
   const parsed = rows.slice(1).map((r) => r.split(','));
   for (const r of parsed) {

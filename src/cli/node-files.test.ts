@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +48,22 @@ describe('NodeFileSource', () => {
     const e = await rejection(src.read(50, 200));
     expect([e.code, e.file]).toEqual(['FileChanged', 'shrinks.bin']);
     expect(e.message).toMatch(/changed on disk while the job was using it \(\d+ → 100 bytes\)/);
+  });
+  it('reads close together share one descriptor, and a file replaced meanwhile (same size, new time) is refused', async () => {
+    const p = join(dir, 'replaced.bin');
+    writeFileSync(p, bytes);
+    const src = await NodeFileSource.open(p);
+    const parts = await Promise.all([src.read(0, 10), src.read(10, 10), src.read(990, 10)]);
+    expect(parts.map((x) => [...x])).toEqual([[...bytes.subarray(0, 10)], [...bytes.subarray(10, 20)], [...bytes.subarray(990, 1000)]]);
+    // Another file renamed over the path while this source's descriptor may still be open on the old one.
+    const other = join(dir, 'replacement.bin');
+    writeFileSync(other, bytes.map((x) => 255 - x));
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(other, later, later);
+    renameSync(other, p);
+    const e = await rejection(src.read(0, 10));
+    expect([e.code, e.file]).toEqual(['FileChanged', 'replaced.bin']);
+    rmSync(p);
   });
   it('a missing file is MissingFile', async () => {
     expect((await rejection(NodeFileSource.open(join(dir, 'nope.bin')))).code).toBe('MissingFile');

@@ -101,19 +101,26 @@ function addMember(sum: Float64Array, x: Float32Array): void {
  * Every member's chunk c, for c = 0, 1, …, in member order: the order 'hold-chunk' consumes them. Arrays the
  * caller puts back into `spares` are handed to the source to refill (no fresh gigabytes for the collector).
  */
-export async function* memberChunks(source: ExpertParamSource, members: readonly ExpertIndex[], signal?: AbortSignal, spares: Float32Array[] = []): AsyncGenerator<Float32Array> {
-  for (let c = 0; c < source.chunkCount; c++) for (const e of members) yield await source.chunk(e, c, signal, spares.pop());
+export function memberChunks(source: ExpertParamSource, members: readonly ExpertIndex[], signal?: AbortSignal, spares: Float32Array[] = []): AsyncGenerator<Float32Array> {
+  return memberGroups((e, c, s, into) => source.chunk(e, c, s, into), source.chunkCount, members, signal, spares);
 }
 
 /**
- * memberChunks as bfloat16 bits (`bf16Chunk`), refilling the spares the caller puts back. A chunk's members are read
- * at once: the reads are plain copies the OS runs side by side (measured: 5 members' 2 MiB reads 0.5 → 0.3 s a layer).
+ * Chunk by chunk, every member's chunk in member order, read by `read` (refilling the spares the caller puts back).
+ * A chunk's members are read at once: the reads are plain copies the OS runs side by side (measured on the CLI's
+ * bf16 reads: 5 members' 2 MiB reads 0.5 → 0.3 s a layer).
  */
-async function* memberBits(read: NonNullable<ExpertParamSource['bf16Chunk']>, chunkCount: number, members: readonly ExpertIndex[], signal: AbortSignal | undefined, spares: Bf16Bits[]): AsyncGenerator<Bf16Bits> {
+async function* memberGroups<T extends ParamValues>(
+  read: (e: ExpertIndex, c: number, signal: AbortSignal | undefined, into: T | undefined) => T | Promise<T>,
+  chunkCount: number,
+  members: readonly ExpertIndex[],
+  signal: AbortSignal | undefined,
+  spares: T[],
+): AsyncGenerator<T> {
   for (let c = 0; c < chunkCount; c++) {
     const reads = members.map((e) => read(e, c, signal, spares.pop()));
     // Every read settles before the first failure surfaces: none writes into an array after it is handed back.
-    const values: Bf16Bits[] = [];
+    const values: T[] = [];
     for (const r of await Promise.allSettled(reads)) {
       if (r.status === 'rejected') throw r.reason;
       values.push(r.value);
@@ -223,7 +230,7 @@ export async function selectRepresentative(
     }
   } else if (opts.workers) {
     const bits = source.bf16Chunk?.bind(source);
-    if (bits) await holdChunkParallel(sorted, source.chunkCount, (spares: Bf16Bits[]) => memberBits(bits, source.chunkCount, sorted, opts.signal, spares), dist, opts.workers, opts.signal, onChunk);
+    if (bits) await holdChunkParallel(sorted, source.chunkCount, (spares: Bf16Bits[]) => memberGroups(bits, source.chunkCount, sorted, opts.signal, spares), dist, opts.workers, opts.signal, onChunk);
     else await holdChunkParallel(sorted, source.chunkCount, (spares: Float32Array[]) => memberChunks(source, sorted, opts.signal, spares), dist, opts.workers, opts.signal, onChunk);
   } else {
     // The next chunk's members are read while this chunk's arithmetic runs (k chunks ahead: one whole chunk).

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { thetas } from '../../../tests/expert-params.ts';
 import { chunkSqDistances, joinLanes, SQ_LANES, type ParamValues } from './sq-distances.ts';
-import { sqKernel, sqKernelMemory, sqKernelSupported, WasmArena } from './sq-distances-kernel.ts';
+import { sqKernel, sqKernelMemory, WasmArena } from './sq-distances-kernel.ts';
 
 /** The definition written out plainly: centroid in member order, one lane sum per t mod 8, lanes joined in order. */
 function definition(xs: readonly Float32Array[]): Float64Array {
@@ -43,7 +43,6 @@ describe('chunkSqDistances: TypeScript reference and WebAssembly SIMD kernel', (
   });
 
   it('the kernel gives the reference bits from members in its memory, both dtypes, with regions reused', async () => {
-    expect(sqKernelSupported()).toBe(true);
     const memory = sqKernelMemory(1 << 16);
     const arena = new WasmArena(memory);
     const kernel = sqKernel(memory);

@@ -15,15 +15,6 @@ function wasmBytes(): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(SQ_DISTANCES_WASM), (c) => c.charCodeAt(0));
 }
 
-/** Whether this JavaScript engine runs the kernel (SIMD and shared memory). */
-export function sqKernelSupported(): boolean {
-  try {
-    return typeof SharedArrayBuffer === 'function' && WebAssembly.validate(wasmBytes());
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Compiled once per thread (or handed to a worker thread, which then needs no import at all); the module is under a
  * kilobyte, so compiling it synchronously is allowed everywhere.
@@ -104,7 +95,8 @@ export class WasmArena {
     const have = this.memory.buffer.byteLength;
     if (end > have) {
       if (end > MAX_PAGES * PAGE) throw new RangeError(`the CPU kernel's memory cannot exceed 4 GiB (asked for ${end} bytes)`);
-      this.memory.grow(Math.min(MAX_PAGES - have / PAGE, Math.max(Math.ceil((end - have) / PAGE), have / PAGE / 2)));
+      // At least half again what it has, so a run of chunk allocations grows the memory a few times, not each time.
+      this.memory.grow(Math.min(MAX_PAGES - have / PAGE, Math.max(Math.ceil((end - have) / PAGE), Math.ceil(have / PAGE / 2))));
     }
     this.top = end;
     return at;
